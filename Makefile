@@ -1,0 +1,45 @@
+# Docket: the two commands are `make run` and `make test`.
+BUILD_DIR ?= build
+JOBS ?= 2
+CMAKE_BUILD_TYPE ?= RelWithDebInfo
+
+.PHONY: all deps configure build run test test-unit test-pg test-e2e bench bench-peers format lint clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt: | deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) >/dev/null
+
+configure: $(BUILD_DIR)/CMakeCache.txt
+
+build: deps configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Starts Docket on its embedded PostgreSQL (./.docket) with a worker running the demo kinds.
+run: build
+	$(BUILD_DIR)/docket dev
+
+# Every test, against a throwaway PostgreSQL cluster the suite starts itself.
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+test-unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -L unit
+
+test-pg: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L integration
+
+test-e2e: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
+
+format:
+	@find worker api tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+
+lint: configure
+	@find worker/src api -name '*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet 2>/dev/null | grep -E "warning|error" || true
+
+clean:
+	rm -rf $(BUILD_DIR)

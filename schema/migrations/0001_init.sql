@@ -1,0 +1,589 @@
+-- 0001_init: jobs, kinds (quotas), queues (pause), workers (liveness), and the SQL API.
+-- Applied by `docket migrate` inside one transaction, under an advisory lock.
+-- Never edit this file once landed: add a new migration instead.
+
+CREATE TYPE docket.job_state AS ENUM (
+  'available',  -- ready to run now
+  'scheduled',  -- waits for run_at
+  'running',    -- claimed by a live worker
+  'retryable',  -- failed an attempt, waits for its backoff
+  'completed',
+  'failed',     -- out of retries, or a permanent error
+  'cancelled'
+);
+
+-- Per-kind settings shared by the fleet: the global quota and the default retry budget.
+CREATE TABLE docket.kinds (
+  kind        text PRIMARY KEY,
+  max_running int CHECK (max_running IS NULL OR max_running >= 0),
+  max_retries int CHECK (max_retries IS NULL OR max_retries >= 0),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Queue flags; a queue without a row is simply active.
+CREATE TABLE docket.queues (
+  name       text PRIMARY KEY,
+  paused_at  timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per worker process start. heartbeat_at is stamped with the database clock;
+-- a worker whose heartbeat is older than its lease is dead and its running jobs are rescued.
+CREATE TABLE docket.workers (
+  id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  name         text NOT NULL,
+  host         text NOT NULL DEFAULT '',
+  pid          int NOT NULL DEFAULT 0,
+  queues       text[] NOT NULL DEFAULT '{}',
+  kinds        text[] NOT NULL DEFAULT '{}',
+  concurrency  int NOT NULL DEFAULT 0,
+  lease        interval NOT NULL DEFAULT '30 seconds',
+  started_at   timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  stopping_at  timestamptz,
+  dead_at      timestamptz
+) WITH (fillfactor = 50);  -- heartbeats are HOT updates: leave room on the page
+
+CREATE TABLE docket.jobs (
+  id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  state               docket.job_state NOT NULL DEFAULT 'available',
+  priority            smallint NOT NULL DEFAULT 0,
+  attempt             int NOT NULL DEFAULT 0,
+  max_retries         int NOT NULL DEFAULT 20,
+  run_at              timestamptz NOT NULL DEFAULT now(),
+  inserted_at         timestamptz NOT NULL DEFAULT now(),
+  started_at          timestamptz,
+  finished_at         timestamptz,
+  cancel_requested_at timestamptz,
+  worker              uuid,
+  kind                text NOT NULL,
+  queue               text NOT NULL DEFAULT 'default',
+  unique_key          text,
+  args                jsonb NOT NULL DEFAULT '{}',
+  errors              jsonb NOT NULL DEFAULT '[]',
+  result              jsonb,
+  progress            jsonb,
+  CONSTRAINT jobs_kind_check CHECK (kind <> '' AND length(kind) <= 200),
+  CONSTRAINT jobs_queue_check CHECK (queue <> '' AND length(queue) <= 200),
+  CONSTRAINT jobs_priority_check CHECK (priority BETWEEN 0 AND 1000),
+  CONSTRAINT jobs_attempt_check CHECK (attempt >= 0),
+  CONSTRAINT jobs_max_retries_check CHECK (max_retries >= 0),
+  CONSTRAINT jobs_unique_key_check CHECK (unique_key IS NULL OR (unique_key <> '' AND length(unique_key) <= 1000)),
+  CONSTRAINT jobs_errors_check CHECK (jsonb_typeof(errors) = 'array')
+);
+
+-- Claim: the producer walks runnable rows of its queues in priority order. Partial, so the
+-- index holds only the (few) available rows however many finished rows the table keeps.
+CREATE INDEX jobs_claim_idx ON docket.jobs (queue, priority, run_at, id) WHERE state = 'available';
+-- Quotas count running jobs per kind; the rescuer finds running jobs of dead workers.
+CREATE INDEX jobs_running_idx ON docket.jobs (kind, worker) WHERE state = 'running';
+-- The scheduler promotes due scheduled/retryable rows.
+CREATE INDEX jobs_waiting_idx ON docket.jobs (run_at) WHERE state IN ('scheduled', 'retryable');
+-- unique_key: at most one unfinished job per key; a partial unique index makes it race-free.
+CREATE UNIQUE INDEX jobs_unique_key_idx ON docket.jobs (unique_key)
+  WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'running', 'retryable');
+-- Pruning and "recent failures" walk finished rows by age.
+CREATE INDEX jobs_finished_idx ON docket.jobs (state, finished_at)
+  WHERE state IN ('completed', 'failed', 'cancelled');
+
+-- The jobs table churns: vacuum it early and often so claims keep scanning small indexes.
+ALTER TABLE docket.jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
+                             autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+
+-- NOTIFY once per INSERT statement (not per row) for each queue that got runnable jobs.
+-- Workers treat it as a wake-up hint; polling remains the correctness path.
+CREATE FUNCTION docket.jobs_notify_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('docket_jobs', q.queue)
+    FROM (SELECT DISTINCT n.queue FROM new_rows n WHERE n.state = 'available') q;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_notify_insert AFTER INSERT ON docket.jobs
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION docket.jobs_notify_insert();
+
+-- Validation shared by enqueue and enqueue_many; raises 22023 (invalid_parameter_value) with a
+-- message that names the field, so SQL, CLI and HTTP users all see the same clear error.
+CREATE FUNCTION docket.check_job(kind text, args jsonb, queue text, priority int, max_retries int,
+                                 unique_key text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF kind IS NULL OR btrim(kind) = '' THEN
+    RAISE EXCEPTION 'kind must be a non-empty string' USING ERRCODE = '22023';
+  END IF;
+  IF length(kind) > 200 OR kind ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'kind must be at most 200 printable characters' USING ERRCODE = '22023';
+  END IF;
+  IF queue IS NULL OR btrim(queue) = '' OR length(queue) > 200 OR queue ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'queue must be a non-empty string of at most 200 printable characters' USING ERRCODE = '22023';
+  END IF;
+  IF args IS NULL OR jsonb_typeof(args) <> 'object' THEN
+    RAISE EXCEPTION 'args must be a JSON object, got %', coalesce(jsonb_typeof(args), 'null') USING ERRCODE = '22023';
+  END IF;
+  IF pg_column_size(args) > 1048576 THEN
+    RAISE EXCEPTION 'args is % bytes; the limit is 1 MiB', pg_column_size(args) USING ERRCODE = '54000';
+  END IF;
+  IF priority IS NULL OR priority < 0 OR priority > 1000 THEN
+    RAISE EXCEPTION 'priority must be between 0 (runs first) and 1000, got %', priority USING ERRCODE = '22023';
+  END IF;
+  IF max_retries IS NOT NULL AND max_retries < 0 THEN
+    RAISE EXCEPTION 'max_retries must be >= 0, got %', max_retries USING ERRCODE = '22023';
+  END IF;
+  IF unique_key IS NOT NULL AND (unique_key = '' OR length(unique_key) > 1000) THEN
+    RAISE EXCEPTION 'unique_key must be 1 to 1000 characters' USING ERRCODE = '22023';
+  END IF;
+END $$;
+
+-- Enqueue returning whether a row was inserted (false: a live job with the same unique_key
+-- exists and its id is returned). Race-free: ON CONFLICT on the partial unique index waits for
+-- a concurrent inserter of the same key and then sees its committed row.
+CREATE FUNCTION docket.enqueue_job(kind text, args jsonb DEFAULT '{}', queue text DEFAULT 'default',
+                                   priority int DEFAULT 0, run_at timestamptz DEFAULT now(),
+                                   max_retries int DEFAULT NULL, unique_key text DEFAULT NULL,
+                                   OUT id bigint, OUT created boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_retries int;
+  v_run_at timestamptz := coalesce(enqueue_job.run_at, now());
+BEGIN
+  PERFORM docket.check_job(kind, args, queue, priority, max_retries, unique_key);
+  v_retries := coalesce(enqueue_job.max_retries,
+                        (SELECT k.max_retries FROM docket.kinds k WHERE k.kind = enqueue_job.kind), 20);
+  FOR i IN 1..10 LOOP
+    INSERT INTO docket.jobs AS j (kind, args, queue, priority, run_at, max_retries, unique_key, state)
+    VALUES (enqueue_job.kind, enqueue_job.args, enqueue_job.queue, enqueue_job.priority, v_run_at, v_retries,
+            enqueue_job.unique_key,
+            CASE WHEN v_run_at > now() THEN 'scheduled' ELSE 'available' END::docket.job_state)
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
+                               AND state IN ('available', 'scheduled', 'running', 'retryable')
+    DO NOTHING
+    RETURNING j.id INTO id;
+    IF id IS NOT NULL THEN
+      created := true;
+      RETURN;
+    END IF;
+    SELECT j.id INTO id FROM docket.jobs j
+     WHERE j.unique_key = enqueue_job.unique_key
+       AND j.state IN ('available', 'scheduled', 'running', 'retryable');
+    IF id IS NOT NULL THEN
+      created := false;
+      RETURN;
+    END IF;
+    -- The holder finished between our INSERT and SELECT: try to insert again.
+  END LOOP;
+  RAISE EXCEPTION 'unique_key % is contended; try again', enqueue_job.unique_key USING ERRCODE = '40001';
+END $$;
+
+-- The public enqueue: returns the job id (the existing job's id for a live duplicate unique_key).
+-- Works inside the caller's transaction: the job exists only if that transaction commits.
+CREATE FUNCTION docket.enqueue(kind text, args jsonb DEFAULT '{}', queue text DEFAULT 'default',
+                               priority int DEFAULT 0, run_at timestamptz DEFAULT now(),
+                               max_retries int DEFAULT NULL, unique_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql AS $$
+  SELECT (docket.enqueue_job(kind, args, queue, priority, run_at, max_retries, unique_key)).id
+$$;
+
+-- Bulk enqueue: one call for a whole JSON array of jobs (fields as in enqueue), honouring
+-- unique_key: a live duplicate, also one earlier in the same batch, yields that job's id with
+-- created = false. Results come back in input order. Ids are drawn from the sequence first, so
+-- each input row knows its id whatever order the insert runs in.
+CREATE FUNCTION docket.enqueue_many(jobs jsonb) RETURNS TABLE (id bigint, created boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_n int;
+  v_ids bigint[];
+  v_inserted bigint[];
+  v_bad record;
+BEGIN
+  IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
+    RAISE EXCEPTION 'jobs must be a JSON array of job objects' USING ERRCODE = '22023';
+  END IF;
+  v_n := jsonb_array_length(jobs);
+  IF v_n = 0 THEN RETURN; END IF;
+  SELECT e.ord, jsonb_typeof(e.item) AS t INTO v_bad
+    FROM jsonb_array_elements(jobs) WITH ORDINALITY e(item, ord)
+   WHERE jsonb_typeof(e.item) <> 'object' OR NOT (e.item ? 'kind') LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'jobs[%] must be an object with a "kind"', v_bad.ord - 1 USING ERRCODE = '22023';
+  END IF;
+  PERFORM docket.check_job(e.item ->> 'kind', coalesce(e.item -> 'args', '{}'), coalesce(e.item ->> 'queue', 'default'),
+                           coalesce((e.item ->> 'priority')::int, 0), (e.item ->> 'max_retries')::int,
+                           e.item ->> 'unique_key')
+     FROM jsonb_array_elements(jobs) e(item);
+  v_ids := ARRAY(SELECT nextval(pg_get_serial_sequence('docket.jobs', 'id')) FROM generate_series(1, v_n));
+
+  WITH ins AS (
+  INSERT INTO docket.jobs AS j (id, kind, args, queue, priority, run_at, max_retries, unique_key, state)
+  OVERRIDING SYSTEM VALUE
+  SELECT v_ids[e.ord], e.item ->> 'kind', coalesce(e.item -> 'args', '{}'), coalesce(e.item ->> 'queue', 'default'),
+         coalesce((e.item ->> 'priority')::int, 0), coalesce((e.item ->> 'run_at')::timestamptz, now()),
+         coalesce((e.item ->> 'max_retries')::int, k.max_retries, 20), e.item ->> 'unique_key',
+         CASE WHEN coalesce((e.item ->> 'run_at')::timestamptz, now()) > now() THEN 'scheduled'
+              ELSE 'available' END::docket.job_state
+    FROM jsonb_array_elements(jobs) WITH ORDINALITY e(item, ord)
+    LEFT JOIN docket.kinds k ON k.kind = e.item ->> 'kind'
+   ORDER BY e.ord
+  ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'running', 'retryable')
+  DO NOTHING
+  RETURNING j.id)
+  SELECT array_agg(ins.id) INTO v_inserted FROM ins;
+
+  -- A new statement: its snapshot sees the rows just inserted and any duplicate that a
+  -- concurrent transaction committed while our insert waited on it.
+  RETURN QUERY
+    SELECT coalesce(mine.id, other.id), mine.id IS NOT NULL
+      FROM unnest(v_ids) WITH ORDINALITY AS a(id, ord)
+      JOIN jsonb_array_elements(jobs) WITH ORDINALITY e(item, ord) ON e.ord = a.ord
+      LEFT JOIN unnest(v_inserted) AS mine(id) ON mine.id = a.id
+      LEFT JOIN LATERAL (
+        SELECT j.id FROM docket.jobs j
+         WHERE mine.id IS NULL AND j.unique_key = e.item ->> 'unique_key'
+           AND j.state IN ('available', 'scheduled', 'running', 'retryable')) other ON true
+     ORDER BY a.ord;
+END $$;
+
+-- Claim up to p_limit jobs for one worker, in priority order, honouring paused queues and the
+-- per-kind global quotas. Quotas are race-free: for each limited kind the worker handles, the
+-- kind's row is locked (in kind order, so claimers never deadlock) and the running count is read
+-- in a later statement, whose snapshot includes every claim committed before the lock was granted.
+-- Running jobs only ever become running here, so no one can add to the count while we hold the lock.
+CREATE FUNCTION docket.claim(p_worker uuid, p_queues text[], p_kinds text[], p_limit int)
+RETURNS TABLE (id bigint, kind text, queue text, args jsonb, attempt int, max_retries int,
+               priority smallint, run_at timestamptz, inserted_at timestamptz, unique_key text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_queues text[];
+  v_open text[];      -- kinds without a quota
+  v_limited text[];   -- kinds with a quota this worker handles
+  v_left int := p_limit;
+  v_slots int;
+  v_kind text;
+  v_max int;
+  v_got int;
+BEGIN
+  IF p_limit <= 0 THEN RETURN; END IF;
+  SELECT array_agg(q) INTO v_queues FROM unnest(p_queues) q
+   WHERE NOT EXISTS (SELECT 1 FROM docket.queues dq WHERE dq.name = q AND dq.paused_at IS NOT NULL);
+  IF v_queues IS NULL THEN RETURN; END IF;
+
+  SELECT array_agg(k.kind ORDER BY k.kind) INTO v_limited FROM docket.kinds k
+   WHERE k.kind = ANY (p_kinds) AND k.max_running IS NOT NULL;
+
+  IF v_limited IS NULL THEN
+    -- Fast path: no quotas involved, one statement.
+    RETURN QUERY
+      WITH c AS (
+        SELECT j.id FROM docket.jobs j
+         WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = ANY (p_kinds)
+         ORDER BY j.priority, j.run_at, j.id
+         LIMIT p_limit
+         FOR UPDATE SKIP LOCKED)
+      UPDATE docket.jobs j
+         SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
+        FROM c WHERE j.id = c.id
+      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_retries, j.priority, j.run_at, j.inserted_at,
+                j.unique_key;
+    RETURN;
+  END IF;
+
+  -- Limited kinds first: they are the scarce ones. Lock each kind's row, then count.
+  FOR v_kind, v_max IN
+    SELECT k.kind, k.max_running FROM docket.kinds k
+     WHERE k.kind = ANY (v_limited)
+     ORDER BY k.kind
+     FOR UPDATE
+  LOOP
+    EXIT WHEN v_left <= 0;
+    CONTINUE WHEN v_max IS NULL;  -- limit removed while we waited for the lock
+    SELECT v_max - count(*) INTO v_slots FROM docket.jobs j WHERE j.state = 'running' AND j.kind = v_kind;
+    CONTINUE WHEN v_slots <= 0;
+    RETURN QUERY
+      WITH c AS (
+        SELECT j.id FROM docket.jobs j
+         WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = v_kind
+         ORDER BY j.priority, j.run_at, j.id
+         LIMIT least(v_slots, v_left)
+         FOR UPDATE SKIP LOCKED)
+      UPDATE docket.jobs j
+         SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
+        FROM c WHERE j.id = c.id
+      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_retries, j.priority, j.run_at, j.inserted_at,
+                j.unique_key;
+    GET DIAGNOSTICS v_got = ROW_COUNT;
+    v_left := v_left - v_got;
+  END LOOP;
+
+  SELECT array_agg(k) INTO v_open FROM unnest(p_kinds) k WHERE k <> ALL (v_limited);
+  IF v_left > 0 AND v_open IS NOT NULL THEN
+    RETURN QUERY
+      WITH c AS (
+        SELECT j.id FROM docket.jobs j
+         WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = ANY (v_open)
+         ORDER BY j.priority, j.run_at, j.id
+         LIMIT v_left
+         FOR UPDATE SKIP LOCKED)
+      UPDATE docket.jobs j
+         SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
+        FROM c WHERE j.id = c.id
+      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_retries, j.priority, j.run_at, j.inserted_at,
+                j.unique_key;
+  END IF;
+END $$;
+
+-- The global quota: at no instant do more than max_running jobs of the kind run across the fleet.
+-- NULL removes the limit. 0 holds the kind (nothing new starts).
+CREATE FUNCTION docket.set_limit(kind text, max_running int) RETURNS void
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+  IF kind IS NULL OR btrim(kind) = '' THEN
+    RAISE EXCEPTION 'kind must be a non-empty string' USING ERRCODE = '22023';
+  END IF;
+  IF max_running IS NOT NULL AND max_running < 0 THEN
+    RAISE EXCEPTION 'max_running must be >= 0 (or NULL to remove the limit), got %', max_running
+      USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO docket.kinds AS k (kind, max_running) VALUES (set_limit.kind, set_limit.max_running)
+  ON CONFLICT ON CONSTRAINT kinds_pkey
+  DO UPDATE SET max_running = excluded.max_running, updated_at = now();
+  PERFORM pg_notify('docket_control', 'limit');
+END $$;
+
+CREATE FUNCTION docket.pause(queue text) RETURNS void
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+  IF queue IS NULL OR btrim(queue) = '' THEN
+    RAISE EXCEPTION 'queue must be a non-empty string' USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO docket.queues AS q (name, paused_at) VALUES (pause.queue, now())
+  ON CONFLICT (name) DO UPDATE SET paused_at = coalesce(q.paused_at, now()), updated_at = now();
+  PERFORM pg_notify('docket_control', 'pause');
+END $$;
+
+CREATE FUNCTION docket.resume(queue text) RETURNS void
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+  IF queue IS NULL OR btrim(queue) = '' THEN
+    RAISE EXCEPTION 'queue must be a non-empty string' USING ERRCODE = '22023';
+  END IF;
+  UPDATE docket.queues q SET paused_at = NULL, updated_at = now() WHERE q.name = resume.queue;
+  PERFORM pg_notify('docket_jobs', resume.queue);
+END $$;
+
+-- Cancel: a waiting job is cancelled at once; a running job gets a cancel request that its worker
+-- acts on (it stops the job and records `cancelled`; if the worker is dead the rescuer does).
+-- Returns false when the job had already finished. Raises when there is no such job.
+CREATE FUNCTION docket.cancel(id bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_state docket.job_state;
+BEGIN
+  SELECT j.state INTO v_state FROM docket.jobs j WHERE j.id = cancel.id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no job with id %', cancel.id USING ERRCODE = 'P0002';
+  END IF;
+  IF v_state IN ('completed', 'failed', 'cancelled') THEN
+    RETURN false;
+  ELSIF v_state = 'running' THEN
+    UPDATE docket.jobs j SET cancel_requested_at = coalesce(j.cancel_requested_at, now()) WHERE j.id = cancel.id;
+    PERFORM pg_notify('docket_cancel', cancel.id::text);
+  ELSE
+    UPDATE docket.jobs j SET state = 'cancelled', finished_at = now() WHERE j.id = cancel.id;
+  END IF;
+  RETURN true;
+END $$;
+
+-- Retry: run a finished or waiting job again now. A job out of retries gets one more attempt.
+-- Raises for a running job (it is already being tried) and for an unknown id.
+CREATE FUNCTION docket.retry(id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_state docket.job_state;
+  v_queue text;
+BEGIN
+  SELECT j.state, j.queue INTO v_state, v_queue FROM docket.jobs j WHERE j.id = retry.id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no job with id %', retry.id USING ERRCODE = 'P0002';
+  END IF;
+  IF v_state = 'running' THEN
+    RAISE EXCEPTION 'job % is running; cancel it first or wait for it to finish', retry.id USING ERRCODE = '55000';
+  END IF;
+  BEGIN
+    UPDATE docket.jobs j
+       SET state = 'available', run_at = now(), finished_at = NULL, cancel_requested_at = NULL,
+           max_retries = greatest(j.max_retries, j.attempt)
+     WHERE j.id = retry.id;
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'job % cannot be retried: another unfinished job holds its unique_key', retry.id
+      USING ERRCODE = '23505';
+  END;
+  PERFORM pg_notify('docket_jobs', v_queue);
+END $$;
+
+-- Maintenance -----------------------------------------------------------------------------
+-- Every worker runs these on its own schedule; they are safe to run concurrently (SKIP LOCKED,
+-- fenced on state), so no job's rescue depends on any one process, or a leader, being alive.
+
+-- The state a running job moves to when its worker reports an outcome. A pending cancel request
+-- wins over anything but completion; a retry past max_retries fails the job.
+CREATE FUNCTION docket.next_state(outcome text, attempt int, max_retries int, cancel_requested boolean)
+RETURNS docket.job_state
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN outcome = 'complete' THEN 'completed'
+    WHEN outcome = 'fail' THEN 'failed'
+    WHEN outcome = 'cancel' OR cancel_requested THEN 'cancelled'
+    WHEN outcome = 'retry' AND attempt > max_retries THEN 'failed'
+    WHEN outcome = 'retry' THEN 'retryable'
+    WHEN outcome = 'snooze' THEN 'scheduled'
+    WHEN outcome = 'release' THEN 'available'
+  END::docket.job_state
+$$;
+
+-- Rescue: workers whose heartbeat is older than their lease are marked dead (for good: a worker
+-- that wakes up must register again), then the running jobs of dead or unknown workers go back
+-- to `available` (or `failed` when out of retries, `cancelled` when a cancel was pending). The
+-- attempt the crash used stays counted and an error names the lost worker. FOR UPDATE re-checks
+-- state = 'running', so a job that completed meanwhile is left alone.
+CREATE FUNCTION docket.rescue(p_batch int DEFAULT 1000) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_n int;
+BEGIN
+  UPDATE docket.workers w SET dead_at = now()
+   WHERE w.dead_at IS NULL AND w.heartbeat_at < now() - w.lease;
+  WITH lost AS (
+    SELECT j.id, w.name, w.heartbeat_at, w.lease
+      FROM docket.jobs j LEFT JOIN docket.workers w ON w.id = j.worker
+     WHERE j.state = 'running' AND (w.id IS NULL OR w.dead_at IS NOT NULL)
+     LIMIT p_batch
+     FOR UPDATE OF j SKIP LOCKED)
+  UPDATE docket.jobs j
+     SET state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                      WHEN j.attempt > j.max_retries THEN 'failed'
+                      ELSE 'available' END::docket.job_state,
+         finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempt > j.max_retries THEN now() END,
+         run_at = now(),
+         errors = j.errors || jsonb_build_array(jsonb_build_object(
+           'attempt', j.attempt, 'at', now(),
+           'error', CASE WHEN lost.name IS NULL
+                         THEN format('job was running on unknown worker %s; rescued', coalesce(j.worker::text, '(none)'))
+                         ELSE format('worker %s lost its lease (no heartbeat since %s, lease %s); job rescued',
+                                     lost.name, lost.heartbeat_at, lost.lease) END))
+    FROM lost WHERE j.id = lost.id;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  IF v_n > 0 THEN
+    PERFORM pg_notify('docket_jobs', '*');
+  END IF;
+  RETURN v_n;
+END $$;
+
+-- Promote due scheduled/retryable jobs to available and wake the workers of their queues.
+-- Returns how many moved and the seconds until the next one is due (NULL: none waiting), so a
+-- worker can sleep exactly until then.
+CREATE FUNCTION docket.promote(p_batch int DEFAULT 1000, OUT promoted int, OUT next_due_in float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_queues text[];
+BEGIN
+  WITH due AS (
+    SELECT j.id FROM docket.jobs j
+     WHERE j.state IN ('scheduled', 'retryable') AND j.run_at <= now()
+     ORDER BY j.run_at
+     LIMIT p_batch
+     FOR UPDATE SKIP LOCKED),
+  moved AS (
+    UPDATE docket.jobs j SET state = 'available' FROM due WHERE j.id = due.id RETURNING j.queue)
+  SELECT count(*), array_agg(DISTINCT m.queue) INTO promoted, v_queues FROM moved m;
+  PERFORM pg_notify('docket_jobs', q) FROM unnest(v_queues) q;
+  SELECT extract(epoch FROM min(j.run_at) - now()) INTO next_due_in
+    FROM docket.jobs j WHERE j.state IN ('scheduled', 'retryable');
+END $$;
+
+-- Delete finished jobs past their retention, in batches, and forget workers long dead.
+CREATE FUNCTION docket.prune(p_completed interval DEFAULT '24 hours', p_failed interval DEFAULT '7 days',
+                             p_batch int DEFAULT 5000) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_n int;
+  v_total int := 0;
+BEGIN
+  DELETE FROM docket.jobs j WHERE j.id IN (
+    SELECT x.id FROM docket.jobs x
+     WHERE x.state = 'completed' AND x.finished_at < now() - p_completed
+     LIMIT p_batch FOR UPDATE SKIP LOCKED);
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  v_total := v_total + v_n;
+  DELETE FROM docket.jobs j WHERE j.id IN (
+    SELECT x.id FROM docket.jobs x
+     WHERE x.state IN ('failed', 'cancelled') AND x.finished_at < now() - p_failed
+     LIMIT p_batch FOR UPDATE SKIP LOCKED);
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  v_total := v_total + v_n;
+  DELETE FROM docket.workers w
+   WHERE w.dead_at < now() - interval '1 day'
+     AND NOT EXISTS (SELECT 1 FROM docket.jobs j WHERE j.state = 'running' AND j.worker = w.id);
+  RETURN v_total;
+END $$;
+
+-- Ops views -------------------------------------------------------------------------------
+
+-- Jobs per queue and state.
+CREATE VIEW docket.queue_states AS
+  SELECT j.queue, j.state, count(*) AS jobs
+    FROM docket.jobs j GROUP BY j.queue, j.state;
+
+-- Per queue: waiting and running counts, the oldest runnable job's age, and the paused flag.
+CREATE VIEW docket.queue_summary AS
+  WITH names AS (SELECT DISTINCT j.queue AS name FROM docket.jobs j
+                  WHERE j.state IN ('available', 'scheduled', 'running', 'retryable')
+                 UNION SELECT q.name FROM docket.queues q)
+  SELECT n.name AS queue,
+         (SELECT count(*) FROM docket.jobs j WHERE j.queue = n.name AND j.state = 'available') AS available,
+         (SELECT count(*) FROM docket.jobs j WHERE j.queue = n.name AND j.state = 'running') AS running,
+         (SELECT count(*) FROM docket.jobs j WHERE j.queue = n.name AND j.state IN ('scheduled', 'retryable')) AS waiting,
+         (SELECT min(j.run_at) FROM docket.jobs j WHERE j.queue = n.name AND j.state = 'available') AS oldest_available_at,
+         extract(epoch FROM now() - (SELECT min(j.run_at) FROM docket.jobs j
+                                      WHERE j.queue = n.name AND j.state = 'available'))::float8 AS oldest_available_age_s,
+         q.paused_at IS NOT NULL AS paused
+    FROM names n LEFT JOIN docket.queues q ON q.name = n.name;
+
+-- Running jobs per kind against the kind's quota.
+CREATE VIEW docket.kind_limits AS
+  WITH running AS (SELECT j.kind, count(*) AS running FROM docket.jobs j WHERE j.state = 'running' GROUP BY j.kind)
+  SELECT coalesce(k.kind, r.kind) AS kind, k.max_running, coalesce(r.running, 0) AS running, k.max_retries
+    FROM docket.kinds k FULL JOIN running r ON r.kind = k.kind;
+
+-- Failed and retrying jobs with their last error, newest first.
+CREATE VIEW docket.recent_failures AS
+  SELECT j.id, j.kind, j.queue, j.state, j.attempt, j.max_retries,
+         coalesce(j.finished_at, j.run_at) AS at,
+         j.errors -> -1 ->> 'error' AS last_error
+    FROM docket.jobs j
+   WHERE j.state IN ('failed', 'retryable')
+   ORDER BY coalesce(j.finished_at, (j.errors -> -1 ->> 'at')::timestamptz) DESC NULLS LAST;
+
+-- Running jobs whose worker's lease has expired (or whose worker is unknown): the rescuer's work.
+CREATE VIEW docket.stuck_jobs AS
+  SELECT j.id, j.kind, j.queue, j.attempt, j.started_at, j.worker, w.name AS worker_name,
+         w.heartbeat_at, now() - w.heartbeat_at AS heartbeat_age
+    FROM docket.jobs j LEFT JOIN docket.workers w ON w.id = j.worker
+   WHERE j.state = 'running'
+     AND (w.id IS NULL OR w.dead_at IS NOT NULL OR w.heartbeat_at < now() - w.lease);
+
+-- Live workers.
+CREATE VIEW docket.live_workers AS
+  SELECT w.id, w.name, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+         now() - w.heartbeat_at AS heartbeat_age, w.stopping_at IS NOT NULL AS stopping,
+         (SELECT count(*) FROM docket.jobs j WHERE j.state = 'running' AND j.worker = w.id) AS running
+    FROM docket.workers w
+   WHERE w.dead_at IS NULL AND w.heartbeat_at >= now() - w.lease;

@@ -1,0 +1,3 @@
+-- Bulk enqueue (docket.enqueue_many): results in input order.
+-- $1 jsonb array of {kind, args, queue, priority, run_at, max_retries, unique_key}
+SELECT e.id, e.created FROM docket.enqueue_many($1::jsonb) e

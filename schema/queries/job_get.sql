@@ -1,0 +1,3 @@
+-- One job as JSON (timestamps in ISO 8601).
+-- $1 bigint id
+SELECT to_jsonb(j)::text FROM docket.jobs j WHERE j.id = $1

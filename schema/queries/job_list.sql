@@ -1,0 +1,10 @@
+-- Jobs newest first, optionally filtered; keyset pagination on id.
+-- $1 text kind, $2 text queue, $3 text state, $4 bigint after (last id of the previous page), $5 int limit
+SELECT to_jsonb(j)::text
+  FROM docket.jobs j
+ WHERE ($1::text IS NULL OR j.kind = $1)
+   AND ($2::text IS NULL OR j.queue = $2)
+   AND ($3::docket.job_state IS NULL OR j.state = $3::docket.job_state)
+   AND ($4::bigint IS NULL OR j.id < $4)
+ ORDER BY j.id DESC
+ LIMIT $5

@@ -1,0 +1,2 @@
+-- Rescue running jobs of workers whose lease expired (docket.rescue).
+SELECT docket.rescue()

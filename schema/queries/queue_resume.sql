@@ -1,0 +1,2 @@
+-- $1 text queue
+SELECT docket.resume($1)

@@ -1,0 +1,75 @@
+#pragma once
+// Throwaway PostgreSQL for tests: one cluster per ctest run (the pg_cluster_start fixture, found
+// through DOCKET_TEST_PG_DIR) or, when a test binary runs on its own, a private one. Each test gets
+// a fresh database cloned from a migrated template, so every test starts from an empty schema.
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+
+#include "docket/embedded.hpp"
+
+namespace docket::test {
+
+class PgCluster;
+
+/// A database of its own, dropped when the object goes away.
+class TestDatabase {
+ public:
+  TestDatabase(PgCluster& cluster, std::string name);
+  ~TestDatabase();
+  TestDatabase(const TestDatabase&) = delete;
+  TestDatabase& operator=(const TestDatabase&) = delete;
+
+  const std::string& url() const { return url_; }
+  const std::string& name() const { return name_; }
+  /// A connection for the test's own queries (opened on first use).
+  pqxx::connection& conn();
+  /// Runs one statement and returns the first column of the first row as text ("" for no row/NULL).
+  std::string scalar(const std::string& sql);
+  long long count(const std::string& sql) { return std::stoll(scalar(sql)); }
+  pqxx::result query(const std::string& sql);
+
+ private:
+  PgCluster& cluster_;
+  std::string name_;
+  std::string url_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+class PgCluster {
+ public:
+  /// The cluster of this test run.
+  static PgCluster& shared();
+  /// Starts (initdb if needed) a cluster in `dir` with a migrated template database.
+  explicit PgCluster(std::filesystem::path dir, bool owned);
+  ~PgCluster();
+
+  std::string url(const std::string& database) const { return cluster_.url(database); }
+  /// A fresh, migrated, empty database.
+  std::unique_ptr<TestDatabase> fresh_database();
+  /// A fresh database with no docket schema at all.
+  std::unique_ptr<TestDatabase> empty_database();
+  embedded::Cluster& cluster() { return cluster_; }
+  void restart() { cluster_.restart(); }
+  /// Prepares the template (idempotent); used by the fixture's start step.
+  void prepare_template();
+
+ private:
+  std::unique_ptr<TestDatabase> create(bool from_template);
+  std::filesystem::path dir_;
+  bool owned_;
+  embedded::Cluster cluster_;
+};
+
+/// Polls `condition` every `step` until it is true or `timeout` passes. Returns the last result.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds step = std::chrono::milliseconds(20));
+
+/// Settings for test clusters: durability off (tests never need it), room for many connections.
+embedded::ClusterOptions test_cluster_options(const std::filesystem::path& dir);
+
+}  // namespace docket::test

@@ -1,0 +1,60 @@
+#pragma once
+// docket::Client: enqueue and steer jobs from C++ (the CLI and the HTTP API are built on it).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "docket/job.hpp"
+
+namespace docket {
+
+struct ClientOptions {
+  int connections = 2;  ///< the pool's size: concurrent calls beyond it wait
+  std::string application_name = "docket-client";
+  bool check_schema = true;  ///< refuse a database whose schema version this binary does not know
+};
+
+/// A thread-safe handle to a Docket database with a small fixed pool of connections.
+class Client {
+ public:
+  explicit Client(std::string database_url, ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// docket.enqueue. Throws InvalidInput for bad fields.
+  EnqueueResult enqueue(const EnqueueRequest& request);
+  /// Bulk enqueue in one statement, honouring unique_key; results in request order.
+  std::vector<EnqueueResult> enqueue_many(const std::vector<EnqueueRequest>& requests);
+  /// One job, or nullopt.
+  std::optional<JobRecord> job(std::int64_t id);
+  /// Jobs matching the filter, newest first.
+  std::vector<JobRecord> jobs(const JobFilter& filter);
+  /// Throws NotFound for an unknown id.
+  CancelResult cancel(std::int64_t id);
+  /// Throws NotFound, or Conflict for a running job.
+  void retry(std::int64_t id);
+  /// The global quota; nullopt removes it. Throws InvalidInput for a negative limit.
+  void set_limit(const std::string& kind, std::optional<int> max_running);
+  void pause(const std::string& queue);
+  void resume(const std::string& queue);
+  std::vector<QueueSummary> queues();
+  std::vector<KindLimit> limits();
+  /// Jobs per queue and state (the docket.queue_states view).
+  std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
+  /// Throws Unavailable when the database cannot be reached.
+  void ping();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Applies pending migrations (idempotent, safe to run concurrently). Returns the number applied.
+int migrate(const std::string& database_url);
+/// The schema version this binary was built with.
+int known_schema_version();
+
+}  // namespace docket

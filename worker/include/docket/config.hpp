@@ -1,0 +1,133 @@
+#pragma once
+// Configuration: a TOML file (--config), overridden by DOCKET_* environment variables, then flags.
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace docket {
+
+using Millis = std::chrono::milliseconds;
+
+/// How long to wait before retry number `attempt` (1-based: the wait after the first failure).
+struct Backoff {
+  enum class Strategy { fixed, linear, exponential };
+  Strategy strategy = Strategy::exponential;
+  Millis base{1000};        ///< exponential: first wait; linear: the step
+  Millis max{3600 * 1000};  ///< cap for linear and exponential
+  Millis delay{5000};       ///< fixed: the wait
+  double jitter = 0.1;      ///< +/- fraction applied to the wait, 0..1
+
+  /// The wait after failed attempt `attempt` (>= 1). Never negative, never above max (+jitter),
+  /// defined for every int.
+  Millis wait_after(int attempt, std::mt19937_64& rng) const;
+};
+
+/// Run a program per job: job JSON on stdin, exit code decides the outcome.
+struct CommandExecutor {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  ///< added to the worker's environment
+};
+
+/// POST the job JSON to a URL: 2xx completes, 429/5xx/timeouts retry, other 4xx fail.
+struct HttpExecutor {
+  std::string url;
+  std::map<std::string, std::string> headers;
+};
+
+/// Walk a paginated HTTP source into docket.crawl_cache, then activate it into the live table.
+struct CrawlExecutor {
+  std::string url;           ///< may contain {page}
+  std::string items = "/items";  ///< JSON pointer to the items array
+  std::string key = "/id";       ///< JSON pointer (inside an item) to its key
+  std::string collection;        ///< live-table collection name (default: the kind)
+  std::string next;              ///< "" = {page} counting; "link" = Link header; else a JSON pointer
+  Millis delay{0};               ///< minimum delay between two requests of this crawl
+  Millis request_timeout{30000};
+  std::map<std::string, std::string> headers;
+  std::string activate_sql;      ///< optional: move the cache into the user's own table
+  int max_pages = 100000;
+};
+
+/// Built-in demo kinds (docket dev): echo, sleep, fail.
+struct BuiltinExecutor {
+  std::string name;
+};
+
+using Executor = std::variant<std::monostate, CommandExecutor, HttpExecutor, CrawlExecutor, BuiltinExecutor>;
+
+/// Per-kind settings. Without an executor the kind needs a C++ handler (Worker::handle).
+struct KindConfig {
+  std::string kind;
+  Executor executor;
+  std::optional<int> max_retries;  ///< seeds docket.kinds.max_retries (default for new jobs)
+  Backoff backoff;
+  Millis timeout{30 * 60 * 1000};  ///< a run longer than this is stopped and retried
+  std::optional<int> max_running;  ///< seeds docket.set_limit at worker start
+};
+
+struct WorkerConfig {
+  std::vector<std::string> queues{"default"};
+  int concurrency = 8;                      ///< jobs this process runs at once
+  Millis shutdown_timeout{30000};           ///< SIGTERM: how long running jobs may finish
+  Millis lease{30000};                      ///< a worker silent this long is dead; its jobs are rescued
+  Millis heartbeat_interval{0};             ///< 0: lease / 6
+  Millis rescue_interval{0};                ///< 0: lease / 4
+  Millis poll_interval{1000};               ///< claim poll when no NOTIFY arrives (jittered)
+  Millis promote_interval{1000};            ///< longest sleep of the scheduler between checks
+  int claim_batch = 500;                    ///< most jobs claimed in one round trip
+  Millis prune_interval{60000};
+  Millis retain_completed{24LL * 3600 * 1000};
+  Millis retain_failed{7LL * 24 * 3600 * 1000};
+  std::string name;                         ///< shown in docket.workers (default host:pid)
+
+  Millis effective_heartbeat() const;
+  Millis effective_rescue() const;
+};
+
+struct ApiConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::vector<std::string> tokens;
+  bool metrics_auth = false;        ///< require a token for /metrics
+  std::size_t max_body = 1 << 20;   ///< bytes; larger bodies get 413
+  int threads = 8;
+  int max_list_limit = 500;
+  int db_connections = 4;
+};
+
+struct LogConfig {
+  std::string level = "info";   ///< trace, debug, info, warn, error
+  std::string format = "text";  ///< text or json
+};
+
+struct Config {
+  std::string database_url;  ///< empty: the embedded cluster under ./.docket
+  WorkerConfig worker;
+  ApiConfig api;
+  LogConfig log;
+  std::map<std::string, KindConfig> kinds;
+
+  /// Reads a TOML file. Unknown keys are errors that name the key and suggest the right one.
+  static Config load_file(const std::filesystem::path& path);
+  /// Parses TOML text (`origin` names it in errors).
+  static Config parse(std::string_view toml, const std::string& origin = "config");
+  /// Applies DOCKET_* variables and DATABASE_URL from `env` (pass environ-style "K=V" strings).
+  void apply_env(const std::vector<std::string>& env);
+  /// Applies the process environment.
+  void apply_process_env();
+  /// Checks cross-field rules; throws ConfigError.
+  void validate() const;
+};
+
+/// Parses "250ms", "30s", "10m", "2h", "7d" (decimals allowed). Throws ConfigError naming `what`.
+Millis parse_duration(std::string_view text, const std::string& what);
+/// "1500ms" -> "1.5s": the shortest readable spelling.
+std::string format_duration(Millis d);
+/// The closest of `known` to `key` (edit distance), or "" when nothing is close.
+std::string suggest(const std::string& key, const std::vector<std::string>& known);
+
+}  // namespace docket

@@ -1,0 +1,105 @@
+#pragma once
+// Jobs as users see them: states, enqueue requests, job records and filters.
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace docket {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::system_clock;
+
+/// The seven states of docket.job_state.
+enum class JobState { available, scheduled, running, retryable, completed, failed, cancelled };
+
+/// The SQL spelling of a state.
+std::string_view to_string(JobState state);
+/// Parses a state name; std::nullopt for anything else.
+std::optional<JobState> parse_job_state(std::string_view name);
+/// Every state name, in enum order, for error messages and validation.
+const std::vector<std::string>& job_state_names();
+
+/// What `docket.enqueue` takes. Defaults match the SQL function's.
+struct EnqueueRequest {
+  std::string kind;
+  Json args = Json::object();
+  std::string queue = "default";
+  int priority = 0;
+  std::optional<Clock::time_point> run_at;  ///< empty: now
+  std::optional<int> max_retries;           ///< empty: the kind's default, else 20
+  std::optional<std::string> unique_key;
+};
+
+/// The id of the enqueued job; created is false when a live job with the same unique_key existed.
+struct EnqueueResult {
+  std::int64_t id = 0;
+  bool created = true;
+};
+
+/// One row of docket.jobs, as JSON-friendly values (timestamps are ISO 8601 strings).
+struct JobRecord {
+  std::int64_t id = 0;
+  std::string kind;
+  std::string queue;
+  Json args;
+  JobState state = JobState::available;
+  int priority = 0;
+  int attempt = 0;
+  int max_retries = 0;
+  std::string run_at;
+  std::string inserted_at;
+  std::optional<std::string> started_at;
+  std::optional<std::string> finished_at;
+  std::optional<std::string> cancel_requested_at;
+  Json errors = Json::array();  ///< [{attempt, at, error}]
+  Json result;                  ///< null until completed with a result
+  Json progress;
+  std::optional<std::string> unique_key;
+  std::optional<std::string> worker;
+};
+
+void to_json(Json& out, const JobRecord& job);
+void from_json(const Json& in, JobRecord& job);
+
+/// Filters for listing jobs, newest first. `after` is the last id of the previous page.
+struct JobFilter {
+  std::optional<std::string> kind;
+  std::optional<std::string> queue;
+  std::optional<JobState> state;
+  int limit = 50;
+  std::optional<std::int64_t> after;
+};
+
+/// What cancelling did.
+enum class CancelResult {
+  cancelled,        ///< it was waiting and is now cancelled
+  cancel_requested, ///< it is running; its worker will stop it
+  already_finished  ///< completed, failed or cancelled before
+};
+
+/// One line of `docket stats` / GET /queues.
+struct QueueSummary {
+  std::string queue;
+  std::int64_t available = 0;
+  std::int64_t running = 0;
+  std::int64_t waiting = 0;  ///< scheduled + retryable
+  std::optional<double> oldest_available_age_s;
+  bool paused = false;
+};
+
+/// Running jobs of a kind against its global quota.
+struct KindLimit {
+  std::string kind;
+  std::optional<int> max_running;
+  std::int64_t running = 0;
+  std::optional<int> max_retries;
+};
+
+void to_json(Json& out, const QueueSummary& q);
+void to_json(Json& out, const KindLimit& k);
+
+}  // namespace docket

@@ -1,0 +1,35 @@
+#pragma once
+// What every subcommand needs: the merged configuration and a database URL.
+#include <string>
+
+#include "docket/config.hpp"
+
+namespace docket::cli {
+
+struct GlobalOptions {
+  std::string config_path;
+  std::string database_url;
+  std::string log_level;
+  std::string log_format;
+  bool json = false;
+};
+
+/// Loads --config (if any), applies DOCKET_* and DATABASE_URL, then the flags; validates; sets up logging.
+Config load_config(const GlobalOptions& options);
+
+/// The database to talk to: --database-url, DATABASE_URL, the config, else the running embedded
+/// dev cluster of this directory. Throws with instructions when there is none.
+std::string database_url(const Config& config);
+
+/// Process exit codes, documented in the README.
+enum ExitCode : int {
+  kOk = 0,
+  kError = 1,
+  kBadInput = 2,
+  kNotFound = 3,
+  kConflict = 4,
+  kUnavailable = 5,
+  kSchema = 6,
+};
+
+}  // namespace docket::cli

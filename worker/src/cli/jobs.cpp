@@ -1,0 +1,326 @@
+// docket enqueue | jobs | job | cancel | retry | limit | pause | resume | stats
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/table.hpp"
+#include "core/time.hpp"
+#include "docket/client.hpp"
+#include "docket/errors.hpp"
+
+namespace docket::cli {
+
+namespace {
+
+std::unique_ptr<Client> make_client(const GlobalOptions& global) {
+  const Config config = load_config(global);
+  return std::make_unique<Client>(database_url(config), ClientOptions{1, "docket-cli", true});
+}
+
+std::int64_t parse_id(const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const long long id = std::stoll(text, &used);
+    if (used == text.size() && id > 0) return id;
+  } catch (...) {
+  }
+  throw InvalidInput("job id must be a positive integer, got \"" + text + "\"");
+}
+
+std::string last_error(const JobRecord& j) {
+  if (!j.errors.is_array() || j.errors.empty()) return "";
+  return j.errors.back().value("error", "");
+}
+
+void print_job(const JobRecord& j) {
+  auto line = [](const char* key, const std::string& value) {
+    std::cout << key << std::string(13 - std::string(key).size(), ' ') << value << '\n';
+  };
+  line("id", std::to_string(j.id));
+  line("kind", j.kind);
+  line("queue", j.queue);
+  line("state", std::string(to_string(j.state)) + (j.cancel_requested_at ? " (cancel requested)" : ""));
+  line("attempt", std::to_string(j.attempt) + " of " + std::to_string(j.max_retries + 1));
+  line("priority", std::to_string(j.priority));
+  line("args", one_line(j.args.dump(), 200));
+  line("run_at", short_time(j.run_at));
+  line("inserted_at", short_time(j.inserted_at));
+  line("started_at", j.started_at ? short_time(*j.started_at) : "-");
+  line("finished_at", j.finished_at ? short_time(*j.finished_at) : "-");
+  if (j.unique_key) line("unique_key", *j.unique_key);
+  if (j.worker) line("worker", *j.worker);
+  if (!j.result.is_null()) line("result", one_line(j.result.dump(), 200));
+  if (!j.progress.is_null()) line("progress", one_line(j.progress.dump(), 200));
+  if (j.errors.is_array() && !j.errors.empty()) {
+    std::cout << "errors\n";
+    for (const auto& e : j.errors) {
+      std::cout << "  attempt " << e.value("attempt", 0) << "  " << short_time(e.value("at", "")) << "  "
+                << one_line(e.value("error", ""), 160) << '\n';
+    }
+  }
+}
+
+}  // namespace
+
+void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
+  // enqueue ---------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("enqueue", "Enqueue a job: docket enqueue KIND ['{\"json\":\"args\"}']");
+    auto kind = std::make_shared<std::string>();
+    auto args = std::make_shared<std::string>("{}");
+    auto queue = std::make_shared<std::string>("default");
+    auto priority = std::make_shared<int>(0);
+    auto run_at = std::make_shared<std::string>();
+    auto max_retries = std::make_shared<int>(-1);
+    auto unique_key = std::make_shared<std::string>();
+    cmd->add_option("kind", *kind, "Job kind (which handler runs it)")->required();
+    cmd->add_option("args", *args, "Job arguments: a JSON object (default {})");
+    cmd->add_option("--queue,-q", *queue, "Queue (default: default)");
+    cmd->add_option("--priority,-p", *priority, "0 runs first, up to 1000 (default 0)");
+    cmd->add_option("--run-at", *run_at, "When to run: RFC 3339 time or a delay like +30s (default now)");
+    cmd->add_option("--max-retries", *max_retries, "Retries after the first attempt (default: the kind's, else 20)");
+    cmd->add_option("--unique-key", *unique_key, "At most one unfinished job per key: returns the existing one");
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&, kind, args, queue, priority, run_at, max_retries, unique_key] {
+      action = [&, kind, args, queue, priority, run_at, max_retries, unique_key] {
+        EnqueueRequest r;
+        r.kind = *kind;
+        r.args = Json::parse(*args, nullptr, false);
+        if (r.args.is_discarded()) throw InvalidInput("args are not valid JSON: " + *args);
+        r.queue = *queue;
+        r.priority = *priority;
+        if (!run_at->empty()) {
+          r.run_at = parse_run_at(*run_at);
+          if (!r.run_at) {
+            throw InvalidInput("--run-at \"" + *run_at +
+                               "\" is not a time: use 2026-11-21T10:00:00Z (with a zone) or a delay like +30s");
+          }
+        }
+        if (*max_retries != -1) {
+          if (*max_retries < 0) throw InvalidInput("--max-retries must be >= 0");
+          r.max_retries = *max_retries;
+        }
+        if (!unique_key->empty()) r.unique_key = *unique_key;
+        auto client = make_client(global);
+        const auto res = client->enqueue(r);
+        if (global.json) {
+          std::cout << Json{{"id", res.id}, {"created", res.created}}.dump() << '\n';
+        } else if (res.created) {
+          std::cout << res.id << '\n';
+        } else {
+          std::cout << res.id << "  (existing unfinished job with unique key \"" << *unique_key << "\")\n";
+        }
+        return kOk;
+      };
+    });
+  }
+  // jobs ------------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("jobs", "List jobs, newest first");
+    auto kind = std::make_shared<std::string>();
+    auto queue = std::make_shared<std::string>();
+    auto state = std::make_shared<std::string>();
+    auto limit = std::make_shared<int>(20);
+    auto after = std::make_shared<long long>(0);
+    cmd->add_option("--kind,-k", *kind, "Only this kind");
+    cmd->add_option("--queue,-q", *queue, "Only this queue");
+    cmd->add_option("--state,-s", *state, "Only this state: available, scheduled, running, retryable, completed, failed, cancelled");
+    cmd->add_option("--limit,-n", *limit, "How many (default 20)");
+    cmd->add_option("--after", *after, "Page: jobs older than this id");
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&, kind, queue, state, limit, after] {
+      action = [&, kind, queue, state, limit, after] {
+        JobFilter f;
+        if (!kind->empty()) f.kind = *kind;
+        if (!queue->empty()) f.queue = *queue;
+        if (!state->empty()) {
+          f.state = parse_job_state(*state);
+          if (!f.state) {
+            std::string names;
+            for (const auto& n : job_state_names()) names += (names.empty() ? "" : ", ") + n;
+            throw InvalidInput("unknown state \"" + *state + "\"; use one of: " + names);
+          }
+        }
+        if (*limit < 0) throw InvalidInput("--limit must be >= 0, got " + std::to_string(*limit));
+        f.limit = std::min(*limit, 10000);
+        if (*after < 0) throw InvalidInput("--after must be a job id");
+        if (*after > 0) f.after = *after;
+        auto client = make_client(global);
+        const auto jobs = client->jobs(f);
+        if (global.json) {
+          std::cout << Json(jobs).dump() << '\n';
+          return kOk;
+        }
+        Table t({"ID", "KIND", "QUEUE", "STATE", "ATTEMPT", "RUN_AT", "LAST ERROR"});
+        for (const auto& j : jobs) {
+          t.add({std::to_string(j.id), j.kind, j.queue, std::string(to_string(j.state)),
+                 std::to_string(j.attempt) + "/" + std::to_string(j.max_retries + 1), short_time(j.run_at),
+                 one_line(last_error(j), 60)});
+        }
+        t.print(std::cout);
+        return kOk;
+      };
+    });
+  }
+  // job ID ----------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("job", "Show one job: state, attempts, errors, result");
+    auto id = std::make_shared<std::string>();
+    cmd->add_option("id", *id, "Job id")->required();
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&, id] {
+      action = [&, id] {
+        const auto job_id = parse_id(*id);
+        auto client = make_client(global);
+        const auto job = client->job(job_id);
+        if (!job) throw NotFound("no job with id " + std::to_string(job_id));
+        if (global.json) {
+          std::cout << Json(*job).dump() << '\n';
+        } else {
+          print_job(*job);
+        }
+        return kOk;
+      };
+    });
+  }
+  // cancel / retry ----------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("cancel", "Cancel a job (a running one is stopped by its worker)");
+    auto id = std::make_shared<std::string>();
+    cmd->add_option("id", *id, "Job id")->required();
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&, id] {
+      action = [&, id] {
+        const auto job_id = parse_id(*id);
+        auto client = make_client(global);
+        const auto r = client->cancel(job_id);
+        const char* what = r == CancelResult::cancelled          ? "cancelled"
+                           : r == CancelResult::cancel_requested ? "cancel_requested"
+                                                                 : "already_finished";
+        if (global.json) {
+          std::cout << Json{{"id", job_id}, {"result", what}}.dump() << '\n';
+        } else if (r == CancelResult::cancelled) {
+          std::cout << "job " << job_id << " cancelled\n";
+        } else if (r == CancelResult::cancel_requested) {
+          std::cout << "job " << job_id << " is running: its worker has been asked to stop it\n";
+        } else {
+          throw Conflict("job " + std::to_string(job_id) + " already finished; nothing to cancel");
+        }
+        return kOk;
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("retry", "Run a job again now (failed, cancelled, completed or waiting)");
+    auto id = std::make_shared<std::string>();
+    cmd->add_option("id", *id, "Job id")->required();
+    cmd->callback([&, id] {
+      action = [&, id] {
+        const auto job_id = parse_id(*id);
+        auto client = make_client(global);
+        client->retry(job_id);
+        std::cout << "job " << job_id << " is available again\n";
+        return kOk;
+      };
+    });
+  }
+  // limit -----------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("limit", "Set a kind's global quota: docket limit KIND N|none; no args lists them");
+    auto kind = std::make_shared<std::string>();
+    auto value = std::make_shared<std::string>();
+    cmd->add_option("kind", *kind, "Kind");
+    cmd->add_option("max_running", *value, "Most jobs of the kind running at once across all workers, or none");
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&, kind, value] {
+      action = [&, kind, value] {
+        auto client = make_client(global);
+        if (kind->empty()) {
+          const auto limits = client->limits();
+          if (global.json) {
+            std::cout << Json(limits).dump() << '\n';
+            return kOk;
+          }
+          Table t({"KIND", "RUNNING", "MAX_RUNNING", "MAX_RETRIES"});
+          for (const auto& k : limits) {
+            t.add({k.kind, std::to_string(k.running), k.max_running ? std::to_string(*k.max_running) : "-",
+                   k.max_retries ? std::to_string(*k.max_retries) : "-"});
+          }
+          t.print(std::cout);
+          return kOk;
+        }
+        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none)");
+        std::optional<int> limit;
+        if (*value != "none") {
+          try {
+            std::size_t used = 0;
+            const int n = std::stoi(*value, &used);
+            if (used != value->size()) throw std::invalid_argument("x");
+            limit = n;
+          } catch (...) {
+            throw InvalidInput("max_running must be a number >= 0 or none, got \"" + *value + "\"");
+          }
+        }
+        client->set_limit(*kind, limit);
+        std::cout << (limit ? "at most " + std::to_string(*limit) + " " + *kind + " jobs run at once"
+                            : "no limit on " + *kind)
+                  << '\n';
+        return kOk;
+      };
+    });
+  }
+  // pause / resume ---------------------------------------------------------------------------
+  for (const char* name : {"pause", "resume"}) {
+    const bool pause = std::string(name) == "pause";
+    auto* cmd = app.add_subcommand(name, pause ? "Pause a queue: running jobs finish, nothing new starts"
+                                               : "Resume a paused queue");
+    auto queue = std::make_shared<std::string>();
+    cmd->add_option("queue", *queue, "Queue")->required();
+    cmd->callback([&, queue, pause] {
+      action = [&, queue, pause] {
+        auto client = make_client(global);
+        if (pause) {
+          client->pause(*queue);
+        } else {
+          client->resume(*queue);
+        }
+        std::cout << "queue " << *queue << (pause ? " paused" : " resumed") << '\n';
+        return kOk;
+      };
+    });
+  }
+  // stats -----------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("stats", "Queues (waiting, running, oldest) and kinds against their quotas");
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&] {
+      action = [&] {
+        auto client = make_client(global);
+        const auto queues = client->queues();
+        const auto limits = client->limits();
+        if (global.json) {
+          std::cout << Json{{"queues", queues}, {"kinds", limits}}.dump() << '\n';
+          return kOk;
+        }
+        Table q({"QUEUE", "AVAILABLE", "RUNNING", "WAITING", "OLDEST_AVAILABLE", "PAUSED"});
+        for (const auto& s : queues) {
+          char age[32] = "-";
+          if (s.oldest_available_age_s) std::snprintf(age, sizeof age, "%.1fs", *s.oldest_available_age_s);
+          q.add({s.queue, std::to_string(s.available), std::to_string(s.running), std::to_string(s.waiting), age,
+                 s.paused ? "yes" : "no"});
+        }
+        q.print(std::cout);
+        if (!limits.empty()) {
+          std::cout << '\n';
+          Table k({"KIND", "RUNNING", "MAX_RUNNING"});
+          for (const auto& l : limits) {
+            k.add({l.kind, std::to_string(l.running), l.max_running ? std::to_string(*l.max_running) : "-"});
+          }
+          k.print(std::cout);
+        }
+        return kOk;
+      };
+    });
+  }
+}
+
+}  // namespace docket::cli

@@ -1,0 +1,57 @@
+// The docket binary: one entry point, a subcommand per task.
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "docket/errors.hpp"
+
+int main(int argc, char** argv) {
+  using namespace docket;
+  using namespace docket::cli;
+  CLI::App app{"Docket: a PostgreSQL-backed job queue and worker pool.\n"
+               "Without DATABASE_URL, commands use the embedded PostgreSQL that `docket dev` runs in ./.docket."};
+  app.set_version_flag("--version", std::string("docket ") + DOCKET_VERSION);
+  app.require_subcommand(1);
+  GlobalOptions global;
+  app.add_option("--config", global.config_path, "TOML config file (see README: Configuration)");
+  app.add_option("--database-url", global.database_url, "libpq URI or conninfo (default: $DATABASE_URL)");
+  app.add_option("--log-level", global.log_level, "trace, debug, info, warn, error (default info)");
+  app.add_option("--log-format", global.log_format, "text or json (default text)");
+  Action action;
+  add_run_commands(app, global, action);
+  add_job_commands(app, global, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kBadInput;
+  }
+  if (!action) return kOk;
+  try {
+    return action();
+  } catch (const InvalidInput& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return kBadInput;
+  } catch (const ConfigError& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return kBadInput;
+  } catch (const NotFound& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return kNotFound;
+  } catch (const Conflict& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return kConflict;
+  } catch (const Unavailable& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return kUnavailable;
+  } catch (const SchemaMismatch& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return kSchema;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return kError;
+  }
+}

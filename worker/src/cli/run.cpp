@@ -1,0 +1,154 @@
+// docket migrate | worker | dev
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/log.hpp"
+#include "docket/client.hpp"
+#include "docket/embedded.hpp"
+#include "docket/errors.hpp"
+#include "docket/worker.hpp"
+
+namespace docket::cli {
+
+namespace {
+
+/// Kinds `docket dev` runs without --config, and `docket worker --demo` adds.
+void add_demo_kinds(Config& config) {
+  auto kind = [&](const std::string& name, const std::string& builtin) -> KindConfig& {
+    KindConfig& k = config.kinds[name];
+    k.kind = name;
+    k.executor = BuiltinExecutor{builtin};
+    return k;
+  };
+  kind("demo.echo", "echo");
+  kind("demo.sleep", "sleep");
+  KindConfig& fail = kind("demo.fail", "fail");
+  fail.max_retries = 3;
+  fail.backoff.strategy = Backoff::Strategy::exponential;
+  fail.backoff.base = Millis(1000);
+  fail.backoff.max = Millis(10000);
+}
+
+/// Routes the first SIGTERM/SIGINT to the worker, even one that arrives before the worker exists.
+class StopRelay {
+ public:
+  StopRelay() {
+    install_stop_signals([this] {
+      early_ = true;
+      if (Worker* w = worker_.load()) w->request_stop();
+    });
+  }
+  void attach(Worker& worker) {
+    worker_ = &worker;
+    if (early_) worker.request_stop();
+  }
+
+ private:
+  std::atomic<Worker*> worker_{nullptr};
+  std::atomic<bool> early_{false};
+};
+
+void apply_worker_flags(Config& config, const std::vector<std::string>& queues, int concurrency) {
+  if (!queues.empty()) config.worker.queues = queues;
+  if (concurrency > 0) config.worker.concurrency = concurrency;
+  config.validate();
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
+  {
+    auto* cmd = app.add_subcommand("migrate", "Create or upgrade the docket schema (idempotent, safe to run concurrently)");
+    cmd->callback([&] {
+      action = [&] {
+        const Config config = load_config(global);
+        const int applied = migrate(database_url(config));
+        std::cout << (applied == 0 ? "schema is up to date" : "applied " + std::to_string(applied) + " migration(s)")
+                  << " (version " << known_schema_version() << ")\n";
+        return kOk;
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("worker", "Run jobs of the configured kinds until SIGTERM/SIGINT");
+    auto queues = std::make_shared<std::vector<std::string>>();
+    auto concurrency = std::make_shared<int>(0);
+    auto demo = std::make_shared<bool>(false);
+    cmd->add_option("--queues", *queues, "Queues to claim from (default: worker.queues, else default)")->delimiter(',');
+    cmd->add_option("--concurrency,-c", *concurrency, "Jobs this process runs at once (default: worker.concurrency, 8)");
+    cmd->add_flag("--demo", *demo, "Also run the demo kinds demo.echo, demo.sleep, demo.fail");
+    cmd->callback([&, queues, concurrency, demo] {
+      action = [&, queues, concurrency, demo] {
+        // Signals first: every thread started later inherits the blocked mask.
+        static StopRelay relay;
+        Config config = load_config(global);
+        if (*demo) add_demo_kinds(config);
+        apply_worker_flags(config, *queues, *concurrency);
+        Worker worker(database_url(config), config.worker);
+        worker.add_kinds(config);
+        relay.attach(worker);
+        worker.run();
+        return kOk;
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "dev", "Zero-config: embedded PostgreSQL in ./.docket (unless DATABASE_URL), migrate, run a worker");
+    auto queues = std::make_shared<std::vector<std::string>>();
+    auto concurrency = std::make_shared<int>(0);
+    cmd->add_option("--queues", *queues, "Queues to claim from")->delimiter(',');
+    cmd->add_option("--concurrency,-c", *concurrency, "Jobs run at once");
+    cmd->callback([&, queues, concurrency] {
+      action = [&, queues, concurrency] {
+        static StopRelay relay;
+        Config config = load_config(global);
+        if (global.config_path.empty()) add_demo_kinds(config);
+        apply_worker_flags(config, *queues, *concurrency);
+        std::unique_ptr<embedded::Cluster> cluster;
+        std::string url = config.database_url;
+        bool started_cluster = false;
+        if (url.empty()) {
+          cluster = std::make_unique<embedded::Cluster>(embedded::dev_cluster_options());
+          if (!cluster->running()) {
+            log::info("dev.postgres_starting", {{"dir", cluster->data_dir().string()}});
+            cluster->start();
+            started_cluster = true;
+          }
+          url = cluster->url();
+        }
+        const int applied = migrate(url);
+        log::info("dev.migrated", {{"applied", applied}, {"version", known_schema_version()}});
+        Client client(url, ClientOptions{1, "docket-dev", true});
+        if (global.config_path.empty() && client.jobs(JobFilter{.limit = 1}).empty()) {
+          // A first run shows jobs flowing right away: one completes, one sleeps, one retries.
+          client.enqueue({.kind = "demo.echo", .args = Json{{"hello", "docket"}}});
+          client.enqueue({.kind = "demo.sleep", .args = Json{{"ms", 1500}}});
+          client.enqueue({.kind = "demo.fail", .args = Json::object(), .max_retries = 2});
+        }
+        const std::string psql = cluster ? "psql \"" + url + "\"" : "psql \"$DATABASE_URL\"";
+        std::cerr << "\n"
+                  << "  Docket dev is running (Ctrl-C drains and stops).\n"
+                  << "    database   " << psql << "\n"
+                  << "    enqueue    docket enqueue demo.echo '{\"hi\":1}'          (another terminal, this directory)\n"
+                  << "               " << psql << " -c \"SELECT docket.enqueue('demo.sleep', '{\\\"ms\\\": 2000}')\"\n"
+                  << "    watch      docket jobs      docket job ID      docket stats\n"
+                  << "    quota      docket limit demo.sleep 2\n\n";
+        Worker worker(url, config.worker);
+        worker.add_kinds(config);
+        relay.attach(worker);
+        worker.run();
+        if (cluster && started_cluster) {
+          log::info("dev.postgres_stopping", {});
+          cluster->stop();
+        }
+        return kOk;
+      };
+    });
+  }
+}
+
+}  // namespace docket::cli

@@ -1,0 +1,619 @@
+#include "docket/config.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "docket/errors.hpp"
+
+extern char** environ;
+
+namespace docket {
+
+// ---------------------------------------------------------------------------------------------
+// Durations, sizes, suggestions
+
+Millis parse_duration(std::string_view text, const std::string& what) {
+  std::string s(text);
+  s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }), s.end());
+  std::size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  const std::string number = s.substr(0, i);
+  const std::string unit = s.substr(i);
+  double value = 0;
+  try {
+    std::size_t used = 0;
+    value = std::stod(number, &used);
+    if (used != number.size()) throw std::invalid_argument("trailing");
+  } catch (...) {
+    throw ConfigError(what + ": \"" + std::string(text) +
+                      "\" is not a duration; write a number and a unit, like \"250ms\", \"30s\", \"10m\", \"2h\", \"7d\"");
+  }
+  double ms = 0;
+  if (unit == "ms") {
+    ms = value;
+  } else if (unit == "s" || unit.empty()) {
+    ms = value * 1000;
+  } else if (unit == "m" || unit == "min") {
+    ms = value * 60000;
+  } else if (unit == "h") {
+    ms = value * 3600000;
+  } else if (unit == "d") {
+    ms = value * 86400000;
+  } else {
+    throw ConfigError(what + ": unknown unit \"" + unit + "\" in \"" + std::string(text) +
+                      "\"; use ms, s, m, h or d");
+  }
+  if (!std::isfinite(ms) || ms < 0 || ms > 1e15) throw ConfigError(what + ": duration out of range");
+  return Millis(static_cast<long long>(std::llround(ms)));
+}
+
+std::string format_duration(Millis d) {
+  const long long ms = d.count();
+  auto fmt = [](double v, const char* unit) {
+    std::ostringstream out;
+    out << v << unit;
+    return out.str();
+  };
+  if (ms % 86400000 == 0 && ms >= 86400000) return fmt(static_cast<double>(ms / 86400000), "d");
+  if (ms % 3600000 == 0 && ms >= 3600000) return fmt(static_cast<double>(ms / 3600000), "h");
+  if (ms % 60000 == 0 && ms >= 60000) return fmt(static_cast<double>(ms / 60000), "m");
+  if (ms >= 1000) return fmt(static_cast<double>(ms) / 1000.0, "s");
+  return fmt(static_cast<double>(ms), "ms");
+}
+
+namespace {
+
+std::size_t parse_size(const std::string& text, const std::string& what) {
+  std::size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  double value = 0;
+  try {
+    value = std::stod(text.substr(0, i));
+  } catch (...) {
+    throw ConfigError(what + ": \"" + text + "\" is not a size; write e.g. \"1MiB\", \"512KiB\" or a byte count");
+  }
+  std::string unit = text.substr(i);
+  unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
+  double mult = 1;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "KiB" || unit == "KB" || unit == "k") mult = 1024;
+  else if (unit == "MiB" || unit == "MB" || unit == "M") mult = 1024.0 * 1024;
+  else if (unit == "GiB" || unit == "GB" || unit == "G") mult = 1024.0 * 1024 * 1024;
+  else throw ConfigError(what + ": unknown size unit \"" + unit + "\"; use B, KiB, MiB or GiB");
+  return static_cast<std::size_t>(value * mult);
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+std::string suggest(const std::string& key, const std::vector<std::string>& known) {
+  std::string best;
+  std::size_t best_d = std::string::npos;
+  for (const auto& k : known) {
+    const std::size_t d = edit_distance(key, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  // Close enough to be a typo: at most a third of the word, and at least one edit allowed.
+  if (best_d <= std::max<std::size_t>(1, std::max(key.size(), best.size()) / 3)) return best;
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backoff and worker defaults
+
+Millis Backoff::wait_after(int attempt, std::mt19937_64& rng) const {
+  const double n = attempt < 1 ? 1.0 : static_cast<double>(attempt);
+  const double cap = static_cast<double>(std::max<long long>(0, max.count()));
+  double nominal = 0;
+  switch (strategy) {
+    case Strategy::fixed:
+      nominal = static_cast<double>(std::max<long long>(0, delay.count()));
+      break;
+    case Strategy::linear:
+      nominal = std::min(cap, static_cast<double>(std::max<long long>(0, base.count())) * n);
+      break;
+    case Strategy::exponential:
+      // 2^(n-1) overflows a double past ~1024: cap the exponent, the cap applies long before.
+      nominal = std::min(cap, static_cast<double>(std::max<long long>(0, base.count())) *
+                                  std::exp2(std::min(n - 1.0, 60.0)));
+      break;
+  }
+  // Jitter only ever adds: a wait is never shorter than the strategy says.
+  const double j = std::clamp(jitter, 0.0, 1.0);
+  if (j > 0 && nominal > 0) {
+    std::uniform_real_distribution<double> extra(0.0, j);
+    nominal *= 1.0 + extra(rng);
+  }
+  return Millis(static_cast<long long>(nominal));
+}
+
+Millis WorkerConfig::effective_heartbeat() const {
+  if (heartbeat_interval.count() > 0) return heartbeat_interval;
+  return std::max(Millis(100), lease / 6);
+}
+
+Millis WorkerConfig::effective_rescue() const {
+  if (rescue_interval.count() > 0) return rescue_interval;
+  return std::max(Millis(100), lease / 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed fields shared by the TOML file and DOCKET_* variables
+
+namespace {
+
+enum class Type { string, integer, boolean, duration, strings, size, number };
+using Value = std::variant<std::string, long long, bool, Millis, std::vector<std::string>, std::size_t, double>;
+
+struct Field {
+  std::string key;
+  Type type;
+  std::function<void(Config&, const Value&)> set;
+};
+
+struct Section {
+  std::string name;
+  std::vector<Field> fields;
+};
+
+template <class T>
+const T& as(const Value& v) {
+  return std::get<T>(v);
+}
+
+const std::vector<Section>& sections() {
+  static const std::vector<Section> all = {
+      {"",
+       {
+           {"database_url", Type::string, [](Config& c, const Value& v) { c.database_url = as<std::string>(v); }},
+       }},
+      {"worker",
+       {
+           {"queues", Type::strings,
+            [](Config& c, const Value& v) { c.worker.queues = as<std::vector<std::string>>(v); }},
+           {"concurrency", Type::integer,
+            [](Config& c, const Value& v) { c.worker.concurrency = static_cast<int>(as<long long>(v)); }},
+           {"shutdown_timeout", Type::duration,
+            [](Config& c, const Value& v) { c.worker.shutdown_timeout = as<Millis>(v); }},
+           {"lease", Type::duration, [](Config& c, const Value& v) { c.worker.lease = as<Millis>(v); }},
+           {"heartbeat_interval", Type::duration,
+            [](Config& c, const Value& v) { c.worker.heartbeat_interval = as<Millis>(v); }},
+           {"rescue_interval", Type::duration,
+            [](Config& c, const Value& v) { c.worker.rescue_interval = as<Millis>(v); }},
+           {"poll_interval", Type::duration,
+            [](Config& c, const Value& v) { c.worker.poll_interval = as<Millis>(v); }},
+           {"promote_interval", Type::duration,
+            [](Config& c, const Value& v) { c.worker.promote_interval = as<Millis>(v); }},
+           {"claim_batch", Type::integer,
+            [](Config& c, const Value& v) { c.worker.claim_batch = static_cast<int>(as<long long>(v)); }},
+           {"prune_interval", Type::duration,
+            [](Config& c, const Value& v) { c.worker.prune_interval = as<Millis>(v); }},
+           {"retain_completed", Type::duration,
+            [](Config& c, const Value& v) { c.worker.retain_completed = as<Millis>(v); }},
+           {"retain_failed", Type::duration,
+            [](Config& c, const Value& v) { c.worker.retain_failed = as<Millis>(v); }},
+           {"name", Type::string, [](Config& c, const Value& v) { c.worker.name = as<std::string>(v); }},
+       }},
+      {"api",
+       {
+           {"listen", Type::string, [](Config& c, const Value& v) { c.api.listen = as<std::string>(v); }},
+           {"tokens", Type::strings,
+            [](Config& c, const Value& v) { c.api.tokens = as<std::vector<std::string>>(v); }},
+           {"metrics_auth", Type::boolean, [](Config& c, const Value& v) { c.api.metrics_auth = as<bool>(v); }},
+           {"max_body", Type::size, [](Config& c, const Value& v) { c.api.max_body = as<std::size_t>(v); }},
+           {"threads", Type::integer,
+            [](Config& c, const Value& v) { c.api.threads = static_cast<int>(as<long long>(v)); }},
+           {"max_list_limit", Type::integer,
+            [](Config& c, const Value& v) { c.api.max_list_limit = static_cast<int>(as<long long>(v)); }},
+           {"db_connections", Type::integer,
+            [](Config& c, const Value& v) { c.api.db_connections = static_cast<int>(as<long long>(v)); }},
+       }},
+      {"log",
+       {
+           {"level", Type::string, [](Config& c, const Value& v) { c.log.level = as<std::string>(v); }},
+           {"format", Type::string, [](Config& c, const Value& v) { c.log.format = as<std::string>(v); }},
+       }},
+  };
+  return all;
+}
+
+std::vector<std::string> keys_of(const std::vector<Field>& fields) {
+  std::vector<std::string> out;
+  for (const auto& f : fields) out.push_back(f.key);
+  return out;
+}
+
+std::string where(const toml::node& node, const std::string& origin) {
+  const auto& src = node.source();
+  if (src.begin.line == 0) return origin;
+  return origin + ":" + std::to_string(src.begin.line);
+}
+
+std::string unknown_key(const std::string& origin_line, const std::string& key, const std::string& table,
+                        const std::vector<std::string>& known) {
+  std::string msg = origin_line + ": unknown key \"" + key + "\"" + (table.empty() ? "" : " in [" + table + "]");
+  const std::string hint = suggest(key, known);
+  if (!hint.empty()) {
+    msg += "; did you mean \"" + hint + "\"?";
+  } else {
+    std::string list;
+    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    msg += "; known keys: " + list;
+  }
+  return msg;
+}
+
+std::string type_name(Type t) {
+  switch (t) {
+    case Type::string: return "a string";
+    case Type::integer: return "an integer";
+    case Type::boolean: return "true or false";
+    case Type::duration: return "a duration string like \"30s\"";
+    case Type::strings: return "an array of strings";
+    case Type::size: return "a size like \"1MiB\" or a byte count";
+    case Type::number: return "a number";
+  }
+  return "a value";
+}
+
+Value from_node(const toml::node& node, Type type, const std::string& what) {
+  auto wrong = [&]() -> ConfigError { return ConfigError(what + " must be " + type_name(type)); };
+  switch (type) {
+    case Type::string:
+      if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
+      throw wrong();
+    case Type::integer:
+      if (node.is_integer()) return *node.value<long long>();
+      throw wrong();
+    case Type::boolean:
+      if (node.is_boolean()) return *node.value<bool>();
+      throw wrong();
+    case Type::number:
+      if (node.is_number()) return *node.value<double>();
+      throw wrong();
+    case Type::duration:
+      if (node.is_string()) return parse_duration(*node.value<std::string>(), what);
+      if (node.is_integer()) return Millis(*node.value<long long>() * 1000);
+      throw wrong();
+    case Type::size:
+      if (node.is_string()) return parse_size(*node.value<std::string>(), what);
+      if (node.is_integer()) return static_cast<std::size_t>(*node.value<long long>());
+      throw wrong();
+    case Type::strings: {
+      const auto* arr = node.as_array();
+      if (!arr) throw wrong();
+      std::vector<std::string> out;
+      for (const auto& item : *arr) {
+        if (!item.is_string()) throw wrong();
+        out.push_back(*item.value<std::string>());
+      }
+      return out;
+    }
+  }
+  throw wrong();
+}
+
+Value from_env(const std::string& text, Type type, const std::string& what) {
+  switch (type) {
+    case Type::string: return text;
+    case Type::integer:
+      try {
+        std::size_t used = 0;
+        long long v = std::stoll(text, &used);
+        if (used != text.size()) throw std::invalid_argument("x");
+        return v;
+      } catch (...) {
+        throw ConfigError(what + " must be an integer, got \"" + text + "\"");
+      }
+    case Type::number:
+      try {
+        return std::stod(text);
+      } catch (...) {
+        throw ConfigError(what + " must be a number, got \"" + text + "\"");
+      }
+    case Type::boolean:
+      if (text == "1" || text == "true" || text == "yes") return true;
+      if (text == "0" || text == "false" || text == "no") return false;
+      throw ConfigError(what + " must be true or false, got \"" + text + "\"");
+    case Type::duration: return parse_duration(text, what);
+    case Type::size: return parse_size(text, what);
+    case Type::strings: {
+      std::vector<std::string> out;
+      std::stringstream in(text);
+      std::string item;
+      while (std::getline(in, item, ',')) {
+        item.erase(0, item.find_first_not_of(' '));
+        item.erase(item.find_last_not_of(' ') + 1);
+        if (!item.empty()) out.push_back(item);
+      }
+      return out;
+    }
+  }
+  return text;
+}
+
+// --- kinds ----------------------------------------------------------------------------------
+
+std::string str(const toml::node& n, const std::string& what) { return as<std::string>(from_node(n, Type::string, what)); }
+
+std::map<std::string, std::string> string_map(const toml::node& n, const std::string& what) {
+  const auto* t = n.as_table();
+  if (!t) throw ConfigError(what + " must be a table of strings, like { Authorization = \"Bearer x\" }");
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : *t) out[std::string(k.str())] = str(v, what + "." + std::string(k.str()));
+  return out;
+}
+
+Backoff parse_backoff(const toml::node& n, const std::string& origin, const std::string& what) {
+  const auto* t = n.as_table();
+  if (!t) throw ConfigError(where(n, origin) + ": " + what + " must be a table like { strategy = \"exponential\", base = \"2s\" }");
+  Backoff b;
+  static const std::vector<std::string> known = {"strategy", "base", "max", "delay", "jitter"};
+  bool base_set = false;
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const std::string field = what + "." + key;
+    if (key == "strategy") {
+      const std::string s = str(v, field);
+      if (s == "fixed") b.strategy = Backoff::Strategy::fixed;
+      else if (s == "linear") b.strategy = Backoff::Strategy::linear;
+      else if (s == "exponential") b.strategy = Backoff::Strategy::exponential;
+      else {
+        const std::string hint = suggest(s, {"fixed", "linear", "exponential"});
+        throw ConfigError(where(v, origin) + ": " + field + " \"" + s + "\" is not a strategy; use fixed, linear or exponential" +
+                          (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+      }
+    } else if (key == "base") {
+      b.base = as<Millis>(from_node(v, Type::duration, field));
+      base_set = true;
+    } else if (key == "max") {
+      b.max = as<Millis>(from_node(v, Type::duration, field));
+    } else if (key == "delay") {
+      b.delay = as<Millis>(from_node(v, Type::duration, field));
+    } else if (key == "jitter") {
+      b.jitter = as<double>(from_node(v, Type::number, field));
+      if (b.jitter < 0 || b.jitter > 1) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1");
+    } else {
+      throw ConfigError(unknown_key(where(v, origin), key, what, known));
+    }
+  }
+  if (b.strategy == Backoff::Strategy::fixed && base_set && !t->contains("delay")) b.delay = b.base;
+  return b;
+}
+
+CrawlExecutor parse_crawl(const toml::node& n, const std::string& origin, const std::string& kind) {
+  const std::string what = "kinds." + kind + ".crawl";
+  const auto* t = n.as_table();
+  if (!t) throw ConfigError(where(n, origin) + ": " + what + " must be a table like { url = \"...\", items = \"/items\" }");
+  CrawlExecutor c;
+  c.collection = kind;
+  static const std::vector<std::string> known = {"url",     "items",   "key",          "collection", "next",
+                                                 "delay",   "timeout", "headers",      "activate_sql", "max_pages"};
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const std::string field = what + "." + key;
+    if (key == "url") c.url = str(v, field);
+    else if (key == "items") c.items = str(v, field);
+    else if (key == "key") c.key = str(v, field);
+    else if (key == "collection") c.collection = str(v, field);
+    else if (key == "next") c.next = str(v, field);
+    else if (key == "delay") c.delay = as<Millis>(from_node(v, Type::duration, field));
+    else if (key == "timeout") c.request_timeout = as<Millis>(from_node(v, Type::duration, field));
+    else if (key == "headers") c.headers = string_map(v, field);
+    else if (key == "activate_sql") c.activate_sql = str(v, field);
+    else if (key == "max_pages") c.max_pages = static_cast<int>(as<long long>(from_node(v, Type::integer, field)));
+    else throw ConfigError(unknown_key(where(v, origin), key, what, known));
+  }
+  if (c.url.empty()) throw ConfigError(where(n, origin) + ": " + what + ".url is required");
+  return c;
+}
+
+KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::string& origin) {
+  const std::string what = "kinds." + kind;
+  const auto* t = n.as_table();
+  if (!t) throw ConfigError(where(n, origin) + ": [" + what + "] must be a table");
+  KindConfig k;
+  k.kind = kind;
+  static const std::vector<std::string> known = {"command", "env",     "url",     "headers",    "crawl",
+                                                 "builtin", "max_retries", "backoff", "timeout", "max_running"};
+  std::vector<std::string> executors;
+  std::map<std::string, std::string> env, headers;
+  for (const auto& [key_node, v] : *t) {
+    const std::string key(key_node.str());
+    const std::string field = what + "." + key;
+    if (key == "command") {
+      auto argv = as<std::vector<std::string>>(from_node(v, Type::strings, field));
+      if (argv.empty() || argv[0].empty()) throw ConfigError(where(v, origin) + ": " + field + " must name a program: [\"/path/to/prog\", \"arg\"]");
+      k.executor = CommandExecutor{argv, {}};
+      executors.push_back("command");
+    } else if (key == "env") {
+      env = string_map(v, field);
+    } else if (key == "url") {
+      const std::string url = str(v, field);
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+        throw ConfigError(where(v, origin) + ": " + field + " must start with http:// or https://");
+      }
+      k.executor = HttpExecutor{url, {}};
+      executors.push_back("url");
+    } else if (key == "headers") {
+      headers = string_map(v, field);
+    } else if (key == "crawl") {
+      k.executor = parse_crawl(v, origin, kind);
+      executors.push_back("crawl");
+    } else if (key == "builtin") {
+      k.executor = BuiltinExecutor{str(v, field)};
+      executors.push_back("builtin");
+    } else if (key == "max_retries") {
+      const auto r = as<long long>(from_node(v, Type::integer, field));
+      if (r < 0 || r > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1000000");
+      k.max_retries = static_cast<int>(r);
+    } else if (key == "backoff") {
+      k.backoff = parse_backoff(v, origin, field);
+    } else if (key == "timeout") {
+      k.timeout = as<Millis>(from_node(v, Type::duration, field));
+    } else if (key == "max_running") {
+      const auto r = as<long long>(from_node(v, Type::integer, field));
+      if (r < 0 || r > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1000000");
+      k.max_running = static_cast<int>(r);
+    } else {
+      throw ConfigError(unknown_key(where(v, origin), key, what, known));
+    }
+  }
+  if (executors.size() > 1) {
+    throw ConfigError(where(n, origin) + ": [" + what + "] has both " + executors[0] + " and " + executors[1] +
+                      "; a kind runs with exactly one of command, url, crawl or builtin");
+  }
+  if (auto* cmd = std::get_if<CommandExecutor>(&k.executor)) cmd->env = env;
+  else if (!env.empty()) throw ConfigError(where(n, origin) + ": " + what + ".env only applies to a command kind");
+  if (auto* http = std::get_if<HttpExecutor>(&k.executor)) http->headers = headers;
+  else if (!headers.empty()) throw ConfigError(where(n, origin) + ": " + what + ".headers only applies to a url kind");
+  return k;
+}
+
+}  // namespace
+
+Config Config::parse(std::string_view text, const std::string& origin) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    const auto& src = e.source();
+    throw ConfigError(origin + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column) +
+                      ": invalid TOML: " + std::string(e.description()));
+  }
+  Config cfg;
+  std::vector<std::string> top_known = {"database_url", "worker", "api", "log", "kinds"};
+  for (const auto& [key_node, node] : root) {
+    const std::string key(key_node.str());
+    if (key == "kinds") {
+      const auto* kinds = node.as_table();
+      if (!kinds) throw ConfigError(where(node, origin) + ": kinds must be tables: [kinds.NAME]");
+      for (const auto& [kind_node, kind_value] : *kinds) {
+        const std::string kind(kind_node.str());
+        if (kind.empty()) throw ConfigError(where(kind_value, origin) + ": a kind name must not be empty");
+        cfg.kinds[kind] = parse_kind(kind, kind_value, origin);
+      }
+      continue;
+    }
+    const Section* section = nullptr;
+    for (const auto& s : sections()) {
+      if (s.name == key) section = &s;
+    }
+    if (section) {
+      const auto* table = node.as_table();
+      if (!table) throw ConfigError(where(node, origin) + ": [" + key + "] must be a table");
+      for (const auto& [field_node, value] : *table) {
+        const std::string field(field_node.str());
+        auto it = std::find_if(section->fields.begin(), section->fields.end(),
+                               [&](const Field& f) { return f.key == field; });
+        if (it == section->fields.end()) {
+          throw ConfigError(unknown_key(where(value, origin), field, key, keys_of(section->fields)));
+        }
+        try {
+          it->set(cfg, from_node(value, it->type, key + "." + field));
+        } catch (const ConfigError& e) {
+          throw ConfigError(where(value, origin) + ": " + e.what());
+        }
+      }
+      continue;
+    }
+    const auto& top = sections().front();
+    auto it = std::find_if(top.fields.begin(), top.fields.end(), [&](const Field& f) { return f.key == key; });
+    if (it == top.fields.end()) throw ConfigError(unknown_key(where(node, origin), key, "", top_known));
+    it->set(cfg, from_node(node, it->type, key));
+  }
+  return cfg;
+}
+
+Config Config::load_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot read config file " + path.string() + ": " + std::strerror(errno));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parse(buf.str(), path.string());
+}
+
+void Config::apply_env(const std::vector<std::string>& env) {
+  for (const auto& entry : env) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string name = entry.substr(0, eq);
+    const std::string value = entry.substr(eq + 1);
+    if (name == "DATABASE_URL" || name == "DOCKET_DATABASE_URL") {
+      if (!value.empty()) database_url = value;
+      continue;
+    }
+    if (name.rfind("DOCKET_", 0) != 0) continue;
+    std::string rest = name.substr(7);
+    std::transform(rest.begin(), rest.end(), rest.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const auto& s : sections()) {
+      if (s.name.empty() || rest.rfind(s.name + "_", 0) != 0) continue;
+      const std::string key = rest.substr(s.name.size() + 1);
+      for (const auto& f : s.fields) {
+        if (f.key == key) f.set(*this, from_env(value, f.type, name));
+      }
+    }
+  }
+}
+
+void Config::apply_process_env() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  apply_env(env);
+}
+
+void Config::validate() const {
+  if (worker.concurrency < 1 || worker.concurrency > 10000) {
+    throw ConfigError("worker.concurrency must be between 1 and 10000, got " + std::to_string(worker.concurrency));
+  }
+  if (worker.queues.empty()) throw ConfigError("worker.queues must name at least one queue, e.g. [\"default\"]");
+  for (const auto& q : worker.queues) {
+    if (q.empty()) throw ConfigError("worker.queues must not contain an empty name");
+  }
+  if (worker.lease < Millis(500)) throw ConfigError("worker.lease must be at least 500ms");
+  if (worker.effective_heartbeat() * 2 > worker.lease) {
+    throw ConfigError("worker.heartbeat_interval (" + format_duration(worker.effective_heartbeat()) +
+                      ") must be at most half of worker.lease (" + format_duration(worker.lease) +
+                      "), or a worker under load will be declared dead while alive");
+  }
+  if (worker.claim_batch < 1) throw ConfigError("worker.claim_batch must be >= 1");
+  if (worker.poll_interval < Millis(10)) throw ConfigError("worker.poll_interval must be at least 10ms");
+  if (log.level != "trace" && log.level != "debug" && log.level != "info" && log.level != "warn" &&
+      log.level != "error") {
+    const std::string hint = suggest(log.level, {"trace", "debug", "info", "warn", "error"});
+    throw ConfigError("log.level \"" + log.level + "\" is not a level; use trace, debug, info, warn or error" +
+                      (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+  }
+  if (log.format != "text" && log.format != "json") {
+    throw ConfigError("log.format must be \"text\" or \"json\", got \"" + log.format + "\"");
+  }
+  if (api.max_body < 1024) throw ConfigError("api.max_body must be at least 1KiB");
+  if (api.threads < 1 || api.threads > 256) throw ConfigError("api.threads must be between 1 and 256");
+  if (api.max_list_limit < 1) throw ConfigError("api.max_list_limit must be >= 1");
+  if (api.db_connections < 1 || api.db_connections > 64) throw ConfigError("api.db_connections must be between 1 and 64");
+}
+
+}  // namespace docket

@@ -1,0 +1,100 @@
+#include "docket/client.hpp"
+
+#include "db/pool.hpp"
+#include "db/sql.hpp"
+#include "docket/errors.hpp"
+
+namespace docket {
+
+struct Client::Impl {
+  Impl(const std::string& url, const ClientOptions& o)
+      : pool(url, o.connections, o.application_name), check_schema(o.check_schema) {}
+
+  /// Runs `op` on a leased session. A connection that died while idle is replaced before use
+  /// (Session::connect checks); a read that fails because the connection broke mid-call is tried
+  /// once more on a fresh connection. Writes are not repeated: the first may have committed.
+  template <class F>
+  auto with_session(F&& op, bool idempotent) -> decltype(op(std::declval<db::Session&>())) {
+    auto lease = pool.acquire();
+    for (int attempt = 1;; ++attempt) {
+      try {
+        if (check_schema) lease->check_schema();
+        return op(*lease);
+      } catch (const Unavailable&) {
+        if (!idempotent || attempt >= 2 || lease->connected()) throw;
+      }
+    }
+  }
+
+  db::Pool pool;
+  bool check_schema;
+};
+
+Client::Client(std::string database_url, ClientOptions options)
+    : impl_(std::make_unique<Impl>(database_url, options)) {}
+
+Client::~Client() = default;
+
+EnqueueResult Client::enqueue(const EnqueueRequest& request) {
+  return impl_->with_session([&](db::Session& s) { return s.enqueue(request); }, false);
+}
+
+std::vector<EnqueueResult> Client::enqueue_many(const std::vector<EnqueueRequest>& requests) {
+  if (requests.empty()) return {};
+  return impl_->with_session([&](db::Session& s) { return s.enqueue_many(requests); }, false);
+}
+
+std::optional<JobRecord> Client::job(std::int64_t id) {
+  return impl_->with_session([&](db::Session& s) { return s.job(id); }, true);
+}
+
+std::vector<JobRecord> Client::jobs(const JobFilter& filter) {
+  if (filter.limit < 0) throw InvalidInput("limit must be >= 0, got " + std::to_string(filter.limit));
+  return impl_->with_session([&](db::Session& s) { return s.jobs(filter); }, true);
+}
+
+CancelResult Client::cancel(std::int64_t id) {
+  return impl_->with_session([&](db::Session& s) { return s.cancel(id); }, false);
+}
+
+void Client::retry(std::int64_t id) {
+  impl_->with_session([&](db::Session& s) { s.retry(id); }, false);
+}
+
+void Client::set_limit(const std::string& kind, std::optional<int> max_running) {
+  impl_->with_session([&](db::Session& s) { s.set_limit(kind, max_running); }, true);
+}
+
+void Client::pause(const std::string& queue) {
+  impl_->with_session([&](db::Session& s) { s.pause(queue); }, true);
+}
+
+void Client::resume(const std::string& queue) {
+  impl_->with_session([&](db::Session& s) { s.resume(queue); }, true);
+}
+
+std::vector<QueueSummary> Client::queues() {
+  return impl_->with_session([&](db::Session& s) { return s.queues(); }, true);
+}
+
+std::vector<KindLimit> Client::limits() {
+  return impl_->with_session([&](db::Session& s) { return s.limits(); }, true);
+}
+
+std::vector<std::tuple<std::string, std::string, std::int64_t>> Client::queue_states() {
+  return impl_->with_session([&](db::Session& s) { return s.queue_states(); }, true);
+}
+
+void Client::ping() {
+  auto lease = impl_->pool.acquire();
+  lease->ping();
+}
+
+int migrate(const std::string& database_url) {
+  db::Session session(database_url, "docket-migrate");
+  return session.migrate();
+}
+
+int known_schema_version() { return db::migrations().empty() ? 0 : db::migrations().back().version; }
+
+}  // namespace docket

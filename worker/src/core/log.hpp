@@ -1,0 +1,37 @@
+#pragma once
+// Structured logging: one event per line, `job.completed job_id=42 kind=import`, or JSON objects
+// with --log-format json. Job args are logged only at debug.
+#include <initializer_list>
+#include <spdlog/spdlog.h>
+#include <string>
+#include <string_view>
+
+#include "docket/job.hpp"
+
+namespace docket::log {
+
+struct Field {
+  std::string_view key;
+  Json value;
+};
+
+/// Sets the level (trace..error) and format (text|json) of the default logger (stderr).
+void setup(const std::string& level, const std::string& format);
+bool json_format();
+
+void event(spdlog::level::level_enum level, std::string_view name, std::initializer_list<Field> fields);
+
+inline void debug(std::string_view name, std::initializer_list<Field> fields = {}) {
+  if (spdlog::should_log(spdlog::level::debug)) event(spdlog::level::debug, name, fields);
+}
+inline void info(std::string_view name, std::initializer_list<Field> fields = {}) {
+  if (spdlog::should_log(spdlog::level::info)) event(spdlog::level::info, name, fields);
+}
+inline void warn(std::string_view name, std::initializer_list<Field> fields = {}) {
+  if (spdlog::should_log(spdlog::level::warn)) event(spdlog::level::warn, name, fields);
+}
+inline void error(std::string_view name, std::initializer_list<Field> fields = {}) {
+  if (spdlog::should_log(spdlog::level::err)) event(spdlog::level::err, name, fields);
+}
+
+}  // namespace docket::log

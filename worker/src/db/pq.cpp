@@ -1,0 +1,40 @@
+#include "db/pq.hpp"
+
+#include "docket/errors.hpp"
+
+namespace docket::db {
+
+std::string first_line(const char* what) {
+  std::string s(what ? what : "");
+  if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
+  for (const char* prefix : {"ERROR:  ", "FATAL:  ", "ERROR: ", "FATAL: "}) {
+    if (s.rfind(prefix, 0) == 0) {
+      s.erase(0, std::char_traits<char>::length(prefix));
+      break;
+    }
+  }
+  return s;
+}
+
+bool is_connection_state(const std::string& sqlstate) {
+  return sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
+         sqlstate == "53300" || sqlstate == "25006";
+}
+
+void throw_translated(const pqxx::sql_error& e) {
+  const std::string state = e.sqlstate();
+  const std::string msg = first_line(e.what());
+  if (is_connection_state(state)) throw Unavailable("database unavailable: " + msg);
+  if (state == "40001" || state == "40P01" || state == "55P03") throw Unavailable("transient conflict: " + msg);
+  if (state == "57014") throw Unavailable("statement timed out: " + msg);
+  if (state == "54000") throw TooLarge(msg);
+  if (state == "P0002") throw NotFound(msg);
+  if (state == "23505" || state == "55000") throw Conflict(msg);
+  if (state.rfind("22", 0) == 0 || state == "23514" || state == "23502") throw InvalidInput(msg);
+  if (state == "42P01" || state == "42883" || state == "3F000" || state == "42704") {
+    throw SchemaMismatch(msg + " (is the docket schema installed and current? run `docket migrate`)");
+  }
+  throw Error(msg.empty() ? std::string("database error ") + state : msg);
+}
+
+}  // namespace docket::db

@@ -1,0 +1,537 @@
+#include "db/session.hpp"
+
+#include <poll.h>
+
+#include <pqxx/pqxx>
+#include <set>
+
+#include "db/array.hpp"
+#include "db/pq.hpp"
+#include "db/sql.hpp"
+#include "core/time.hpp"
+#include "docket/errors.hpp"
+
+namespace docket::db {
+
+namespace {
+
+/// Receives NOTIFYs on one channel into the session's pending list.
+class Receiver final : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& conn, const std::string& channel, std::vector<Notification>& sink)
+      : pqxx::notification_receiver(conn, channel), sink_(sink) {}
+  void operator()(const std::string& payload, int /*backend_pid*/) override {
+    sink_.push_back({channel(), payload});
+  }
+
+ private:
+  std::vector<Notification>& sink_;
+};
+
+bool has_param(const std::string& url, const std::string& name) {
+  return url.find(name + "=") != std::string::npos;
+}
+
+}  // namespace
+
+std::string with_connection_defaults(const std::string& url) {
+  // TCP keepalives so a half-dead connection (failover, dropped NAT) is noticed in seconds;
+  // libpq ignores them on unix sockets.
+  const std::vector<std::pair<std::string, std::string>> defaults = {
+      {"connect_timeout", "5"},       {"keepalives", "1"},       {"keepalives_idle", "10"},
+      {"keepalives_interval", "5"},   {"keepalives_count", "3"},
+  };
+  std::string out = url;
+  const bool is_uri = url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+  for (const auto& [name, value] : defaults) {
+    if (has_param(url, name)) continue;
+    if (is_uri) {
+      out += (out.find('?') == std::string::npos ? '?' : '&');
+      out += name + "=" + value;
+    } else {
+      out += (out.empty() ? "" : " ") + name + "=" + value;
+    }
+  }
+  return out;
+}
+
+struct Session::Impl {
+  std::unique_ptr<pqxx::connection> conn;
+  std::set<std::string, std::less<>> prepared;
+  std::vector<std::string> channels;
+  std::vector<std::unique_ptr<Receiver>> receivers;
+  std::vector<Notification> pending;
+  bool schema_checked = false;
+};
+
+Session::Session(std::string url, std::string application_name)
+    : url_(std::move(url)), application_name_(std::move(application_name)), impl_(std::make_unique<Impl>()) {}
+
+Session::~Session() { disconnect(); }
+
+bool Session::connected() const { return impl_->conn && impl_->conn->is_open(); }
+
+void Session::disconnect() {
+  impl_->receivers.clear();
+  impl_->prepared.clear();
+  if (impl_->conn) {
+    try {
+      impl_->conn->disconnect();
+    } catch (...) {
+    }
+  }
+  impl_->conn.reset();
+}
+
+void Session::connect() {
+  if (impl_->conn) {
+    // An idle connection whose socket is readable has either a notification or an error/EOF
+    // waiting (e.g. the server restarted). Find out now, not in the middle of a statement.
+    const int fd = impl_->conn->sock();
+    pollfd p{fd, POLLIN, 0};
+    bool broken = fd < 0 || !impl_->conn->is_open();
+    if (!broken && ::poll(&p, 1, 0) > 0) {
+      try {
+        impl_->conn->get_notifs();
+      } catch (...) {
+        broken = true;
+      }
+      if (!impl_->conn->is_open()) broken = true;
+    }
+    if (!broken) return;
+    disconnect();
+  }
+  try {
+    auto conn = std::make_unique<pqxx::connection>(with_connection_defaults(url_));
+    // We set session state (time zone, application_name) and reconnect ourselves: libpqxx's
+    // silent reactivation would lose both. Deprecated in 6.4, still the only switch.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+    pqxx::nontransaction tx(*conn);
+    tx.exec("SET application_name = " + tx.quote(application_name_) +
+            "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'");
+    impl_->conn = std::move(conn);
+  } catch (const pqxx::broken_connection& e) {
+    throw Unavailable(std::string("cannot connect to PostgreSQL: ") + first_line(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    throw_translated(e);
+  }
+  for (const auto& channel : impl_->channels) {
+    impl_->receivers.push_back(std::make_unique<Receiver>(*impl_->conn, channel, impl_->pending));
+  }
+  // A reconnect may have missed notifications: tell the caller to look for work.
+  if (!impl_->channels.empty()) impl_->pending.push_back({"docket_reconnect", ""});
+}
+
+namespace {
+
+template <class F>
+auto guarded(Session& session, std::unique_ptr<pqxx::connection>& conn, F&& body) -> decltype(body(*conn)) {
+  session.connect();
+  try {
+    return body(*conn);
+  } catch (const pqxx::broken_connection& e) {
+    session.disconnect();
+    throw Unavailable(std::string("lost the PostgreSQL connection: ") + first_line(e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    session.disconnect();
+    throw Unavailable(std::string("lost the PostgreSQL connection during commit: ") + first_line(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    if (is_connection_state(e.sqlstate())) session.disconnect();
+    throw_translated(e);
+  } catch (const pqxx::unexpected_rows& e) {
+    throw Error(std::string("unexpected result: ") + e.what());
+  } catch (const pqxx::conversion_error& e) {
+    throw Error(std::string("cannot read a database value: ") + e.what());
+  } catch (const pqxx::usage_error& e) {
+    throw Error(std::string("database client misuse: ") + e.what());
+  } catch (const pqxx::failure& e) {
+    session.disconnect();
+    throw Unavailable(std::string("database failure: ") + first_line(e.what()));
+  }
+}
+
+using Params = std::vector<std::optional<std::string>>;
+
+pqxx::result run(pqxx::connection& conn, std::set<std::string, std::less<>>& prepared, const std::string& name,
+                 const Params& params) {
+  if (!prepared.contains(name)) {
+    const auto& all = queries();
+    auto it = all.find(name);
+    if (it == all.end()) throw Error("unknown query " + name);
+    conn.prepare(name, it->second);
+    prepared.insert(name);
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  pqxx::nontransaction tx(conn);
+  return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values));
+}
+
+std::optional<std::string> opt_text(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return std::string(f.c_str(), f.size());
+}
+
+JobRecord parse_job(const pqxx::field& f) {
+  return Json::parse(std::string_view(f.c_str(), f.size())).get<JobRecord>();
+}
+
+}  // namespace
+
+#define DOCKET_RUN(name, ...) run(c, impl_->prepared, name, Params{__VA_ARGS__})
+
+int Session::schema_version() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    auto installed = tx.exec("SELECT to_regclass('docket.schema_migrations') IS NOT NULL");
+    if (!installed[0][0].as<bool>()) return -1;
+    auto r = tx.exec("SELECT coalesce(max(version), 0) FROM docket.schema_migrations");
+    return r[0][0].as<int>();
+  });
+}
+
+void Session::check_schema() {
+  if (impl_->schema_checked && connected()) return;
+  const int have = schema_version();
+  const int want = migrations().empty() ? 0 : migrations().back().version;
+  if (have < 0) {
+    throw SchemaMismatch("the database has no docket schema: run `docket migrate` first");
+  }
+  if (have < want) {
+    throw SchemaMismatch("the docket schema is at version " + std::to_string(have) + " but this binary needs " +
+                         std::to_string(want) + ": run `docket migrate`");
+  }
+  if (have > want) {
+    throw SchemaMismatch("the docket schema is at version " + std::to_string(have) +
+                         ", newer than this binary knows (" + std::to_string(want) +
+                         "): upgrade docket before running it against this database");
+  }
+  impl_->schema_checked = true;
+}
+
+int Session::migrate() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    // One migrator at a time across all processes; the lock is released with the session.
+    {
+      pqxx::nontransaction tx(c);
+      tx.exec("SELECT pg_advisory_lock(7036170716331542347)");
+    }
+    int applied = 0;
+    try {
+      {
+        pqxx::work tx(c);
+        tx.exec("CREATE SCHEMA IF NOT EXISTS docket");
+        tx.exec(
+            "CREATE TABLE IF NOT EXISTS docket.schema_migrations ("
+            " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+        tx.commit();
+      }
+      int have = 0;
+      {
+        pqxx::nontransaction tx(c);
+        have = tx.exec("SELECT coalesce(max(version), 0) FROM docket.schema_migrations")[0][0].as<int>();
+      }
+      const int want = migrations().empty() ? 0 : migrations().back().version;
+      if (have > want) {
+        throw SchemaMismatch("the docket schema is at version " + std::to_string(have) +
+                             ", newer than this binary knows (" + std::to_string(want) + "): upgrade docket");
+      }
+      for (const auto& m : migrations()) {
+        if (m.version <= have) continue;
+        pqxx::work tx(c);
+        tx.exec(m.sql);
+        tx.exec("INSERT INTO docket.schema_migrations (version, name) VALUES (" + std::to_string(m.version) +
+                ", " + tx.quote(m.name) + ")");
+        tx.commit();
+        ++applied;
+      }
+    } catch (...) {
+      try {
+        pqxx::nontransaction tx(c);
+        tx.exec("SELECT pg_advisory_unlock_all()");
+      } catch (...) {
+      }
+      throw;
+    }
+    pqxx::nontransaction tx(c);
+    tx.exec("SELECT pg_advisory_unlock_all()");
+    return applied;
+  });
+}
+
+EnqueueResult Session::enqueue(const EnqueueRequest& r) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    Params p{r.kind,
+             r.args.dump(),
+             r.queue,
+             std::to_string(r.priority),
+             r.run_at ? std::optional<std::string>(format_timestamp(*r.run_at)) : std::nullopt,
+             r.max_retries ? std::optional<std::string>(std::to_string(*r.max_retries)) : std::nullopt,
+             r.unique_key};
+    auto res = run(c, impl_->prepared, "job_enqueue", p);
+    return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>()};
+  });
+}
+
+std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    Json batch = Json::array();
+    for (const auto& r : requests) {
+      Json item = {{"kind", r.kind}, {"args", r.args}, {"queue", r.queue}, {"priority", r.priority}};
+      if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);
+      if (r.max_retries) item["max_retries"] = *r.max_retries;
+      if (r.unique_key) item["unique_key"] = *r.unique_key;
+      batch.push_back(std::move(item));
+    }
+    auto res = run(c, impl_->prepared, "job_enqueue_many", Params{batch.dump()});
+    std::vector<EnqueueResult> out;
+    out.reserve(res.size());
+    for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].as<bool>()});
+    return out;
+  });
+}
+
+std::optional<JobRecord> Session::job(std::int64_t id) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<JobRecord> {
+    auto res = DOCKET_RUN("job_get", std::to_string(id));
+    if (res.empty()) return std::nullopt;
+    return parse_job(res[0][0]);
+  });
+}
+
+std::vector<JobRecord> Session::jobs(const JobFilter& f) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    Params p{f.kind, f.queue,
+             f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
+             f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt,
+             std::to_string(f.limit)};
+    auto res = run(c, impl_->prepared, "job_list", p);
+    std::vector<JobRecord> out;
+    out.reserve(res.size());
+    for (const auto& row : res) out.push_back(parse_job(row[0]));
+    return out;
+  });
+}
+
+CancelResult Session::cancel(std::int64_t id) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("job_cancel", std::to_string(id));
+    const bool changed = res[0][1].as<bool>();
+    if (!changed) return CancelResult::already_finished;
+    return res[0][0].c_str() == std::string_view("running") ? CancelResult::cancel_requested
+                                                              : CancelResult::cancelled;
+  });
+}
+
+void Session::retry(std::int64_t id) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("job_retry", std::to_string(id)); });
+}
+
+void Session::set_limit(const std::string& kind, std::optional<int> max_running) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    DOCKET_RUN("kind_set_limit", kind,
+               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt);
+  });
+}
+
+void Session::pause(const std::string& queue) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("queue_pause", queue); });
+}
+
+void Session::resume(const std::string& queue) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("queue_resume", queue); });
+}
+
+std::vector<QueueSummary> Session::queues() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("queue_summary");
+    std::vector<QueueSummary> out;
+    for (const auto& row : res) {
+      QueueSummary q;
+      q.queue = row[0].c_str();
+      q.available = row[1].as<std::int64_t>();
+      q.running = row[2].as<std::int64_t>();
+      q.waiting = row[3].as<std::int64_t>();
+      if (!row[4].is_null()) q.oldest_available_age_s = row[4].as<double>();
+      q.paused = row[5].as<bool>();
+      out.push_back(std::move(q));
+    }
+    return out;
+  });
+}
+
+std::vector<KindLimit> Session::limits() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("kind_limits");
+    std::vector<KindLimit> out;
+    for (const auto& row : res) {
+      KindLimit k;
+      k.kind = row[0].c_str();
+      if (!row[1].is_null()) k.max_running = row[1].as<int>();
+      k.running = row[2].as<std::int64_t>();
+      if (!row[3].is_null()) k.max_retries = row[3].as<int>();
+      out.push_back(std::move(k));
+    }
+    return out;
+  });
+}
+
+std::vector<std::tuple<std::string, std::string, std::int64_t>> Session::queue_states() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("queue_states");
+    std::vector<std::tuple<std::string, std::string, std::int64_t>> out;
+    for (const auto& row : res) out.emplace_back(row[0].c_str(), row[1].c_str(), row[2].as<std::int64_t>());
+    return out;
+  });
+}
+
+void Session::ping() {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("ping"); });
+}
+
+std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::string& queues_literal,
+                                       const std::string& kinds_literal, int limit) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("job_claim", worker, queues_literal, kinds_literal, std::to_string(limit));
+    std::vector<ClaimedJob> out;
+    out.reserve(res.size());
+    for (const auto& row : res) {
+      ClaimedJob j;
+      j.id = row[0].as<std::int64_t>();
+      j.kind = row[1].c_str();
+      j.queue = row[2].c_str();
+      j.args.assign(row[3].c_str(), row[3].size());
+      j.attempt = row[4].as<int>();
+      j.max_retries = row[5].as<int>();
+      j.priority = row[6].as<int>();
+      j.unique_key = opt_text(row[7]);
+      j.queue_latency_s = row[8].is_null() ? 0.0 : row[8].as<double>();
+      out.push_back(std::move(j));
+    }
+    return out;
+  });
+}
+
+std::vector<Finished> Session::finish(const std::string& worker, const std::vector<FinishItem>& items) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    std::vector<std::int64_t> ids, attempts;
+    std::vector<std::string> outcomes;
+    std::vector<double> delays;
+    std::vector<std::optional<std::string>> results, errors;
+    ids.reserve(items.size());
+    for (const auto& it : items) {
+      ids.push_back(it.id);
+      attempts.push_back(it.attempt);
+      outcomes.push_back(it.outcome);
+      delays.push_back(it.delay_s);
+      results.push_back(it.result);
+      errors.push_back(it.error);
+    }
+    auto res = DOCKET_RUN("job_finish", worker, int_array(ids), int_array(attempts), text_array(outcomes),
+                          float_array(delays), text_array(results), text_array(errors));
+    std::vector<Finished> out;
+    out.reserve(res.size());
+    for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].c_str()});
+    return out;
+  });
+}
+
+bool Session::progress(const std::string& worker, std::int64_t id, int attempt, const std::string& json) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("job_progress", worker, std::to_string(id), std::to_string(attempt), json);
+    return res.affected_rows() > 0;
+  });
+}
+
+std::string Session::register_worker(const WorkerRow& w) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("worker_register", w.name, w.host, std::to_string(w.pid), text_array(w.queues),
+                          text_array(w.kinds), std::to_string(w.concurrency), std::to_string(w.lease_s));
+    return std::string(res[0][0].c_str());
+  });
+}
+
+bool Session::heartbeat(const std::string& worker) {
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return !DOCKET_RUN("worker_heartbeat", worker).empty(); });
+}
+
+void Session::worker_stopping(const std::string& worker) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("worker_stopping", worker); });
+}
+
+void Session::worker_stopped(const std::string& worker) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("worker_stopped", worker); });
+}
+
+std::vector<std::int64_t> Session::cancel_requests(const std::string& worker) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("worker_cancel_requests", worker);
+    std::vector<std::int64_t> out;
+    for (const auto& row : res) out.push_back(row[0].as<std::int64_t>());
+    return out;
+  });
+}
+
+int Session::rescue() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("job_rescue")[0][0].as<int>(); });
+}
+
+Promoted Session::promote() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("job_promote");
+    Promoted p;
+    p.promoted = res[0][0].as<int>();
+    if (!res[0][1].is_null()) p.next_due_in_s = res[0][1].as<double>();
+    return p;
+  });
+}
+
+int Session::prune(double completed_after_s, double failed_after_s) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    return DOCKET_RUN("job_prune", std::to_string(completed_after_s), std::to_string(failed_after_s))[0][0]
+        .as<int>();
+  });
+}
+
+void Session::seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    DOCKET_RUN("kind_seed", kind,
+               max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
+               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt);
+  });
+}
+
+void Session::listen(const std::string& channel) {
+  impl_->channels.push_back(channel);
+  if (connected()) {
+    guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+      impl_->receivers.push_back(std::make_unique<Receiver>(c, channel, impl_->pending));
+    });
+  }
+}
+
+int Session::socket() const { return impl_->conn ? impl_->conn->sock() : -1; }
+
+std::vector<Notification> Session::take_notifications() {
+  if (impl_->conn) {
+    try {
+      impl_->conn->get_notifs();
+    } catch (const pqxx::broken_connection& e) {
+      disconnect();
+      throw Unavailable(std::string("lost the PostgreSQL connection: ") + first_line(e.what()));
+    } catch (const pqxx::failure& e) {
+      disconnect();
+      throw Unavailable(std::string("database failure: ") + first_line(e.what()));
+    }
+  }
+  std::vector<Notification> out;
+  out.swap(impl_->pending);
+  return out;
+}
+
+}  // namespace docket::db

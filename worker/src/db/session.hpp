@@ -1,0 +1,133 @@
+#pragma once
+// One database connection and the domain operations Docket runs over it. Not thread-safe: each
+// thread owns its Session (or leases one from a Pool). pqxx stays behind this header.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "docket/job.hpp"
+
+namespace docket::db {
+
+/// A job as returned by docket.claim.
+struct ClaimedJob {
+  std::int64_t id = 0;
+  std::string kind;
+  std::string queue;
+  std::string args;  ///< JSON text
+  int attempt = 0;
+  int max_retries = 0;
+  int priority = 0;
+  std::optional<std::string> unique_key;
+  double queue_latency_s = 0;  ///< run_at -> claim, by the database clock
+};
+
+/// One fenced finishing write: outcome is complete|retry|fail|cancel|snooze|release.
+struct FinishItem {
+  std::int64_t id = 0;
+  int attempt = 0;
+  std::string outcome;
+  double delay_s = 0;
+  std::optional<std::string> result;  ///< JSON text
+  std::optional<std::string> error;
+};
+
+/// What the finish statement did with one item.
+struct Finished {
+  std::int64_t id = 0;
+  std::string state;
+};
+
+struct WorkerRow {
+  std::string name;
+  std::string host;
+  int pid = 0;
+  std::vector<std::string> queues;
+  std::vector<std::string> kinds;
+  int concurrency = 0;
+  double lease_s = 30;
+};
+
+struct Notification {
+  std::string channel;
+  std::string payload;
+};
+
+struct Promoted {
+  int promoted = 0;
+  std::optional<double> next_due_in_s;
+};
+
+class Session {
+ public:
+  Session(std::string url, std::string application_name);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// Connects if not connected. Throws Unavailable.
+  void connect();
+  bool connected() const;
+  /// Drops the connection (the next call reconnects).
+  void disconnect();
+  const std::string& url() const { return url_; }
+
+  /// -1 when docket is not installed.
+  int schema_version();
+  /// Throws SchemaMismatch unless the schema is exactly the version this binary knows.
+  void check_schema();
+  /// Applies pending migrations under an advisory lock. Returns how many were applied.
+  int migrate();
+
+  // jobs -----------------------------------------------------------------------------------
+  EnqueueResult enqueue(const EnqueueRequest& request);
+  std::vector<EnqueueResult> enqueue_many(const std::vector<EnqueueRequest>& requests);
+  std::optional<JobRecord> job(std::int64_t id);
+  std::vector<JobRecord> jobs(const JobFilter& filter);
+  CancelResult cancel(std::int64_t id);
+  void retry(std::int64_t id);
+  void set_limit(const std::string& kind, std::optional<int> max_running);
+  void pause(const std::string& queue);
+  void resume(const std::string& queue);
+  std::vector<QueueSummary> queues();
+  std::vector<KindLimit> limits();
+  std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
+  void ping();
+
+  // the engine -------------------------------------------------------------------------------
+  std::vector<ClaimedJob> claim(const std::string& worker, const std::string& queues_literal,
+                                const std::string& kinds_literal, int limit);
+  std::vector<Finished> finish(const std::string& worker, const std::vector<FinishItem>& items);
+  bool progress(const std::string& worker, std::int64_t id, int attempt, const std::string& json);
+  std::string register_worker(const WorkerRow& row);
+  /// False when the worker was declared dead (its lease expired): it must register again.
+  bool heartbeat(const std::string& worker);
+  void worker_stopping(const std::string& worker);
+  void worker_stopped(const std::string& worker);
+  std::vector<std::int64_t> cancel_requests(const std::string& worker);
+  int rescue();
+  Promoted promote();
+  int prune(double completed_after_s, double failed_after_s);
+  void seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running);
+
+  // notifications ------------------------------------------------------------------------------
+  void listen(const std::string& channel);
+  /// The socket to poll for incoming notifications (-1 when not connected).
+  int socket() const;
+  /// Reads what arrived on the socket (non-blocking) and returns the notifications.
+  std::vector<Notification> take_notifications();
+
+  struct Impl;
+
+ private:
+  std::string url_;
+  std::string application_name_;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Adds keepalive and connect_timeout defaults to a libpq URI or conninfo string.
+std::string with_connection_defaults(const std::string& url);
+
+}  // namespace docket::db

@@ -1,0 +1,27 @@
+#pragma once
+// Handlers for kinds configured without C++ code: command, url, crawl, builtin.
+#include <optional>
+#include <string>
+
+#include "docket/config.hpp"
+#include "docket/handler.hpp"
+
+namespace docket {
+
+/// The handler for a configured kind. Throws ConfigError when the kind has no executor.
+Handler make_executor_handler(const KindConfig& kind);
+
+Handler command_handler(const CommandExecutor& spec);
+Handler http_handler(const HttpExecutor& spec, Millis timeout);
+Handler builtin_handler(const std::string& name);
+Handler crawl_handler(const CrawlExecutor& spec, const std::string& database_url);
+
+/// Names accepted by `builtin = "..."`.
+const std::vector<std::string>& builtin_names();
+
+/// Retry-After: delta-seconds or an HTTP-date. nullopt when absent or unreadable.
+std::optional<Millis> parse_retry_after(const std::string& value);
+/// The last `max` bytes of `text`, trimmed, for error messages.
+std::string tail(const std::string& text, std::size_t max = 2000);
+
+}  // namespace docket

@@ -1,0 +1,157 @@
+#include "maintenance/maintainer.hpp"
+
+#include <random>
+
+#include "core/log.hpp"
+#include "core/reconnect.hpp"
+#include "docket/errors.hpp"
+
+namespace docket {
+
+namespace {
+using SteadyClock = std::chrono::steady_clock;
+
+/// interval * U(0.9, 1.1): periodic work of many workers must not phase-lock.
+SteadyClock::duration jittered(Millis interval, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> f(0.9, 1.1);
+  return std::chrono::duration_cast<SteadyClock::duration>(interval * f(rng));
+}
+}  // namespace
+
+Maintainer::Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds,
+                       Identity& identity, Hooks hooks)
+    : url_(std::move(url)),
+      config_(std::move(config)),
+      row_(std::move(row)),
+      seeds_(std::move(seeds)),
+      identity_(identity),
+      hooks_(std::move(hooks)),
+      session_(url_, "docket-maintainer") {}
+
+Maintainer::~Maintainer() {
+  thread_.request_stop();
+  wake_.notify_all();
+}
+
+std::string Maintainer::register_worker() {
+  session_.check_schema();
+  const std::string id = session_.register_worker(row_);
+  for (const auto& s : seeds_) {
+    if (s.max_retries || s.max_running) session_.seed_kind(s.kind, s.max_retries, s.max_running);
+  }
+  return id;
+}
+
+bool Maintainer::start(const std::function<bool()>& give_up) {
+  ReconnectDelay delay;
+  for (;;) {
+    try {
+      identity_.set(register_worker());
+      break;
+    } catch (const Unavailable& e) {
+      if (give_up()) return false;
+      const auto wait = delay.next();
+      log::warn("db.unavailable", {{"component", "worker"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, wait, [&] { return give_up(); });
+      if (give_up()) return false;
+    }
+  }
+  thread_ = std::jthread([this](std::stop_token st) { loop(st); });
+  return true;
+}
+
+void Maintainer::mark_stopping() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Maintainer::finish() {
+  thread_.request_stop();
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  try {
+    session_.worker_stopped(identity_.get());
+  } catch (const std::exception& e) {
+    log::warn("worker.deregister_failed", {{"error", e.what()}});
+  }
+}
+
+void Maintainer::loop(std::stop_token stop) {
+  std::mt19937_64 rng{std::random_device{}()};
+  ReconnectDelay delay;
+  const auto now0 = SteadyClock::now();
+  auto next_heartbeat = now0 + jittered(config_.effective_heartbeat(), rng);
+  auto next_rescue = now0 + jittered(config_.effective_rescue(), rng) / 2;
+  auto next_promote = now0;
+  auto next_prune = now0 + jittered(config_.prune_interval, rng) / 4;
+  while (!stop.stop_requested()) {
+    const auto now = SteadyClock::now();
+    try {
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_ && !stopping_recorded_) {
+          session_.worker_stopping(identity_.get());
+          stopping_recorded_ = true;
+        }
+      }
+      if (now >= next_heartbeat) {
+        next_heartbeat = now + jittered(config_.effective_heartbeat(), rng);
+        const std::string id = identity_.get();
+        if (!session_.heartbeat(id)) {
+          // Declared dead (we were frozen or cut off past the lease): our jobs are being rescued.
+          // Stop them here, and come back as a new worker.
+          log::error("worker.lease_lost", {{"worker_id", id}, {"action", "stopping its jobs and registering again"}});
+          hooks_.lease_lost(id);
+          const std::string fresh = register_worker();
+          identity_.set(fresh);
+          log::info("worker.registered", {{"worker_id", fresh}});
+        } else {
+          for (auto job_id : session_.cancel_requests(id)) hooks_.cancel_requested(job_id);
+        }
+      }
+      if (now >= next_rescue) {
+        next_rescue = now + jittered(config_.effective_rescue(), rng);
+        if (const int n = session_.rescue(); n > 0) log::warn("job.rescued", {{"count", n}});
+      }
+      if (now >= next_promote) {
+        next_promote = now + config_.promote_interval;
+        const auto p = session_.promote();
+        auto wait = config_.promote_interval;
+        if (p.promoted >= 1000) {
+          wait = Millis(0);
+        } else if (p.next_due_in_s) {
+          wait = std::min(wait, Millis(static_cast<long long>(std::max(0.0, *p.next_due_in_s) * 1000) + 1));
+        }
+        next_promote = now + wait;
+      }
+      if (now >= next_prune) {
+        next_prune = now + jittered(config_.prune_interval, rng);
+        if (const int n = session_.prune(config_.retain_completed.count() / 1000.0,
+                                         config_.retain_failed.count() / 1000.0);
+            n > 0) {
+          log::info("job.pruned", {{"count", n}});
+        }
+      }
+      if (delay.failing()) log::info("db.reconnected", {{"component", "maintainer"}});
+      delay.reset();
+    } catch (const Unavailable& e) {
+      const auto wait = delay.next();
+      log::warn("db.unavailable", {{"component", "maintainer"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+      next_heartbeat = now;  // prove liveness first thing once the database is back
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, stop, wait, [] { return false; });
+      continue;
+    } catch (const std::exception& e) {
+      log::error("maintainer.error", {{"error", e.what()}});
+    }
+    const auto until = std::min({next_heartbeat, next_rescue, next_promote, next_prune});
+    std::unique_lock lock(mutex_);
+    wake_.wait_until(lock, stop, until, [&] { return stopping_ && !stopping_recorded_; });
+  }
+}
+
+}  // namespace docket

@@ -1,0 +1,179 @@
+#include "queue/completer.hpp"
+
+#include <map>
+#include <thread>
+
+#include "core/log.hpp"
+#include "core/reconnect.hpp"
+#include "docket/errors.hpp"
+
+namespace docket {
+
+namespace {
+constexpr std::size_t kMaxBatch = 2000;
+}
+
+Completer::Completer(const std::string& url, std::function<void()> on_flush)
+    : session_(url, "docket-completer"),
+      on_flush_(std::move(on_flush)),
+      thread_([this](std::stop_token st) { loop(st); }) {}
+
+Completer::~Completer() {
+  thread_.request_stop();
+  ready_.notify_all();
+}
+
+void Completer::push(PendingFinish finish) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(finish));
+  }
+  ready_.notify_one();
+}
+
+void Completer::progress(const std::string& worker, std::int64_t id, int attempt, std::string json) {
+  {
+    std::lock_guard lock(mutex_);
+    progress_[id] = {worker, attempt, std::move(json)};
+  }
+  ready_.notify_one();
+}
+
+std::size_t Completer::pending() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+CompleterCounters Completer::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
+}
+
+void Completer::drain(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mutex_);
+    draining_ = true;
+    drain_deadline_ = std::chrono::steady_clock::now() + timeout;
+  }
+  ready_.notify_all();
+  thread_.request_stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Completer::loop(std::stop_token stop) {
+  ReconnectDelay delay;
+  std::vector<PendingFinish> batch;
+  for (;;) {
+    std::map<std::int64_t, std::tuple<std::string, int, std::string>> progress;
+    {
+      std::unique_lock lock(mutex_);
+      ready_.wait(lock, stop, [&] { return !queue_.empty() || !progress_.empty(); });
+      if (queue_.empty() && progress_.empty()) {
+        if (stop.stop_requested()) return;
+        continue;
+      }
+      if (stop.stop_requested() && draining_ && std::chrono::steady_clock::now() > drain_deadline_) {
+        log::error("completer.abandoned", {{"outcomes", queue_.size()}});
+        return;
+      }
+      const std::size_t n = std::min(queue_.size(), kMaxBatch);
+      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+      progress.swap(progress_);
+    }
+    try {
+      for (const auto& [id, p] : progress) session_.progress(std::get<0>(p), id, std::get<1>(p), std::get<2>(p));
+      if (!batch.empty()) write(batch);
+      if (delay.failing()) log::info("db.reconnected", {{"component", "completer"}});
+      delay.reset();
+      batch.clear();
+      if (on_flush_) on_flush_();
+    } catch (const Unavailable& e) {
+      const auto wait = delay.next();
+      log::warn("db.unavailable", {{"component", "completer"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+      {
+        // Put the batch back in front, in order: outcomes are never dropped for a lost connection.
+        std::lock_guard lock(mutex_);
+        queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+        for (auto& [id, p] : progress) progress_.try_emplace(id, std::move(p));
+      }
+      batch.clear();
+      {
+        std::lock_guard lock(mutex_);
+        if (draining_ && std::chrono::steady_clock::now() + wait > drain_deadline_) {
+          log::error("completer.abandoned", {{"outcomes", queue_.size()}, {"error", e.what()}});
+          return;
+        }
+      }
+      std::this_thread::sleep_for(wait);
+    } catch (const std::exception& e) {
+      // A bug or an unexpected database error: log it and drop this batch rather than spin.
+      // The jobs stay `running` and are rescued when this worker's lease ends.
+      log::error("completer.write_failed", {{"error", e.what()}, {"outcomes", batch.size()}});
+      batch.clear();
+    }
+  }
+}
+
+void Completer::write(std::vector<PendingFinish>& batch) {
+  // One statement per worker id (normally one: a process has a second only after a lost lease).
+  std::map<std::string, std::vector<std::size_t>> by_worker;
+  for (std::size_t i = 0; i < batch.size(); ++i) by_worker[batch[i].worker].push_back(i);
+  for (const auto& [worker, indexes] : by_worker) {
+    std::vector<db::FinishItem> items;
+    items.reserve(indexes.size());
+    for (auto i : indexes) items.push_back(batch[i].item);
+    const auto done = session_.finish(worker, items);
+    std::unordered_map<std::int64_t, const std::string*> state_of;
+    for (const auto& f : done) state_of[f.id] = &f.state;
+    CompleterCounters add;
+    for (auto i : indexes) {
+      const auto& p = batch[i];
+      auto it = state_of.find(p.item.id);
+      if (it == state_of.end()) {
+        ++add.stale;
+        log::warn("job.stale", {{"job_id", p.item.id},
+                                {"kind", p.kind},
+                                {"attempt", p.item.attempt},
+                                {"outcome", p.item.outcome},
+                                {"reason", "no longer running under this worker (rescued or cancelled); write ignored"}});
+        continue;
+      }
+      const std::string& state = *it->second;
+      if (state == "completed") {
+        ++add.completed;
+        log::info("job.completed", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+                                    {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
+      } else if (state == "retryable") {
+        ++add.retried;
+        log::warn("job.retrying", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+                                   {"retry_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)},
+                                   {"error", p.item.error.value_or("")}});
+      } else if (state == "failed") {
+        ++add.failed;
+        log::error("job.failed", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+                                  {"error", p.item.error.value_or("")}});
+      } else if (state == "cancelled") {
+        ++add.cancelled;
+        log::info("job.cancelled", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt}});
+      } else if (state == "scheduled") {
+        ++add.snoozed;
+        log::info("job.snoozed", {{"job_id", p.item.id}, {"kind", p.kind},
+                                  {"run_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)}});
+      } else if (state == "available") {
+        ++add.released;
+        log::info("job.released", {{"job_id", p.item.id}, {"kind", p.kind}, {"reason", "worker shutting down"}});
+      }
+    }
+    std::lock_guard lock(mutex_);
+    counters_.completed += add.completed;
+    counters_.retried += add.retried;
+    counters_.failed += add.failed;
+    counters_.cancelled += add.cancelled;
+    counters_.snoozed += add.snoozed;
+    counters_.released += add.released;
+    counters_.stale += add.stale;
+  }
+}
+
+}  // namespace docket

@@ -1,0 +1,63 @@
+#pragma once
+// Writes job outcomes in batches through the one fenced finish statement, on its own connection.
+// Batching completions is the main throughput lever: whatever piled up while the previous batch
+// was in flight goes out in the next round trip. A failed write is retried (never turned into a
+// job failure): outcomes wait in memory until the database is back.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "db/session.hpp"
+
+namespace docket {
+
+struct Outcomes;  // counters, see worker.cpp
+
+/// One outcome waiting to be written, with what the log line needs.
+struct PendingFinish {
+  std::string worker;
+  db::FinishItem item;
+  std::string kind;
+  double duration_ms = 0;
+};
+
+struct CompleterCounters {
+  std::uint64_t completed = 0, retried = 0, failed = 0, cancelled = 0, snoozed = 0, released = 0, stale = 0;
+};
+
+class Completer {
+ public:
+  /// `on_flush` runs after each written batch (the producer may claim into freed quota slots).
+  Completer(const std::string& url, std::function<void()> on_flush);
+  ~Completer();
+
+  void push(PendingFinish finish);
+  /// Latest progress of a running job; coalesced per job.
+  void progress(const std::string& worker, std::int64_t id, int attempt, std::string json);
+  /// Writes everything queued, then stops. Gives up after `timeout` if the database is down.
+  void drain(std::chrono::milliseconds timeout);
+  CompleterCounters counters() const;
+  std::size_t pending() const;
+
+ private:
+  void loop(std::stop_token stop);
+  void write(std::vector<PendingFinish>& batch);
+
+  db::Session session_;
+  std::function<void()> on_flush_;
+  mutable std::mutex mutex_;
+  std::condition_variable_any ready_;
+  std::deque<PendingFinish> queue_;
+  std::map<std::int64_t, std::tuple<std::string, int, std::string>> progress_;
+  CompleterCounters counters_;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  std::jthread thread_;
+};
+
+}  // namespace docket

@@ -1,0 +1,58 @@
+#pragma once
+// The jobs this process is running, with why (if at all) each was asked to stop. A watchdog
+// thread stops jobs that pass their timeout.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace docket {
+
+/// Why a running job was asked to stop. The first reason wins.
+enum class StopReason : int { none = 0, timeout, cancel, shutdown, lost };
+
+struct RunningJob {
+  std::int64_t id = 0;
+  int attempt = 0;
+  std::string kind;
+  std::string worker;  ///< the worker id the job was claimed under (fences its writes)
+  std::stop_source stop;
+  std::chrono::steady_clock::time_point started;
+  std::chrono::steady_clock::time_point deadline;
+  std::atomic<StopReason> reason{StopReason::none};
+
+  /// Records the reason (if none yet) and requests stop. True if this call set the reason.
+  bool stop_for(StopReason why);
+};
+
+class Running {
+ public:
+  Running();
+  ~Running();
+
+  void add(const std::shared_ptr<RunningJob>& job);
+  void remove(std::int64_t id);
+  std::size_t size() const;
+  /// Stops one job (cancel request). False if it is not running here.
+  bool stop(std::int64_t id, StopReason why);
+  /// Stops every job claimed under `worker` (or all when empty) and returns those it newly stopped.
+  std::vector<std::shared_ptr<RunningJob>> stop_all(StopReason why, const std::string& worker = "");
+
+ private:
+  void watch(std::stop_token stop);
+
+  mutable std::mutex mutex_;
+  std::condition_variable_any changed_;
+  std::unordered_map<std::int64_t, std::shared_ptr<RunningJob>> jobs_;
+  bool dirty_ = false;  ///< a job was added: its deadline may be the next one
+  std::jthread watchdog_;  // last: started after the members it uses
+};
+
+}  // namespace docket

@@ -1,0 +1,486 @@
+#include "docket/worker.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <condition_variable>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "core/log.hpp"
+#include "core/reconnect.hpp"
+#include "core/wake.hpp"
+#include "db/array.hpp"
+#include "db/session.hpp"
+#include "docket/errors.hpp"
+#include "executors/executors.hpp"
+#include "maintenance/maintainer.hpp"
+#include "queue/completer.hpp"
+#include "queue/running.hpp"
+
+namespace docket {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+constexpr std::size_t kMaxErrorBytes = 8192;
+constexpr std::size_t kMaxResultBytes = 1 << 20;
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string clip_error(std::string error) {
+  if (error.size() > kMaxErrorBytes) error = "..." + error.substr(error.size() - kMaxErrorBytes);
+  if (error.empty()) error = "(no message)";
+  return error;
+}
+
+}  // namespace
+
+struct KindEntry {
+  KindConfig config;
+  Handler handler;
+};
+
+struct Worker::Impl {
+  Impl(std::string u, WorkerConfig c) : url(std::move(u)), cfg(std::move(c)) {}
+
+  void run();
+  void produce(std::stop_token stop);
+  void dispatch(std::vector<db::ClaimedJob>& jobs, const std::string& worker_id);
+  void execute(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJob& claimed);
+  db::FinishItem finish_item(const std::shared_ptr<RunningJob>& rj, const KindEntry& entry, Outcome outcome);
+  void request_stop();
+  bool stop_requested() {
+    std::lock_guard lock(stop_mutex);
+    return stop_flag;
+  }
+
+  std::string url;
+  WorkerConfig cfg;
+  std::map<std::string, KindEntry> kinds;
+
+  Identity identity;
+  Running running;
+  Wake wake;
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> started{false};
+  std::atomic<bool> flushed{false};
+  std::atomic<std::uint64_t> claimed{0};
+
+  std::unique_ptr<Completer> completer;
+  std::unique_ptr<Maintainer> maintainer;
+  std::unique_ptr<boost::asio::thread_pool> pool;
+
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stop_flag = false;
+
+  std::mutex rng_mutex;
+  std::mt19937_64 rng{std::random_device{}()};
+};
+
+void Worker::Impl::request_stop() {
+  {
+    std::lock_guard lock(stop_mutex);
+    stop_flag = true;
+  }
+  stop_cv.notify_all();
+  wake.signal();
+}
+
+void Worker::Impl::run() {
+  if (kinds.empty()) {
+    throw ConfigError("this worker has no kinds to run: register a handler with worker.handle(\"kind\", fn) or add "
+                      "[kinds.NAME] sections with command, url, crawl or builtin to the config");
+  }
+  std::vector<std::string> kind_names;
+  std::vector<KindSeed> seeds;
+  for (const auto& [name, entry] : kinds) {
+    kind_names.push_back(name);
+    seeds.push_back({name, entry.config.max_retries, entry.config.max_running});
+  }
+  db::WorkerRow row;
+  row.host = host_name();
+  row.pid = static_cast<int>(::getpid());
+  row.name = cfg.name.empty() ? row.host + ":" + std::to_string(row.pid) : cfg.name;
+  row.queues = cfg.queues;
+  row.kinds = kind_names;
+  row.concurrency = cfg.concurrency;
+  row.lease_s = static_cast<double>(cfg.lease.count()) / 1000.0;
+
+  completer = std::make_unique<Completer>(url, [this] {
+    flushed = true;
+    wake.signal();
+  });
+  pool = std::make_unique<boost::asio::thread_pool>(static_cast<std::size_t>(cfg.concurrency));
+  Maintainer::Hooks hooks;
+  hooks.lease_lost = [this](const std::string& old_id) {
+    // Those jobs are being rescued and re-run elsewhere; their writes would be refused anyway.
+    for (const auto& rj : running.stop_all(StopReason::lost, old_id)) {
+      log::warn("job.lost", {{"job_id", rj->id}, {"kind", rj->kind}, {"reason", "lease lost"}});
+    }
+  };
+  hooks.cancel_requested = [this](std::int64_t id) { running.stop(id, StopReason::cancel); };
+  maintainer = std::make_unique<Maintainer>(url, cfg, row, seeds, identity, hooks);
+  if (!maintainer->start([this] { return stop_requested(); })) {
+    completer->drain(Millis(0));
+    return;
+  }
+
+  std::jthread producer([this](std::stop_token st) { produce(st); });
+  started = true;
+  log::info("worker.started", {{"worker_id", identity.get()},
+                               {"name", row.name},
+                               {"queues", cfg.queues},
+                               {"kinds", kind_names},
+                               {"concurrency", cfg.concurrency},
+                               {"lease_ms", cfg.lease.count()}});
+
+  {
+    std::unique_lock lock(stop_mutex);
+    stop_cv.wait(lock, [&] { return stop_flag; });
+  }
+  // Drain: no more claims, running jobs get shutdown_timeout to finish, the rest go back.
+  log::info("worker.stopping", {{"running", in_flight.load()},
+                                {"shutdown_timeout_ms", cfg.shutdown_timeout.count()}});
+  stopping = true;
+  wake.signal();
+  producer.request_stop();
+  producer.join();
+  maintainer->mark_stopping();
+  {
+    std::unique_lock lock(stop_mutex);
+    stop_cv.wait_for(lock, cfg.shutdown_timeout, [&] { return in_flight.load() == 0; });
+  }
+  if (in_flight.load() > 0) {
+    // Hand back what did not finish, without charging the attempt; stop the jobs (commands get
+    // SIGTERM, then SIGKILL). Their late outcomes are dropped.
+    for (const auto& rj : running.stop_all(StopReason::shutdown)) {
+      db::FinishItem item;
+      item.id = rj->id;
+      item.attempt = rj->attempt;
+      item.outcome = "release";
+      completer->push({rj->worker, item, rj->kind, 0});
+    }
+    std::unique_lock lock(stop_mutex);
+    stop_cv.wait_for(lock, std::chrono::seconds(2), [&] { return in_flight.load() == 0; });
+  }
+  completer->drain(std::max<Millis>(Millis(5000), cfg.lease));
+  maintainer->finish();
+  const auto counters = completer->counters();
+  log::info("worker.stopped", {{"worker_id", identity.get()},
+                               {"claimed", claimed.load()},
+                               {"completed", counters.completed},
+                               {"failed", counters.failed},
+                               {"released", counters.released},
+                               {"still_running", in_flight.load()}});
+  pool->stop();
+  if (in_flight.load() == 0) {
+    pool->join();
+  } else {
+    // A C++ handler that ignores its stop token cannot be joined; its job is already handed back.
+    (void)pool.release();
+  }
+}
+
+void Worker::Impl::produce(std::stop_token stop) {
+  db::Session session(url, "docket-producer");
+  session.listen("docket_jobs");
+  session.listen("docket_cancel");
+  session.listen("docket_control");
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : kinds) names.push_back(name);
+  const std::string queues_literal = db::text_array(cfg.queues);
+  const std::string kinds_literal = db::text_array(names);
+  const std::set<std::string> queue_set(cfg.queues.begin(), cfg.queues.end());
+  std::mt19937_64 prng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  auto next_poll_after = [&](SteadyClock::time_point now) {
+    return now + std::chrono::duration_cast<SteadyClock::duration>(cfg.poll_interval * jitter(prng));
+  };
+
+  ReconnectDelay delay;
+  bool want = true;
+  auto next_poll = SteadyClock::now();
+  auto retry_at = SteadyClock::time_point::min();
+
+  auto handle_notifications = [&]() {
+    for (const auto& n : session.take_notifications()) {
+      if (n.channel == "docket_jobs") {
+        if (n.payload == "*" || queue_set.contains(n.payload)) want = true;
+      } else if (n.channel == "docket_cancel") {
+        try {
+          running.stop(std::stoll(n.payload), StopReason::cancel);
+        } catch (...) {
+        }
+      } else {
+        want = true;  // limit changed, queue resumed, reconnected: look for work
+      }
+    }
+  };
+
+  while (!stop.stop_requested() && !stopping.load()) {
+    const auto now = SteadyClock::now();
+    if (now >= next_poll) want = true;
+    const int capacity = cfg.concurrency - in_flight.load();
+    if (want && capacity > 0 && now >= retry_at) {
+      const int n = std::min(capacity, cfg.claim_batch);
+      try {
+        const std::string worker_id = identity.get();
+        auto jobs = session.claim(worker_id, queues_literal, kinds_literal, n);
+        want = static_cast<int>(jobs.size()) == n;  // a full batch: there may be more
+        next_poll = next_poll_after(SteadyClock::now());
+        dispatch(jobs, worker_id);
+        handle_notifications();
+        if (delay.failing()) log::info("db.reconnected", {{"component", "producer"}});
+        delay.reset();
+      } catch (const Unavailable& e) {
+        const auto wait = delay.next();
+        log::warn("db.unavailable", {{"component", "producer"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+        retry_at = SteadyClock::now() + wait;
+      } catch (const std::exception& e) {
+        log::error("claim.failed", {{"error", e.what()}});
+        retry_at = SteadyClock::now() + cfg.poll_interval;
+        want = false;
+      }
+      continue;
+    }
+
+    // Sleep until a notification, a wake-up (capacity freed, outcomes written, stop) or the poll.
+    int timeout_ms = -1;
+    if (capacity > 0) {
+      const auto until = std::max(want ? retry_at : next_poll, now);
+      timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
+    }
+    pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {session.socket(), POLLIN, 0}};
+    const nfds_t nfds = fds[1].fd >= 0 ? 2 : 1;
+    ::poll(fds, nfds, timeout_ms);
+    if (fds[0].revents & POLLIN) {
+      wake.drain();
+      if (flushed.exchange(false)) want = true;
+    }
+    if (nfds == 2 && fds[1].revents) {
+      try {
+        handle_notifications();
+      } catch (const Unavailable& e) {
+        want = true;  // reconnect (and re-LISTEN) through the next claim
+      }
+    }
+  }
+}
+
+void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string& worker_id) {
+  const auto now = SteadyClock::now();
+  for (auto& job : jobs) {
+    const auto& entry = kinds.at(job.kind);
+    auto rj = std::make_shared<RunningJob>();
+    rj->id = job.id;
+    rj->attempt = job.attempt;
+    rj->kind = job.kind;
+    rj->worker = worker_id;
+    rj->started = now;
+    rj->deadline = now + entry.config.timeout;
+    running.add(rj);
+    in_flight.fetch_add(1);
+    claimed.fetch_add(1);
+    boost::asio::post(*pool, [this, rj, job = std::move(job)] { execute(rj, job); });
+  }
+}
+
+void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJob& claimed_job) {
+  const KindEntry& entry = kinds.at(claimed_job.kind);
+  Job job;
+  job.id = claimed_job.id;
+  job.kind = claimed_job.kind;
+  job.queue = claimed_job.queue;
+  job.attempt = claimed_job.attempt;
+  job.max_retries = claimed_job.max_retries;
+  job.priority = claimed_job.priority;
+  job.unique_key = claimed_job.unique_key;
+  log::debug("job.started", {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt},
+                             {"args", claimed_job.args}});
+
+  Outcome outcome;
+  job.args = Json::parse(claimed_job.args, nullptr, false);
+  if (job.args.is_discarded()) {
+    outcome = Outcome::fail("args are not valid JSON");
+  } else {
+    const std::string worker_id = rj->worker;
+    JobContext ctx(std::move(job), rj->stop.get_token(), [this, rj](Json value) {
+      completer->progress(rj->worker, rj->id, rj->attempt, value.dump());
+    });
+    try {
+      outcome = entry.handler(ctx);
+    } catch (const std::exception& e) {
+      outcome = Outcome::retry(e.what());
+    } catch (...) {
+      outcome = Outcome::retry("handler threw a non-std::exception");
+    }
+  }
+  const double duration_ms =
+      std::chrono::duration<double, std::milli>(SteadyClock::now() - rj->started).count();
+
+  // Remove first, then read why it stopped: Running::stop_all marks jobs under the same lock.
+  running.remove(rj->id);
+  const StopReason reason = rj->reason.load();
+  if (reason == StopReason::shutdown || reason == StopReason::lost) {
+    log::debug("job.outcome_dropped", {{"job_id", rj->id}, {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
+  } else {
+    if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
+      outcome = Outcome::retry("timed out after " + format_duration(entry.config.timeout));
+    } else if (reason == StopReason::cancel && outcome.kind() != Outcome::Kind::complete) {
+      outcome = Outcome::cancel("cancelled on request while running");
+    }
+    completer->push({rj->worker, finish_item(rj, entry, std::move(outcome)), rj->kind, duration_ms});
+  }
+  if (in_flight.fetch_sub(1) == 1 && stopping.load()) {
+    std::lock_guard lock(stop_mutex);
+    stop_cv.notify_all();
+  }
+  wake.signal();
+}
+
+db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, const KindEntry& entry,
+                                         Outcome outcome) {
+  db::FinishItem item;
+  item.id = rj->id;
+  item.attempt = rj->attempt;
+  switch (outcome.kind()) {
+    case Outcome::Kind::complete: {
+      item.outcome = "complete";
+      if (!outcome.result().is_null()) {
+        std::string text = outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace);
+        if (text.size() > kMaxResultBytes) {
+          text = Json{{"error", "result larger than 1 MiB was dropped"}, {"bytes", text.size()}}.dump();
+        }
+        item.result = std::move(text);
+      }
+      break;
+    }
+    case Outcome::Kind::retry: {
+      item.outcome = "retry";
+      Millis wait{0};
+      if (outcome.delay()) {
+        wait = *outcome.delay();
+      } else {
+        std::lock_guard lock(rng_mutex);
+        wait = entry.config.backoff.wait_after(rj->attempt, rng);
+      }
+      item.delay_s = static_cast<double>(std::max<long long>(0, wait.count())) / 1000.0;
+      item.error = clip_error(outcome.error());
+      break;
+    }
+    case Outcome::Kind::snooze:
+      item.outcome = "snooze";
+      item.delay_s = static_cast<double>(std::max<long long>(0, outcome.delay().value_or(Millis(0)).count())) / 1000.0;
+      break;
+    case Outcome::Kind::fail:
+      item.outcome = "fail";
+      item.error = clip_error(outcome.error());
+      break;
+    case Outcome::Kind::cancel:
+      item.outcome = "cancel";
+      item.error = clip_error(outcome.error());
+      break;
+  }
+  return item;
+}
+
+// --- public API ----------------------------------------------------------------------------
+
+Worker::Worker(std::string database_url, WorkerConfig config)
+    : impl_(std::make_unique<Impl>(std::move(database_url), std::move(config))) {}
+
+Worker::~Worker() {
+  if (impl_->started.load()) impl_->request_stop();
+}
+
+void Worker::handle(const std::string& kind, Handler handler, KindConfig options) {
+  if (kind.empty()) throw ConfigError("a kind name must not be empty");
+  if (!handler) throw ConfigError("handler for kind " + kind + " is empty");
+  options.kind = kind;
+  impl_->kinds[kind] = KindEntry{std::move(options), std::move(handler)};
+}
+
+void Worker::add_kind(const KindConfig& kind) {
+  Handler handler;
+  if (const auto* crawl = std::get_if<CrawlExecutor>(&kind.executor)) {
+    handler = crawl_handler(*crawl, impl_->url);
+  } else {
+    handler = make_executor_handler(kind);
+  }
+  impl_->kinds[kind.kind] = KindEntry{kind, std::move(handler)};
+}
+
+void Worker::add_kinds(const Config& config) {
+  for (const auto& [name, kind] : config.kinds) add_kind(kind);
+}
+
+void Worker::run() { impl_->run(); }
+
+void Worker::run_until_signal() {
+  install_stop_signals([this] { request_stop(); });
+  run();
+}
+
+void Worker::request_stop() { impl_->request_stop(); }
+
+bool Worker::started() const { return impl_->started.load(); }
+
+std::string Worker::id() const { return impl_->identity.get(); }
+
+WorkerStats Worker::stats() const {
+  WorkerStats s;
+  s.claimed = impl_->claimed.load();
+  s.running = impl_->in_flight.load();
+  if (impl_->completer) {
+    const auto c = impl_->completer->counters();
+    s.completed = c.completed;
+    s.retried = c.retried;
+    s.failed = c.failed;
+    s.cancelled = c.cancelled;
+    s.snoozed = c.snoozed;
+    s.stale = c.stale;
+  }
+  return s;
+}
+
+void install_stop_signals(std::function<void()> on_first) {
+  sigset_t set;
+  ::sigemptyset(&set);
+  ::sigaddset(&set, SIGTERM);
+  ::sigaddset(&set, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::thread([set, on_first = std::move(on_first)] {
+    int count = 0;
+    for (;;) {
+      int sig = 0;
+      if (::sigwait(&set, &sig) != 0) continue;
+      if (++count == 1) {
+        log::info("signal.received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                                      {"action", "draining; send again to exit at once"}});
+        on_first();
+      } else {
+        log::warn("signal.received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                                      {"action", "exiting now; leases cover running jobs"}});
+        spdlog::default_logger()->flush();
+        ::_exit(128 + sig);
+      }
+    }
+  }).detach();
+}
+
+}  // namespace docket
