@@ -1,0 +1,317 @@
+// The engine's statements against a real database: claim, quota, fenced finish, rescue, promote.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <thread>
+
+#include "db/array.hpp"
+#include "db/session.hpp"
+#include "docket/client.hpp"
+#include "docket/errors.hpp"
+#include "pg.hpp"
+
+using namespace docket;
+using docket::test::PgCluster;
+
+class Engine : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db = PgCluster::shared().fresh_database();
+    client = std::make_unique<Client>(db->url());
+    session = std::make_unique<db::Session>(db->url(), "test");
+    worker = register_worker("w1", 30);
+  }
+  std::string register_worker(const std::string& name, double lease_s) {
+    return session->register_worker({.name = name, .queues = {"default"}, .kinds = {"a"}, .lease_s = lease_s});
+  }
+  std::vector<db::ClaimedJob> claim(const std::string& w, std::vector<std::string> kinds, int n,
+                                    std::vector<std::string> queues = {"default"}) {
+    return session->claim(w, db::text_array(queues), db::text_array(kinds), n);
+  }
+  std::string state(std::int64_t id) { return db->scalar("SELECT state FROM docket.jobs WHERE id = " + std::to_string(id)); }
+  std::unique_ptr<docket::test::TestDatabase> db;
+  std::unique_ptr<Client> client;
+  std::unique_ptr<db::Session> session;
+  std::string worker;
+};
+
+TEST_F(Engine, ClaimTakesPriorityThenRunAtOrderAndMarksRunning) {
+  const auto low = client->enqueue({.kind = "a", .priority = 5}).id;
+  const auto high = client->enqueue({.kind = "a", .priority = 0}).id;
+  const auto other_kind = client->enqueue({.kind = "b", .priority = 0}).id;
+  const auto jobs = claim(worker, {"a"}, 10);
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, high);
+  EXPECT_EQ(jobs[1].id, low);
+  EXPECT_EQ(jobs[0].attempt, 1);
+  EXPECT_EQ(state(high), "running");
+  EXPECT_EQ(state(other_kind), "available");  // a kind this worker does not handle is never claimed
+  EXPECT_EQ(db->scalar("SELECT worker FROM docket.jobs WHERE id = " + std::to_string(high)), worker);
+}
+
+TEST_F(Engine, PausedQueueIsSkippedUntilResumed) {
+  client->enqueue({.kind = "a"});
+  client->pause("default");
+  EXPECT_TRUE(claim(worker, {"a"}, 10).empty());
+  client->resume("default");
+  EXPECT_EQ(claim(worker, {"a"}, 10).size(), 1u);
+}
+
+TEST_F(Engine, QuotaCapsClaimsAndOtherKindsStillFlow) {
+  client->set_limit("a", 2);
+  for (int i = 0; i < 5; ++i) client->enqueue({.kind = "a"});
+  for (int i = 0; i < 5; ++i) client->enqueue({.kind = "b"});
+  const auto first = claim(worker, {"a", "b"}, 10);
+  int a = 0, b = 0;
+  for (const auto& j : first) (j.kind == "a" ? a : b)++;
+  EXPECT_EQ(a, 2);
+  EXPECT_EQ(b, 5);
+  EXPECT_TRUE(claim(worker, {"a"}, 10).empty());
+  // A slot frees when one finishes.
+  db::FinishItem done{.id = first[0].kind == "a" ? first[0].id : first[1].id, .attempt = 1, .outcome = "complete"};
+  ASSERT_EQ(session->finish(worker, {done}).size(), 1u);
+  EXPECT_EQ(claim(worker, {"a"}, 10).size(), 1u);
+  // A limit of 0 holds the kind; NULL removes the limit.
+  client->set_limit("a", 0);
+  db->query("UPDATE docket.jobs SET state = 'completed' WHERE state = 'running'");
+  EXPECT_TRUE(claim(worker, {"a"}, 10).empty());
+  client->set_limit("a", std::nullopt);
+  EXPECT_EQ(claim(worker, {"a"}, 10).size(), 2u);
+}
+
+TEST_F(Engine, QuotaHoldsUnderManyConcurrentClaimers) {
+  // 8 sessions claim as fast as they can while a sampler checks the running count: it must
+  // never exceed the limit, at any instant.
+  constexpr int kLimit = 3;
+  client->set_limit("a", kLimit);
+  std::vector<EnqueueRequest> batch(400, EnqueueRequest{.kind = "a"});
+  client->enqueue_many(batch);
+  std::atomic<bool> done{false};
+  std::atomic<int> max_seen{0};
+  std::thread sampler([&] {
+    pqxx::connection c(db->url());
+    while (!done) {
+      pqxx::nontransaction tx(c);
+      const int n = tx.exec("SELECT count(*) FROM docket.jobs WHERE state = 'running' AND kind = 'a'")[0][0].as<int>();
+      max_seen = std::max(max_seen.load(), n);
+    }
+  });
+  std::vector<std::thread> claimers;
+  std::atomic<int> finished{0};
+  for (int t = 0; t < 8; ++t) {
+    claimers.emplace_back([&] {
+      db::Session s(db->url(), "claimer");
+      const std::string w = s.register_worker({.name = "c", .lease_s = 30});
+      while (finished.load() < 400) {
+        auto jobs = s.claim(w, db::text_array(std::vector<std::string>{"default"}),
+                            db::text_array(std::vector<std::string>{"a"}), 2);
+        std::vector<db::FinishItem> items;
+        for (const auto& j : jobs) items.push_back({.id = j.id, .attempt = j.attempt, .outcome = "complete"});
+        if (!items.empty()) finished += static_cast<int>(s.finish(w, items).size());
+      }
+    });
+  }
+  for (auto& t : claimers) t.join();
+  done = true;
+  sampler.join();
+  EXPECT_EQ(finished.load(), 400);
+  EXPECT_LE(max_seen.load(), kLimit);
+  EXPECT_GE(max_seen.load(), 1);
+}
+
+TEST_F(Engine, FinishIsFencedByWorkerAttemptAndState) {
+  const auto id = client->enqueue({.kind = "a"}).id;
+  const auto jobs = claim(worker, {"a"}, 1);
+  ASSERT_EQ(jobs.size(), 1u);
+  const std::string other = register_worker("w2", 30);
+  // Another worker, or the right worker with a stale attempt, changes nothing.
+  EXPECT_TRUE(session->finish(other, {{.id = id, .attempt = 1, .outcome = "complete"}}).empty());
+  EXPECT_TRUE(session->finish(worker, {{.id = id, .attempt = 2, .outcome = "complete"}}).empty());
+  EXPECT_EQ(state(id), "running");
+  const auto done = session->finish(worker, {{.id = id, .attempt = 1, .outcome = "complete", .result = "{\"ok\":1}"}});
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, "completed");
+  EXPECT_EQ(db->scalar("SELECT result->>'ok' FROM docket.jobs WHERE id = " + std::to_string(id)), "1");
+  // A second write for the same attempt (a retried batch) changes nothing.
+  EXPECT_TRUE(session->finish(worker, {{.id = id, .attempt = 1, .outcome = "fail", .error = "late"}}).empty());
+  EXPECT_EQ(state(id), "completed");
+}
+
+TEST_F(Engine, RetryRecordsErrorsAndFailsPastMaxRetries) {
+  const auto id = client->enqueue({.kind = "a", .max_retries = 1}).id;
+  auto jobs = claim(worker, {"a"}, 1);
+  auto r = session->finish(worker, {{.id = id, .attempt = 1, .outcome = "retry", .delay_s = 0, .error = "boom 1"}});
+  EXPECT_EQ(r.at(0).state, "retryable");
+  EXPECT_EQ(session->promote().promoted, 1);
+  jobs = claim(worker, {"a"}, 1);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].attempt, 2);
+  r = session->finish(worker, {{.id = id, .attempt = 2, .outcome = "retry", .delay_s = 0, .error = "boom 2"}});
+  EXPECT_EQ(r.at(0).state, "failed");
+  const auto job = client->job(id);
+  ASSERT_EQ(job->errors.size(), 2u);
+  EXPECT_EQ(job->errors[0].at("attempt"), 1);
+  EXPECT_EQ(job->errors[0].at("error"), "boom 1");
+  EXPECT_EQ(job->errors[1].at("error"), "boom 2");
+  EXPECT_TRUE(job->finished_at);
+}
+
+TEST_F(Engine, RetryWaitsForItsBackoff) {
+  const auto id = client->enqueue({.kind = "a"}).id;
+  claim(worker, {"a"}, 1);
+  session->finish(worker, {{.id = id, .attempt = 1, .outcome = "retry", .delay_s = 30, .error = "later"}});
+  EXPECT_EQ(session->promote().promoted, 0);
+  EXPECT_GT(db->count("SELECT extract(epoch FROM run_at - now())::int FROM docket.jobs"), 25);
+}
+
+TEST_F(Engine, SnoozeAndReleaseDoNotChargeAnAttempt) {
+  const auto a = client->enqueue({.kind = "a"}).id;
+  const auto b = client->enqueue({.kind = "a"}).id;
+  claim(worker, {"a"}, 2);
+  session->finish(worker, {{.id = a, .attempt = 1, .outcome = "snooze", .delay_s = 60},
+                           {.id = b, .attempt = 1, .outcome = "release"}});
+  EXPECT_EQ(state(a), "scheduled");
+  EXPECT_EQ(state(b), "available");
+  EXPECT_EQ(db->count("SELECT attempt FROM docket.jobs WHERE id = " + std::to_string(a)), 0);
+  EXPECT_EQ(db->count("SELECT attempt FROM docket.jobs WHERE id = " + std::to_string(b)), 0);
+}
+
+TEST_F(Engine, ProgressIsFenced) {
+  const auto id = client->enqueue({.kind = "a"}).id;
+  claim(worker, {"a"}, 1);
+  EXPECT_TRUE(session->progress(worker, id, 1, "{\"pct\": 50}"));
+  EXPECT_FALSE(session->progress(worker, id, 2, "{\"pct\": 99}"));
+  EXPECT_EQ(client->job(id)->progress.at("pct"), 50);
+}
+
+TEST_F(Engine, RescueMovesJobsOfDeadWorkersBackCountingTheAttempt) {
+  const std::string shortlived = register_worker("dies", 1);
+  const auto a = client->enqueue({.kind = "a"}).id;
+  const auto b = client->enqueue({.kind = "a", .max_retries = 0}).id;
+  const auto c = client->enqueue({.kind = "a"}).id;
+  ASSERT_EQ(claim(shortlived, {"a"}, 3).size(), 3u);
+  client->cancel(c);  // cancel requested while running: the rescuer finishes it as cancelled
+  EXPECT_EQ(session->rescue(), 0);  // lease not yet expired
+  db->query("UPDATE docket.workers SET heartbeat_at = now() - interval '5 seconds' WHERE name = 'dies'");
+  EXPECT_EQ(session->rescue(), 3);
+  EXPECT_EQ(state(a), "available");
+  EXPECT_EQ(state(b), "failed");  // out of retries
+  EXPECT_EQ(state(c), "cancelled");
+  const auto job = client->job(a);
+  EXPECT_EQ(job->attempt, 1);
+  ASSERT_EQ(job->errors.size(), 1u);
+  EXPECT_NE(job->errors[0].at("error").get<std::string>().find("lost its lease"), std::string::npos);
+  // The dead worker cannot come back: its heartbeat is refused and its writes are fenced.
+  EXPECT_FALSE(session->heartbeat(shortlived));
+  EXPECT_TRUE(session->finish(shortlived, {{.id = a, .attempt = 1, .outcome = "complete"}}).empty());
+  EXPECT_EQ(state(a), "available");
+  // A live worker's jobs are left alone.
+  claim(worker, {"a"}, 1);
+  EXPECT_EQ(session->rescue(), 0);
+  EXPECT_TRUE(session->heartbeat(worker));
+}
+
+TEST_F(Engine, RescueOfAJobThatCompletedMeanwhileDoesNothing) {
+  const std::string w = register_worker("slow", 1);
+  const auto id = client->enqueue({.kind = "a"}).id;
+  claim(w, {"a"}, 1);
+  session->finish(w, {{.id = id, .attempt = 1, .outcome = "complete"}});
+  db->query("UPDATE docket.workers SET heartbeat_at = now() - interval '5 seconds' WHERE name = 'slow'");
+  EXPECT_EQ(session->rescue(), 0);
+  EXPECT_EQ(state(id), "completed");
+}
+
+TEST_F(Engine, PromoteMovesDueJobsAndReportsTheNextDueTime) {
+  const auto due = client->enqueue({.kind = "a", .run_at = Clock::now() + std::chrono::milliseconds(200)}).id;
+  client->enqueue({.kind = "a", .run_at = Clock::now() + std::chrono::hours(1)});
+  auto p = session->promote();
+  EXPECT_EQ(p.promoted, 0);
+  ASSERT_TRUE(p.next_due_in_s);
+  EXPECT_LE(*p.next_due_in_s, 0.3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  p = session->promote();
+  EXPECT_EQ(p.promoted, 1);
+  EXPECT_EQ(state(due), "available");
+  EXPECT_GT(*p.next_due_in_s, 3000);
+}
+
+TEST_F(Engine, PruneDeletesOnlyFinishedJobsPastRetention) {
+  const auto old_done = client->enqueue({.kind = "a"}).id;
+  const auto new_done = client->enqueue({.kind = "a"}).id;
+  const auto old_failed = client->enqueue({.kind = "a"}).id;
+  const auto waiting = client->enqueue({.kind = "a"}).id;
+  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() - interval '2 days' WHERE id = " + std::to_string(old_done));
+  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = " + std::to_string(new_done));
+  db->query("UPDATE docket.jobs SET state = 'failed', finished_at = now() - interval '2 days' WHERE id = " + std::to_string(old_failed));
+  EXPECT_EQ(session->prune(24 * 3600, 7 * 24 * 3600), 1);
+  EXPECT_EQ(state(old_done), "");
+  EXPECT_EQ(state(new_done), "completed");
+  EXPECT_EQ(state(old_failed), "failed");
+  EXPECT_EQ(state(waiting), "available");
+}
+
+TEST_F(Engine, CancelAndRetryFollowTheJobsState) {
+  const auto waiting = client->enqueue({.kind = "a"}).id;
+  EXPECT_EQ(client->cancel(waiting), CancelResult::cancelled);
+  EXPECT_EQ(client->cancel(waiting), CancelResult::already_finished);
+  EXPECT_THROW(client->cancel(999999), NotFound);
+  const auto running = client->enqueue({.kind = "a"}).id;
+  claim(worker, {"a"}, 1);
+  EXPECT_EQ(client->cancel(running), CancelResult::cancel_requested);
+  EXPECT_EQ(state(running), "running");
+  EXPECT_THROW(client->retry(running), Conflict);
+  // The worker reports a retry: the pending cancel wins.
+  session->finish(worker, {{.id = running, .attempt = 1, .outcome = "retry", .error = "x"}});
+  EXPECT_EQ(state(running), "cancelled");
+  client->retry(waiting);
+  EXPECT_EQ(state(waiting), "available");
+  EXPECT_THROW(client->retry(999999), NotFound);
+}
+
+TEST_F(Engine, ListingFiltersAndPagesNewestFirst) {
+  for (int i = 0; i < 7; ++i) client->enqueue({.kind = i % 2 ? "odd" : "even", .queue = i < 4 ? "q1" : "q2"});
+  auto page1 = client->jobs({.limit = 3});
+  ASSERT_EQ(page1.size(), 3u);
+  EXPECT_GT(page1[0].id, page1[1].id);
+  auto page2 = client->jobs({.limit = 3, .after = page1.back().id});
+  ASSERT_EQ(page2.size(), 3u);
+  EXPECT_LT(page2[0].id, page1.back().id);
+  EXPECT_EQ(client->jobs({.kind = "odd"}).size(), 3u);
+  EXPECT_EQ(client->jobs({.queue = "q2"}).size(), 3u);
+  EXPECT_EQ(client->jobs({.state = JobState::available}).size(), 7u);
+  EXPECT_EQ(client->jobs({.state = JobState::failed}).size(), 0u);
+  EXPECT_THROW(client->jobs({.limit = -1}), InvalidInput);
+}
+
+TEST_F(Engine, LimitsAndQueuesViews) {
+  client->set_limit("a", 4);
+  EXPECT_THROW(client->set_limit("a", -1), InvalidInput);
+  EXPECT_THROW(client->set_limit("", 1), InvalidInput);
+  client->enqueue({.kind = "a"});
+  claim(worker, {"a"}, 1);
+  const auto limits = client->limits();
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_EQ(limits[0].kind, "a");
+  EXPECT_EQ(limits[0].max_running, 4);
+  EXPECT_EQ(limits[0].running, 1);
+  client->enqueue({.kind = "a", .queue = "other"});
+  client->pause("other");
+  const auto queues = client->queues();
+  ASSERT_EQ(queues.size(), 2u);
+  EXPECT_EQ(queues[0].queue, "default");
+  EXPECT_EQ(queues[0].running, 1);
+  EXPECT_EQ(queues[1].queue, "other");
+  EXPECT_EQ(queues[1].available, 1);
+  EXPECT_TRUE(queues[1].paused);
+  EXPECT_TRUE(queues[1].oldest_available_age_s);
+}
+
+TEST_F(Engine, StuckJobsViewShowsJobsPastTheirLease) {
+  const std::string w = register_worker("stuck", 1);
+  client->enqueue({.kind = "a"});
+  claim(w, {"a"}, 1);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs"), 0);
+  db->query("UPDATE docket.workers SET heartbeat_at = now() - interval '5 seconds' WHERE name = 'stuck'");
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs"), 1);
+}

@@ -1,0 +1,181 @@
+#include <gtest/gtest.h>
+
+#include <climits>
+
+#include "docket/config.hpp"
+#include "docket/errors.hpp"
+
+using namespace docket;
+
+// The config of DESIGN.md, exactly as written there: scripts and tests rely on it.
+constexpr const char* kDesignExample = R"toml(
+[worker]
+queues = ["default", "imports"]   # queues this worker claims from
+concurrency = 8                   # jobs this process runs at once
+shutdown_timeout = "30s"          # SIGTERM: how long running jobs may finish
+
+[kinds.import]
+command = ["/usr/local/bin/import-one"]
+max_retries = 5
+backoff = { strategy = "exponential", base = "2s", max = "10m", jitter = 0.2 }
+timeout = "10m"
+max_running = 5
+
+[kinds.notify]
+url = "http://127.0.0.1:9000/hooks/notify"
+backoff = { strategy = "fixed", delay = "5s" }
+
+[kinds.projects]
+crawl = { url = "http://127.0.0.1:9000/projects?page={page}", items = "/items",
+          key = "/id", collection = "projects", delay = "200ms" }
+)toml";
+
+TEST(Config, DesignExampleParsesAsWritten) {
+  const Config c = Config::parse(kDesignExample, "docket.toml");
+  c.validate();
+  EXPECT_EQ(c.worker.queues, (std::vector<std::string>{"default", "imports"}));
+  EXPECT_EQ(c.worker.concurrency, 8);
+  EXPECT_EQ(c.worker.shutdown_timeout, Millis(30000));
+  ASSERT_EQ(c.kinds.size(), 3u);
+  const auto& import = c.kinds.at("import");
+  ASSERT_TRUE(std::holds_alternative<CommandExecutor>(import.executor));
+  EXPECT_EQ(std::get<CommandExecutor>(import.executor).argv[0], "/usr/local/bin/import-one");
+  EXPECT_EQ(import.max_retries, 5);
+  EXPECT_EQ(import.max_running, 5);
+  EXPECT_EQ(import.timeout, Millis(600000));
+  EXPECT_EQ(import.backoff.strategy, Backoff::Strategy::exponential);
+  EXPECT_EQ(import.backoff.base, Millis(2000));
+  EXPECT_EQ(import.backoff.max, Millis(600000));
+  EXPECT_DOUBLE_EQ(import.backoff.jitter, 0.2);
+  const auto& notify = c.kinds.at("notify");
+  ASSERT_TRUE(std::holds_alternative<HttpExecutor>(notify.executor));
+  EXPECT_EQ(notify.backoff.strategy, Backoff::Strategy::fixed);
+  EXPECT_EQ(notify.backoff.delay, Millis(5000));
+  const auto& crawl = std::get<CrawlExecutor>(c.kinds.at("projects").executor);
+  EXPECT_EQ(crawl.url, "http://127.0.0.1:9000/projects?page={page}");
+  EXPECT_EQ(crawl.items, "/items");
+  EXPECT_EQ(crawl.key, "/id");
+  EXPECT_EQ(crawl.collection, "projects");
+  EXPECT_EQ(crawl.delay, Millis(200));
+}
+
+std::string config_error(const std::string& toml) {
+  try {
+    Config::parse(toml, "docket.toml").validate();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, UnknownKeyNamesItAndSuggestsTheRightOne) {
+  const auto msg = config_error("[worker]\nconcurency = 4\n");
+  EXPECT_NE(msg.find("docket.toml:2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\"concurency\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean \"concurrency\""), std::string::npos) << msg;
+}
+
+TEST(Config, UnknownKindKeyAndBackoffKeyAreErrors) {
+  EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nmax_retry = 3\n").find("did you mean \"max_retries\""),
+            std::string::npos);
+  EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nbackoff = { strategy = \"exponental\" }\n")
+                .find("did you mean \"exponential\""),
+            std::string::npos);
+  EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nbackoff = { bsae = \"1s\" }\n").find("did you mean \"base\""),
+            std::string::npos);
+  EXPECT_NE(config_error("[wrker]\n").find("did you mean \"worker\""), std::string::npos);
+}
+
+TEST(Config, WrongTypesAndValuesSayHowToFixThem) {
+  EXPECT_NE(config_error("[worker]\nconcurrency = \"8\"\n").find("must be an integer"), std::string::npos);
+  EXPECT_NE(config_error("[worker]\nshutdown_timeout = \"30 parsecs\"\n").find("unknown unit"), std::string::npos);
+  EXPECT_NE(config_error("[worker]\nconcurrency = 0\n").find("between 1 and 10000"), std::string::npos);
+  EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nurl=\"http://x\"\n").find("exactly one of"), std::string::npos);
+  EXPECT_NE(config_error("[kinds.a]\nurl=\"ftp://x\"\n").find("http://"), std::string::npos);
+  EXPECT_NE(config_error("[worker\n").find("invalid TOML"), std::string::npos);
+  EXPECT_NE(config_error("[log]\nlevel=\"inof\"\n").find("did you mean \"info\""), std::string::npos);
+}
+
+TEST(Config, EnvironmentOverridesFileAndFlagsOverrideBoth) {
+  Config c = Config::parse("[worker]\nconcurrency = 4\nqueues=[\"a\"]\n", "t");
+  c.apply_env({"DOCKET_WORKER_CONCURRENCY=12", "DOCKET_WORKER_QUEUES=x, y", "DATABASE_URL=postgresql:///x",
+               "DOCKET_API_TOKENS=t1,t2", "DOCKET_WORKER_SHUTDOWN_TIMEOUT=5s", "UNRELATED=1"});
+  EXPECT_EQ(c.worker.concurrency, 12);
+  EXPECT_EQ(c.worker.queues, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(c.database_url, "postgresql:///x");
+  EXPECT_EQ(c.api.tokens, (std::vector<std::string>{"t1", "t2"}));
+  EXPECT_EQ(c.worker.shutdown_timeout, Millis(5000));
+  EXPECT_THROW(c.apply_env({"DOCKET_WORKER_CONCURRENCY=lots"}), ConfigError);
+}
+
+TEST(Durations, ParseAndFormat) {
+  EXPECT_EQ(parse_duration("250ms", "x"), Millis(250));
+  EXPECT_EQ(parse_duration("1.5s", "x"), Millis(1500));
+  EXPECT_EQ(parse_duration("10m", "x"), Millis(600000));
+  EXPECT_EQ(parse_duration("2h", "x"), Millis(7200000));
+  EXPECT_EQ(parse_duration("7d", "x"), Millis(604800000));
+  EXPECT_THROW(parse_duration("", "x"), ConfigError);
+  EXPECT_THROW(parse_duration("-5s", "x"), ConfigError);
+  EXPECT_THROW(parse_duration("5 fortnights", "x"), ConfigError);
+  EXPECT_EQ(format_duration(Millis(600000)), "10m");
+  EXPECT_EQ(format_duration(Millis(1500)), "1.5s");
+  EXPECT_EQ(format_duration(Millis(250)), "250ms");
+}
+
+TEST(Backoff, EveryAttemptGivesAFiniteWaitBetweenNominalAndCap) {
+  std::mt19937_64 rng(42);
+  for (auto strategy : {Backoff::Strategy::fixed, Backoff::Strategy::linear, Backoff::Strategy::exponential}) {
+    Backoff b;
+    b.strategy = strategy;
+    b.base = Millis(2000);
+    b.max = Millis(600000);
+    b.delay = Millis(5000);
+    b.jitter = 0.2;
+    for (long long a : {-5LL, 0LL, 1LL, 2LL, 3LL, 10LL, 31LL, 32LL, 63LL, 64LL, 1000LL, 100000LL,
+                        static_cast<long long>(INT_MAX) - 1, static_cast<long long>(INT_MAX)}) {
+      const int attempt = static_cast<int>(a);
+      const auto w = b.wait_after(attempt, rng);
+      EXPECT_GE(w.count(), 0) << "attempt " << attempt;
+      const double cap = strategy == Backoff::Strategy::fixed ? 5000 * 1.2 : 600000 * 1.2;
+      EXPECT_LE(static_cast<double>(w.count()), cap + 1) << "attempt " << attempt;
+    }
+  }
+}
+
+TEST(Backoff, JitterOnlyAddsSoAWaitIsNeverShorterThanConfigured) {
+  std::mt19937_64 rng(7);
+  Backoff b;
+  b.strategy = Backoff::Strategy::exponential;
+  b.base = Millis(1000);
+  b.max = Millis(60000);
+  b.jitter = 0.5;
+  for (int attempt = 1; attempt <= 8; ++attempt) {
+    const long long nominal = std::min<long long>(60000, 1000LL << (attempt - 1));
+    for (int i = 0; i < 200; ++i) {
+      const auto w = b.wait_after(attempt, rng).count();
+      EXPECT_GE(w, nominal);
+      EXPECT_LE(w, nominal * 3 / 2 + 1);
+    }
+  }
+}
+
+TEST(Backoff, JitterSpreadsSimultaneousFailures) {
+  std::mt19937_64 rng(1);
+  Backoff b;
+  b.strategy = Backoff::Strategy::fixed;
+  b.delay = Millis(10000);
+  b.jitter = 0.2;
+  long long lo = LLONG_MAX, hi = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const long long w = b.wait_after(1, rng).count();
+    lo = std::min(lo, w);
+    hi = std::max(hi, w);
+  }
+  // 10k jobs failing together come back spread over (almost) the whole jitter window.
+  EXPECT_GE(hi - lo, 10000 * 0.2 * 0.9);
+}
+
+TEST(Suggest, OnlyCloseWords) {
+  EXPECT_EQ(suggest("concurency", {"concurrency", "queues"}), "concurrency");
+  EXPECT_EQ(suggest("xyz", {"concurrency", "queues"}), "");
+}
