@@ -16,7 +16,7 @@ CREATE TYPE docket.job_state AS ENUM (
 CREATE TABLE docket.kinds (
   kind        text PRIMARY KEY,
   max_running int CHECK (max_running IS NULL OR max_running >= 0),
-  max_retries int CHECK (max_retries IS NULL OR max_retries >= 0),
+  max_retries int CHECK (max_retries IS NULL OR max_retries >= 0),  -- for jobs that set none
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
@@ -49,7 +49,7 @@ CREATE TABLE docket.jobs (
   state               docket.job_state NOT NULL DEFAULT 'available',
   priority            smallint NOT NULL DEFAULT 0,
   attempt             int NOT NULL DEFAULT 0,
-  max_retries         int NOT NULL DEFAULT 20,
+  max_retries         int,  -- NULL: the kind's max_retries (docket.kinds), else 20
   run_at              timestamptz NOT NULL DEFAULT now(),
   inserted_at         timestamptz NOT NULL DEFAULT now(),
   started_at          timestamptz,
@@ -67,7 +67,7 @@ CREATE TABLE docket.jobs (
   CONSTRAINT jobs_queue_check CHECK (queue <> '' AND length(queue) <= 200),
   CONSTRAINT jobs_priority_check CHECK (priority BETWEEN 0 AND 1000),
   CONSTRAINT jobs_attempt_check CHECK (attempt >= 0),
-  CONSTRAINT jobs_max_retries_check CHECK (max_retries >= 0),
+  CONSTRAINT jobs_max_retries_check CHECK (max_retries IS NULL OR max_retries >= 0),
   CONSTRAINT jobs_unique_key_check CHECK (unique_key IS NULL OR (unique_key <> '' AND length(unique_key) <= 1000)),
   CONSTRAINT jobs_errors_check CHECK (jsonb_typeof(errors) = 'array')
 );
@@ -102,6 +102,13 @@ END $$;
 
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON docket.jobs
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION docket.jobs_notify_insert();
+
+-- The retry budget a job runs with: its own max_retries, else its kind's (seeded from the worker
+-- config, so a setting there applies to jobs enqueued before or after), else 20.
+CREATE FUNCTION docket.max_retries_of(job_max int, job_kind text) RETURNS int
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT coalesce(job_max, (SELECT k.max_retries FROM docket.kinds k WHERE k.kind = job_kind), 20)
+$$;
 
 -- Validation shared by enqueue and enqueue_many; raises 22023 (invalid_parameter_value) with a
 -- message that names the field, so SQL, CLI and HTTP users all see the same clear error.
@@ -145,15 +152,13 @@ CREATE FUNCTION docket.enqueue_job(kind text, args jsonb DEFAULT '{}', queue tex
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-  v_retries int;
   v_run_at timestamptz := coalesce(enqueue_job.run_at, now());
 BEGIN
   PERFORM docket.check_job(kind, args, queue, priority, max_retries, unique_key);
-  v_retries := coalesce(enqueue_job.max_retries,
-                        (SELECT k.max_retries FROM docket.kinds k WHERE k.kind = enqueue_job.kind), 20);
   FOR i IN 1..10 LOOP
     INSERT INTO docket.jobs AS j (kind, args, queue, priority, run_at, max_retries, unique_key, state)
-    VALUES (enqueue_job.kind, enqueue_job.args, enqueue_job.queue, enqueue_job.priority, v_run_at, v_retries,
+    VALUES (enqueue_job.kind, enqueue_job.args, enqueue_job.queue, enqueue_job.priority, v_run_at,
+            enqueue_job.max_retries,
             enqueue_job.unique_key,
             CASE WHEN v_run_at > now() THEN 'scheduled' ELSE 'available' END::docket.job_state)
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
@@ -221,11 +226,10 @@ BEGIN
   OVERRIDING SYSTEM VALUE
   SELECT v_ids[e.ord], e.item ->> 'kind', coalesce(e.item -> 'args', '{}'), coalesce(e.item ->> 'queue', 'default'),
          coalesce((e.item ->> 'priority')::int, 0), coalesce((e.item ->> 'run_at')::timestamptz, now()),
-         coalesce((e.item ->> 'max_retries')::int, k.max_retries, 20), e.item ->> 'unique_key',
+         (e.item ->> 'max_retries')::int, e.item ->> 'unique_key',
          CASE WHEN coalesce((e.item ->> 'run_at')::timestamptz, now()) > now() THEN 'scheduled'
               ELSE 'available' END::docket.job_state
     FROM jsonb_array_elements(jobs) WITH ORDINALITY e(item, ord)
-    LEFT JOIN docket.kinds k ON k.kind = e.item ->> 'kind'
    ORDER BY e.ord
   ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'running', 'retryable')
   DO NOTHING
@@ -278,16 +282,17 @@ BEGIN
     -- Fast path: no quotas involved, one statement.
     RETURN QUERY
       WITH c AS (
-        SELECT j.id FROM docket.jobs j
+        SELECT j.id, k.max_retries AS kind_max_retries
+          FROM docket.jobs j LEFT JOIN docket.kinds k ON k.kind = j.kind
          WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = ANY (p_kinds)
          ORDER BY j.priority, j.run_at, j.id
          LIMIT p_limit
-         FOR UPDATE SKIP LOCKED)
+         FOR UPDATE OF j SKIP LOCKED)
       UPDATE docket.jobs j
          SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
         FROM c WHERE j.id = c.id
-      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_retries, j.priority, j.run_at, j.inserted_at,
-                j.unique_key;
+      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, c.kind_max_retries, 20),
+                j.priority, j.run_at, j.inserted_at, j.unique_key;
     RETURN;
   END IF;
 
@@ -304,16 +309,17 @@ BEGIN
     CONTINUE WHEN v_slots <= 0;
     RETURN QUERY
       WITH c AS (
-        SELECT j.id FROM docket.jobs j
+        SELECT j.id, (SELECT k.max_retries FROM docket.kinds k WHERE k.kind = v_kind) AS kind_max_retries
+          FROM docket.jobs j
          WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = v_kind
          ORDER BY j.priority, j.run_at, j.id
          LIMIT least(v_slots, v_left)
-         FOR UPDATE SKIP LOCKED)
+         FOR UPDATE OF j SKIP LOCKED)
       UPDATE docket.jobs j
          SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
         FROM c WHERE j.id = c.id
-      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_retries, j.priority, j.run_at, j.inserted_at,
-                j.unique_key;
+      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, c.kind_max_retries, 20),
+                j.priority, j.run_at, j.inserted_at, j.unique_key;
     GET DIAGNOSTICS v_got = ROW_COUNT;
     v_left := v_left - v_got;
   END LOOP;
@@ -322,16 +328,17 @@ BEGIN
   IF v_left > 0 AND v_open IS NOT NULL THEN
     RETURN QUERY
       WITH c AS (
-        SELECT j.id FROM docket.jobs j
+        SELECT j.id, k.max_retries AS kind_max_retries
+          FROM docket.jobs j LEFT JOIN docket.kinds k ON k.kind = j.kind
          WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = ANY (v_open)
          ORDER BY j.priority, j.run_at, j.id
          LIMIT v_left
-         FOR UPDATE SKIP LOCKED)
+         FOR UPDATE OF j SKIP LOCKED)
       UPDATE docket.jobs j
          SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
         FROM c WHERE j.id = c.id
-      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_retries, j.priority, j.run_at, j.inserted_at,
-                j.unique_key;
+      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, c.kind_max_retries, 20),
+                j.priority, j.run_at, j.inserted_at, j.unique_key;
   END IF;
 END $$;
 
@@ -420,7 +427,8 @@ BEGIN
   BEGIN
     UPDATE docket.jobs j
        SET state = 'available', run_at = now(), finished_at = NULL, cancel_requested_at = NULL,
-           max_retries = greatest(j.max_retries, j.attempt)
+           max_retries = CASE WHEN j.attempt >= docket.max_retries_of(j.max_retries, j.kind) THEN j.attempt
+                              ELSE j.max_retries END
      WHERE j.id = retry.id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'job % cannot be retried: another unfinished job holds its unique_key', retry.id
@@ -462,16 +470,16 @@ BEGIN
   UPDATE docket.workers w SET dead_at = now()
    WHERE w.dead_at IS NULL AND w.heartbeat_at < now() - w.lease;
   WITH lost AS (
-    SELECT j.id, w.name, w.heartbeat_at, w.lease
+    SELECT j.id, w.name, w.heartbeat_at, w.lease, docket.max_retries_of(j.max_retries, j.kind) AS max_retries
       FROM docket.jobs j LEFT JOIN docket.workers w ON w.id = j.worker
      WHERE j.state = 'running' AND (w.id IS NULL OR w.dead_at IS NOT NULL)
      LIMIT p_batch
      FOR UPDATE OF j SKIP LOCKED)
   UPDATE docket.jobs j
      SET state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                      WHEN j.attempt > j.max_retries THEN 'failed'
+                      WHEN j.attempt > lost.max_retries THEN 'failed'
                       ELSE 'available' END::docket.job_state,
-         finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempt > j.max_retries THEN now() END,
+         finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempt > lost.max_retries THEN now() END,
          run_at = now(),
          errors = j.errors || jsonb_build_array(jsonb_build_object(
            'attempt', j.attempt, 'at', now(),
@@ -565,7 +573,7 @@ CREATE VIEW docket.kind_limits AS
 
 -- Failed and retrying jobs with their last error, newest first.
 CREATE VIEW docket.recent_failures AS
-  SELECT j.id, j.kind, j.queue, j.state, j.attempt, j.max_retries,
+  SELECT j.id, j.kind, j.queue, j.state, j.attempt, docket.max_retries_of(j.max_retries, j.kind) AS max_retries,
          coalesce(j.finished_at, j.run_at) AS at,
          j.errors -> -1 ->> 'error' AS last_error
     FROM docket.jobs j

@@ -141,13 +141,14 @@ TEST_F(Engine, FinishIsFencedByWorkerAttemptAndState) {
 TEST_F(Engine, RetryRecordsErrorsAndFailsPastMaxRetries) {
   const auto id = client->enqueue({.kind = "a", .max_retries = 1}).id;
   auto jobs = claim(worker, {"a"}, 1);
-  auto r = session->finish(worker, {{.id = id, .attempt = 1, .outcome = "retry", .delay_s = 0, .error = "boom 1"}});
+  auto r = session->finish(worker, {{.id = id, .attempt = 1, .max_retries = 1, .outcome = "retry", .delay_s = 0, .error = "boom 1"}});
   EXPECT_EQ(r.at(0).state, "retryable");
   EXPECT_EQ(session->promote().promoted, 1);
   jobs = claim(worker, {"a"}, 1);
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0].attempt, 2);
-  r = session->finish(worker, {{.id = id, .attempt = 2, .outcome = "retry", .delay_s = 0, .error = "boom 2"}});
+  EXPECT_EQ(jobs[0].max_retries, 1);
+  r = session->finish(worker, {{.id = id, .attempt = 2, .max_retries = jobs[0].max_retries, .outcome = "retry", .delay_s = 0, .error = "boom 2"}});
   EXPECT_EQ(r.at(0).state, "failed");
   const auto job = client->job(id);
   ASSERT_EQ(job->errors.size(), 2u);
@@ -155,6 +156,18 @@ TEST_F(Engine, RetryRecordsErrorsAndFailsPastMaxRetries) {
   EXPECT_EQ(job->errors[0].at("error"), "boom 1");
   EXPECT_EQ(job->errors[1].at("error"), "boom 2");
   EXPECT_TRUE(job->finished_at);
+}
+
+TEST_F(Engine, KindMaxRetriesAppliesToJobsEnqueuedBeforeTheWorkerSeededIt) {
+  const auto id = client->enqueue({.kind = "a"}).id;  // no max_retries of its own
+  EXPECT_EQ(client->job(id)->max_retries, 20);
+  session->seed_kind("a", 1, std::nullopt);  // a worker with max_retries = 1 starts later
+  EXPECT_EQ(client->job(id)->max_retries, 1);
+  const auto jobs = claim(worker, {"a"}, 1);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].max_retries, 1);
+  // An explicit max_retries wins over the kind's.
+  EXPECT_EQ(client->job(client->enqueue({.kind = "a", .max_retries = 7}).id)->max_retries, 7);
 }
 
 TEST_F(Engine, RetryWaitsForItsBackoff) {

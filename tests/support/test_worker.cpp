@@ -159,6 +159,13 @@ int main(int argc, char** argv) {
     if (seen.fetch_add(1) == 0) return Outcome::snooze(std::chrono::milliseconds(ctx.args().value("ms", 300)));
     return Outcome::complete();
   }, options_for("test.snooze"));
+  // Slow on the first attempt (args.ms), instant afterwards: a crash mid-run shows as attempt 2.
+  worker.handle("test.once_slow", [](JobContext& ctx) {
+    record("start", ctx.job());
+    if (ctx.job().attempt == 1) sleep_ms(ctx, ctx.args().value("ms", 5000), false);
+    record("end", ctx.job());
+    return Outcome::complete(Json{{"attempt", ctx.job().attempt}, {"pid", static_cast<int>(::getpid())}});
+  }, options_for("test.once_slow"));
   worker.handle("test.permanent", [](JobContext& ctx) {
     record("run", ctx.job());
     return Outcome::fail("permanent failure");

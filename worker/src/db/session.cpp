@@ -418,7 +418,7 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
 
 std::vector<Finished> Session::finish(const std::string& worker, const std::vector<FinishItem>& items) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    std::vector<std::int64_t> ids, attempts;
+    std::vector<std::int64_t> ids, attempts, max_retries;
     std::vector<std::string> outcomes;
     std::vector<double> delays;
     std::vector<std::optional<std::string>> results, errors;
@@ -426,13 +426,14 @@ std::vector<Finished> Session::finish(const std::string& worker, const std::vect
     for (const auto& it : items) {
       ids.push_back(it.id);
       attempts.push_back(it.attempt);
+      max_retries.push_back(it.max_retries);
       outcomes.push_back(it.outcome);
       delays.push_back(it.delay_s);
       results.push_back(it.result);
       errors.push_back(it.error);
     }
     auto res = DOCKET_RUN("job_finish", worker, int_array(ids), int_array(attempts), text_array(outcomes),
-                          float_array(delays), text_array(results), text_array(errors));
+                          float_array(delays), text_array(results), text_array(errors), int_array(max_retries));
     std::vector<Finished> out;
     out.reserve(res.size());
     for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].c_str()});

@@ -28,6 +28,7 @@ struct ClaimedJob {
 struct FinishItem {
   std::int64_t id = 0;
   int attempt = 0;
+  int max_retries = 20;  ///< as claimed: a retry past it fails the job
   std::string outcome;
   double delay_s = 0;
   std::optional<std::string> result;  ///< JSON text

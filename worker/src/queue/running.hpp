@@ -21,6 +21,7 @@ enum class StopReason : int { none = 0, timeout, cancel, shutdown, lost };
 struct RunningJob {
   std::int64_t id = 0;
   int attempt = 0;
+  int max_retries = 20;
   std::string kind;
   std::string worker;  ///< the worker id the job was claimed under (fences its writes)
   std::stop_source stop;

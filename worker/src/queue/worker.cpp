@@ -171,11 +171,13 @@ void Worker::Impl::run() {
       db::FinishItem item;
       item.id = rj->id;
       item.attempt = rj->attempt;
+      item.max_retries = rj->max_retries;
       item.outcome = "release";
       completer->push({rj->worker, item, rj->kind, 0});
     }
+    // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
     std::unique_lock lock(stop_mutex);
-    stop_cv.wait_for(lock, std::chrono::seconds(2), [&] { return in_flight.load() == 0; });
+    stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return in_flight.load() == 0; });
   }
   completer->drain(std::max<Millis>(Millis(5000), cfg.lease));
   maintainer->finish();
@@ -231,7 +233,7 @@ void Worker::Impl::produce(std::stop_token stop) {
     }
   };
 
-  while (!stop.stop_requested() && !stopping.load()) {
+  while (!stop.stop_requested() && !stopping.load() && !stop_requested()) {
     const auto now = SteadyClock::now();
     if (now >= next_poll) want = true;
     const int capacity = cfg.concurrency - in_flight.load();
@@ -288,6 +290,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     auto rj = std::make_shared<RunningJob>();
     rj->id = job.id;
     rj->attempt = job.attempt;
+    rj->max_retries = job.max_retries;
     rj->kind = job.kind;
     rj->worker = worker_id;
     rj->started = now;
@@ -357,6 +360,7 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
   db::FinishItem item;
   item.id = rj->id;
   item.attempt = rj->attempt;
+  item.max_retries = rj->max_retries;
   switch (outcome.kind()) {
     case Outcome::Kind::complete: {
       item.outcome = "complete";

@@ -1,0 +1,88 @@
+// Workers that die (SIGKILL) or freeze (SIGSTOP) lose their jobs to a live worker; a frozen
+// worker that wakes up cannot overwrite what happened meanwhile.
+#include "e2e.hpp"
+
+using namespace docket;
+using namespace docket::e2e;
+
+namespace {
+const std::vector<std::string> kFast = {"--lease", "2s", "--rescue", "250ms", "--concurrency", "4"};
+}
+
+TEST(Crash, SigkilledWorkersJobIsRescuedWithinTheLeaseAndRunsAgain) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  Client client(db->url());
+  auto a = start_test_worker(*db, dir, "victim", kFast);
+  ASSERT_TRUE(wait_registered(*db, "victim"));
+  const auto id = client.enqueue({.kind = "test.once_slow", .args = Json{{"ms", 60000}}}).id;
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::running; }, 10s));
+  auto b = start_test_worker(*db, dir, "rescuer", kFast);
+  ASSERT_TRUE(wait_registered(*db, "rescuer"));
+
+  a->signal(SIGKILL);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state != JobState::running || client.job(id)->attempt > 1; }, 20s));
+  const double rescue_s = seconds_since(killed_at);
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::completed; }, 20s)) << b->log_text();
+  const auto job = client.job(id);
+  std::cout << "crash: job rescued " << rescue_s << " s after SIGKILL (lease 2 s, rescue sweep 0.25 s)\n";
+  // Lease plus one sweep, plus a heartbeat interval of staleness and slack for a loaded CI box.
+  EXPECT_LT(rescue_s, 2.0 + 0.25 + 0.4 + 1.5);
+  EXPECT_EQ(job->attempt, 2);
+  ASSERT_EQ(job->errors.size(), 1u);
+  EXPECT_NE(job->errors[0].at("error").get<std::string>().find("victim"), std::string::npos);
+  EXPECT_EQ(job->result.at("attempt"), 2);
+  b->signal(SIGTERM);
+  EXPECT_EQ(b->wait(20s), 0);
+}
+
+TEST(Crash, FrozenWorkerPastItsLeaseCannotOverwriteTheRescuedJob) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  Client client(db->url());
+  auto a = start_test_worker(*db, dir, "frozen", kFast);
+  ASSERT_TRUE(wait_registered(*db, "frozen"));
+  const auto id = client.enqueue({.kind = "test.once_slow", .args = Json{{"ms", 1500}}}).id;
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::running; }, 10s));
+  auto b = start_test_worker(*db, dir, "thawed-out", kFast);
+  ASSERT_TRUE(wait_registered(*db, "thawed-out"));
+
+  a->signal(SIGSTOP);
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::completed; }, 20s)) << b->log_text();
+  const auto done = client.job(id);
+  EXPECT_EQ(done->attempt, 2);
+  EXPECT_EQ(done->result.at("pid"), b->pid());
+
+  // Wake the frozen worker: it finishes attempt 1 and tries to record it. The fence refuses.
+  a->signal(SIGCONT);
+  ASSERT_TRUE(wait_until([&] { return a->log_text().find("job.stale") != std::string::npos; }, 20s)) << a->log_text();
+  EXPECT_NE(a->log_text().find("worker.lease_lost"), std::string::npos);
+  const auto after = client.job(id);
+  EXPECT_EQ(after->state, JobState::completed);
+  EXPECT_EQ(after->attempt, 2);
+  EXPECT_EQ(after->result, done->result);
+  EXPECT_EQ(after->finished_at, done->finished_at);
+  // The woken worker registered again with a fresh id and keeps working.
+  const auto next = client.enqueue({.kind = "test.count"}).id;
+  ASSERT_TRUE(wait_until([&] { return client.job(next)->state == JobState::completed; }, 20s));
+  for (auto* w : {a.get(), b.get()}) w->signal(SIGTERM);
+  EXPECT_EQ(a->wait(20s), 0);
+  EXPECT_EQ(b->wait(20s), 0);
+}
+
+TEST(Crash, AJobThatCrashesEveryWorkerEndsFailedAfterItsRetries) {
+  // Each crash consumes an attempt, so a poison job cannot crash-loop the fleet forever.
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  Client client(db->url());
+  const auto id = client.enqueue({.kind = "test.once_slow", .args = Json{{"ms", 60000}}, .max_retries = 0}).id;
+  auto a = start_test_worker(*db, dir, "doomed", kFast);
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::running; }, 10s));
+  a->signal(SIGKILL);
+  auto b = start_test_worker(*db, dir, "sweeper", kFast);
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::failed; }, 20s)) << b->log_text();
+  EXPECT_EQ(client.job(id)->attempt, 1);
+  b->signal(SIGTERM);
+  EXPECT_EQ(b->wait(20s), 0);
+}

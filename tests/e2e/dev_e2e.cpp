@@ -1,0 +1,33 @@
+// `docket dev` with no configuration: embedded PostgreSQL, demo kinds, CLI in a second terminal.
+#include "e2e.hpp"
+
+using namespace docket;
+using namespace docket::e2e;
+using docket::test::run;
+
+TEST(Dev, ZeroConfigRunsJobsOnItsOwnPostgres) {
+  TempDir dir;
+  std::map<std::string, std::string> env = {{"DATABASE_URL", ""}};
+  Child dev({"/bin/sh", "-c", std::string("cd ") + dir.path().string() + " && exec " + DOCKET_BIN + " dev"}, env,
+            dir / "dev.log");
+  auto cli = [&](std::vector<std::string> args) {
+    std::string cmd = std::string("cd ") + dir.path().string() + " && " + DOCKET_BIN;
+    for (const auto& a : args) cmd += " '" + a + "'";
+    return run({"/bin/sh", "-c", cmd}, env);
+  };
+  // The first run seeds three demo jobs; the demo echo completes.
+  ASSERT_TRUE(wait_until([&] {
+    const auto r = cli({"jobs", "--kind", "demo.echo", "--json"});
+    return r.status == 0 && r.out.find("completed") != std::string::npos;
+  }, 60s)) << dev.log_text();
+  const auto r = cli({"enqueue", "demo.echo", "{\"hi\":1}"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  ASSERT_TRUE(wait_until([&] { return cli({"job", id, "--json"}).out.find("\"completed\"") != std::string::npos; }, 20s));
+  EXPECT_NE(cli({"job", id, "--json"}).out.find("\"hi\":1"), std::string::npos);
+  EXPECT_NE(dev.log_text().find("docket enqueue demo.echo"), std::string::npos);  // the banner tells how
+  dev.signal(SIGTERM);
+  EXPECT_EQ(dev.wait(60s), 0) << dev.log_text();
+  // It stopped the PostgreSQL it started.
+  EXPECT_NE(cli({"jobs"}).status, 0);
+}
