@@ -250,11 +250,44 @@ BEGIN
      ORDER BY a.ord;
 END $$;
 
+-- Claim up to p_limit available jobs of the given kinds from the given queues, in priority
+-- order: the building block of docket.claim. Each queue is read through its own LATERAL scan
+-- with `queue = name`, so the partial claim index returns rows already in (priority, run_at, id)
+-- order and LIMIT stops after p_limit rows; `queue = ANY(array)` would lose that order and sort
+-- every available row. With several queues the merge may lock up to p_limit rows per queue and
+-- claim only p_limit of them; the rest are released when the statement commits.
+CREATE FUNCTION docket.claim_from(p_worker uuid, p_queues text[], p_kinds text[], p_limit int)
+RETURNS TABLE (id bigint, kind text, queue text, args jsonb, attempt int, max_retries int,
+               priority smallint, run_at timestamptz, inserted_at timestamptz, unique_key text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+    WITH c AS (
+      SELECT x.id, x.kind FROM unnest(p_queues) AS q(name)
+      CROSS JOIN LATERAL (
+        SELECT j.id, j.kind, j.priority, j.run_at FROM docket.jobs j
+         WHERE j.state = 'available' AND j.queue = q.name AND j.kind = ANY (p_kinds)
+         ORDER BY j.priority, j.run_at, j.id
+         LIMIT p_limit
+         FOR UPDATE SKIP LOCKED) x
+      ORDER BY x.priority, x.run_at, x.id
+      LIMIT p_limit)
+    UPDATE docket.jobs j
+       SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
+      FROM c LEFT JOIN docket.kinds k ON k.kind = c.kind
+     WHERE j.id = c.id
+    RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, k.max_retries, 20),
+              j.priority, j.run_at, j.inserted_at, j.unique_key;
+END $$;
+
 -- Claim up to p_limit jobs for one worker, in priority order, honouring paused queues and the
 -- per-kind global quotas. Quotas are race-free: for each limited kind the worker handles, the
 -- kind's row is locked (in kind order, so claimers never deadlock) and the running count is read
 -- in a later statement, whose snapshot includes every claim committed before the lock was granted.
 -- Running jobs only ever become running here, so no one can add to the count while we hold the lock.
+-- Call it in its own READ COMMITTED transaction (autocommit): it relies on a fresh snapshot per
+-- statement.
 CREATE FUNCTION docket.claim(p_worker uuid, p_queues text[], p_kinds text[], p_limit int)
 RETURNS TABLE (id bigint, kind text, queue text, args jsonb, attempt int, max_retries int,
                priority smallint, run_at timestamptz, inserted_at timestamptz, unique_key text)
@@ -279,20 +312,7 @@ BEGIN
    WHERE k.kind = ANY (p_kinds) AND k.max_running IS NOT NULL;
 
   IF v_limited IS NULL THEN
-    -- Fast path: no quotas involved, one statement.
-    RETURN QUERY
-      WITH c AS (
-        SELECT j.id, k.max_retries AS kind_max_retries
-          FROM docket.jobs j LEFT JOIN docket.kinds k ON k.kind = j.kind
-         WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = ANY (p_kinds)
-         ORDER BY j.priority, j.run_at, j.id
-         LIMIT p_limit
-         FOR UPDATE OF j SKIP LOCKED)
-      UPDATE docket.jobs j
-         SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
-        FROM c WHERE j.id = c.id
-      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, c.kind_max_retries, 20),
-                j.priority, j.run_at, j.inserted_at, j.unique_key;
+    RETURN QUERY SELECT * FROM docket.claim_from(p_worker, v_queues, p_kinds, p_limit);
     RETURN;
   END IF;
 
@@ -307,38 +327,14 @@ BEGIN
     CONTINUE WHEN v_max IS NULL;  -- limit removed while we waited for the lock
     SELECT v_max - count(*) INTO v_slots FROM docket.jobs j WHERE j.state = 'running' AND j.kind = v_kind;
     CONTINUE WHEN v_slots <= 0;
-    RETURN QUERY
-      WITH c AS (
-        SELECT j.id, (SELECT k.max_retries FROM docket.kinds k WHERE k.kind = v_kind) AS kind_max_retries
-          FROM docket.jobs j
-         WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = v_kind
-         ORDER BY j.priority, j.run_at, j.id
-         LIMIT least(v_slots, v_left)
-         FOR UPDATE OF j SKIP LOCKED)
-      UPDATE docket.jobs j
-         SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
-        FROM c WHERE j.id = c.id
-      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, c.kind_max_retries, 20),
-                j.priority, j.run_at, j.inserted_at, j.unique_key;
+    RETURN QUERY SELECT * FROM docket.claim_from(p_worker, v_queues, ARRAY[v_kind], least(v_slots, v_left));
     GET DIAGNOSTICS v_got = ROW_COUNT;
     v_left := v_left - v_got;
   END LOOP;
 
   SELECT array_agg(k) INTO v_open FROM unnest(p_kinds) k WHERE k <> ALL (v_limited);
   IF v_left > 0 AND v_open IS NOT NULL THEN
-    RETURN QUERY
-      WITH c AS (
-        SELECT j.id, k.max_retries AS kind_max_retries
-          FROM docket.jobs j LEFT JOIN docket.kinds k ON k.kind = j.kind
-         WHERE j.state = 'available' AND j.queue = ANY (v_queues) AND j.kind = ANY (v_open)
-         ORDER BY j.priority, j.run_at, j.id
-         LIMIT v_left
-         FOR UPDATE OF j SKIP LOCKED)
-      UPDATE docket.jobs j
-         SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
-        FROM c WHERE j.id = c.id
-      RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, c.kind_max_retries, 20),
-                j.priority, j.run_at, j.inserted_at, j.unique_key;
+    RETURN QUERY SELECT * FROM docket.claim_from(p_worker, v_queues, v_open, v_left);
   END IF;
 END $$;
 

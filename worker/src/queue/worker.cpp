@@ -217,6 +217,11 @@ void Worker::Impl::produce(std::stop_token stop) {
   bool want = true;
   auto next_poll = SteadyClock::now();
   auto retry_at = SteadyClock::time_point::min();
+  // Claim in batches: while jobs are still running, wait up to kClaimWindow for half a batch of
+  // slots to free up instead of claiming one job per finished job. An idle worker claims at once.
+  constexpr auto kClaimWindow = std::chrono::milliseconds(5);
+  const int batch_threshold = std::max(1, std::min(cfg.claim_batch, cfg.concurrency) / 2);
+  auto deferred_since = SteadyClock::time_point::max();
 
   auto handle_notifications = [&]() {
     for (const auto& n : session.take_notifications()) {
@@ -236,8 +241,15 @@ void Worker::Impl::produce(std::stop_token stop) {
   while (!stop.stop_requested() && !stopping.load() && !stop_requested()) {
     const auto now = SteadyClock::now();
     if (now >= next_poll) want = true;
-    const int capacity = cfg.concurrency - in_flight.load();
-    if (want && capacity > 0 && now >= retry_at) {
+    const int running_now = in_flight.load();
+    const int capacity = cfg.concurrency - running_now;
+    bool batch_ready = capacity >= batch_threshold || running_now == 0;
+    if (want && capacity > 0 && !batch_ready) {
+      if (deferred_since == SteadyClock::time_point::max()) deferred_since = now;
+      batch_ready = now - deferred_since >= kClaimWindow;
+    }
+    if (want && capacity > 0 && batch_ready && now >= retry_at) {
+      deferred_since = SteadyClock::time_point::max();
       const int n = std::min(capacity, cfg.claim_batch);
       try {
         const std::string worker_id = identity.get();
@@ -263,7 +275,8 @@ void Worker::Impl::produce(std::stop_token stop) {
     // Sleep until a notification, a wake-up (capacity freed, outcomes written, stop) or the poll.
     int timeout_ms = -1;
     if (capacity > 0) {
-      const auto until = std::max(want ? retry_at : next_poll, now);
+      auto until = std::max(want ? retry_at : next_poll, now);
+      if (want && deferred_since != SteadyClock::time_point::max()) until = std::max(until, deferred_since + kClaimWindow);
       timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
     }
     pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {session.socket(), POLLIN, 0}};
