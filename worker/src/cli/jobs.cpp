@@ -161,68 +161,58 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
       };
     });
   }
-  // job ID ----------------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("job", "Show one job: state, attempts, errors, result");
+  // job ID / cancel ID / retry ID ------------------------------------------------------------
+  // The three take one job id and a client; `run` does the rest.
+  auto add_id_command = [&](const char* name, const char* description,
+                            std::function<int(Client&, std::int64_t)> run) {
+    auto* cmd = app.add_subcommand(name, description);
     auto id = std::make_shared<std::string>();
     cmd->add_option("id", *id, "Job id")->required();
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, id] {
-      action = [&, id] {
+    cmd->callback([&, id, run] {
+      action = [&, id, run] {
         const auto job_id = parse_id(*id);
         auto client = make_client(global);
-        const auto job = client->job(job_id);
-        if (!job) throw NotFound("no job with id " + std::to_string(job_id));
-        if (global.json) {
-          std::cout << Json(*job).dump() << '\n';
-        } else {
-          print_job(*job);
-        }
-        return kOk;
+        return run(*client, job_id);
       };
     });
-  }
-  // cancel / retry ----------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("cancel", "Cancel a job (a running one is stopped by its worker)");
-    auto id = std::make_shared<std::string>();
-    cmd->add_option("id", *id, "Job id")->required();
-    cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, id] {
-      action = [&, id] {
-        const auto job_id = parse_id(*id);
-        auto client = make_client(global);
-        const auto r = client->cancel(job_id);
-        const char* what = r == CancelResult::cancelled          ? "cancelled"
-                           : r == CancelResult::cancel_requested ? "cancel_requested"
-                                                                 : "already_finished";
-        if (global.json) {
-          std::cout << Json{{"id", job_id}, {"result", what}}.dump() << '\n';
-        } else if (r == CancelResult::cancelled) {
-          std::cout << "job " << job_id << " cancelled\n";
-        } else if (r == CancelResult::cancel_requested) {
-          std::cout << "job " << job_id << " is running: its worker has been asked to stop it\n";
-        } else {
-          throw Conflict("job " + std::to_string(job_id) + " already finished; nothing to cancel");
-        }
-        return kOk;
-      };
-    });
-  }
-  {
-    auto* cmd = app.add_subcommand("retry", "Run a job again now (failed, cancelled, completed or waiting)");
-    auto id = std::make_shared<std::string>();
-    cmd->add_option("id", *id, "Job id")->required();
-    cmd->callback([&, id] {
-      action = [&, id] {
-        const auto job_id = parse_id(*id);
-        auto client = make_client(global);
-        client->retry(job_id);
-        std::cout << "job " << job_id << " is available again\n";
-        return kOk;
-      };
-    });
-  }
+  };
+  add_id_command("job", "Show one job: state, attempts, errors, result", [&](Client& client, std::int64_t id) {
+    const auto job = client.job(id);
+    if (!job) throw NotFound("no job with id " + std::to_string(id));
+    if (global.json) {
+      std::cout << Json(*job).dump() << '\n';
+    } else {
+      print_job(*job);
+    }
+    return kOk;
+  });
+  add_id_command("cancel", "Cancel a job (a running one is stopped by its worker)",
+                 [&](Client& client, std::int64_t id) {
+                   const auto r = client.cancel(id);
+                   if (r == CancelResult::already_finished) {
+                     throw Conflict("job " + std::to_string(id) + " already finished; nothing to cancel");
+                   }
+                   const bool running = r == CancelResult::cancel_requested;
+                   if (global.json) {
+                     std::cout << Json{{"id", id}, {"result", running ? "cancel_requested" : "cancelled"}}.dump() << '\n';
+                   } else if (running) {
+                     std::cout << "job " << id << " is running: its worker has been asked to stop it\n";
+                   } else {
+                     std::cout << "job " << id << " cancelled\n";
+                   }
+                   return kOk;
+                 });
+  add_id_command("retry", "Run a job again now (failed, cancelled, completed or waiting)",
+                 [&](Client& client, std::int64_t id) {
+                   client.retry(id);
+                   if (global.json) {
+                     std::cout << Json{{"id", id}, {"result", "available"}}.dump() << '\n';
+                   } else {
+                     std::cout << "job " << id << " is available again\n";
+                   }
+                   return kOk;
+                 });
   // limit -----------------------------------------------------------------------------------
   {
     auto* cmd = app.add_subcommand("limit", "Set a kind's global quota: docket limit KIND N|none; no args lists them");

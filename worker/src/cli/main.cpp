@@ -4,6 +4,20 @@
 #include "cli/commands.hpp"
 #include "docket/errors.hpp"
 
+namespace {
+/// The documented exit code of an error (README: CLI).
+int exit_code_for(const std::exception& e) {
+  using namespace docket;
+  using namespace docket::cli;
+  if (dynamic_cast<const InvalidInput*>(&e) || dynamic_cast<const ConfigError*>(&e)) return kBadInput;
+  if (dynamic_cast<const NotFound*>(&e)) return kNotFound;
+  if (dynamic_cast<const Conflict*>(&e)) return kConflict;
+  if (dynamic_cast<const Unavailable*>(&e)) return kUnavailable;
+  if (dynamic_cast<const SchemaMismatch*>(&e)) return kSchema;
+  return kError;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace docket;
   using namespace docket::cli;
@@ -32,26 +46,8 @@ int main(int argc, char** argv) {
   if (!action) return kOk;
   try {
     return action();
-  } catch (const InvalidInput& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return kBadInput;
-  } catch (const ConfigError& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return kBadInput;
-  } catch (const NotFound& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return kNotFound;
-  } catch (const Conflict& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return kConflict;
-  } catch (const Unavailable& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return kUnavailable;
-  } catch (const SchemaMismatch& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return kSchema;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << '\n';
-    return kError;
+    return exit_code_for(e);
   }
 }
