@@ -38,8 +38,11 @@ test-e2e: build
 format:
 	@find worker api tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
-lint: configure
-	@find worker/src api -name '*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet 2>/dev/null | grep -E "warning|error" || true
+# clang-tidy on a compile database without GCC precompiled headers (clang cannot read them).
+lint: deps
+	@cmake -S . -B build-lint -DDOCKET_PCH=OFF >/dev/null && cmake --build build-lint --target docket_core >/dev/null 2>&1 || true
+	@find worker/src api -name '*.cpp' | xargs -P $(JOBS) -n 4 clang-tidy -p build-lint --quiet 2>/dev/null \
+	  | grep -E "^/.*(warning|error):" | sort -u; true
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-lint

@@ -43,7 +43,10 @@ TEST(Cli, EnqueueInspectSteer) {
 
   r = docket({"enqueue", "later", "--run-at", "+1h", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(docket({"job", std::to_string(Json::parse(r.out).at("id").get<long long>()), "--json"}).out.find("scheduled") != std::string::npos, true);
+  EXPECT_EQ(
+      docket({"job", std::to_string(Json::parse(r.out).at("id").get<long long>()), "--json"}).out.find("scheduled") !=
+          std::string::npos,
+      true);
 
   EXPECT_EQ(docket({"limit", "report", "5"}).status, 0);
   r = docket({"limit", "--json"});
@@ -127,7 +130,8 @@ TEST(Cli, UnmigratedDatabaseNamesDocketMigrate) {
 TEST(Cli, ConfigErrorsNameTheKeyAndTheFix) {
   TempDir dir;
   docket::test::write_file(dir / "bad.toml", "[worker]\nconcurency = 4\n");
-  const auto r = run({DOCKET_BIN, "--config", (dir / "bad.toml").string(), "worker"}, {{"DATABASE_URL", "postgresql:///x"}});
+  const auto r =
+      run({DOCKET_BIN, "--config", (dir / "bad.toml").string(), "worker"}, {{"DATABASE_URL", "postgresql:///x"}});
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("did you mean \"concurrency\""), std::string::npos) << r.err;
 }
@@ -135,8 +139,8 @@ TEST(Cli, ConfigErrorsNameTheKeyAndTheFix) {
 TEST(Cli, HelpExplainsEverySubcommand) {
   const auto r = run({DOCKET_BIN, "--help"});
   EXPECT_EQ(r.status, 0);
-  for (const char* sub : {"migrate", "worker", "dev", "enqueue", "jobs", "job", "cancel", "retry", "limit", "pause",
-                          "resume", "stats"}) {
+  for (const char* sub :
+       {"migrate", "worker", "dev", "enqueue", "jobs", "job", "cancel", "retry", "limit", "pause", "resume", "stats"}) {
     EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
     EXPECT_EQ(run({DOCKET_BIN, sub, "--help"}).status, 0) << sub;
   }

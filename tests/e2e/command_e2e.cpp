@@ -15,20 +15,26 @@ std::unique_ptr<Child> start_docket_worker(const TestDatabase& db, const TempDir
       std::map<std::string, std::string>{{"DATABASE_URL", db.url()}}, dir / "worker.log");
 }
 
-bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+bool alive(pid_t pid) {
+  return ::kill(pid, 0) == 0;
+}
 }  // namespace
 
 TEST(Command, RunsWithJobJsonOnStdinAndEnvAndExitCodesDecide) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   const std::string d = dir.path().string();
-  auto w = start_docket_worker(*db, dir, R"(
+  auto w = start_docket_worker(
+      *db, dir,
+      R"(
 [worker]
 queues = ["default"]
 concurrency = 4
 lease = "5s"
 [kinds.ok]
-command = ["/bin/sh", "-c", "cat > )" + d + R"(/stdin-$DOCKET_JOB_ID.json; printf '{\"id\": %s, \"kind\": \"%s\", \"attempt\": %s, \"greeting\": \"%s\"}' $DOCKET_JOB_ID $DOCKET_JOB_KIND $DOCKET_ATTEMPT \"$GREETING\""]
+command = ["/bin/sh", "-c", "cat > )" +
+          d +
+          R"(/stdin-$DOCKET_JOB_ID.json; printf '{\"id\": %s, \"kind\": \"%s\", \"attempt\": %s, \"greeting\": \"%s\"}' $DOCKET_JOB_ID $DOCKET_JOB_KIND $DOCKET_ATTEMPT \"$GREETING\""]
 env = { GREETING = "hi there" }
 [kinds.again]
 command = ["/bin/sh", "-c", "echo 'not yet' >&2; exit 75"]
@@ -58,12 +64,15 @@ max_retries = 0
     const auto s = client.job(id)->state;
     return s == JobState::completed || s == JobState::failed;
   };
-  ASSERT_TRUE(wait_until([&] {
-    for (auto id : {ok, again, broken, plain, missing, slow}) {
-      if (!finished(id)) return false;
-    }
-    return true;
-  }, 30s)) << w->log_text();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (auto id : {ok, again, broken, plain, missing, slow}) {
+          if (!finished(id)) return false;
+        }
+        return true;
+      },
+      30s))
+      << w->log_text();
 
   const auto j = client.job(ok);
   EXPECT_EQ(j->state, JobState::completed);
@@ -102,18 +111,23 @@ TEST(Command, NeitherTheCommandNorItsChildrenOutliveASigkilledWorker) {
   TempDir dir;
   const std::string d = dir.path().string();
   // The command starts a background grandchild; both write their pids and then sleep.
-  auto w = start_docket_worker(*db, dir, R"(
+  auto w = start_docket_worker(*db, dir,
+                               R"(
 [worker]
 lease = "5s"
 [kinds.tree]
-command = ["/bin/sh", "-c", "sleep 300 & echo $! > )" + d + R"(/child.pid; echo $$ > )" + d + R"(/cmd.pid; wait"]
+command = ["/bin/sh", "-c", "sleep 300 & echo $! > )" +
+                                   d + R"(/child.pid; echo $$ > )" + d + R"(/cmd.pid; wait"]
 )");
   Client client(db->url());
   client.enqueue({.kind = "tree"});
-  ASSERT_TRUE(wait_until([&] {
-    return std::filesystem::exists(dir / "child.pid") && std::filesystem::exists(dir / "cmd.pid") &&
-           !docket::test::read_file(dir / "child.pid").empty() && !docket::test::read_file(dir / "cmd.pid").empty();
-  }, 20s)) << w->log_text();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return std::filesystem::exists(dir / "child.pid") && std::filesystem::exists(dir / "cmd.pid") &&
+               !docket::test::read_file(dir / "child.pid").empty() && !docket::test::read_file(dir / "cmd.pid").empty();
+      },
+      20s))
+      << w->log_text();
   const pid_t cmd = std::stoi(docket::test::read_file(dir / "cmd.pid"));
   const pid_t child = std::stoi(docket::test::read_file(dir / "child.pid"));
   ASSERT_TRUE(alive(cmd));

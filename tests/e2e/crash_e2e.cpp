@@ -22,7 +22,8 @@ TEST(Crash, SigkilledWorkersJobIsRescuedWithinTheLeaseAndRunsAgain) {
 
   a->signal(SIGKILL);
   const auto killed_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(wait_until([&] { return client.job(id)->state != JobState::running || client.job(id)->attempt > 1; }, 20s));
+  ASSERT_TRUE(
+      wait_until([&] { return client.job(id)->state != JobState::running || client.job(id)->attempt > 1; }, 20s));
   const double rescue_s = seconds_since(killed_at);
   ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::completed; }, 20s)) << b->log_text();
   const auto job = client.job(id);
@@ -58,16 +59,22 @@ TEST(Crash, FrozenWorkerPastItsLeaseCannotOverwriteTheRescuedJob) {
   // lease first and it drops the outcome (job.lost), or it tries to write it and the fence refuses
   // (job.stale). Either way nothing changes.
   a->signal(SIGCONT);
-  ASSERT_TRUE(wait_until([&] {
-    for (const auto& r : read_records(dir / "records.txt")) {
-      if (r.event == "end" && r.id == id && r.pid == a->pid()) return true;
-    }
-    return false;
-  }, 20s)) << a->log_text();
-  ASSERT_TRUE(wait_until([&] {
-    const auto log = a->log_text();
-    return log.find("job.stale") != std::string::npos || log.find("job.lost") != std::string::npos;
-  }, 20s)) << a->log_text();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& r : read_records(dir / "records.txt")) {
+          if (r.event == "end" && r.id == id && r.pid == a->pid()) return true;
+        }
+        return false;
+      },
+      20s))
+      << a->log_text();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto log = a->log_text();
+        return log.find("job.stale") != std::string::npos || log.find("job.lost") != std::string::npos;
+      },
+      20s))
+      << a->log_text();
   EXPECT_NE(a->log_text().find("worker.lease_lost"), std::string::npos);
   std::this_thread::sleep_for(300ms);  // room for a late write, were one to slip through
   const auto after = client.job(id);

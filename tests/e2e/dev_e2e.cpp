@@ -16,14 +16,21 @@ TEST(Dev, ZeroConfigRunsJobsOnItsOwnPostgres) {
     return run({"/bin/sh", "-c", cmd}, env);
   };
   // The first run seeds three demo jobs; the demo echo completes.
-  ASSERT_TRUE(wait_until([&] {
-    const auto r = cli({"jobs", "--kind", "demo.echo", "--json"});
-    return r.status == 0 && r.out.find("completed") != std::string::npos;
-  }, 60s)) << dev.log_text();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto r = cli({"jobs", "--kind", "demo.echo", "--json"});
+        return r.status == 0 && r.out.find("completed") != std::string::npos;
+      },
+      60s))
+      << dev.log_text();
   const auto r = cli({"enqueue", "demo.echo", "{\"hi\":1}"});
   ASSERT_EQ(r.status, 0) << r.err;
   const std::string id = r.out.substr(0, r.out.find('\n'));
-  ASSERT_TRUE(wait_until([&] { return cli({"job", id, "--json"}).out.find("\"completed\"") != std::string::npos; }, 20s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return cli({"job", id, "--json"}).out.find("\"completed\"") != std::string::npos;
+      },
+      20s));
   EXPECT_NE(cli({"job", id, "--json"}).out.find("\"hi\":1"), std::string::npos);
   EXPECT_NE(dev.log_text().find("docket enqueue demo.echo"), std::string::npos);  // the banner tells how
   dev.signal(SIGTERM);

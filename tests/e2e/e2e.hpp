@@ -59,8 +59,8 @@ inline int max_overlap(const std::vector<Record>& records) {
 /// A test worker process (tests/support/test_worker.cpp) on `db`.
 inline std::unique_ptr<Child> start_test_worker(const TestDatabase& db, const TempDir& dir, const std::string& name,
                                                 std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {DOCKET_TEST_WORKER_BIN, "--database-url", db.url(), "--record",
-                                   (dir / "records.txt").string(), "--name", name};
+  std::vector<std::string> argv = {DOCKET_TEST_WORKER_BIN,         "--database-url", db.url(), "--record",
+                                   (dir / "records.txt").string(), "--name",         name};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return std::make_unique<Child>(argv, std::map<std::string, std::string>{}, dir / (name + ".log"));
 }

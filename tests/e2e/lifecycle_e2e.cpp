@@ -51,9 +51,11 @@ TEST(Shutdown, SigtermLetsRunningJobsFinishAndHandsBackThoseThatOutliveTheTimeou
   w->signal(SIGTERM);
   const auto sent = std::chrono::steady_clock::now();
   // Nothing new starts once draining (stopping_at is recorded after the claim loop has ended).
-  ASSERT_TRUE(wait_until([&] {
-    return db->count("SELECT count(*) FROM docket.workers WHERE name = 'drainer' AND stopping_at IS NOT NULL") == 1;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return db->count("SELECT count(*) FROM docket.workers WHERE name = 'drainer' AND stopping_at IS NOT NULL") == 1;
+      },
+      5s));
   const auto late = client.enqueue({.kind = "test.count"}).id;
   const auto status = w->wait(20s);
   const double took = seconds_since(sent);
@@ -97,10 +99,12 @@ TEST(ExactlyOnce, FourWorkersProcessTenThousandJobsEachExactlyOnce) {
   std::vector<std::unique_ptr<Child>> workers;
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 4; ++i) {
-    workers.push_back(start_test_worker(*db, dir, "n" + std::to_string(i), {"--concurrency", "8", "--log-level", "warn"}));
+    workers.push_back(
+        start_test_worker(*db, dir, "n" + std::to_string(i), {"--concurrency", "8", "--log-level", "warn"}));
   }
   ASSERT_TRUE(wait_until([&] { return count_state(*db, "completed") == 10000; }, 120s))
-      << count_state(*db, "completed") << " completed\n" << workers[0]->log_text();
+      << count_state(*db, "completed") << " completed\n"
+      << workers[0]->log_text();
   const double took = seconds_since(start);
   std::map<std::int64_t, int> runs;
   std::set<int> pids;
@@ -131,8 +135,10 @@ TEST(Scheduling, ScheduledJobsRunOnTimeAndSnoozeDoesNotChargeAnAttempt) {
   const auto id = client.enqueue({.kind = "test.count", .run_at = at}).id;
   const auto snoozer = client.enqueue({.kind = "test.snooze", .args = Json{{"ms", 400}}}).id;
   ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::completed; }, 10s));
-  const double late_s = std::stod(db->scalar("SELECT extract(epoch FROM started_at - run_at) FROM docket.jobs WHERE id = " + std::to_string(id)));
-  const double early_s = std::stod(db->scalar("SELECT extract(epoch FROM run_at - inserted_at) FROM docket.jobs WHERE id = " + std::to_string(id)));
+  const double late_s = std::stod(
+      db->scalar("SELECT extract(epoch FROM started_at - run_at) FROM docket.jobs WHERE id = " + std::to_string(id)));
+  const double early_s = std::stod(
+      db->scalar("SELECT extract(epoch FROM run_at - inserted_at) FROM docket.jobs WHERE id = " + std::to_string(id)));
   std::cout << "scheduling: started " << late_s * 1000 << " ms after run_at\n";
   EXPECT_GE(early_s, 1.4);
   EXPECT_GE(late_s, 0);

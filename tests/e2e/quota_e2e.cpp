@@ -21,7 +21,8 @@ TEST(Quota, ThreeWorkersNeverRunMoreThanTheLimitAndOtherKindsFlow) {
                                         {"--concurrency", "8", "--limit", "test.record=5", "--lease", "5s"}));
   }
   ASSERT_TRUE(wait_until([&] { return count_state(*db, "completed") == 70; }, 60s))
-      << "completed " << count_state(*db, "completed") << "\n" << workers[0]->log_text();
+      << "completed " << count_state(*db, "completed") << "\n"
+      << workers[0]->log_text();
 
   const auto records = read_records(dir / "records.txt");
   std::vector<Record> imports_run;
@@ -38,18 +39,17 @@ TEST(Quota, ThreeWorkersNeverRunMoreThanTheLimitAndOtherKindsFlow) {
   const double ideal_s = 40.0 / 5.0 * 0.3;
   std::set<int> pids;
   for (const auto& r : imports_run) pids.insert(r.pid);
-  std::cout << "quota: max overlap " << overlap << " (limit 5), 40 jobs in " << elapsed_s << " s (ideal "
-            << ideal_s << " s, ratio " << elapsed_s / ideal_s << "), imports ran on " << pids.size()
-            << " processes\n";
+  std::cout << "quota: max overlap " << overlap << " (limit 5), 40 jobs in " << elapsed_s << " s (ideal " << ideal_s
+            << " s, ratio " << elapsed_s / ideal_s << "), imports ran on " << pids.size() << " processes\n";
   EXPECT_EQ(overlap, 5);
   EXPECT_LT(elapsed_s, 2 * ideal_s);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE kind = 'test.record' AND attempt = 1"), 40);
 
   // The unlimited kind did not queue behind the saturated one: all of it finished while the
   // imports had barely started (they need at least 2.4 s).
-  const double others_done_after_s = std::stod(db->scalar(
-      "SELECT extract(epoch FROM (SELECT max(finished_at) FROM docket.jobs WHERE kind = 'test.count') - "
-      "(SELECT min(started_at) FROM docket.jobs WHERE kind = 'test.record'))"));
+  const double others_done_after_s = std::stod(
+      db->scalar("SELECT extract(epoch FROM (SELECT max(finished_at) FROM docket.jobs WHERE kind = 'test.count') - "
+                 "(SELECT min(started_at) FROM docket.jobs WHERE kind = 'test.record'))"));
   std::cout << "quota: the unlimited kind finished " << others_done_after_s << " s after the first import started\n";
   EXPECT_LT(others_done_after_s, 1.0);
   for (auto& w : workers) w->signal(SIGTERM);

@@ -21,7 +21,8 @@ TEST(Restart, WorkersSurviveAPostgresRestartAndFinishEveryJob) {
   std::cout << "restart: restarted PostgreSQL with " << done_at_restart << " of 3000 jobs done\n";
   ASSERT_LT(done_at_restart, 3000) << "the restart came too late to test anything";
   ASSERT_TRUE(wait_until([&] { return count_state(*db, "completed") == 3000; }, 120s))
-      << count_state(*db, "completed") << " completed\n" << workers[0]->log_text();
+      << count_state(*db, "completed") << " completed\n"
+      << workers[0]->log_text();
   for (auto& w : workers) EXPECT_TRUE(w->running()) << "a worker died: " << w->log_text();
   const std::string log = workers[0]->log_text() + workers[1]->log_text();
   EXPECT_NE(log.find("db.unavailable"), std::string::npos);

@@ -29,7 +29,9 @@ class Engine : public ::testing::Test {
                                     std::vector<std::string> queues = {"default"}) {
     return session->claim(w, db::text_array(queues), db::text_array(kinds), n);
   }
-  std::string state(std::int64_t id) { return db->scalar("SELECT state FROM docket.jobs WHERE id = " + std::to_string(id)); }
+  std::string state(std::int64_t id) {
+    return db->scalar("SELECT state FROM docket.jobs WHERE id = " + std::to_string(id));
+  }
   std::unique_ptr<docket::test::TestDatabase> db;
   std::unique_ptr<Client> client;
   std::unique_ptr<db::Session> session;
@@ -141,14 +143,20 @@ TEST_F(Engine, FinishIsFencedByWorkerAttemptAndState) {
 TEST_F(Engine, RetryRecordsErrorsAndFailsPastMaxRetries) {
   const auto id = client->enqueue({.kind = "a", .max_retries = 1}).id;
   auto jobs = claim(worker, {"a"}, 1);
-  auto r = session->finish(worker, {{.id = id, .attempt = 1, .max_retries = 1, .outcome = "retry", .delay_s = 0, .error = "boom 1"}});
+  auto r = session->finish(
+      worker, {{.id = id, .attempt = 1, .max_retries = 1, .outcome = "retry", .delay_s = 0, .error = "boom 1"}});
   EXPECT_EQ(r.at(0).state, "retryable");
   EXPECT_EQ(session->promote().promoted, 1);
   jobs = claim(worker, {"a"}, 1);
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0].attempt, 2);
   EXPECT_EQ(jobs[0].max_retries, 1);
-  r = session->finish(worker, {{.id = id, .attempt = 2, .max_retries = jobs[0].max_retries, .outcome = "retry", .delay_s = 0, .error = "boom 2"}});
+  r = session->finish(worker, {{.id = id,
+                                .attempt = 2,
+                                .max_retries = jobs[0].max_retries,
+                                .outcome = "retry",
+                                .delay_s = 0,
+                                .error = "boom 2"}});
   EXPECT_EQ(r.at(0).state, "failed");
   const auto job = client->job(id);
   ASSERT_EQ(job->errors.size(), 2u);
@@ -204,7 +212,7 @@ TEST_F(Engine, RescueMovesJobsOfDeadWorkersBackCountingTheAttempt) {
   const auto b = client->enqueue({.kind = "a", .max_retries = 0}).id;
   const auto c = client->enqueue({.kind = "a"}).id;
   ASSERT_EQ(claim(shortlived, {"a"}, 3).size(), 3u);
-  client->cancel(c);  // cancel requested while running: the rescuer finishes it as cancelled
+  client->cancel(c);                // cancel requested while running: the rescuer finishes it as cancelled
   EXPECT_EQ(session->rescue(), 0);  // lease not yet expired
   db->query("UPDATE docket.workers SET heartbeat_at = now() - interval '5 seconds' WHERE name = 'dies'");
   EXPECT_EQ(session->rescue(), 3);
@@ -254,9 +262,11 @@ TEST_F(Engine, PruneDeletesOnlyFinishedJobsPastRetention) {
   const auto new_done = client->enqueue({.kind = "a"}).id;
   const auto old_failed = client->enqueue({.kind = "a"}).id;
   const auto waiting = client->enqueue({.kind = "a"}).id;
-  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() - interval '2 days' WHERE id = " + std::to_string(old_done));
+  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() - interval '2 days' WHERE id = " +
+            std::to_string(old_done));
   db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = " + std::to_string(new_done));
-  db->query("UPDATE docket.jobs SET state = 'failed', finished_at = now() - interval '2 days' WHERE id = " + std::to_string(old_failed));
+  db->query("UPDATE docket.jobs SET state = 'failed', finished_at = now() - interval '2 days' WHERE id = " +
+            std::to_string(old_failed));
   EXPECT_EQ(session->prune(24 * 3600, 7 * 24 * 3600), 1);
   EXPECT_EQ(state(old_done), "");
   EXPECT_EQ(state(new_done), "completed");

@@ -111,7 +111,9 @@ TEST_F(Enqueue, UniqueKeyUnderManyConcurrentInsertersHalfRollingBack) {
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE unique_key = 'k'"), 1);
   const auto live = db->count("SELECT id FROM docket.jobs WHERE unique_key = 'k'");
   for (int i = 0; i < kThreads; ++i) {
-    if (committed[i]) EXPECT_EQ(ids[i], live) << "committer " << i << " was told another id";
+    if (committed[i]) {
+      EXPECT_EQ(ids[i], live) << "committer " << i << " was told another id";
+    }
   }
 }
 

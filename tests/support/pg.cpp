@@ -14,8 +14,12 @@ namespace fs = std::filesystem;
 embedded::ClusterOptions test_cluster_options(const fs::path& dir) {
   embedded::ClusterOptions o;
   o.dir = dir;
-  o.settings = {{"fsync", "off"},          {"synchronous_commit", "off"}, {"full_page_writes", "off"},
-                {"max_connections", "400"}, {"shared_buffers", "'256MB'"}, {"log_min_messages", "warning"},
+  o.settings = {{"fsync", "off"},
+                {"synchronous_commit", "off"},
+                {"full_page_writes", "off"},
+                {"max_connections", "400"},
+                {"shared_buffers", "'256MB'"},
+                {"log_min_messages", "warning"},
                 {"autovacuum_naptime", "'5s'"}};
   return o;
 }
@@ -111,8 +115,12 @@ std::unique_ptr<TestDatabase> PgCluster::create(bool from_template) {
   return std::make_unique<TestDatabase>(*this, name);
 }
 
-std::unique_ptr<TestDatabase> PgCluster::fresh_database() { return create(true); }
-std::unique_ptr<TestDatabase> PgCluster::empty_database() { return create(false); }
+std::unique_ptr<TestDatabase> PgCluster::fresh_database() {
+  return create(true);
+}
+std::unique_ptr<TestDatabase> PgCluster::empty_database() {
+  return create(false);
+}
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step) {

@@ -69,7 +69,9 @@ Child::~Child() {
   }
 }
 
-void Child::signal(int sig) const { ::kill(pid_, sig); }
+void Child::signal(int sig) const {
+  ::kill(pid_, sig);
+}
 
 std::optional<int> Child::wait(std::chrono::milliseconds timeout) {
   if (status_) return status_;
@@ -86,9 +88,13 @@ std::optional<int> Child::wait(std::chrono::milliseconds timeout) {
   }
 }
 
-bool Child::running() { return !wait(std::chrono::milliseconds(0)).has_value(); }
+bool Child::running() {
+  return !wait(std::chrono::milliseconds(0)).has_value();
+}
 
-std::string Child::log_text() const { return read_file(log_); }
+std::string Child::log_text() const {
+  return read_file(log_);
+}
 
 TempDir::TempDir() {
   std::string tmpl = (fs::temp_directory_path() / "docket-e2e-XXXXXX").string();

@@ -113,63 +113,90 @@ int main(int argc, char** argv) {
   };
 
   // Runs args.ms (default 300) and records when it started and ended.
-  worker.handle("test.record", [](JobContext& ctx) {
-    record("start", ctx.job());
-    sleep_ms(ctx, ctx.args().value("ms", 300), false);
-    record("end", ctx.job());
-    return Outcome::complete();
-  }, options_for("test.record"));
+  worker.handle(
+      "test.record",
+      [](JobContext& ctx) {
+        record("start", ctx.job());
+        sleep_ms(ctx, ctx.args().value("ms", 300), false);
+        record("end", ctx.job());
+        return Outcome::complete();
+      },
+      options_for("test.record"));
   // Records one line per run: exactly-once checks count them per id.
-  worker.handle("test.count", [](JobContext& ctx) {
-    record("run", ctx.job());
-    return Outcome::complete(Json{{"ok", true}});
-  }, options_for("test.count"));
+  worker.handle(
+      "test.count",
+      [](JobContext& ctx) {
+        record("run", ctx.job());
+        return Outcome::complete(Json{{"ok", true}});
+      },
+      options_for("test.count"));
   // Fails the first args.fail_times attempts, then completes.
-  worker.handle("test.flaky", [](JobContext& ctx) {
-    record("run", ctx.job());
-    if (ctx.job().attempt <= ctx.args().value("fail_times", 2)) {
-      throw std::runtime_error("flaky failure on attempt " + std::to_string(ctx.job().attempt));
-    }
-    return Outcome::complete(Json{{"attempt", ctx.job().attempt}});
-  }, options_for("test.flaky"));
+  worker.handle(
+      "test.flaky",
+      [](JobContext& ctx) {
+        record("run", ctx.job());
+        if (ctx.job().attempt <= ctx.args().value("fail_times", 2)) {
+          throw std::runtime_error("flaky failure on attempt " + std::to_string(ctx.job().attempt));
+        }
+        return Outcome::complete(Json{{"attempt", ctx.job().attempt}});
+      },
+      options_for("test.flaky"));
   // Always fails.
-  worker.handle("test.fail", [](JobContext& ctx) {
-    record("run", ctx.job());
-    return Outcome::retry("always fails (attempt " + std::to_string(ctx.job().attempt) + ")");
-  }, options_for("test.fail"));
+  worker.handle(
+      "test.fail",
+      [](JobContext& ctx) {
+        record("run", ctx.job());
+        return Outcome::retry("always fails (attempt " + std::to_string(ctx.job().attempt) + ")");
+      },
+      options_for("test.fail"));
   // Sleeps args.ms; with args.ignore_stop it does not return early when asked to stop.
-  worker.handle("test.sleep", [](JobContext& ctx) {
-    record("start", ctx.job());
-    const bool finished = sleep_ms(ctx, ctx.args().value("ms", 1000), !ctx.args().value("ignore_stop", false));
-    record(finished ? "end" : "stopped", ctx.job());
-    return finished ? Outcome::complete() : Outcome::retry("stopped before finishing");
-  }, options_for("test.sleep"));
+  worker.handle(
+      "test.sleep",
+      [](JobContext& ctx) {
+        record("start", ctx.job());
+        const bool finished = sleep_ms(ctx, ctx.args().value("ms", 1000), !ctx.args().value("ignore_stop", false));
+        record(finished ? "end" : "stopped", ctx.job());
+        return finished ? Outcome::complete() : Outcome::retry("stopped before finishing");
+      },
+      options_for("test.sleep"));
   // Reports progress, then completes.
-  worker.handle("test.progress", [](JobContext& ctx) {
-    ctx.progress(Json{{"step", 1}, {"of", 2}});
-    sleep_ms(ctx, ctx.args().value("ms", 300), true);
-    ctx.progress(Json{{"step", 2}, {"of", 2}});
-    return Outcome::complete();
-  }, options_for("test.progress"));
+  worker.handle(
+      "test.progress",
+      [](JobContext& ctx) {
+        ctx.progress(Json{{"step", 1}, {"of", 2}});
+        sleep_ms(ctx, ctx.args().value("ms", 300), true);
+        ctx.progress(Json{{"step", 2}, {"of", 2}});
+        return Outcome::complete();
+      },
+      options_for("test.progress"));
   // Snoozes once, then completes.
-  worker.handle("test.snooze", [](JobContext& ctx) {
-    record("run", ctx.job());
-    if (ctx.args().value("snoozed", false) || ctx.job().attempt > 1) return Outcome::complete();
-    static std::atomic<int> seen{0};
-    if (seen.fetch_add(1) == 0) return Outcome::snooze(std::chrono::milliseconds(ctx.args().value("ms", 300)));
-    return Outcome::complete();
-  }, options_for("test.snooze"));
+  worker.handle(
+      "test.snooze",
+      [](JobContext& ctx) {
+        record("run", ctx.job());
+        if (ctx.args().value("snoozed", false) || ctx.job().attempt > 1) return Outcome::complete();
+        static std::atomic<int> seen{0};
+        if (seen.fetch_add(1) == 0) return Outcome::snooze(std::chrono::milliseconds(ctx.args().value("ms", 300)));
+        return Outcome::complete();
+      },
+      options_for("test.snooze"));
   // Slow on the first attempt (args.ms), instant afterwards: a crash mid-run shows as attempt 2.
-  worker.handle("test.once_slow", [](JobContext& ctx) {
-    record("start", ctx.job());
-    if (ctx.job().attempt == 1) sleep_ms(ctx, ctx.args().value("ms", 5000), false);
-    record("end", ctx.job());
-    return Outcome::complete(Json{{"attempt", ctx.job().attempt}, {"pid", static_cast<int>(::getpid())}});
-  }, options_for("test.once_slow"));
-  worker.handle("test.permanent", [](JobContext& ctx) {
-    record("run", ctx.job());
-    return Outcome::fail("permanent failure");
-  }, options_for("test.permanent"));
+  worker.handle(
+      "test.once_slow",
+      [](JobContext& ctx) {
+        record("start", ctx.job());
+        if (ctx.job().attempt == 1) sleep_ms(ctx, ctx.args().value("ms", 5000), false);
+        record("end", ctx.job());
+        return Outcome::complete(Json{{"attempt", ctx.job().attempt}, {"pid", static_cast<int>(::getpid())}});
+      },
+      options_for("test.once_slow"));
+  worker.handle(
+      "test.permanent",
+      [](JobContext& ctx) {
+        record("run", ctx.job());
+        return Outcome::fail("permanent failure");
+      },
+      options_for("test.permanent"));
 
   running = &worker;
   worker.run();

@@ -19,7 +19,7 @@ struct ClientOptions {
 /// A thread-safe handle to a Docket database with a small fixed pool of connections.
 class Client {
  public:
-  explicit Client(std::string database_url, ClientOptions options = {});
+  explicit Client(const std::string& database_url, const ClientOptions& options = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

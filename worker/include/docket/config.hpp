@@ -41,7 +41,7 @@ struct HttpExecutor {
 
 /// Walk a paginated HTTP source into docket.crawl_cache, then activate it into the live table.
 struct CrawlExecutor {
-  std::string url;           ///< may contain {page}
+  std::string url;               ///< may contain {page}
   std::string items = "/items";  ///< JSON pointer to the items array
   std::string key = "/id";       ///< JSON pointer (inside an item) to its key
   std::string collection;        ///< live-table collection name (default: the kind)
@@ -49,7 +49,7 @@ struct CrawlExecutor {
   Millis delay{0};               ///< minimum delay between two requests of this crawl
   Millis request_timeout{30000};
   std::map<std::string, std::string> headers;
-  std::string activate_sql;      ///< optional: move the cache into the user's own table
+  std::string activate_sql;  ///< optional: move the cache into the user's own table
   int max_pages = 100000;
 };
 
@@ -72,18 +72,18 @@ struct KindConfig {
 
 struct WorkerConfig {
   std::vector<std::string> queues{"default"};
-  int concurrency = 8;                      ///< jobs this process runs at once
-  Millis shutdown_timeout{30000};           ///< SIGTERM: how long running jobs may finish
-  Millis lease{30000};                      ///< a worker silent this long is dead; its jobs are rescued
-  Millis heartbeat_interval{0};             ///< 0: lease / 6
-  Millis rescue_interval{0};                ///< 0: lease / 4
-  Millis poll_interval{1000};               ///< claim poll when no NOTIFY arrives (jittered)
-  Millis promote_interval{1000};            ///< longest sleep of the scheduler between checks
-  int claim_batch = 500;                    ///< most jobs claimed in one round trip
+  int concurrency = 8;             ///< jobs this process runs at once
+  Millis shutdown_timeout{30000};  ///< SIGTERM: how long running jobs may finish
+  Millis lease{30000};             ///< a worker silent this long is dead; its jobs are rescued
+  Millis heartbeat_interval{0};    ///< 0: lease / 6
+  Millis rescue_interval{0};       ///< 0: lease / 4
+  Millis poll_interval{1000};      ///< claim poll when no NOTIFY arrives (jittered)
+  Millis promote_interval{1000};   ///< longest sleep of the scheduler between checks
+  int claim_batch = 500;           ///< most jobs claimed in one round trip
   Millis prune_interval{60000};
   Millis retain_completed{24LL * 3600 * 1000};
   Millis retain_failed{7LL * 24 * 3600 * 1000};
-  std::string name;                         ///< shown in docket.workers (default host:pid)
+  std::string name;  ///< shown in docket.workers (default host:pid)
 
   Millis effective_heartbeat() const;
   Millis effective_rescue() const;
@@ -92,8 +92,8 @@ struct WorkerConfig {
 struct ApiConfig {
   std::string listen = "127.0.0.1:8080";
   std::vector<std::string> tokens;
-  bool metrics_auth = false;        ///< require a token for /metrics
-  std::size_t max_body = 1 << 20;   ///< bytes; larger bodies get 413
+  bool metrics_auth = false;       ///< require a token for /metrics
+  std::size_t max_body = 1 << 20;  ///< bytes; larger bodies get 413
   int threads = 8;
   int max_list_limit = 500;
   int db_connections = 4;

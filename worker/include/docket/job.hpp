@@ -76,9 +76,9 @@ struct JobFilter {
 
 /// What cancelling did.
 enum class CancelResult {
-  cancelled,        ///< it was waiting and is now cancelled
-  cancel_requested, ///< it is running; its worker will stop it
-  already_finished  ///< completed, failed or cancelled before
+  cancelled,         ///< it was waiting and is now cancelled
+  cancel_requested,  ///< it is running; its worker will stop it
+  already_finished   ///< completed, failed or cancelled before
 };
 
 /// One line of `docket stats` / GET /queues.

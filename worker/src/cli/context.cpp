@@ -19,7 +19,7 @@ Config load_config(const GlobalOptions& options) {
 
 std::string database_url(const Config& config) {
   if (!config.database_url.empty()) return config.database_url;
-  const std::string dev = embedded::dev_cluster_url_if_running();
+  std::string dev = embedded::dev_cluster_url_if_running();
   if (!dev.empty()) return dev;
   throw ConfigError(
       "no database: set DATABASE_URL (or pass --database-url), or run `docket dev` in this directory "

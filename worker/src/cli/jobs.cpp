@@ -123,7 +123,8 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto after = std::make_shared<long long>(0);
     cmd->add_option("--kind,-k", *kind, "Only this kind");
     cmd->add_option("--queue,-q", *queue, "Only this queue");
-    cmd->add_option("--state,-s", *state, "Only this state: available, scheduled, running, retryable, completed, failed, cancelled");
+    cmd->add_option("--state,-s", *state,
+                    "Only this state: available, scheduled, running, retryable, completed, failed, cancelled");
     cmd->add_option("--limit,-n", *limit, "How many (default 20)");
     cmd->add_option("--after", *after, "Page: jobs older than this id");
     cmd->add_flag("--json", global.json, "Print JSON");
@@ -164,7 +165,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
   // job ID / cancel ID / retry ID ------------------------------------------------------------
   // The three take one job id and a client; `run` does the rest.
   auto add_id_command = [&](const char* name, const char* description,
-                            std::function<int(Client&, std::int64_t)> run) {
+                            const std::function<int(Client&, std::int64_t)>& run) {
     auto* cmd = app.add_subcommand(name, description);
     auto id = std::make_shared<std::string>();
     cmd->add_option("id", *id, "Job id")->required();
@@ -187,22 +188,22 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     }
     return kOk;
   });
-  add_id_command("cancel", "Cancel a job (a running one is stopped by its worker)",
-                 [&](Client& client, std::int64_t id) {
-                   const auto r = client.cancel(id);
-                   if (r == CancelResult::already_finished) {
-                     throw Conflict("job " + std::to_string(id) + " already finished; nothing to cancel");
-                   }
-                   const bool running = r == CancelResult::cancel_requested;
-                   if (global.json) {
-                     std::cout << Json{{"id", id}, {"result", running ? "cancel_requested" : "cancelled"}}.dump() << '\n';
-                   } else if (running) {
-                     std::cout << "job " << id << " is running: its worker has been asked to stop it\n";
-                   } else {
-                     std::cout << "job " << id << " cancelled\n";
-                   }
-                   return kOk;
-                 });
+  add_id_command(
+      "cancel", "Cancel a job (a running one is stopped by its worker)", [&](Client& client, std::int64_t id) {
+        const auto r = client.cancel(id);
+        if (r == CancelResult::already_finished) {
+          throw Conflict("job " + std::to_string(id) + " already finished; nothing to cancel");
+        }
+        const bool running = r == CancelResult::cancel_requested;
+        if (global.json) {
+          std::cout << Json{{"id", id}, {"result", running ? "cancel_requested" : "cancelled"}}.dump() << '\n';
+        } else if (running) {
+          std::cout << "job " << id << " is running: its worker has been asked to stop it\n";
+        } else {
+          std::cout << "job " << id << " cancelled\n";
+        }
+        return kOk;
+      });
   add_id_command("retry", "Run a job again now (failed, cancelled, completed or waiting)",
                  [&](Client& client, std::int64_t id) {
                    client.retry(id);
@@ -261,8 +262,8 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
   // pause / resume ---------------------------------------------------------------------------
   for (const char* name : {"pause", "resume"}) {
     const bool pause = std::string(name) == "pause";
-    auto* cmd = app.add_subcommand(name, pause ? "Pause a queue: running jobs finish, nothing new starts"
-                                               : "Resume a paused queue");
+    auto* cmd = app.add_subcommand(
+        name, pause ? "Pause a queue: running jobs finish, nothing new starts" : "Resume a paused queue");
     auto queue = std::make_shared<std::string>();
     cmd->add_option("queue", *queue, "Queue")->required();
     cmd->callback([&, queue, pause] {

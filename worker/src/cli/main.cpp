@@ -21,8 +21,9 @@ int exit_code_for(const std::exception& e) {
 int main(int argc, char** argv) {
   using namespace docket;
   using namespace docket::cli;
-  CLI::App app{"Docket: a PostgreSQL-backed job queue and worker pool.\n"
-               "Without DATABASE_URL, commands use the embedded PostgreSQL that `docket dev` runs in ./.docket."};
+  CLI::App app{
+      "Docket: a PostgreSQL-backed job queue and worker pool.\n"
+      "Without DATABASE_URL, commands use the embedded PostgreSQL that `docket dev` runs in ./.docket."};
   app.set_version_flag("--version", std::string("docket ") + DOCKET_VERSION);
   app.require_subcommand(1);
   GlobalOptions global;

@@ -61,7 +61,8 @@ void apply_worker_flags(Config& config, const std::vector<std::string>& queues, 
 
 void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
   {
-    auto* cmd = app.add_subcommand("migrate", "Create or upgrade the docket schema (idempotent, safe to run concurrently)");
+    auto* cmd =
+        app.add_subcommand("migrate", "Create or upgrade the docket schema (idempotent, safe to run concurrently)");
     cmd->callback([&] {
       action = [&] {
         const Config config = load_config(global);
@@ -78,7 +79,8 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto concurrency = std::make_shared<int>(0);
     auto demo = std::make_shared<bool>(false);
     cmd->add_option("--queues", *queues, "Queues to claim from (default: worker.queues, else default)")->delimiter(',');
-    cmd->add_option("--concurrency,-c", *concurrency, "Jobs this process runs at once (default: worker.concurrency, 8)");
+    cmd->add_option("--concurrency,-c", *concurrency,
+                    "Jobs this process runs at once (default: worker.concurrency, 8)");
     cmd->add_flag("--demo", *demo, "Also run the demo kinds demo.echo, demo.sleep, demo.fail");
     cmd->callback([&, queues, concurrency, demo] {
       action = [&, queues, concurrency, demo] {
@@ -130,13 +132,14 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           client.enqueue({.kind = "demo.fail", .args = Json::object(), .max_retries = 2});
         }
         const std::string psql = cluster ? "psql \"" + url + "\"" : "psql \"$DATABASE_URL\"";
-        std::cerr << "\n"
-                  << "  Docket dev is running (Ctrl-C drains and stops).\n"
-                  << "    database   " << psql << "\n"
-                  << "    enqueue    docket enqueue demo.echo '{\"hi\":1}'          (another terminal, this directory)\n"
-                  << "               " << psql << " -c \"SELECT docket.enqueue('demo.sleep', '{\\\"ms\\\": 2000}')\"\n"
-                  << "    watch      docket jobs      docket job ID      docket stats\n"
-                  << "    quota      docket limit demo.sleep 2\n\n";
+        std::cerr
+            << "\n"
+            << "  Docket dev is running (Ctrl-C drains and stops).\n"
+            << "    database   " << psql << "\n"
+            << "    enqueue    docket enqueue demo.echo '{\"hi\":1}'          (another terminal, this directory)\n"
+            << "               " << psql << " -c \"SELECT docket.enqueue('demo.sleep', '{\\\"ms\\\": 2000}')\"\n"
+            << "    watch      docket jobs      docket job ID      docket stats\n"
+            << "    quota      docket limit demo.sleep 2\n\n";
         Worker worker(url, config.worker);
         worker.add_kinds(config);
         relay.attach(worker);

@@ -1,14 +1,14 @@
 #include "docket/config.hpp"
 
+#include <toml++/toml.h>
 #include <algorithm>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "docket/errors.hpp"
 
@@ -32,8 +32,9 @@ Millis parse_duration(std::string_view text, const std::string& what) {
     value = std::stod(number, &used);
     if (used != number.size()) throw std::invalid_argument("trailing");
   } catch (...) {
-    throw ConfigError(what + ": \"" + std::string(text) +
-                      "\" is not a duration; write a number and a unit, like \"250ms\", \"30s\", \"10m\", \"2h\", \"7d\"");
+    throw ConfigError(
+        what + ": \"" + std::string(text) +
+        "\" is not a duration; write a number and a unit, like \"250ms\", \"30s\", \"10m\", \"2h\", \"7d\"");
   }
   double ms = 0;
   if (unit == "ms") {
@@ -47,8 +48,7 @@ Millis parse_duration(std::string_view text, const std::string& what) {
   } else if (unit == "d") {
     ms = value * 86400000;
   } else {
-    throw ConfigError(what + ": unknown unit \"" + unit + "\" in \"" + std::string(text) +
-                      "\"; use ms, s, m, h or d");
+    throw ConfigError(what + ": unknown unit \"" + unit + "\" in \"" + std::string(text) + "\"; use ms, s, m, h or d");
   }
   if (!std::isfinite(ms) || ms < 0 || ms > 1e15) throw ConfigError(what + ": duration out of range");
   return Millis(static_cast<long long>(std::llround(ms)));
@@ -61,9 +61,9 @@ std::string format_duration(Millis d) {
     out << v << unit;
     return out.str();
   };
-  if (ms % 86400000 == 0 && ms >= 86400000) return fmt(static_cast<double>(ms / 86400000), "d");
-  if (ms % 3600000 == 0 && ms >= 3600000) return fmt(static_cast<double>(ms / 3600000), "h");
-  if (ms % 60000 == 0 && ms >= 60000) return fmt(static_cast<double>(ms / 60000), "m");
+  if (ms % 86400000 == 0 && ms >= 86400000) return fmt(static_cast<double>(ms) / 86400000.0, "d");
+  if (ms % 3600000 == 0 && ms >= 3600000) return fmt(static_cast<double>(ms) / 3600000.0, "h");
+  if (ms % 60000 == 0 && ms >= 60000) return fmt(static_cast<double>(ms) / 60000.0, "m");
   if (ms >= 1000) return fmt(static_cast<double>(ms) / 1000.0, "s");
   return fmt(static_cast<double>(ms), "ms");
 }
@@ -82,11 +82,16 @@ std::size_t parse_size(const std::string& text, const std::string& what) {
   std::string unit = text.substr(i);
   unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
   double mult = 1;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB" || unit == "KB" || unit == "k") mult = 1024;
-  else if (unit == "MiB" || unit == "MB" || unit == "M") mult = 1024.0 * 1024;
-  else if (unit == "GiB" || unit == "GB" || unit == "G") mult = 1024.0 * 1024 * 1024;
-  else throw ConfigError(what + ": unknown size unit \"" + unit + "\"; use B, KiB, MiB or GiB");
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB" || unit == "KB" || unit == "k")
+    mult = 1024;
+  else if (unit == "MiB" || unit == "MB" || unit == "M")
+    mult = 1024.0 * 1024;
+  else if (unit == "GiB" || unit == "GB" || unit == "G")
+    mult = 1024.0 * 1024 * 1024;
+  else
+    throw ConfigError(what + ": unknown size unit \"" + unit + "\"; use B, KiB, MiB or GiB");
   return static_cast<std::size_t>(value * mult);
 }
 
@@ -140,8 +145,8 @@ Millis Backoff::wait_after(int attempt, std::mt19937_64& rng) const {
       break;
     case Strategy::exponential:
       // 2^(n-1) overflows a double past ~1024: cap the exponent, the cap applies long before.
-      nominal = std::min(cap, static_cast<double>(std::max<long long>(0, base.count())) *
-                                  std::exp2(std::min(n - 1.0, 60.0)));
+      nominal =
+          std::min(cap, static_cast<double>(std::max<long long>(0, base.count())) * std::exp2(std::min(n - 1.0, 60.0)));
       break;
   }
   // Jitter only ever adds: a wait is never shorter than the strategy says.
@@ -206,8 +211,7 @@ const std::vector<Section>& sections() {
             [](Config& c, const Value& v) { c.worker.heartbeat_interval = as<Millis>(v); }},
            {"rescue_interval", Type::duration,
             [](Config& c, const Value& v) { c.worker.rescue_interval = as<Millis>(v); }},
-           {"poll_interval", Type::duration,
-            [](Config& c, const Value& v) { c.worker.poll_interval = as<Millis>(v); }},
+           {"poll_interval", Type::duration, [](Config& c, const Value& v) { c.worker.poll_interval = as<Millis>(v); }},
            {"promote_interval", Type::duration,
             [](Config& c, const Value& v) { c.worker.promote_interval = as<Millis>(v); }},
            {"claim_batch", Type::integer,
@@ -216,15 +220,13 @@ const std::vector<Section>& sections() {
             [](Config& c, const Value& v) { c.worker.prune_interval = as<Millis>(v); }},
            {"retain_completed", Type::duration,
             [](Config& c, const Value& v) { c.worker.retain_completed = as<Millis>(v); }},
-           {"retain_failed", Type::duration,
-            [](Config& c, const Value& v) { c.worker.retain_failed = as<Millis>(v); }},
+           {"retain_failed", Type::duration, [](Config& c, const Value& v) { c.worker.retain_failed = as<Millis>(v); }},
            {"name", Type::string, [](Config& c, const Value& v) { c.worker.name = as<std::string>(v); }},
        }},
       {"api",
        {
            {"listen", Type::string, [](Config& c, const Value& v) { c.api.listen = as<std::string>(v); }},
-           {"tokens", Type::strings,
-            [](Config& c, const Value& v) { c.api.tokens = as<std::vector<std::string>>(v); }},
+           {"tokens", Type::strings, [](Config& c, const Value& v) { c.api.tokens = as<std::vector<std::string>>(v); }},
            {"metrics_auth", Type::boolean, [](Config& c, const Value& v) { c.api.metrics_auth = as<bool>(v); }},
            {"max_body", Type::size, [](Config& c, const Value& v) { c.api.max_body = as<std::size_t>(v); }},
            {"threads", Type::integer,
@@ -245,6 +247,7 @@ const std::vector<Section>& sections() {
 
 std::vector<std::string> keys_of(const std::vector<Field>& fields) {
   std::vector<std::string> out;
+  out.reserve(fields.size());
   for (const auto& f : fields) out.push_back(f.key);
   return out;
 }
@@ -271,13 +274,20 @@ std::string unknown_key(const std::string& origin_line, const std::string& key, 
 
 std::string type_name(Type t) {
   switch (t) {
-    case Type::string: return "a string";
-    case Type::integer: return "an integer";
-    case Type::boolean: return "true or false";
-    case Type::duration: return "a duration string like \"30s\"";
-    case Type::strings: return "an array of strings";
-    case Type::size: return "a size like \"1MiB\" or a byte count";
-    case Type::number: return "a number";
+    case Type::string:
+      return "a string";
+    case Type::integer:
+      return "an integer";
+    case Type::boolean:
+      return "true or false";
+    case Type::duration:
+      return "a duration string like \"30s\"";
+    case Type::strings:
+      return "an array of strings";
+    case Type::size:
+      return "a size like \"1MiB\" or a byte count";
+    case Type::number:
+      return "a number";
   }
   return "a value";
 }
@@ -321,7 +331,8 @@ Value from_node(const toml::node& node, Type type, const std::string& what) {
 
 Value from_env(const std::string& text, Type type, const std::string& what) {
   switch (type) {
-    case Type::string: return text;
+    case Type::string:
+      return text;
     case Type::integer:
       try {
         std::size_t used = 0;
@@ -341,8 +352,10 @@ Value from_env(const std::string& text, Type type, const std::string& what) {
       if (text == "1" || text == "true" || text == "yes") return true;
       if (text == "0" || text == "false" || text == "no") return false;
       throw ConfigError(what + " must be true or false, got \"" + text + "\"");
-    case Type::duration: return parse_duration(text, what);
-    case Type::size: return parse_size(text, what);
+    case Type::duration:
+      return parse_duration(text, what);
+    case Type::size:
+      return parse_size(text, what);
     case Type::strings: {
       std::vector<std::string> out;
       std::stringstream in(text);
@@ -360,7 +373,9 @@ Value from_env(const std::string& text, Type type, const std::string& what) {
 
 // --- kinds ----------------------------------------------------------------------------------
 
-std::string str(const toml::node& n, const std::string& what) { return as<std::string>(from_node(n, Type::string, what)); }
+std::string str(const toml::node& n, const std::string& what) {
+  return as<std::string>(from_node(n, Type::string, what));
+}
 
 std::map<std::string, std::string> string_map(const toml::node& n, const std::string& what) {
   const auto* t = n.as_table();
@@ -372,7 +387,9 @@ std::map<std::string, std::string> string_map(const toml::node& n, const std::st
 
 Backoff parse_backoff(const toml::node& n, const std::string& origin, const std::string& what) {
   const auto* t = n.as_table();
-  if (!t) throw ConfigError(where(n, origin) + ": " + what + " must be a table like { strategy = \"exponential\", base = \"2s\" }");
+  if (!t)
+    throw ConfigError(where(n, origin) + ": " + what +
+                      " must be a table like { strategy = \"exponential\", base = \"2s\" }");
   Backoff b;
   static const std::vector<std::string> known = {"strategy", "base", "max", "delay", "jitter"};
   bool base_set = false;
@@ -381,12 +398,16 @@ Backoff parse_backoff(const toml::node& n, const std::string& origin, const std:
     const std::string field = what + "." + key;
     if (key == "strategy") {
       const std::string s = str(v, field);
-      if (s == "fixed") b.strategy = Backoff::Strategy::fixed;
-      else if (s == "linear") b.strategy = Backoff::Strategy::linear;
-      else if (s == "exponential") b.strategy = Backoff::Strategy::exponential;
+      if (s == "fixed")
+        b.strategy = Backoff::Strategy::fixed;
+      else if (s == "linear")
+        b.strategy = Backoff::Strategy::linear;
+      else if (s == "exponential")
+        b.strategy = Backoff::Strategy::exponential;
       else {
         const std::string hint = suggest(s, {"fixed", "linear", "exponential"});
-        throw ConfigError(where(v, origin) + ": " + field + " \"" + s + "\" is not a strategy; use fixed, linear or exponential" +
+        throw ConfigError(where(v, origin) + ": " + field + " \"" + s +
+                          "\" is not a strategy; use fixed, linear or exponential" +
                           (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
       }
     } else if (key == "base") {
@@ -410,25 +431,37 @@ Backoff parse_backoff(const toml::node& n, const std::string& origin, const std:
 CrawlExecutor parse_crawl(const toml::node& n, const std::string& origin, const std::string& kind) {
   const std::string what = "kinds." + kind + ".crawl";
   const auto* t = n.as_table();
-  if (!t) throw ConfigError(where(n, origin) + ": " + what + " must be a table like { url = \"...\", items = \"/items\" }");
+  if (!t)
+    throw ConfigError(where(n, origin) + ": " + what + " must be a table like { url = \"...\", items = \"/items\" }");
   CrawlExecutor c;
   c.collection = kind;
-  static const std::vector<std::string> known = {"url",     "items",   "key",          "collection", "next",
-                                                 "delay",   "timeout", "headers",      "activate_sql", "max_pages"};
+  static const std::vector<std::string> known = {"url",   "items",   "key",     "collection",   "next",
+                                                 "delay", "timeout", "headers", "activate_sql", "max_pages"};
   for (const auto& [k, v] : *t) {
     const std::string key(k.str());
     const std::string field = what + "." + key;
-    if (key == "url") c.url = str(v, field);
-    else if (key == "items") c.items = str(v, field);
-    else if (key == "key") c.key = str(v, field);
-    else if (key == "collection") c.collection = str(v, field);
-    else if (key == "next") c.next = str(v, field);
-    else if (key == "delay") c.delay = as<Millis>(from_node(v, Type::duration, field));
-    else if (key == "timeout") c.request_timeout = as<Millis>(from_node(v, Type::duration, field));
-    else if (key == "headers") c.headers = string_map(v, field);
-    else if (key == "activate_sql") c.activate_sql = str(v, field);
-    else if (key == "max_pages") c.max_pages = static_cast<int>(as<long long>(from_node(v, Type::integer, field)));
-    else throw ConfigError(unknown_key(where(v, origin), key, what, known));
+    if (key == "url")
+      c.url = str(v, field);
+    else if (key == "items")
+      c.items = str(v, field);
+    else if (key == "key")
+      c.key = str(v, field);
+    else if (key == "collection")
+      c.collection = str(v, field);
+    else if (key == "next")
+      c.next = str(v, field);
+    else if (key == "delay")
+      c.delay = as<Millis>(from_node(v, Type::duration, field));
+    else if (key == "timeout")
+      c.request_timeout = as<Millis>(from_node(v, Type::duration, field));
+    else if (key == "headers")
+      c.headers = string_map(v, field);
+    else if (key == "activate_sql")
+      c.activate_sql = str(v, field);
+    else if (key == "max_pages")
+      c.max_pages = static_cast<int>(as<long long>(from_node(v, Type::integer, field)));
+    else
+      throw ConfigError(unknown_key(where(v, origin), key, what, known));
   }
   if (c.url.empty()) throw ConfigError(where(n, origin) + ": " + what + ".url is required");
   return c;
@@ -440,7 +473,7 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   if (!t) throw ConfigError(where(n, origin) + ": [" + what + "] must be a table");
   KindConfig k;
   k.kind = kind;
-  static const std::vector<std::string> known = {"command", "env",     "url",     "headers",    "crawl",
+  static const std::vector<std::string> known = {"command", "env",         "url",     "headers", "crawl",
                                                  "builtin", "max_retries", "backoff", "timeout", "max_running"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
@@ -449,7 +482,8 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
     const std::string field = what + "." + key;
     if (key == "command") {
       auto argv = as<std::vector<std::string>>(from_node(v, Type::strings, field));
-      if (argv.empty() || argv[0].empty()) throw ConfigError(where(v, origin) + ": " + field + " must name a program: [\"/path/to/prog\", \"arg\"]");
+      if (argv.empty() || argv[0].empty())
+        throw ConfigError(where(v, origin) + ": " + field + " must name a program: [\"/path/to/prog\", \"arg\"]");
       k.executor = CommandExecutor{argv, {}};
       executors.push_back("command");
     } else if (key == "env") {
@@ -489,10 +523,14 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
     throw ConfigError(where(n, origin) + ": [" + what + "] has both " + executors[0] + " and " + executors[1] +
                       "; a kind runs with exactly one of command, url, crawl or builtin");
   }
-  if (auto* cmd = std::get_if<CommandExecutor>(&k.executor)) cmd->env = env;
-  else if (!env.empty()) throw ConfigError(where(n, origin) + ": " + what + ".env only applies to a command kind");
-  if (auto* http = std::get_if<HttpExecutor>(&k.executor)) http->headers = headers;
-  else if (!headers.empty()) throw ConfigError(where(n, origin) + ": " + what + ".headers only applies to a url kind");
+  if (auto* cmd = std::get_if<CommandExecutor>(&k.executor))
+    cmd->env = env;
+  else if (!env.empty())
+    throw ConfigError(where(n, origin) + ": " + what + ".env only applies to a command kind");
+  if (auto* http = std::get_if<HttpExecutor>(&k.executor))
+    http->headers = headers;
+  else if (!headers.empty())
+    throw ConfigError(where(n, origin) + ": " + what + ".headers only applies to a url kind");
   return k;
 }
 
@@ -616,7 +654,8 @@ void Config::validate() const {
   if (api.max_body < 1024) throw ConfigError("api.max_body must be at least 1KiB");
   if (api.threads < 1 || api.threads > 256) throw ConfigError("api.threads must be between 1 and 256");
   if (api.max_list_limit < 1) throw ConfigError("api.max_list_limit must be >= 1");
-  if (api.db_connections < 1 || api.db_connections > 64) throw ConfigError("api.db_connections must be between 1 and 64");
+  if (api.db_connections < 1 || api.db_connections > 64)
+    throw ConfigError("api.db_connections must be between 1 and 64");
 }
 
 }  // namespace docket

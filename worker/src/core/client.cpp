@@ -30,7 +30,7 @@ struct Client::Impl {
   bool check_schema;
 };
 
-Client::Client(std::string database_url, ClientOptions options)
+Client::Client(const std::string& database_url, const ClientOptions& options)
     : impl_(std::make_unique<Impl>(database_url, options)) {}
 
 Client::~Client() = default;
@@ -95,6 +95,8 @@ int migrate(const std::string& database_url) {
   return session.migrate();
 }
 
-int known_schema_version() { return db::migrations().empty() ? 0 : db::migrations().back().version; }
+int known_schema_version() {
+  return db::migrations().empty() ? 0 : db::migrations().back().version;
+}
 
 }  // namespace docket

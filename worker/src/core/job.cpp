@@ -16,7 +16,9 @@ std::optional<T> opt(const Json& in, const char* key) {
 }
 }  // namespace
 
-std::string_view to_string(JobState state) { return kStateNames[static_cast<std::size_t>(state)]; }
+std::string_view to_string(JobState state) {
+  return kStateNames[static_cast<std::size_t>(state)];
+}
 
 std::optional<JobState> parse_job_state(std::string_view name) {
   for (std::size_t i = 0; i < kStateNames.size(); ++i) {
@@ -74,8 +76,11 @@ void from_json(const Json& in, JobRecord& j) {
 }
 
 void to_json(Json& out, const QueueSummary& q) {
-  out = Json{{"queue", q.queue},     {"available", q.available}, {"running", q.running},
-             {"waiting", q.waiting}, {"paused", q.paused},
+  out = Json{{"queue", q.queue},
+             {"available", q.available},
+             {"running", q.running},
+             {"waiting", q.waiting},
+             {"paused", q.paused},
              {"oldest_available_age_s", q.oldest_available_age_s ? Json(*q.oldest_available_age_s) : Json()}};
 }
 

@@ -1,7 +1,7 @@
 #include "core/log.hpp"
 
-#include <atomic>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <atomic>
 
 namespace docket::log {
 
@@ -27,7 +27,9 @@ void setup(const std::string& level, const std::string& format) {
   spdlog::flush_on(spdlog::level::info);
 }
 
-bool json_format() { return g_json; }
+bool json_format() {
+  return g_json;
+}
 
 void event(spdlog::level::level_enum level, std::string_view name, std::initializer_list<Field> fields) {
   if (g_json) {

@@ -1,8 +1,8 @@
 #pragma once
 // Structured logging: one event per line, `job.completed job_id=42 kind=import`, or JSON objects
 // with --log-format json. Job args are logged only at debug.
-#include <initializer_list>
 #include <spdlog/spdlog.h>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 

@@ -51,8 +51,8 @@ std::optional<Clock::time_point> parse_timestamp(std::string_view text) {
   tm.tm_min = mi;
   tm.tm_sec = s;
   const std::time_t t = ::timegm(&tm) - offset_s;
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(t) +
-                                                                        std::chrono::microseconds(micros)));
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(t) + std::chrono::microseconds(micros)));
 }
 
 std::optional<Clock::time_point> parse_run_at(std::string_view text) {
@@ -78,8 +78,8 @@ std::string format_timestamp(Clock::time_point t) {
   std::tm tm{};
   ::gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
   return buf;
 }
 

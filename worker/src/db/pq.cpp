@@ -22,7 +22,7 @@ bool is_connection_state(const std::string& sqlstate) {
 }
 
 void throw_translated(const pqxx::sql_error& e) {
-  const std::string state = e.sqlstate();
+  const std::string& state = e.sqlstate();
   const std::string msg = first_line(e.what());
   if (is_connection_state(state)) throw Unavailable("database unavailable: " + msg);
   if (state == "40001" || state == "40P01" || state == "55P03") throw Unavailable("transient conflict: " + msg);

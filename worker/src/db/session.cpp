@@ -5,10 +5,10 @@
 #include <pqxx/pqxx>
 #include <set>
 
+#include "core/time.hpp"
 #include "db/array.hpp"
 #include "db/pq.hpp"
 #include "db/sql.hpp"
-#include "core/time.hpp"
 #include "docket/errors.hpp"
 
 namespace docket::db {
@@ -20,9 +20,7 @@ class Receiver final : public pqxx::notification_receiver {
  public:
   Receiver(pqxx::connection_base& conn, const std::string& channel, std::vector<Notification>& sink)
       : pqxx::notification_receiver(conn, channel), sink_(sink) {}
-  void operator()(const std::string& payload, int /*backend_pid*/) override {
-    sink_.push_back({channel(), payload});
-  }
+  void operator()(const std::string& payload, int /*backend_pid*/) override { sink_.push_back({channel(), payload}); }
 
  private:
   std::vector<Notification>& sink_;
@@ -38,8 +36,8 @@ std::string with_connection_defaults(const std::string& url) {
   // TCP keepalives so a half-dead connection (failover, dropped NAT) is noticed in seconds;
   // libpq ignores them on unix sockets.
   const std::vector<std::pair<std::string, std::string>> defaults = {
-      {"connect_timeout", "5"},       {"keepalives", "1"},       {"keepalives_idle", "10"},
-      {"keepalives_interval", "5"},   {"keepalives_count", "3"},
+      {"connect_timeout", "5"},     {"keepalives", "1"},       {"keepalives_idle", "10"},
+      {"keepalives_interval", "5"}, {"keepalives_count", "3"},
   };
   std::string out = url;
   const bool is_uri = url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
@@ -67,9 +65,13 @@ struct Session::Impl {
 Session::Session(std::string url, std::string application_name)
     : url_(std::move(url)), application_name_(std::move(application_name)), impl_(std::make_unique<Impl>()) {}
 
-Session::~Session() { disconnect(); }
+Session::~Session() {
+  disconnect();
+}
 
-bool Session::connected() const { return impl_->conn && impl_->conn->is_open(); }
+bool Session::connected() const {
+  return impl_->conn && impl_->conn->is_open();
+}
 
 void Session::disconnect() {
   impl_->receivers.clear();
@@ -244,8 +246,8 @@ int Session::migrate() {
         if (m.version <= have) continue;
         pqxx::work tx(c);
         tx.exec(m.sql);
-        tx.exec("INSERT INTO docket.schema_migrations (version, name) VALUES (" + std::to_string(m.version) +
-                ", " + tx.quote(m.name) + ")");
+        tx.exec("INSERT INTO docket.schema_migrations (version, name) VALUES (" + std::to_string(m.version) + ", " +
+                tx.quote(m.name) + ")");
         tx.commit();
         ++applied;
       }
@@ -305,10 +307,8 @@ std::optional<JobRecord> Session::job(std::int64_t id) {
 
 std::vector<JobRecord> Session::jobs(const JobFilter& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    Params p{f.kind, f.queue,
-             f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
-             f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt,
-             std::to_string(f.limit)};
+    Params p{f.kind, f.queue, f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
+             f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt, std::to_string(f.limit)};
     auto res = run(c, impl_->prepared, "job_list", p);
     std::vector<JobRecord> out;
     out.reserve(res.size());
@@ -322,8 +322,7 @@ CancelResult Session::cancel(std::int64_t id) {
     auto res = DOCKET_RUN("job_cancel", std::to_string(id));
     const bool changed = res[0][1].as<bool>();
     if (!changed) return CancelResult::already_finished;
-    return res[0][0].c_str() == std::string_view("running") ? CancelResult::cancel_requested
-                                                              : CancelResult::cancelled;
+    return res[0][0].c_str() == std::string_view("running") ? CancelResult::cancel_requested : CancelResult::cancelled;
   });
 }
 
@@ -494,15 +493,13 @@ Promoted Session::promote() {
 
 int Session::prune(double completed_after_s, double failed_after_s) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("job_prune", std::to_string(completed_after_s), std::to_string(failed_after_s))[0][0]
-        .as<int>();
+    return DOCKET_RUN("job_prune", std::to_string(completed_after_s), std::to_string(failed_after_s))[0][0].as<int>();
   });
 }
 
 void Session::seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    DOCKET_RUN("kind_seed", kind,
-               max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
+    DOCKET_RUN("kind_seed", kind, max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
                max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt);
   });
 }
@@ -516,7 +513,9 @@ void Session::listen(const std::string& channel) {
   }
 }
 
-int Session::socket() const { return impl_->conn ? impl_->conn->sock() : -1; }
+int Session::socket() const {
+  return impl_->conn ? impl_->conn->sock() : -1;
+}
 
 std::vector<Notification> Session::take_notifications() {
   if (impl_->conn) {

@@ -43,6 +43,7 @@ OsUser run_as(const std::string& name) {
 /// Runs argv as `user`; output goes to `log` (or is inherited when empty). Returns the exit status.
 int spawn(const std::vector<std::string>& argv, const OsUser& user, const fs::path& log) {
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = ::fork();
@@ -127,8 +128,9 @@ fs::path find_pg_bin() {
   for (const char* dir : {"/usr/local/bin", "/usr/bin"}) {
     if (fs::exists(fs::path(dir) / "initdb")) return dir;
   }
-  throw Error("PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `make deps` "
-              "(Debian package postgresql) or set DOCKET_PG_BIN, or set DATABASE_URL to use an existing server");
+  throw Error(
+      "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `make deps` "
+      "(Debian package postgresql) or set DOCKET_PG_BIN, or set DATABASE_URL to use an existing server");
 }
 
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
@@ -137,13 +139,20 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   socket_dir_ = options_.dir / "run";
   // A unix socket path is limited to 107 bytes: fall back to a short directory under /tmp.
   if ((socket_dir_ / ".s.PGSQL.5432").string().size() > 100) {
-    socket_dir_ = fs::path("/tmp") / ("docket-" + std::to_string(std::hash<std::string>{}(options_.dir.string()) % 1000000007));
+    socket_dir_ =
+        fs::path("/tmp") / ("docket-" + std::to_string(std::hash<std::string>{}(options_.dir.string()) % 1000000007));
   }
 }
 
-fs::path Cluster::socket_dir() const { return socket_dir_; }
-fs::path Cluster::data_dir() const { return data_dir_; }
-fs::path Cluster::log_file() const { return options_.dir / "postgres.log"; }
+fs::path Cluster::socket_dir() const {
+  return socket_dir_;
+}
+fs::path Cluster::data_dir() const {
+  return data_dir_;
+}
+fs::path Cluster::log_file() const {
+  return options_.dir / "postgres.log";
+}
 
 std::string Cluster::url(const std::string& database) const {
   return "postgresql:///" + url_escape(database) + "?host=" + url_escape(socket_dir_.string()) + "&user=postgres";
@@ -171,8 +180,15 @@ void Cluster::ensure_initialized() {
   chown_to(data_dir_, user);
   ::chmod(data_dir_.c_str(), 0700);
   const std::vector<std::string> argv = {(find_pg_bin() / "initdb").string(),
-                                         "-D", data_dir_.string(), "-U", "postgres", "--auth=trust",
-                                         "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"};
+                                         "-D",
+                                         data_dir_.string(),
+                                         "-U",
+                                         "postgres",
+                                         "--auth=trust",
+                                         "-E",
+                                         "UTF8",
+                                         "--locale=C.UTF-8",
+                                         "--no-sync"};
   if (spawn(argv, user, options_.dir / "initdb.log") != 0) {
     throw Error("initdb failed; see " + (options_.dir / "initdb.log").string());
   }

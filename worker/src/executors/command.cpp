@@ -21,8 +21,8 @@ std::string tail(const std::string& text, std::size_t max) {
 Handler command_handler(const CommandExecutor& spec) {
   return [spec](JobContext& ctx) -> Outcome {
     const Job& job = ctx.job();
-    const Json input = {{"id", job.id},         {"kind", job.kind},       {"queue", job.queue},
-                        {"args", job.args},     {"attempt", job.attempt}, {"max_retries", job.max_retries}};
+    const Json input = {{"id", job.id},     {"kind", job.kind},       {"queue", job.queue},
+                        {"args", job.args}, {"attempt", job.attempt}, {"max_retries", job.max_retries}};
     ProcessSpec p;
     p.argv = spec.argv;
     p.stdin_data = input.dump() + "\n";
@@ -44,7 +44,7 @@ Handler command_handler(const CommandExecutor& spec) {
     const ProcessResult r = run_process(p, ctx.stop_token());
     if (!r.start_error.empty()) return Outcome::retry(r.start_error);
     const std::string err = tail(r.stderr_tail);
-    auto with_stderr = [&](std::string msg) { return err.empty() ? msg : msg + ": " + err; };
+    auto with_stderr = [&](const std::string& msg) { return err.empty() ? msg : msg + ": " + err; };
     if (r.exited && r.exit_code == 0) {
       const std::string out = tail(r.stdout_data, r.stdout_data.size());
       if (out.empty() || r.stdout_truncated) return Outcome::complete();

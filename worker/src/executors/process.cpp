@@ -63,7 +63,9 @@ bool make_pipe(Fd& read_end, Fd& write_end) {
   return true;
 }
 
-void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+void set_nonblocking(int fd) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 // --- code that runs in the forked shim: async-signal-safe calls only ---------------------------
 
@@ -210,7 +212,7 @@ std::string resolve_program(const std::string& program, const std::vector<std::s
     const std::size_t end = path.find(':', start);
     std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (dir.empty()) dir = ".";
-    const std::string candidate = dir + "/" + program;
+    std::string candidate = dir + "/" + program;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     if (end == std::string::npos) break;
     start = end + 1;
@@ -218,7 +220,7 @@ std::string resolve_program(const std::string& program, const std::vector<std::s
   return "";
 }
 
-ProcessResult run_process(const ProcessSpec& spec, std::stop_token stop) {
+ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop) {
   ProcessResult result;
   if (spec.argv.empty()) {
     result.start_error = "empty command";
@@ -252,8 +254,8 @@ ProcessResult run_process(const ProcessSpec& spec, std::stop_token stop) {
     return result;
   }
   if (shim == 0) {
-    run_shim(worker_pid, path.c_str(), argv.data(), envp.data(), in_r.get(), out_w.get(), err_w.get(),
-             status_w.get(), grace_ms);
+    run_shim(worker_pid, path.c_str(), argv.data(), envp.data(), in_r.get(), out_w.get(), err_w.get(), status_w.get(),
+             grace_ms);
   }
   in_r.reset();
   out_w.reset();

@@ -18,8 +18,8 @@ struct ProcessSpec {
   std::vector<std::string> argv;
   std::vector<std::string> env;  ///< the complete environment, "NAME=value"
   std::string stdin_data;
-  std::size_t max_stdout = 1 << 20;     ///< more is read and dropped
-  std::size_t max_stderr_tail = 8192;   ///< only the last bytes are kept
+  std::size_t max_stdout = 1 << 20;    ///< more is read and dropped
+  std::size_t max_stderr_tail = 8192;  ///< only the last bytes are kept
   std::chrono::milliseconds kill_grace{5000};
 };
 
@@ -38,7 +38,7 @@ struct ProcessResult {
 
 /// Runs the process to completion (or until `stop` and its grace period). Never throws for
 /// anything the program does; start failures are reported in the result.
-ProcessResult run_process(const ProcessSpec& spec, std::stop_token stop);
+ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop);
 
 /// Finds `program` on PATH (from `env`, else the process's) unless it contains a '/'.
 /// Returns "" when it is not an executable file.

@@ -35,7 +35,7 @@ Maintainer::~Maintainer() {
 
 std::string Maintainer::register_worker() {
   session_.check_schema();
-  const std::string id = session_.register_worker(row_);
+  std::string id = session_.register_worker(row_);
   for (const auto& s : seeds_) {
     if (s.max_retries || s.max_running) session_.seed_kind(s.kind, s.max_retries, s.max_running);
   }
@@ -57,7 +57,7 @@ bool Maintainer::start(const std::function<bool()>& give_up) {
       if (give_up()) return false;
     }
   }
-  thread_ = std::jthread([this](std::stop_token st) { loop(st); });
+  thread_ = std::jthread([this](const std::stop_token& st) { loop(st); });
   return true;
 }
 
@@ -80,7 +80,7 @@ void Maintainer::finish() {
   }
 }
 
-void Maintainer::loop(std::stop_token stop) {
+void Maintainer::loop(const std::stop_token& stop) {
   std::mt19937_64 rng{std::random_device{}()};
   ReconnectDelay delay;
   const auto now0 = SteadyClock::now();
@@ -130,8 +130,8 @@ void Maintainer::loop(std::stop_token stop) {
       }
       if (now >= next_prune) {
         next_prune = now + jittered(config_.prune_interval, rng);
-        if (const int n = session_.prune(config_.retain_completed.count() / 1000.0,
-                                         config_.retain_failed.count() / 1000.0);
+        if (const int n =
+                session_.prune(config_.retain_completed.count() / 1000.0, config_.retain_failed.count() / 1000.0);
             n > 0) {
           log::info("job.pruned", {{"count", n}});
         }

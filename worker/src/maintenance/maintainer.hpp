@@ -48,8 +48,8 @@ class Maintainer {
     std::function<void(std::int64_t id)> cancel_requested;
   };
 
-  Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds,
-             Identity& identity, Hooks hooks);
+  Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds, Identity& identity,
+             Hooks hooks);
   ~Maintainer();
 
   /// Registers (retrying while the database is down) and starts the loop. False if stopped first.
@@ -60,7 +60,7 @@ class Maintainer {
   void finish();
 
  private:
-  void loop(std::stop_token stop);
+  void loop(const std::stop_token& stop);
   std::string register_worker();
 
   std::string url_;

@@ -16,7 +16,7 @@ constexpr std::size_t kMaxBatch = 2000;
 Completer::Completer(const std::string& url, std::function<void()> on_flush)
     : session_(url, "docket-completer"),
       on_flush_(std::move(on_flush)),
-      thread_([this](std::stop_token st) { loop(st); }) {}
+      thread_([this](const std::stop_token& st) { loop(st); }) {}
 
 Completer::~Completer() {
   thread_.request_stop();
@@ -60,7 +60,7 @@ void Completer::drain(std::chrono::milliseconds timeout) {
   if (thread_.joinable()) thread_.join();
 }
 
-void Completer::loop(std::stop_token stop) {
+void Completer::loop(const std::stop_token& stop) {
   ReconnectDelay delay;
   std::vector<PendingFinish> batch;
   for (;;) {
@@ -132,34 +132,42 @@ void Completer::write(std::vector<PendingFinish>& batch) {
       auto it = state_of.find(p.item.id);
       if (it == state_of.end()) {
         ++add.stale;
-        log::warn("job.stale", {{"job_id", p.item.id},
-                                {"kind", p.kind},
-                                {"attempt", p.item.attempt},
-                                {"outcome", p.item.outcome},
-                                {"reason", "no longer running under this worker (rescued or cancelled); write ignored"}});
+        log::warn("job.stale",
+                  {{"job_id", p.item.id},
+                   {"kind", p.kind},
+                   {"attempt", p.item.attempt},
+                   {"outcome", p.item.outcome},
+                   {"reason", "no longer running under this worker (rescued or cancelled); write ignored"}});
         continue;
       }
       const std::string& state = *it->second;
       if (state == "completed") {
         ++add.completed;
-        log::info("job.completed", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+        log::info("job.completed", {{"job_id", p.item.id},
+                                    {"kind", p.kind},
+                                    {"attempt", p.item.attempt},
                                     {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
       } else if (state == "retryable") {
         ++add.retried;
-        log::warn("job.retrying", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+        log::warn("job.retrying", {{"job_id", p.item.id},
+                                   {"kind", p.kind},
+                                   {"attempt", p.item.attempt},
                                    {"retry_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)},
                                    {"error", p.item.error.value_or("")}});
       } else if (state == "failed") {
         ++add.failed;
-        log::error("job.failed", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+        log::error("job.failed", {{"job_id", p.item.id},
+                                  {"kind", p.kind},
+                                  {"attempt", p.item.attempt},
                                   {"error", p.item.error.value_or("")}});
       } else if (state == "cancelled") {
         ++add.cancelled;
         log::info("job.cancelled", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt}});
       } else if (state == "scheduled") {
         ++add.snoozed;
-        log::info("job.snoozed", {{"job_id", p.item.id}, {"kind", p.kind},
-                                  {"run_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)}});
+        log::info(
+            "job.snoozed",
+            {{"job_id", p.item.id}, {"kind", p.kind}, {"run_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)}});
       } else if (state == "available") {
         ++add.released;
         log::info("job.released", {{"job_id", p.item.id}, {"kind", p.kind}, {"reason", "worker shutting down"}});

@@ -45,7 +45,7 @@ class Completer {
   std::size_t pending() const;
 
  private:
-  void loop(std::stop_token stop);
+  void loop(const std::stop_token& stop);
   void write(std::vector<PendingFinish>& batch);
 
   db::Session session_;

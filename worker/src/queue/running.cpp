@@ -9,7 +9,7 @@ bool RunningJob::stop_for(StopReason why) {
   return first;
 }
 
-Running::Running() : watchdog_([this](std::stop_token st) { watch(st); }) {}
+Running::Running() : watchdog_([this](const std::stop_token& st) { watch(st); }) {}
 
 Running::~Running() {
   watchdog_.request_stop();
@@ -54,7 +54,7 @@ std::vector<std::shared_ptr<RunningJob>> Running::stop_all(StopReason why, const
   return stopped;
 }
 
-void Running::watch(std::stop_token stop) {
+void Running::watch(const std::stop_token& stop) {
   std::unique_lock lock(mutex_);
   while (!stop.stop_requested()) {
     const auto now = std::chrono::steady_clock::now();

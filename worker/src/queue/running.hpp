@@ -47,12 +47,12 @@ class Running {
   std::vector<std::shared_ptr<RunningJob>> stop_all(StopReason why, const std::string& worker = "");
 
  private:
-  void watch(std::stop_token stop);
+  void watch(const std::stop_token& stop);
 
   mutable std::mutex mutex_;
   std::condition_variable_any changed_;
   std::unordered_map<std::int64_t, std::shared_ptr<RunningJob>> jobs_;
-  bool dirty_ = false;  ///< a job was added: its deadline may be the next one
+  bool dirty_ = false;     ///< a job was added: its deadline may be the next one
   std::jthread watchdog_;  // last: started after the members it uses
 };
 

@@ -56,10 +56,10 @@ struct Worker::Impl {
   Impl(std::string u, WorkerConfig c) : url(std::move(u)), cfg(std::move(c)) {}
 
   void run();
-  void produce(std::stop_token stop);
+  void produce(const std::stop_token& stop);
   void dispatch(std::vector<db::ClaimedJob>& jobs, const std::string& worker_id);
   void execute(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJob& claimed);
-  db::FinishItem finish_item(const std::shared_ptr<RunningJob>& rj, const KindEntry& entry, Outcome outcome);
+  db::FinishItem finish_item(const std::shared_ptr<RunningJob>& rj, const KindEntry& entry, const Outcome& outcome);
   void request_stop();
   bool stop_requested() {
     std::lock_guard lock(stop_mutex);
@@ -102,8 +102,9 @@ void Worker::Impl::request_stop() {
 
 void Worker::Impl::run() {
   if (kinds.empty()) {
-    throw ConfigError("this worker has no kinds to run: register a handler with worker.handle(\"kind\", fn) or add "
-                      "[kinds.NAME] sections with command, url, crawl or builtin to the config");
+    throw ConfigError(
+        "this worker has no kinds to run: register a handler with worker.handle(\"kind\", fn) or add "
+        "[kinds.NAME] sections with command, url, crawl or builtin to the config");
   }
   std::vector<std::string> kind_names;
   std::vector<KindSeed> seeds;
@@ -139,7 +140,7 @@ void Worker::Impl::run() {
     return;
   }
 
-  std::jthread producer([this](std::stop_token st) { produce(st); });
+  std::jthread producer([this](const std::stop_token& st) { produce(st); });
   started = true;
   log::info("worker.started", {{"worker_id", identity.get()},
                                {"name", row.name},
@@ -153,8 +154,7 @@ void Worker::Impl::run() {
     stop_cv.wait(lock, [&] { return stop_flag; });
   }
   // Drain: no more claims, running jobs get shutdown_timeout to finish, the rest go back.
-  log::info("worker.stopping", {{"running", in_flight.load()},
-                                {"shutdown_timeout_ms", cfg.shutdown_timeout.count()}});
+  log::info("worker.stopping", {{"running", in_flight.load()}, {"shutdown_timeout_ms", cfg.shutdown_timeout.count()}});
   stopping = true;
   wake.signal();
   producer.request_stop();
@@ -197,7 +197,7 @@ void Worker::Impl::run() {
   }
 }
 
-void Worker::Impl::produce(std::stop_token stop) {
+void Worker::Impl::produce(const std::stop_token& stop) {
   db::Session session(url, "docket-producer");
   session.listen("docket_jobs");
   session.listen("docket_cancel");
@@ -276,7 +276,8 @@ void Worker::Impl::produce(std::stop_token stop) {
     int timeout_ms = -1;
     if (capacity > 0) {
       auto until = std::max(want ? retry_at : next_poll, now);
-      if (want && deferred_since != SteadyClock::time_point::max()) until = std::max(until, deferred_since + kClaimWindow);
+      if (want && deferred_since != SteadyClock::time_point::max())
+        until = std::max(until, deferred_since + kClaimWindow);
       timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
     }
     pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {session.socket(), POLLIN, 0}};
@@ -325,8 +326,8 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   job.max_retries = claimed_job.max_retries;
   job.priority = claimed_job.priority;
   job.unique_key = claimed_job.unique_key;
-  log::debug("job.started", {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt},
-                             {"args", claimed_job.args}});
+  log::debug("job.started",
+             {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
 
   Outcome outcome;
   job.args = Json::parse(claimed_job.args, nullptr, false);
@@ -334,7 +335,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
     outcome = Outcome::fail("args are not valid JSON");
   } else {
     const std::string worker_id = rj->worker;
-    JobContext ctx(std::move(job), rj->stop.get_token(), [this, rj](Json value) {
+    JobContext ctx(std::move(job), rj->stop.get_token(), [this, rj](const Json& value) {
       completer->progress(rj->worker, rj->id, rj->attempt, value.dump());
     });
     try {
@@ -345,21 +346,21 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
       outcome = Outcome::retry("handler threw a non-std::exception");
     }
   }
-  const double duration_ms =
-      std::chrono::duration<double, std::milli>(SteadyClock::now() - rj->started).count();
+  const double duration_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - rj->started).count();
 
   // Remove first, then read why it stopped: Running::stop_all marks jobs under the same lock.
   running.remove(rj->id);
   const StopReason reason = rj->reason.load();
   if (reason == StopReason::shutdown || reason == StopReason::lost) {
-    log::debug("job.outcome_dropped", {{"job_id", rj->id}, {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
+    log::debug("job.outcome_dropped",
+               {{"job_id", rj->id}, {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
   } else {
     if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::retry("timed out after " + format_duration(entry.config.timeout));
     } else if (reason == StopReason::cancel && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::cancel("cancelled on request while running");
     }
-    completer->push({rj->worker, finish_item(rj, entry, std::move(outcome)), rj->kind, duration_ms});
+    completer->push({rj->worker, finish_item(rj, entry, outcome), rj->kind, duration_ms});
   }
   if (in_flight.fetch_sub(1) == 1 && stopping.load()) {
     std::lock_guard lock(stop_mutex);
@@ -369,7 +370,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
 }
 
 db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, const KindEntry& entry,
-                                         Outcome outcome) {
+                                         const Outcome& outcome) {
   db::FinishItem item;
   item.id = rj->id;
   item.attempt = rj->attempt;
@@ -445,18 +446,26 @@ void Worker::add_kinds(const Config& config) {
   for (const auto& [name, kind] : config.kinds) add_kind(kind);
 }
 
-void Worker::run() { impl_->run(); }
+void Worker::run() {
+  impl_->run();
+}
 
 void Worker::run_until_signal() {
   install_stop_signals([this] { request_stop(); });
   run();
 }
 
-void Worker::request_stop() { impl_->request_stop(); }
+void Worker::request_stop() {
+  impl_->request_stop();
+}
 
-bool Worker::started() const { return impl_->started.load(); }
+bool Worker::started() const {
+  return impl_->started.load();
+}
 
-std::string Worker::id() const { return impl_->identity.get(); }
+std::string Worker::id() const {
+  return impl_->identity.get();
+}
 
 WorkerStats Worker::stats() const {
   WorkerStats s;
