@@ -3,12 +3,15 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build run test test-unit test-pg test-e2e bench bench-peers format lint clean
+.PHONY: all deps deps-test configure build run test test-unit test-pg test-e2e bench bench-peers format lint clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
+
+deps-test:
+	@scripts/deps.sh test
 
 $(BUILD_DIR)/CMakeCache.txt: | deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) >/dev/null
@@ -23,7 +26,7 @@ run: build
 	$(BUILD_DIR)/docket dev
 
 # Every test, against a throwaway PostgreSQL cluster the suite starts itself.
-test: build
+test: deps-test build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 test-unit: build

@@ -1,5 +1,6 @@
 # Generates a C++ source that embeds every schema/migrations/*.sql and schema/queries/*.sql file.
 # Invoked at build time: cmake -DSCHEMA_DIR=... -DOUT=... -P embed_sql.cmake
+include(${CMAKE_CURRENT_LIST_DIR}/write_if_changed.cmake)
 file(GLOB migrations RELATIVE "${SCHEMA_DIR}/migrations" "${SCHEMA_DIR}/migrations/*.sql")
 file(GLOB queries RELATIVE "${SCHEMA_DIR}/queries" "${SCHEMA_DIR}/queries/*.sql")
 list(SORT migrations)
@@ -24,12 +25,4 @@ foreach(f IN LISTS queries)
 endforeach()
 string(APPEND body "  };\n  return all;\n}\n\n}  // namespace docket::db\n")
 
-# Only touch the output when it changed, so an unrelated build does not recompile it.
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-else()
-  set(old "")
-endif()
-if(NOT old STREQUAL body)
-  file(WRITE "${OUT}" "${body}")
-endif()
+write_if_changed("${OUT}" "${body}")

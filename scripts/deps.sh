@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Docket needs to build, test and run, when any is missing.
-# Idempotent and quiet when everything is present; uses sudo when not root.
+# Installs the Debian packages Docket needs, when any is missing. Idempotent and quiet when
+# everything is present; uses sudo when not root.
+#   scripts/deps.sh        build and run
+#   scripts/deps.sh test   also what the test suite uses: promtool (prometheus) and node/npm
+#                          (the OpenAPI validator, installed from npm by the test itself)
 set -euo pipefail
+mode=${1:-run}
 
 packages=(
   build-essential cmake pkg-config
   libpqxx-dev libpq-dev libboost-dev libcpp-httplib-dev libspdlog-dev
-  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev
   postgresql postgresql-contrib
   ca-certificates procps
 )
+if [ "$mode" = test ]; then
+  packages+=(prometheus)
+  # Any node >= 18 will do; a machine may already have one from elsewhere (e.g. NodeSource).
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
+fi
 if [ -n "${DOCKET_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$DOCKET_EXTRA_PACKAGES"
   packages+=("${extra[@]}")

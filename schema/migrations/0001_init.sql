@@ -250,6 +250,31 @@ BEGIN
      ORDER BY a.ord;
 END $$;
 
+-- A job as JSON for APIs: every column (timestamps in ISO 8601) with the max_retries it runs with.
+CREATE FUNCTION docket.job_json(j docket.jobs) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT to_jsonb(j) || jsonb_build_object('max_retries', docket.max_retries_of(j.max_retries, j.kind))
+$$;
+
+-- enqueue_many that also returns each job as JSON, in input order: one round trip for callers
+-- that answer with the job (the HTTP API merges concurrent POSTs into one call).
+CREATE FUNCTION docket.enqueue_many_jobs(jobs jsonb) RETURNS TABLE (id bigint, created boolean, job jsonb)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_ids bigint[];
+  v_created boolean[];
+BEGIN
+  SELECT array_agg(e.id ORDER BY e.ord), array_agg(e.created ORDER BY e.ord) INTO v_ids, v_created
+    FROM docket.enqueue_many(jobs) WITH ORDINALITY AS e(id, created, ord);
+  -- A new statement: its snapshot sees the rows enqueue_many just inserted.
+  RETURN QUERY
+    SELECT x.id, x.created, docket.job_json(j)
+      FROM unnest(v_ids, v_created) WITH ORDINALITY AS x(id, created, ord)
+      JOIN docket.jobs j ON j.id = x.id
+     ORDER BY x.ord;
+END $$;
+
 -- Claim up to p_limit available jobs of the given kinds from the given queues, in priority
 -- order: the building block of docket.claim. Each queue is read through its own LATERAL scan
 -- with `queue = name`, so the partial claim index returns rows already in (priority, run_at, id)
@@ -549,7 +574,6 @@ CREATE VIEW docket.queue_states AS
 -- Per queue: waiting and running counts, the oldest runnable job's age, and the paused flag.
 CREATE VIEW docket.queue_summary AS
   WITH names AS (SELECT DISTINCT j.queue AS name FROM docket.jobs j
-                  WHERE j.state IN ('available', 'scheduled', 'running', 'retryable')
                  UNION SELECT q.name FROM docket.queues q)
   SELECT n.name AS queue,
          (SELECT count(*) FROM docket.jobs j WHERE j.queue = n.name AND j.state = 'available') AS available,
@@ -591,3 +615,30 @@ CREATE VIEW docket.live_workers AS
          (SELECT count(*) FROM docket.jobs j WHERE j.state = 'running' AND j.worker = w.id) AS running
     FROM docket.workers w
    WHERE w.dead_at IS NULL AND w.heartbeat_at >= now() - w.lease;
+
+-- Plan pinning -------------------------------------------------------------------------------
+-- PL/pgSQL caches a generic plan per statement. One made while docket.jobs was empty (a fresh
+-- install, a worker started before the backlog arrived) would keep sequentially scanning and
+-- sorting the whole table long after it held a million rows. Every statement in these functions
+-- is meant to be an index scan, so the planner is not offered the alternatives: the cached plan
+-- is then the intended one whatever the statistics said when it was made.
+DO $$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOREACH f IN ARRAY ARRAY[
+    'docket.enqueue_job(text, jsonb, text, int, timestamptz, int, text)'::regprocedure,
+    'docket.enqueue_many(jsonb)'::regprocedure,
+    'docket.enqueue_many_jobs(jsonb)'::regprocedure,
+    'docket.claim_from(uuid, text[], text[], int)'::regprocedure,
+    'docket.claim(uuid, text[], text[], int)'::regprocedure,
+    'docket.cancel(bigint)'::regprocedure,
+    'docket.retry(bigint)'::regprocedure,
+    'docket.rescue(int)'::regprocedure,
+    'docket.promote(int)'::regprocedure,
+    'docket.prune(interval, interval, int)'::regprocedure]
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s SET enable_seqscan = off', f);
+    EXECUTE format('ALTER FUNCTION %s SET enable_bitmapscan = off', f);
+  END LOOP;
+END $$;

@@ -1,6 +1,6 @@
 -- Jobs newest first, optionally filtered; keyset pagination on id.
 -- $1 text kind, $2 text queue, $3 text state, $4 bigint after (last id of the previous page), $5 int limit
-SELECT (to_jsonb(j) || jsonb_build_object('max_retries', docket.max_retries_of(j.max_retries, j.kind)))::text
+SELECT docket.job_json(j)::text
   FROM docket.jobs j
  WHERE ($1::text IS NULL OR j.kind = $1)
    AND ($2::text IS NULL OR j.queue = $2)

@@ -1,4 +1,8 @@
 // `docket dev` with no configuration: embedded PostgreSQL, demo kinds, CLI in a second terminal.
+#include <httplib.h>
+
+#include <regex>
+
 #include "e2e.hpp"
 
 using namespace docket;
@@ -33,6 +37,25 @@ TEST(Dev, ZeroConfigRunsJobsOnItsOwnPostgres) {
       20s));
   EXPECT_NE(cli({"job", id, "--json"}).out.find("\"hi\":1"), std::string::npos);
   EXPECT_NE(dev.log_text().find("docket enqueue demo.echo"), std::string::npos);  // the banner tells how
+  // The banner's curl example works: the API runs inside docket dev.
+  std::smatch m;
+  const std::string log = dev.log_text();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(curl -s http://127\.0\.0\.1:(\d+)/jobs -d)"))) << log;
+  httplib::Client http("127.0.0.1", std::stoi(m[1]));
+  auto posted = http.Post("/jobs", R"({"kind":"demo.echo","args":{"hi":2}})", "application/json");
+  ASSERT_TRUE(posted);
+  ASSERT_EQ(posted->status, 201) << posted->body;
+  const auto http_id = Json::parse(posted->body).at("id").get<long long>();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto got = http.Get("/jobs/" + std::to_string(http_id));
+        return got && Json::parse(got->body).at("state") == "completed";
+      },
+      20s));
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("docket_jobs_finished_total{kind=\"demo.echo\",state=\"completed\"}"),
+            std::string::npos);
   dev.signal(SIGTERM);
   EXPECT_EQ(dev.wait(60s), 0) << dev.log_text();
   // It stopped the PostgreSQL it started.

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "core/time.hpp"
 #include "db/array.hpp"
 #include "docket/job.hpp"
+#include "docket/time.hpp"
 
 using namespace docket;
 

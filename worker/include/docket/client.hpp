@@ -28,6 +28,8 @@ class Client {
   EnqueueResult enqueue(const EnqueueRequest& request);
   /// Bulk enqueue in one statement, honouring unique_key; results in request order.
   std::vector<EnqueueResult> enqueue_many(const std::vector<EnqueueRequest>& requests);
+  /// Bulk enqueue returning each job, in request order, in one round trip.
+  std::vector<Submitted> submit_many(const std::vector<EnqueueRequest>& requests);
   /// One job, or nullopt.
   std::optional<JobRecord> job(std::int64_t id);
   /// Jobs matching the filter, newest first.

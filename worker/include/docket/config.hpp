@@ -83,7 +83,8 @@ struct WorkerConfig {
   Millis prune_interval{60000};
   Millis retain_completed{24LL * 3600 * 1000};
   Millis retain_failed{7LL * 24 * 3600 * 1000};
-  std::string name;  ///< shown in docket.workers (default host:pid)
+  std::string name;            ///< shown in docket.workers (default host:pid)
+  std::string metrics_listen;  ///< host:port for this worker's /metrics ("" = none)
 
   Millis effective_heartbeat() const;
   Millis effective_rescue() const;
@@ -94,7 +95,7 @@ struct ApiConfig {
   std::vector<std::string> tokens;
   bool metrics_auth = false;       ///< require a token for /metrics
   std::size_t max_body = 1 << 20;  ///< bytes; larger bodies get 413
-  int threads = 8;
+  int threads = 64;                /// fixed pool: connections beyond it wait their turn
   int max_list_limit = 500;
   int db_connections = 4;
 };

@@ -40,6 +40,8 @@ struct EnqueueResult {
   bool created = true;
 };
 
+struct JobRecord;
+
 /// One row of docket.jobs, as JSON-friendly values (timestamps are ISO 8601 strings).
 struct JobRecord {
   std::int64_t id = 0;
@@ -64,6 +66,13 @@ struct JobRecord {
 
 void to_json(Json& out, const JobRecord& job);
 void from_json(const Json& in, JobRecord& job);
+
+/// An enqueued job as it now stands, and whether this call created it (false: a live job with
+/// the same unique_key was there already).
+struct Submitted {
+  JobRecord job;
+  bool created = true;
+};
 
 /// Filters for listing jobs, newest first. `after` is the last id of the previous page.
 struct JobFilter {

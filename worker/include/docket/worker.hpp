@@ -7,6 +7,7 @@
 
 #include "docket/config.hpp"
 #include "docket/handler.hpp"
+#include "docket/metrics.hpp"
 
 namespace docket {
 
@@ -36,6 +37,8 @@ class Worker {
   void add_kind(const KindConfig& kind);
   /// Registers every kind of a loaded config.
   void add_kinds(const Config& config);
+  /// Records claims and outcomes in `metrics` (shared with an API in the same process).
+  void set_metrics(std::shared_ptr<Metrics> metrics);
 
   /// Runs until request_stop(); returns after the graceful drain. Throws on start-up errors
   /// (no kinds, schema mismatch).

@@ -3,9 +3,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/table.hpp"
-#include "core/time.hpp"
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
+#include "docket/time.hpp"
 
 namespace docket::cli {
 

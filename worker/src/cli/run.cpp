@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "cli/commands.hpp"
 #include "core/log.hpp"
@@ -10,6 +12,8 @@
 #include "docket/embedded.hpp"
 #include "docket/errors.hpp"
 #include "docket/worker.hpp"
+#include "metrics_server.hpp"
+#include "server.hpp"
 
 namespace docket::cli {
 
@@ -32,23 +36,56 @@ void add_demo_kinds(Config& config) {
   fail.backoff.max = Millis(10000);
 }
 
-/// Routes the first SIGTERM/SIGINT to the worker, even one that arrives before the worker exists.
+/// Routes the first SIGTERM/SIGINT to what is running (worker, API), even a signal that arrives
+/// before they exist.
 class StopRelay {
  public:
   StopRelay() {
     install_stop_signals([this] {
+      std::lock_guard lock(mutex_);
       early_ = true;
-      if (Worker* w = worker_.load()) w->request_stop();
+      for (auto& stop : stops_) stop();
     });
   }
-  void attach(Worker& worker) {
-    worker_ = &worker;
-    if (early_) worker.request_stop();
+  void attach(std::function<void()> stop) {
+    std::lock_guard lock(mutex_);
+    if (early_) stop();
+    stops_.push_back(std::move(stop));
   }
 
  private:
-  std::atomic<Worker*> worker_{nullptr};
-  std::atomic<bool> early_{false};
+  std::mutex mutex_;
+  std::vector<std::function<void()>> stops_;
+  bool early_ = false;
+};
+
+/// Serves the API on a thread; stop() ends it.
+class ApiThread {
+ public:
+  ApiThread(const std::string& url, const ApiConfig& config, std::shared_ptr<Metrics> metrics, bool fall_back)
+      : server_(url, config, std::move(metrics)) {
+    try {
+      server_.bind(config.listen);
+    } catch (const ConfigError& e) {
+      if (!fall_back) throw;
+      // docket dev on a busy port: take any free one rather than fail the first run.
+      log::warn("api.port_busy", {{"listen", config.listen}, {"error", e.what()}});
+      server_.bind(api::parse_listen(config.listen).first + ":0");
+    }
+    host_ = api::parse_listen(config.listen).first;
+    thread_ = std::thread([this] { server_.run(); });
+  }
+  ~ApiThread() {
+    server_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  void stop() { server_.stop(); }
+  std::string base_url() const { return "http://" + host_ + ":" + std::to_string(server_.port()); }
+
+ private:
+  api::Server server_;
+  std::string host_;
+  std::thread thread_;
 };
 
 void apply_worker_flags(Config& config, const std::vector<std::string>& queues, int concurrency) {
@@ -91,15 +128,45 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         apply_worker_flags(config, *queues, *concurrency);
         Worker worker(database_url(config), config.worker);
         worker.add_kinds(config);
-        relay.attach(worker);
+        std::unique_ptr<api::MetricsServer> metrics_server;
+        if (!config.worker.metrics_listen.empty()) {
+          auto metrics = std::make_shared<Metrics>();
+          worker.set_metrics(metrics);
+          metrics_server = std::make_unique<api::MetricsServer>(config.worker.metrics_listen, metrics);
+          log::info("worker.metrics", {{"url", "http://" + api::parse_listen(config.worker.metrics_listen).first + ":" +
+                                                   std::to_string(metrics_server->port()) + "/metrics"}});
+        }
+        relay.attach([&worker] { worker.request_stop(); });
         worker.run();
         return kOk;
       };
     });
   }
   {
+    auto* cmd = app.add_subcommand("api", "Serve the HTTP API (see GET /openapi.json) until SIGTERM/SIGINT");
+    auto listen = std::make_shared<std::string>();
+    cmd->add_option("--listen", *listen, "host:port (default: api.listen, 127.0.0.1:8080)");
+    cmd->callback([&, listen] {
+      action = [&, listen] {
+        static StopRelay relay;
+        Config config = load_config(global);
+        if (!listen->empty()) config.api.listen = *listen;
+        api::Server server(database_url(config), config.api, std::make_shared<Metrics>());
+        server.bind(config.api.listen);
+        relay.attach([&server] { server.stop(); });
+        log::info("api.listening", {{"url", "http://" + api::parse_listen(config.api.listen).first + ":" +
+                                                std::to_string(server.port())},
+                                    {"auth", config.api.tokens.empty() ? "none (loopback only)" : "bearer token"}});
+        if (!server.run()) throw Error("the API server stopped unexpectedly");
+        log::info("api.stopped", {});
+        return kOk;
+      };
+    });
+  }
+  {
     auto* cmd = app.add_subcommand(
-        "dev", "Zero-config: embedded PostgreSQL in ./.docket (unless DATABASE_URL), migrate, run a worker");
+        "dev",
+        "Zero-config: embedded PostgreSQL in ./.docket (unless DATABASE_URL), migrate, run the API and a worker");
     auto queues = std::make_shared<std::vector<std::string>>();
     auto concurrency = std::make_shared<int>(0);
     cmd->add_option("--queues", *queues, "Queues to claim from")->delimiter(',');
@@ -131,7 +198,10 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           client.enqueue({.kind = "demo.sleep", .args = Json{{"ms", 1500}}});
           client.enqueue({.kind = "demo.fail", .args = Json::object(), .max_retries = 2});
         }
+        auto metrics = std::make_shared<Metrics>();
+        ApiThread api(url, config.api, metrics, true);
         const std::string psql = cluster ? "psql \"" + url + "\"" : "psql \"$DATABASE_URL\"";
+        const std::string auth = config.api.tokens.empty() ? "" : "-H 'Authorization: Bearer TOKEN' ";
         std::cerr
             << "\n"
             << "  Docket dev is running (Ctrl-C drains and stops).\n"
@@ -139,11 +209,16 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             << "    enqueue    docket enqueue demo.echo '{\"hi\":1}'          (another terminal, this directory)\n"
             << "               " << psql << " -c \"SELECT docket.enqueue('demo.sleep', '{\\\"ms\\\": 2000}')\"\n"
             << "    watch      docket jobs      docket job ID      docket stats\n"
+            << "    http       curl -s " << auth << api.base_url()
+            << "/jobs -d '{\"kind\":\"demo.echo\",\"args\":{\"hi\":2}}'\n"
+            << "               curl -s " << auth << api.base_url() << "/jobs?limit=5\n"
             << "    quota      docket limit demo.sleep 2\n\n";
         Worker worker(url, config.worker);
         worker.add_kinds(config);
-        relay.attach(worker);
+        worker.set_metrics(metrics);
+        relay.attach([&worker] { worker.request_stop(); });
         worker.run();
+        api.stop();
         if (cluster && started_cluster) {
           log::info("dev.postgres_stopping", {});
           cluster->stop();

@@ -222,6 +222,8 @@ const std::vector<Section>& sections() {
             [](Config& c, const Value& v) { c.worker.retain_completed = as<Millis>(v); }},
            {"retain_failed", Type::duration, [](Config& c, const Value& v) { c.worker.retain_failed = as<Millis>(v); }},
            {"name", Type::string, [](Config& c, const Value& v) { c.worker.name = as<std::string>(v); }},
+           {"metrics_listen", Type::string,
+            [](Config& c, const Value& v) { c.worker.metrics_listen = as<std::string>(v); }},
        }},
       {"api",
        {

@@ -44,6 +44,11 @@ std::vector<EnqueueResult> Client::enqueue_many(const std::vector<EnqueueRequest
   return impl_->with_session([&](db::Session& s) { return s.enqueue_many(requests); }, false);
 }
 
+std::vector<Submitted> Client::submit_many(const std::vector<EnqueueRequest>& requests) {
+  if (requests.empty()) return {};
+  return impl_->with_session([&](db::Session& s) { return s.submit_many(requests); }, false);
+}
+
 std::optional<JobRecord> Client::job(std::int64_t id) {
   return impl_->with_session([&](db::Session& s) { return s.job(id); }, true);
 }

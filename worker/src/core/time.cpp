@@ -1,4 +1,4 @@
-#include "core/time.hpp"
+#include "docket/time.hpp"
 
 #include <cstdio>
 #include <ctime>

@@ -5,11 +5,11 @@
 #include <pqxx/pqxx>
 #include <set>
 
-#include "core/time.hpp"
 #include "db/array.hpp"
 #include "db/pq.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
+#include "docket/time.hpp"
 
 namespace docket::db {
 
@@ -62,8 +62,11 @@ struct Session::Impl {
   bool schema_checked = false;
 };
 
-Session::Session(std::string url, std::string application_name)
-    : url_(std::move(url)), application_name_(std::move(application_name)), impl_(std::make_unique<Impl>()) {}
+Session::Session(std::string url, std::string application_name, bool custom_plans)
+    : url_(std::move(url)),
+      application_name_(std::move(application_name)),
+      custom_plans_(custom_plans),
+      impl_(std::make_unique<Impl>()) {}
 
 Session::~Session() {
   disconnect();
@@ -113,7 +116,8 @@ void Session::connect() {
 #pragma GCC diagnostic pop
     pqxx::nontransaction tx(*conn);
     tx.exec("SET application_name = " + tx.quote(application_name_) +
-            "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'");
+            "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'" +
+            (custom_plans_ ? "; SET plan_cache_mode = force_custom_plan" : ""));
     impl_->conn = std::move(conn);
   } catch (const pqxx::broken_connection& e) {
     throw Unavailable(std::string("cannot connect to PostgreSQL: ") + first_line(e.what()));
@@ -168,7 +172,11 @@ pqxx::result run(pqxx::connection& conn, std::set<std::string, std::less<>>& pre
   }
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  for (const auto& p : params) {
+    // libpq reads parameters as C strings: a NUL would silently cut the value short.
+    if (p && p->find('\0') != std::string::npos) throw InvalidInput("text values must not contain NUL characters");
+    values.push_back(p ? p->c_str() : nullptr);
+  }
   pqxx::nontransaction tx(conn);
   return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values));
 }
@@ -279,17 +287,34 @@ EnqueueResult Session::enqueue(const EnqueueRequest& r) {
   });
 }
 
+namespace {
+/// The JSON array docket.enqueue_many takes.
+std::string batch_json(const std::vector<EnqueueRequest>& requests) {
+  Json batch = Json::array();
+  for (const auto& r : requests) {
+    Json item = {{"kind", r.kind}, {"args", r.args}, {"queue", r.queue}, {"priority", r.priority}};
+    if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);
+    if (r.max_retries) item["max_retries"] = *r.max_retries;
+    if (r.unique_key) item["unique_key"] = *r.unique_key;
+    batch.push_back(std::move(item));
+  }
+  return batch.dump(-1, ' ', false, Json::error_handler_t::strict);
+}
+}  // namespace
+
+std::vector<Submitted> Session::submit_many(const std::vector<EnqueueRequest>& requests) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = run(c, impl_->prepared, "job_enqueue_many_jobs", Params{batch_json(requests)});
+    std::vector<Submitted> out;
+    out.reserve(res.size());
+    for (const auto& row : res) out.push_back({parse_job(row[2]), row[1].as<bool>()});
+    return out;
+  });
+}
+
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    Json batch = Json::array();
-    for (const auto& r : requests) {
-      Json item = {{"kind", r.kind}, {"args", r.args}, {"queue", r.queue}, {"priority", r.priority}};
-      if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);
-      if (r.max_retries) item["max_retries"] = *r.max_retries;
-      if (r.unique_key) item["unique_key"] = *r.unique_key;
-      batch.push_back(std::move(item));
-    }
-    auto res = run(c, impl_->prepared, "job_enqueue_many", Params{batch.dump()});
+    auto res = run(c, impl_->prepared, "job_enqueue_many", Params{batch_json(requests)});
     std::vector<EnqueueResult> out;
     out.reserve(res.size());
     for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].as<bool>()});

@@ -63,7 +63,10 @@ struct Promoted {
 
 class Session {
  public:
-  Session(std::string url, std::string application_name);
+  /// `custom_plans`: plan prepared statements for their actual arguments and table sizes on
+  /// every run (a generic plan cached while the table was small could scan it whole later).
+  /// The claim path keeps cached plans: its functions pin index plans themselves.
+  Session(std::string url, std::string application_name, bool custom_plans = true);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -85,6 +88,7 @@ class Session {
   // jobs -----------------------------------------------------------------------------------
   EnqueueResult enqueue(const EnqueueRequest& request);
   std::vector<EnqueueResult> enqueue_many(const std::vector<EnqueueRequest>& requests);
+  std::vector<Submitted> submit_many(const std::vector<EnqueueRequest>& requests);
   std::optional<JobRecord> job(std::int64_t id);
   std::vector<JobRecord> jobs(const JobFilter& filter);
   CancelResult cancel(std::int64_t id);
@@ -125,6 +129,7 @@ class Session {
  private:
   std::string url_;
   std::string application_name_;
+  bool custom_plans_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -13,9 +13,10 @@ namespace {
 constexpr std::size_t kMaxBatch = 2000;
 }
 
-Completer::Completer(const std::string& url, std::function<void()> on_flush)
+Completer::Completer(const std::string& url, std::function<void()> on_flush, std::shared_ptr<Metrics> metrics)
     : session_(url, "docket-completer"),
       on_flush_(std::move(on_flush)),
+      metrics_(std::move(metrics)),
       thread_([this](const std::stop_token& st) { loop(st); }) {}
 
 Completer::~Completer() {
@@ -130,6 +131,9 @@ void Completer::write(std::vector<PendingFinish>& batch) {
     for (auto i : indexes) {
       const auto& p = batch[i];
       auto it = state_of.find(p.item.id);
+      if (metrics_) {
+        metrics_->job_finished(p.kind, it == state_of.end() ? "stale" : *it->second, p.duration_ms / 1000.0);
+      }
       if (it == state_of.end()) {
         ++add.stale;
         log::warn("job.stale",

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "db/session.hpp"
+#include "docket/metrics.hpp"
 
 namespace docket {
 
@@ -33,7 +34,7 @@ struct CompleterCounters {
 class Completer {
  public:
   /// `on_flush` runs after each written batch (the producer may claim into freed quota slots).
-  Completer(const std::string& url, std::function<void()> on_flush);
+  Completer(const std::string& url, std::function<void()> on_flush, std::shared_ptr<Metrics> metrics);
   ~Completer();
 
   void push(PendingFinish finish);
@@ -50,6 +51,7 @@ class Completer {
 
   db::Session session_;
   std::function<void()> on_flush_;
+  std::shared_ptr<Metrics> metrics_;
   mutable std::mutex mutex_;
   std::condition_variable_any ready_;
   std::deque<PendingFinish> queue_;

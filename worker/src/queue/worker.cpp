@@ -79,6 +79,7 @@ struct Worker::Impl {
   std::atomic<bool> flushed{false};
   std::atomic<std::uint64_t> claimed{0};
 
+  std::shared_ptr<Metrics> metrics;
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Maintainer> maintainer;
   std::unique_ptr<boost::asio::thread_pool> pool;
@@ -121,10 +122,13 @@ void Worker::Impl::run() {
   row.concurrency = cfg.concurrency;
   row.lease_s = static_cast<double>(cfg.lease.count()) / 1000.0;
 
-  completer = std::make_unique<Completer>(url, [this] {
-    flushed = true;
-    wake.signal();
-  });
+  completer = std::make_unique<Completer>(
+      url,
+      [this] {
+        flushed = true;
+        wake.signal();
+      },
+      metrics);
   pool = std::make_unique<boost::asio::thread_pool>(static_cast<std::size_t>(cfg.concurrency));
   Maintainer::Hooks hooks;
   hooks.lease_lost = [this](const std::string& old_id) {
@@ -198,7 +202,7 @@ void Worker::Impl::run() {
 }
 
 void Worker::Impl::produce(const std::stop_token& stop) {
-  db::Session session(url, "docket-producer");
+  db::Session session(url, "docket-producer", false);
   session.listen("docket_jobs");
   session.listen("docket_cancel");
   session.listen("docket_control");
@@ -312,6 +316,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     running.add(rj);
     in_flight.fetch_add(1);
     claimed.fetch_add(1);
+    if (metrics) metrics->job_claimed(job.kind, job.queue, job.queue_latency_s);
     boost::asio::post(*pool, [this, rj, job = std::move(job)] { execute(rj, job); });
   }
 }
@@ -444,6 +449,10 @@ void Worker::add_kind(const KindConfig& kind) {
 
 void Worker::add_kinds(const Config& config) {
   for (const auto& [name, kind] : config.kinds) add_kind(kind);
+}
+
+void Worker::set_metrics(std::shared_ptr<Metrics> metrics) {
+  impl_->metrics = std::move(metrics);
 }
 
 void Worker::run() {

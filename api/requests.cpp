@@ -1,0 +1,160 @@
+#include "requests.hpp"
+
+#include <limits>
+
+#include "docket/config.hpp"
+#include "docket/time.hpp"
+#include "errors.hpp"
+
+namespace docket::api {
+
+namespace {
+
+const std::vector<std::string> kEnqueueFields = {"kind",   "args",        "queue",     "priority",
+                                                 "run_at", "max_retries", "unique_key"};
+
+std::string unknown_field(const std::string& name, const std::vector<std::string>& known) {
+  std::string msg = "unknown field \"" + name + "\"";
+  const std::string hint = suggest(name, known);
+  if (!hint.empty()) return msg + "; did you mean \"" + hint + "\"?";
+  std::string list;
+  for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+  return msg + "; fields are " + list;
+}
+
+void no_nul(const std::string& field, const std::string& value) {
+  if (value.find('\0') != std::string::npos) throw unprocessable(field + " must not contain NUL characters");
+}
+
+std::string string_field(const Json& body, const std::string& field) {
+  const auto& v = body.at(field);
+  if (!v.is_string()) throw bad_request(field + " must be a string, got " + std::string(v.type_name()));
+  const auto& s = v.get_ref<const std::string&>();
+  no_nul(field, s);
+  return s;
+}
+
+int int_field(const Json& body, const std::string& field) {
+  const auto& v = body.at(field);
+  if (!v.is_number_integer()) throw bad_request(field + " must be an integer, got " + std::string(v.type_name()));
+  const auto n = v.get<long long>();
+  if (n < std::numeric_limits<int>::min() || n > std::numeric_limits<int>::max()) {
+    throw unprocessable(field + " is out of range");
+  }
+  return static_cast<int>(n);
+}
+
+long long query_int(const std::string& name, const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const long long n = std::stoll(text, &used);
+    if (used == text.size()) return n;
+  } catch (...) {
+  }
+  throw bad_request("query parameter " + name + " must be an integer, got \"" + text + "\"");
+}
+
+}  // namespace
+
+Json parse_object(const std::string& body) {
+  if (body.empty()) throw bad_request("the request body is empty; send a JSON object");
+  Json j;
+  try {
+    j = Json::parse(body);
+  } catch (const Json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> "parse error at ..."
+    std::string what = e.what();
+    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    throw bad_request("the request body is not valid JSON: " + what);
+  }
+  if (!j.is_object()) throw bad_request("the request body must be a JSON object, got " + std::string(j.type_name()));
+  return j;
+}
+
+EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<std::string>& idempotency_key) {
+  const Json body = parse_object(body_text);
+  for (const auto& [key, value] : body.items()) {
+    if (std::find(kEnqueueFields.begin(), kEnqueueFields.end(), key) == kEnqueueFields.end()) {
+      throw bad_request(unknown_field(key, kEnqueueFields));
+    }
+  }
+  EnqueueRequest r;
+  if (!body.contains("kind")) throw bad_request("kind is required");
+  r.kind = string_field(body, "kind");
+  if (body.contains("args") && !body.at("args").is_null()) {
+    if (!body.at("args").is_object()) {
+      throw bad_request("args must be a JSON object, got " + std::string(body.at("args").type_name()));
+    }
+    r.args = body.at("args");
+  }
+  if (body.contains("queue")) r.queue = string_field(body, "queue");
+  if (body.contains("priority")) r.priority = int_field(body, "priority");
+  if (body.contains("run_at") && !body.at("run_at").is_null()) {
+    const std::string text = string_field(body, "run_at");
+    r.run_at = parse_timestamp(text);
+    if (!r.run_at) {
+      throw bad_request("run_at must be an RFC 3339 timestamp with a zone, like 2026-11-21T10:00:00Z; got \"" + text +
+                        "\"");
+    }
+  }
+  if (body.contains("max_retries") && !body.at("max_retries").is_null()) {
+    r.max_retries = int_field(body, "max_retries");
+  }
+  if (body.contains("unique_key") && !body.at("unique_key").is_null()) r.unique_key = string_field(body, "unique_key");
+  if (idempotency_key) {
+    no_nul("Idempotency-Key", *idempotency_key);
+    if (r.unique_key && *r.unique_key != *idempotency_key) {
+      throw unprocessable("the Idempotency-Key header and unique_key differ; send one of them");
+    }
+    r.unique_key = *idempotency_key;
+  }
+  return r;
+}
+
+JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params, int max_limit) {
+  static const std::vector<std::string> known = {"kind", "queue", "state", "limit", "after"};
+  JobFilter f;
+  for (const auto& [name, value] : params) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      throw bad_request("unknown query parameter \"" + name + "\"" +
+                        (suggest(name, known).empty() ? "" : "; did you mean \"" + suggest(name, known) + "\"?"));
+    }
+    no_nul(name, value);
+    if (name == "kind") {
+      f.kind = value;
+    } else if (name == "queue") {
+      f.queue = value;
+    } else if (name == "state") {
+      f.state = parse_job_state(value);
+      if (!f.state) {
+        std::string names;
+        for (const auto& n : job_state_names()) names += (names.empty() ? "" : ", ") + n;
+        throw unprocessable("unknown state \"" + value + "\"; use one of: " + names);
+      }
+    } else if (name == "limit") {
+      const long long n = query_int(name, value);
+      if (n < 0) throw unprocessable("limit must be >= 0, got " + value);
+      f.limit = static_cast<int>(std::min<long long>(n, max_limit));
+    } else if (name == "after") {
+      const long long n = query_int(name, value);
+      if (n <= 0) throw unprocessable("after must be a job id (> 0), got " + value);
+      f.after = n;
+    }
+  }
+  return f;
+}
+
+std::optional<int> parse_limit(const std::string& body_text) {
+  const Json body = parse_object(body_text);
+  for (const auto& [key, value] : body.items()) {
+    if (key != "max_running") throw bad_request(unknown_field(key, {"max_running"}));
+  }
+  if (!body.contains("max_running"))
+    throw bad_request("max_running is required (a number, or null to remove the limit)");
+  if (body.at("max_running").is_null()) return std::nullopt;
+  const int n = int_field(body, "max_running");
+  if (n < 0) throw unprocessable("max_running must be >= 0 (or null to remove the limit), got " + std::to_string(n));
+  return n;
+}
+
+}  // namespace docket::api

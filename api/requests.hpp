@@ -1,0 +1,20 @@
+#pragma once
+// Parsing and validating request bodies and query strings into docket types.
+#include <map>
+#include <optional>
+#include <string>
+
+#include "docket/job.hpp"
+
+namespace docket::api {
+
+/// POST /jobs. An Idempotency-Key header is the job's unique_key (it must agree with a body one).
+EnqueueRequest parse_enqueue(const std::string& body, const std::optional<std::string>& idempotency_key);
+/// GET /jobs?kind=&queue=&state=&limit=&after= ; limit is capped at `max_limit`.
+JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params, int max_limit);
+/// PUT /limits/{kind}: {"max_running": N | null}.
+std::optional<int> parse_limit(const std::string& body);
+/// A request body as a JSON object, or a 400 that says what is wrong with it.
+Json parse_object(const std::string& body);
+
+}  // namespace docket::api

@@ -1,0 +1,3 @@
+-- Bulk enqueue returning each job as JSON, in input order (docket.enqueue_many_jobs).
+-- $1 jsonb array of {kind, args, queue, priority, run_at, max_retries, unique_key}
+SELECT e.id, e.created, e.job::text FROM docket.enqueue_many_jobs($1::jsonb) e
