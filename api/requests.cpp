@@ -1,5 +1,6 @@
 #include "requests.hpp"
 
+#include <functional>
 #include <limits>
 
 #include "docket/config.hpp"
@@ -52,6 +53,48 @@ long long query_int(const std::string& name, const std::string& text) {
   } catch (...) {
   }
   throw bad_request("query parameter " + name + " must be an integer, got \"" + text + "\"");
+}
+
+/// limit= and after= of a list: limit >= 0, capped; after is an id > 0. False for other names.
+bool page_param(const std::string& name, const std::string& value, int max_limit, int& limit,
+                std::optional<std::int64_t>& after) {
+  if (name == "limit") {
+    const long long n = query_int(name, value);
+    if (n < 0) throw unprocessable("limit must be >= 0, got " + value);
+    limit = static_cast<int>(std::min<long long>(n, max_limit));
+    return true;
+  }
+  if (name == "after") {
+    const long long n = query_int(name, value);
+    if (n <= 0) throw unprocessable("after must be an id (> 0) from next_after, got " + value);
+    after = n;
+    return true;
+  }
+  return false;
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+/// The query string of a list: only `filters` and limit/after are known (a typo gets a
+/// suggestion), no NUL anywhere; `on_filter` receives each filter.
+void list_params(const std::multimap<std::string, std::string>& params, std::vector<std::string> filters, int max_limit,
+                 int& limit, std::optional<std::int64_t>& after,
+                 const std::function<void(const std::string&, const std::string&)>& on_filter) {
+  std::vector<std::string> known = filters;
+  known.insert(known.end(), {"limit", "after"});
+  for (const auto& [name, value] : params) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      const std::string hint = suggest(name, known);
+      throw bad_request("unknown query parameter \"" + name + "\"" +
+                        (hint.empty() ? "; known: " + join(known) : "; did you mean \"" + hint + "\"?"));
+    }
+    no_nul(name, value);
+    if (!page_param(name, value, max_limit, limit, after)) on_filter(name, value);
+  }
 }
 
 }  // namespace
@@ -112,35 +155,36 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
 }
 
 JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params, int max_limit) {
-  static const std::vector<std::string> known = {"kind", "queue", "state", "limit", "after"};
   JobFilter f;
-  for (const auto& [name, value] : params) {
-    if (std::find(known.begin(), known.end(), name) == known.end()) {
-      throw bad_request("unknown query parameter \"" + name + "\"" +
-                        (suggest(name, known).empty() ? "" : "; did you mean \"" + suggest(name, known) + "\"?"));
-    }
-    no_nul(name, value);
-    if (name == "kind") {
-      f.kind = value;
-    } else if (name == "queue") {
-      f.queue = value;
-    } else if (name == "state") {
-      f.state = parse_job_state(value);
-      if (!f.state) {
-        std::string names;
-        for (const auto& n : job_state_names()) names += (names.empty() ? "" : ", ") + n;
-        throw unprocessable("unknown state \"" + value + "\"; use one of: " + names);
-      }
-    } else if (name == "limit") {
-      const long long n = query_int(name, value);
-      if (n < 0) throw unprocessable("limit must be >= 0, got " + value);
-      f.limit = static_cast<int>(std::min<long long>(n, max_limit));
-    } else if (name == "after") {
-      const long long n = query_int(name, value);
-      if (n <= 0) throw unprocessable("after must be a job id (> 0), got " + value);
-      f.after = n;
-    }
-  }
+  list_params(params, {"kind", "queue", "state"}, max_limit, f.limit, f.after,
+              [&](const std::string& name, const std::string& value) {
+                if (name == "kind") {
+                  f.kind = value;
+                } else if (name == "queue") {
+                  f.queue = value;
+                } else {
+                  f.state = parse_job_state(value);
+                  if (!f.state)
+                    throw unprocessable("unknown state \"" + value + "\"; use one of: " + join(job_state_names()));
+                }
+              });
+  return f;
+}
+
+CrawlFilter parse_crawl_filter(const std::multimap<std::string, std::string>& params, int max_limit) {
+  CrawlFilter f;
+  list_params(params, {"collection", "status"}, max_limit, f.limit, f.after,
+              [&](const std::string& name, const std::string& value) {
+                if (name == "collection") {
+                  f.collection = value;
+                } else {
+                  const auto& names = crawl_status_names();
+                  if (std::find(names.begin(), names.end(), value) == names.end()) {
+                    throw unprocessable("unknown crawl status \"" + value + "\"; use one of: " + join(names));
+                  }
+                  f.status = value;
+                }
+              });
   return f;
 }
 

@@ -12,6 +12,8 @@ namespace docket::api {
 EnqueueRequest parse_enqueue(const std::string& body, const std::optional<std::string>& idempotency_key);
 /// GET /jobs?kind=&queue=&state=&limit=&after= ; limit is capped at `max_limit`.
 JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params, int max_limit);
+/// GET /crawls?collection=&status=&limit=&after= ; limit is capped at `max_limit`.
+CrawlFilter parse_crawl_filter(const std::multimap<std::string, std::string>& params, int max_limit);
 /// PUT /limits/{kind}: {"max_running": N | null}.
 std::optional<int> parse_limit(const std::string& body);
 /// A request body as a JSON object, or a 400 that says what is wrong with it.

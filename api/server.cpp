@@ -72,6 +72,14 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+/// A page of a list: {"<name>": [...], "next_after": the last id when the page is full, else null}.
+template <class T>
+void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit) {
+  Json body = {{name, rows}, {"next_after", nullptr}};
+  if (!rows.empty() && static_cast<int>(rows.size()) == limit) body["next_after"] = rows.back().id;
+  write_json(res, 200, body);
+}
+
 std::int64_t path_id(const Request& req) {
   try {
     return std::stoll(req.matches[1].str());
@@ -258,10 +266,7 @@ void Server::Impl::routes() {
   });
   route("GET", "/jobs", "/jobs", [this](const Request& req, Response& res) {
     const JobFilter f = parse_job_filter(req.params, config.max_list_limit);
-    const auto jobs = client.jobs(f);
-    Json body = {{"jobs", jobs}, {"next_after", nullptr}};
-    if (!jobs.empty() && static_cast<int>(jobs.size()) == f.limit) body["next_after"] = jobs.back().id;
-    write_json(res, 200, body);
+    write_page(res, "jobs", client.jobs(f), f.limit);
   });
   route("GET", R"(/jobs/(\d{1,18}))", "/jobs/{id}", [this](const Request& req, Response& res) {
     const auto id = path_id(req);
@@ -329,6 +334,18 @@ void Server::Impl::routes() {
       if (k.kind == kind) return write_json(res, 200, Json(k));
     }
     write_json(res, 200, Json(KindLimit{kind, limit, 0, std::nullopt}));
+  });
+
+  // crawls ------------------------------------------------------------------------------------------
+  route("GET", "/crawls", "/crawls", [this](const Request& req, Response& res) {
+    const CrawlFilter f = parse_crawl_filter(req.params, config.max_list_limit);
+    write_page(res, "crawls", client.crawls(f), f.limit);
+  });
+  route("GET", R"(/crawls/(\d{1,18}))", "/crawls/{id}", [this](const Request& req, Response& res) {
+    const auto id = path_id(req);
+    const auto crawl = client.crawl(id);
+    if (!crawl) throw NotFound("no crawl with id " + std::to_string(id));
+    write_json(res, 200, Json(*crawl));
   });
 
   // operations -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- 0001_init: jobs, kinds (quotas), queues (pause), workers (liveness), and the SQL API.
+-- 0001_init: jobs, kinds (quotas), queues (pause), workers (liveness), crawls, and the SQL API.
 -- Applied by `docket migrate` inside one transaction, under an advisory lock.
 -- Never edit this file once landed: add a new migration instead.
 
@@ -17,6 +17,7 @@ CREATE TABLE docket.kinds (
   kind        text PRIMARY KEY,
   max_running int CHECK (max_running IS NULL OR max_running >= 0),
   max_retries int CHECK (max_retries IS NULL OR max_retries >= 0),  -- for jobs that set none
+  crawl_collection text,  -- crawl kinds: enqueueing one dedups on its collection (see crawls below)
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
@@ -86,6 +87,61 @@ CREATE UNIQUE INDEX jobs_unique_key_idx ON docket.jobs (unique_key)
 CREATE INDEX jobs_finished_idx ON docket.jobs (state, finished_at)
   WHERE state IN ('completed', 'failed', 'cancelled');
 
+-- Crawls: a crawl job walks a paginated source into docket.crawl_cache, one transaction per
+-- page, and activates it into docket.live_items (or the user's table) in one transaction.
+CREATE TYPE docket.crawl_status AS ENUM ('waiting', 'crawling', 'retrying', 'finalizing', 'done', 'failed');
+
+-- One row per crawl job: its progress and its checkpoint (the next URL to fetch).
+CREATE TABLE docket.crawls (
+  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  job_id          bigint NOT NULL UNIQUE,
+  kind            text NOT NULL,
+  collection      text NOT NULL,
+  status          docket.crawl_status NOT NULL DEFAULT 'waiting',
+  pages           int NOT NULL DEFAULT 0,  -- pages fetched and stored
+  items           int NOT NULL DEFAULT 0,  -- distinct items in the cache
+  next_url        text,                    -- where to resume; NULL: not started
+  cursor          text,                    -- the cursor or next link the source gave last
+  last_error      text,
+  last_request_at timestamptz,
+  inserted_at     timestamptz NOT NULL DEFAULT now(),
+  started_at      timestamptz,
+  updated_at      timestamptz NOT NULL DEFAULT now(),
+  finished_at     timestamptz
+);
+-- At most one unfinished crawl per collection.
+CREATE UNIQUE INDEX crawls_live_collection_idx ON docket.crawls (collection)
+  WHERE status IN ('waiting', 'crawling', 'retrying', 'finalizing');
+CREATE INDEX crawls_unfinished_idx ON docket.crawls (job_id) WHERE status NOT IN ('done', 'failed');
+
+CREATE TABLE docket.crawl_cache (
+  crawl_id bigint NOT NULL REFERENCES docket.crawls (id) ON DELETE CASCADE,
+  key      text NOT NULL,
+  item     jsonb NOT NULL,
+  page     int NOT NULL,
+  PRIMARY KEY (crawl_id, key)
+);
+
+-- The live set readers use: one complete crawl per collection.
+CREATE TABLE docket.live_items (
+  collection   text NOT NULL,
+  key          text NOT NULL,
+  item         jsonb NOT NULL,
+  crawl_id     bigint NOT NULL,
+  activated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (collection, key)
+);
+
+-- Politeness across the fleet: one request in flight per host (a lease that expires if its
+-- holder dies) and the earliest time the next request may start (delay, Retry-After).
+CREATE TABLE docket.crawl_hosts (
+  host       text PRIMARY KEY,
+  holder     text,
+  worker     uuid,         -- the holder's worker: its lease ends with the worker's, not later
+  busy_until timestamptz,
+  not_before timestamptz NOT NULL DEFAULT now()
+) WITH (fillfactor = 50);
+
 -- The jobs table churns: vacuum it early and often so claims keep scanning small indexes.
 ALTER TABLE docket.jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
                              autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
@@ -144,22 +200,29 @@ END $$;
 
 -- Enqueue returning whether a row was inserted (false: a live job with the same unique_key
 -- exists and its id is returned). Race-free: ON CONFLICT on the partial unique index waits for
--- a concurrent inserter of the same key and then sees its committed row.
+-- a concurrent inserter of the same key and then sees its committed row. A crawl kind's job takes
+-- unique_key 'crawl:<collection>' (a second request while one runs returns the running one) and
+-- gets its crawl row at once, status 'waiting'.
 CREATE FUNCTION docket.enqueue_job(kind text, args jsonb DEFAULT '{}', queue text DEFAULT 'default',
-                                   priority int DEFAULT 0, run_at timestamptz DEFAULT now(),
-                                   max_retries int DEFAULT NULL, unique_key text DEFAULT NULL,
-                                   OUT id bigint, OUT created boolean)
+                                              priority int DEFAULT 0, run_at timestamptz DEFAULT now(),
+                                              max_retries int DEFAULT NULL, unique_key text DEFAULT NULL,
+                                              OUT id bigint, OUT created boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_run_at timestamptz := coalesce(enqueue_job.run_at, now());
+  v_collection text;
+  v_key text := enqueue_job.unique_key;
 BEGIN
   PERFORM docket.check_job(kind, args, queue, priority, max_retries, unique_key);
+  SELECT k.crawl_collection INTO v_collection FROM docket.kinds k WHERE k.kind = enqueue_job.kind;
+  IF v_collection IS NOT NULL THEN
+    v_key := coalesce(v_key, 'crawl:' || v_collection);
+  END IF;
   FOR i IN 1..10 LOOP
     INSERT INTO docket.jobs AS j (kind, args, queue, priority, run_at, max_retries, unique_key, state)
     VALUES (enqueue_job.kind, enqueue_job.args, enqueue_job.queue, enqueue_job.priority, v_run_at,
-            enqueue_job.max_retries,
-            enqueue_job.unique_key,
+            enqueue_job.max_retries, v_key,
             CASE WHEN v_run_at > now() THEN 'scheduled' ELSE 'available' END::docket.job_state)
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
                                AND state IN ('available', 'scheduled', 'running', 'retryable')
@@ -167,18 +230,24 @@ BEGIN
     RETURNING j.id INTO id;
     IF id IS NOT NULL THEN
       created := true;
+      IF v_collection IS NOT NULL THEN
+        BEGIN
+          INSERT INTO docket.crawls (job_id, kind, collection) VALUES (id, enqueue_job.kind, v_collection);
+        EXCEPTION WHEN unique_violation THEN
+          RAISE EXCEPTION 'a crawl of collection % is already running; wait for it or cancel it', v_collection
+            USING ERRCODE = '23505';
+        END;
+      END IF;
       RETURN;
     END IF;
     SELECT j.id INTO id FROM docket.jobs j
-     WHERE j.unique_key = enqueue_job.unique_key
-       AND j.state IN ('available', 'scheduled', 'running', 'retryable');
+     WHERE j.unique_key = v_key AND j.state IN ('available', 'scheduled', 'running', 'retryable');
     IF id IS NOT NULL THEN
       created := false;
       RETURN;
     END IF;
-    -- The holder finished between our INSERT and SELECT: try to insert again.
   END LOOP;
-  RAISE EXCEPTION 'unique_key % is contended; try again', enqueue_job.unique_key USING ERRCODE = '40001';
+  RAISE EXCEPTION 'unique_key % is contended; try again', v_key USING ERRCODE = '40001';
 END $$;
 
 -- The public enqueue: returns the job id (the existing job's id for a live duplicate unique_key).
@@ -226,15 +295,23 @@ BEGIN
   OVERRIDING SYSTEM VALUE
   SELECT v_ids[e.ord], e.item ->> 'kind', coalesce(e.item -> 'args', '{}'), coalesce(e.item ->> 'queue', 'default'),
          coalesce((e.item ->> 'priority')::int, 0), coalesce((e.item ->> 'run_at')::timestamptz, now()),
-         (e.item ->> 'max_retries')::int, e.item ->> 'unique_key',
+         (e.item ->> 'max_retries')::int,
+         coalesce(e.item ->> 'unique_key', 'crawl:' || k.crawl_collection),
          CASE WHEN coalesce((e.item ->> 'run_at')::timestamptz, now()) > now() THEN 'scheduled'
               ELSE 'available' END::docket.job_state
     FROM jsonb_array_elements(jobs) WITH ORDINALITY e(item, ord)
+    LEFT JOIN docket.kinds k ON k.kind = e.item ->> 'kind' AND k.crawl_collection IS NOT NULL
    ORDER BY e.ord
   ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'running', 'retryable')
   DO NOTHING
-  RETURNING j.id)
+  RETURNING j.id, j.kind)
   SELECT array_agg(ins.id) INTO v_inserted FROM ins;
+
+  INSERT INTO docket.crawls (job_id, kind, collection)
+  SELECT j.id, j.kind, k.crawl_collection
+    FROM unnest(v_inserted) AS x(id)
+    JOIN docket.jobs j ON j.id = x.id
+    JOIN docket.kinds k ON k.kind = j.kind AND k.crawl_collection IS NOT NULL;
 
   -- A new statement: its snapshot sees the rows just inserted and any duplicate that a
   -- concurrent transaction committed while our insert waited on it.
@@ -243,9 +320,10 @@ BEGIN
       FROM unnest(v_ids) WITH ORDINALITY AS a(id, ord)
       JOIN jsonb_array_elements(jobs) WITH ORDINALITY e(item, ord) ON e.ord = a.ord
       LEFT JOIN unnest(v_inserted) AS mine(id) ON mine.id = a.id
+      LEFT JOIN docket.kinds k ON k.kind = e.item ->> 'kind' AND k.crawl_collection IS NOT NULL
       LEFT JOIN LATERAL (
         SELECT j.id FROM docket.jobs j
-         WHERE mine.id IS NULL AND j.unique_key = e.item ->> 'unique_key'
+         WHERE mine.id IS NULL AND j.unique_key = coalesce(e.item ->> 'unique_key', 'crawl:' || k.crawl_collection)
            AND j.state IN ('available', 'scheduled', 'running', 'retryable')) other ON true
      ORDER BY a.ord;
 END $$;
@@ -429,8 +507,9 @@ BEGIN
   RETURN true;
 END $$;
 
--- Retry: run a finished or waiting job again now. A job out of retries gets one more attempt.
--- Raises for a running job (it is already being tried) and for an unknown id.
+-- Retry: run a finished or waiting job again now. A job out of retries gets one more attempt; a
+-- finished crawl job crawls again from the first page. Raises for a running job (it is already
+-- being tried) and for an unknown id.
 CREATE FUNCTION docket.retry(id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -451,9 +530,13 @@ BEGIN
            max_retries = CASE WHEN j.attempt >= docket.max_retries_of(j.max_retries, j.kind) THEN j.attempt
                               ELSE j.max_retries END
      WHERE j.id = retry.id;
+    UPDATE docket.crawls c
+       SET status = 'waiting', pages = 0, items = 0, next_url = NULL, cursor = NULL, last_error = NULL,
+           started_at = NULL, finished_at = NULL, updated_at = now()
+     WHERE c.job_id = retry.id AND c.status IN ('done', 'failed');
   EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'job % cannot be retried: another unfinished job holds its unique_key', retry.id
-      USING ERRCODE = '23505';
+    RAISE EXCEPTION 'job % cannot be retried: another unfinished job holds its unique_key (or its crawl''s collection)',
+      retry.id USING ERRCODE = '23505';
   END;
   PERFORM pg_notify('docket_jobs', v_queue);
 END $$;
@@ -616,6 +699,214 @@ CREATE VIEW docket.live_workers AS
     FROM docket.workers w
    WHERE w.dead_at IS NULL AND w.heartbeat_at >= now() - w.lease;
 
+-- Crawl execution -------------------------------------------------------------------------
+
+-- Crawls whose job ended without finishing them (rescued past its retries, cancelled, deleted)
+-- fail, and their cache rows go. Run by every worker with its rescue; safe concurrently.
+CREATE FUNCTION docket.crawl_sweep() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_n int;
+BEGIN
+  WITH ended AS (
+    SELECT c.id, j.state FROM docket.crawls c LEFT JOIN docket.jobs j ON j.id = c.job_id
+     WHERE c.status NOT IN ('done', 'failed')
+       AND (j.id IS NULL OR j.state IN ('completed', 'failed', 'cancelled'))
+     FOR UPDATE OF c SKIP LOCKED),
+  failed AS (
+    UPDATE docket.crawls c
+       SET status = 'failed', finished_at = now(), updated_at = now(),
+           last_error = coalesce(c.last_error || '; ', '') || 'the crawl''s job ended ' ||
+                        coalesce(ended.state::text, 'deleted') || ' before the crawl finished'
+      FROM ended WHERE c.id = ended.id
+    RETURNING c.id),
+  purged AS (
+    DELETE FROM docket.crawl_cache cc USING failed WHERE cc.crawl_id = failed.id)
+  SELECT count(*) INTO v_n FROM failed;
+  RETURN v_n;
+END $$;
+
+-- The crawl executor's writes. Each is one statement (one transaction) and is fenced: it takes
+-- the job's row lock and proceeds only while the job is running under this worker at this
+-- attempt, so a worker that lost its lease can never write a page or activate. They return
+-- false (or nothing) when the job is no longer ours.
+
+-- Whether job p_job is still ours; locks its row until the end of the transaction.
+CREATE FUNCTION docket.crawl_owns(p_job bigint, p_worker uuid, p_attempt int) RETURNS boolean
+LANGUAGE sql AS $$
+  SELECT EXISTS (SELECT 1 FROM docket.jobs j
+                  WHERE j.id = p_job AND j.state = 'running' AND j.worker = p_worker AND j.attempt = p_attempt
+                  FOR UPDATE)
+$$;
+
+-- Start or resume the crawl of a job: its crawl row (created if the job was enqueued before the
+-- kind was known as a crawl), status crawling, and where to resume. duplicate_of names a crawl
+-- of the same collection that is already running.
+CREATE FUNCTION docket.crawl_start(p_job bigint, p_worker uuid, p_attempt int, p_kind text, p_collection text,
+                                   p_first_url text)
+RETURNS TABLE (crawl_id bigint, status docket.crawl_status, pages int, items int, next_url text,
+               last_error text, duplicate_of bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_id bigint;
+  v_other bigint;
+BEGIN
+  IF NOT docket.crawl_owns(p_job, p_worker, p_attempt) THEN RETURN; END IF;
+  SELECT c.id INTO v_id FROM docket.crawls c WHERE c.job_id = p_job;
+  IF v_id IS NULL THEN
+    BEGIN
+      INSERT INTO docket.crawls (job_id, kind, collection) VALUES (p_job, p_kind, p_collection) RETURNING id INTO v_id;
+    EXCEPTION WHEN unique_violation THEN
+      SELECT c.id INTO v_other FROM docket.crawls c
+       WHERE c.collection = p_collection AND c.status IN ('waiting', 'crawling', 'retrying', 'finalizing');
+      RETURN QUERY SELECT NULL::bigint, NULL::docket.crawl_status, 0, 0, NULL::text, NULL::text, v_other;
+      RETURN;
+    END;
+  END IF;
+  UPDATE docket.crawls c
+     SET status = CASE WHEN c.status IN ('waiting', 'retrying') THEN 'crawling' ELSE c.status END,
+         started_at = coalesce(c.started_at, now()),
+         next_url = coalesce(c.next_url, p_first_url),
+         updated_at = now()
+   WHERE c.id = v_id;
+  RETURN QUERY SELECT c.id, c.status, c.pages, c.items, c.next_url, c.last_error, NULL::bigint
+                 FROM docket.crawls c WHERE c.id = v_id;
+END $$;
+
+-- One page: its items into the cache (a key seen again keeps the newest item), the checkpoint
+-- advanced to p_next_url (NULL: that was the last page), and the job's progress, in one transaction.
+-- p_items: [{"key": text, "item": any}], keys unique within the page.
+CREATE FUNCTION docket.crawl_page(p_crawl bigint, p_job bigint, p_worker uuid, p_attempt int, p_items jsonb,
+                                  p_next_url text, p_cursor text)
+RETURNS TABLE (pages int, items int)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_new int;
+  v_page int;
+BEGIN
+  IF NOT docket.crawl_owns(p_job, p_worker, p_attempt) THEN RETURN; END IF;
+  SELECT c.pages + 1 INTO v_page FROM docket.crawls c WHERE c.id = p_crawl FOR UPDATE;
+  WITH ins AS (
+    INSERT INTO docket.crawl_cache AS cc (crawl_id, key, item, page)
+    SELECT p_crawl, e ->> 'key', e -> 'item', v_page FROM jsonb_array_elements(p_items) e
+    ON CONFLICT (crawl_id, key) DO UPDATE SET item = excluded.item, page = excluded.page
+    RETURNING (xmax = 0) AS fresh)
+  SELECT count(*) FILTER (WHERE fresh) INTO v_new FROM ins;
+  -- No next URL: this was the last page, so the crawl is finalizing (a crash from here on
+  -- resumes into activation, not into page one).
+  UPDATE docket.crawls c
+     SET pages = v_page, items = c.items + v_new, next_url = p_next_url, cursor = p_cursor,
+         status = CASE WHEN p_next_url IS NULL THEN 'finalizing' ELSE 'crawling' END::docket.crawl_status,
+         last_error = NULL, last_request_at = now(), updated_at = now()
+   WHERE c.id = p_crawl;
+  UPDATE docket.jobs j
+     SET progress = jsonb_build_object('crawl_id', p_crawl, 'status', c.status, 'pages', c.pages,
+                                       'items', c.items, 'next_url', c.next_url)
+    FROM docket.crawls c
+   WHERE j.id = p_job AND c.id = p_crawl;
+  RETURN QUERY SELECT c.pages, c.items FROM docket.crawls c WHERE c.id = p_crawl;
+END $$;
+
+-- A page failed: record the error (status retrying), or, when p_final, fail the crawl and drop
+-- its cache; the live table is untouched.
+CREATE FUNCTION docket.crawl_error(p_crawl bigint, p_job bigint, p_worker uuid, p_attempt int, p_error text,
+                                   p_final boolean) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT docket.crawl_owns(p_job, p_worker, p_attempt) THEN RETURN false; END IF;
+  UPDATE docket.crawls c
+     SET status = CASE WHEN p_final THEN 'failed' ELSE 'retrying' END::docket.crawl_status,
+         last_error = p_error, last_request_at = now(), updated_at = now(),
+         finished_at = CASE WHEN p_final THEN now() END
+   WHERE c.id = p_crawl;
+  IF p_final THEN
+    DELETE FROM docket.crawl_cache cc WHERE cc.crawl_id = p_crawl;
+  END IF;
+  UPDATE docket.jobs j
+     SET progress = jsonb_build_object('crawl_id', c.id, 'status', c.status, 'pages', c.pages, 'items', c.items,
+                                       'last_error', c.last_error)
+    FROM docket.crawls c WHERE j.id = p_job AND c.id = p_crawl;
+  RETURN true;
+END $$;
+
+-- The last page is in: status finalizing (visible to users while activation runs).
+CREATE FUNCTION docket.crawl_finalizing(p_crawl bigint, p_job bigint, p_worker uuid, p_attempt int) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT docket.crawl_owns(p_job, p_worker, p_attempt) THEN RETURN false; END IF;
+  UPDATE docket.crawls c SET status = 'finalizing', next_url = NULL, updated_at = now() WHERE c.id = p_crawl;
+  UPDATE docket.jobs j SET progress = jsonb_build_object('crawl_id', c.id, 'status', 'finalizing', 'pages', c.pages,
+                                                         'items', c.items)
+    FROM docket.crawls c WHERE j.id = p_job AND c.id = p_crawl;
+  RETURN true;
+END $$;
+
+-- The crawl is activated: cache cleared, status done. Runs inside the activation transaction.
+CREATE FUNCTION docket.crawl_done(p_crawl bigint, p_job bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM docket.crawl_cache cc WHERE cc.crawl_id = p_crawl;
+  UPDATE docket.crawls c SET status = 'done', finished_at = now(), updated_at = now() WHERE c.id = p_crawl;
+  UPDATE docket.jobs j SET progress = jsonb_build_object('crawl_id', c.id, 'status', 'done', 'pages', c.pages,
+                                                         'items', c.items)
+    FROM docket.crawls c WHERE j.id = p_job AND c.id = p_crawl;
+END $$;
+
+-- Default activation, in one transaction: the collection's rows in docket.live_items become
+-- exactly the cache's rows (gone at the source: deleted; changed: updated; new: inserted).
+-- Readers see the old complete set or the new one, never a mix.
+CREATE FUNCTION docket.crawl_activate(p_crawl bigint, p_job bigint, p_worker uuid, p_attempt int) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_collection text;
+BEGIN
+  IF NOT docket.crawl_owns(p_job, p_worker, p_attempt) THEN RETURN false; END IF;
+  SELECT c.collection INTO v_collection FROM docket.crawls c WHERE c.id = p_crawl FOR UPDATE;
+  DELETE FROM docket.live_items l
+   WHERE l.collection = v_collection
+     AND NOT EXISTS (SELECT 1 FROM docket.crawl_cache cc WHERE cc.crawl_id = p_crawl AND cc.key = l.key);
+  INSERT INTO docket.live_items AS l (collection, key, item, crawl_id, activated_at)
+  SELECT v_collection, cc.key, cc.item, p_crawl, now() FROM docket.crawl_cache cc WHERE cc.crawl_id = p_crawl
+  ON CONFLICT (collection, key) DO UPDATE
+     SET item = excluded.item, crawl_id = excluded.crawl_id, activated_at = excluded.activated_at;
+  PERFORM docket.crawl_done(p_crawl, p_job);
+  RETURN true;
+END $$;
+
+-- Host politeness. Acquire: take the host's lease (if free, expired, already ours, or held by a
+-- worker that lost its own lease) and return the seconds to wait before the request may start;
+-- NULL when another live crawl holds the host.
+CREATE FUNCTION docket.crawl_host_acquire(p_host text, p_holder text, p_worker uuid, p_lease_s float8) RETURNS float8
+LANGUAGE sql AS $$
+  INSERT INTO docket.crawl_hosts AS h (host, holder, worker, busy_until)
+  VALUES (p_host, p_holder, p_worker, now() + make_interval(secs => p_lease_s))
+  ON CONFLICT (host) DO UPDATE
+     SET holder = excluded.holder, worker = excluded.worker,
+         busy_until = greatest(h.not_before, now()) + make_interval(secs => p_lease_s)
+   WHERE h.holder IS NULL OR h.holder = excluded.holder OR h.busy_until < now()
+      OR NOT EXISTS (SELECT 1 FROM docket.workers w
+                      WHERE w.id = h.worker AND w.dead_at IS NULL AND w.heartbeat_at >= now() - w.lease)
+  RETURNING greatest(0, extract(epoch FROM h.not_before - now()))::float8
+$$;
+
+-- Release: the next request to the host may start no sooner than p_gap_s from now.
+CREATE FUNCTION docket.crawl_host_release(p_host text, p_holder text, p_gap_s float8) RETURNS void
+LANGUAGE sql AS $$
+  UPDATE docket.crawl_hosts
+     SET holder = NULL, worker = NULL, busy_until = NULL,
+         not_before = greatest(not_before, now() + make_interval(secs => p_gap_s))
+   WHERE host = p_host AND holder = p_holder
+$$;
+
+-- Ops view: crawls with their job's state, newest first.
+CREATE VIEW docket.crawl_progress AS
+  SELECT c.id, c.collection, c.kind, c.status, c.pages, c.items, c.last_error, c.started_at, c.updated_at,
+         c.finished_at, c.job_id, j.state AS job_state, j.attempt
+    FROM docket.crawls c LEFT JOIN docket.jobs j ON j.id = c.job_id
+   ORDER BY c.id DESC;
+
 -- Plan pinning -------------------------------------------------------------------------------
 -- PL/pgSQL caches a generic plan per statement. One made while docket.jobs was empty (a fresh
 -- install, a worker started before the backlog arrived) would keep sequentially scanning and
@@ -636,7 +927,14 @@ BEGIN
     'docket.retry(bigint)'::regprocedure,
     'docket.rescue(int)'::regprocedure,
     'docket.promote(int)'::regprocedure,
-    'docket.prune(interval, interval, int)'::regprocedure]
+    'docket.prune(interval, interval, int)'::regprocedure,
+    'docket.crawl_sweep()'::regprocedure,
+    'docket.crawl_start(bigint, uuid, int, text, text, text)'::regprocedure,
+    'docket.crawl_page(bigint, bigint, uuid, int, jsonb, text, text)'::regprocedure,
+    'docket.crawl_error(bigint, bigint, uuid, int, text, boolean)'::regprocedure,
+    'docket.crawl_finalizing(bigint, bigint, uuid, int)'::regprocedure,
+    'docket.crawl_done(bigint, bigint)'::regprocedure,
+    'docket.crawl_activate(bigint, bigint, uuid, int)'::regprocedure]
   LOOP
     EXECUTE format('ALTER FUNCTION %s SET enable_seqscan = off', f);
     EXECUTE format('ALTER FUNCTION %s SET enable_bitmapscan = off', f);

@@ -8,13 +8,6 @@ using namespace docket;
 using namespace docket::e2e;
 
 namespace {
-std::unique_ptr<Child> start_docket_worker(const TestDatabase& db, const TempDir& dir, const std::string& toml) {
-  docket::test::write_file(dir / "docket.toml", toml);
-  return std::make_unique<Child>(
-      std::vector<std::string>{DOCKET_BIN, "--config", (dir / "docket.toml").string(), "worker"},
-      std::map<std::string, std::string>{{"DATABASE_URL", db.url()}}, dir / "worker.log");
-}
-
 bool alive(pid_t pid) {
   return ::kill(pid, 0) == 0;
 }

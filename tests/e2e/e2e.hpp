@@ -65,6 +65,15 @@ inline std::unique_ptr<Child> start_test_worker(const TestDatabase& db, const Te
   return std::make_unique<Child>(argv, std::map<std::string, std::string>{}, dir / (name + ".log"));
 }
 
+/// `docket worker --config <dir>/<name>.toml` on `db`, logging to <dir>/<name>.log.
+inline std::unique_ptr<Child> start_docket_worker(const TestDatabase& db, const TempDir& dir, const std::string& toml,
+                                                  const std::string& name = "worker") {
+  docket::test::write_file(dir / (name + ".toml"), toml);
+  return std::make_unique<Child>(
+      std::vector<std::string>{DOCKET_BIN, "--config", (dir / (name + ".toml")).string(), "worker"},
+      std::map<std::string, std::string>{{"DATABASE_URL", db.url()}}, dir / (name + ".log"));
+}
+
 /// Waits until a live worker row with this name exists (the process registered).
 inline bool wait_registered(TestDatabase& db, const std::string& name, std::chrono::milliseconds timeout = 20s) {
   return wait_until(

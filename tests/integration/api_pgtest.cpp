@@ -133,6 +133,23 @@ TEST(Api, EveryRouteHappyPath) {
   EXPECT_EQ(body_of(r).at("limits").at(0).at("kind"), "report");
   EXPECT_EQ(body_of(http.Put("/limits/report", R"({"max_running": null})", "application/json")).at("max_running"),
             nullptr);
+  // crawls
+  api.db().query(
+      "INSERT INTO docket.crawls (job_id, kind, collection, status, pages, items) "
+      "VALUES (" +
+      std::to_string(id) + ", 'projects', 'projects', 'crawling', 3, 42)");
+  r = http.Get("/crawls?collection=projects");
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto crawls = body_of(r);
+  ASSERT_EQ(crawls.at("crawls").size(), 1u);
+  EXPECT_EQ(crawls.at("crawls").at(0).at("status"), "crawling");
+  EXPECT_EQ(crawls.at("crawls").at(0).at("items"), 42);
+  const auto crawl_id = crawls.at("crawls").at(0).at("id").get<long long>();
+  r = http.Get("/crawls/" + std::to_string(crawl_id));
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(body_of(r).at("pages"), 3);
+  EXPECT_EQ(http.Get("/crawls/999999")->status, 404);
+  EXPECT_EQ(http.Get("/crawls?status=exploded")->status, 422);
   // health, metrics, openapi
   r = http.Get("/health");
   ASSERT_EQ(r->status, 200);

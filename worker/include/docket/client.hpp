@@ -46,6 +46,10 @@ class Client {
   std::vector<KindLimit> limits();
   /// Jobs per queue and state (the docket.queue_states view).
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
+  /// Crawls, newest first.
+  std::vector<CrawlRecord> crawls(const CrawlFilter& filter);
+  /// One crawl, or nullopt.
+  std::optional<CrawlRecord> crawl(std::int64_t id);
   /// Throws Unavailable when the database cannot be reached.
   void ping();
 

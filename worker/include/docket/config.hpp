@@ -49,7 +49,9 @@ struct CrawlExecutor {
   Millis delay{0};               ///< minimum delay between two requests of this crawl
   Millis request_timeout{30000};
   std::map<std::string, std::string> headers;
-  std::string activate_sql;  ///< optional: move the cache into the user's own table
+  /// Optional: statements that move the cache into the user's own table, run in order in the
+  /// activation transaction ($1 = crawl id, $2 = collection).
+  std::vector<std::string> activate_sql;
   int max_pages = 100000;
 };
 

@@ -21,6 +21,9 @@ struct Job {
   int max_retries = 0;
   int priority = 0;
   std::optional<std::string> unique_key;
+  /// The worker id the job was claimed under: fence your own writes with it (state = 'running'
+  /// AND worker = this AND attempt = attempt) to make their effects exactly-once.
+  std::string worker_id;
 };
 
 /// What a handler decided. Build one with the static functions.

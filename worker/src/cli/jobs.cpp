@@ -214,6 +214,65 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
                    }
                    return kOk;
                  });
+  // crawls / crawl ID -------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("crawls", "List crawls and their progress, newest first");
+    auto collection = std::make_shared<std::string>();
+    auto status = std::make_shared<std::string>();
+    auto limit = std::make_shared<int>(20);
+    cmd->add_option("--collection", *collection, "Only this collection");
+    cmd->add_option("--status", *status, "Only this status: waiting, crawling, retrying, finalizing, done, failed");
+    cmd->add_option("--limit,-n", *limit, "How many (default 20)");
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&, collection, status, limit] {
+      action = [&, collection, status, limit] {
+        CrawlFilter f;
+        if (!collection->empty()) f.collection = *collection;
+        if (!status->empty()) f.status = *status;
+        if (*limit < 0) throw InvalidInput("--limit must be >= 0, got " + std::to_string(*limit));
+        f.limit = std::min(*limit, 10000);
+        auto client = make_client(global);
+        const auto crawls = client->crawls(f);
+        if (global.json) {
+          std::cout << Json(crawls).dump() << '\n';
+          return kOk;
+        }
+        Table t({"ID", "COLLECTION", "STATUS", "PAGES", "ITEMS", "JOB", "UPDATED", "LAST ERROR"});
+        for (const auto& c : crawls) {
+          t.add({std::to_string(c.id), c.collection, c.status, std::to_string(c.pages), std::to_string(c.items),
+                 std::to_string(c.job_id), short_time(c.updated_at), one_line(c.last_error.value_or(""), 60)});
+        }
+        t.print(std::cout);
+        return kOk;
+      };
+    });
+  }
+  add_id_command("crawl", "Show one crawl: status, pages, items, where it resumes, last error",
+                 [&](Client& client, std::int64_t id) {
+                   const auto c = client.crawl(id);
+                   if (!c) throw NotFound("no crawl with id " + std::to_string(id));
+                   if (global.json) {
+                     std::cout << Json(*c).dump() << '\n';
+                     return kOk;
+                   }
+                   auto line = [](const char* key, const std::string& value) {
+                     std::cout << key << std::string(13 - std::string(key).size(), ' ') << value << '\n';
+                   };
+                   line("id", std::to_string(c->id));
+                   line("collection", c->collection);
+                   line("kind", c->kind);
+                   line("status", c->status);
+                   line("pages", std::to_string(c->pages));
+                   line("items", std::to_string(c->items));
+                   line("job", std::to_string(c->job_id) + " (" + c->job_state.value_or("gone") + ", attempt " +
+                                   std::to_string(c->attempt) + ")");
+                   if (c->next_url) line("next_url", *c->next_url);
+                   if (c->last_error) line("last_error", one_line(*c->last_error, 200));
+                   line("started_at", c->started_at ? short_time(*c->started_at) : "-");
+                   line("updated_at", short_time(c->updated_at));
+                   line("finished_at", c->finished_at ? short_time(*c->finished_at) : "-");
+                   return kOk;
+                 });
   // limit -----------------------------------------------------------------------------------
   {
     auto* cmd = app.add_subcommand("limit", "Set a kind's global quota: docket limit KIND N|none; no args lists them");

@@ -458,9 +458,11 @@ CrawlExecutor parse_crawl(const toml::node& n, const std::string& origin, const 
       c.request_timeout = as<Millis>(from_node(v, Type::duration, field));
     else if (key == "headers")
       c.headers = string_map(v, field);
-    else if (key == "activate_sql")
-      c.activate_sql = str(v, field);
-    else if (key == "max_pages")
+    else if (key == "activate_sql") {
+      c.activate_sql = v.is_string() ? std::vector<std::string>{str(v, field)}
+                                     : as<std::vector<std::string>>(from_node(v, Type::strings, field));
+      if (c.activate_sql.empty()) throw ConfigError(where(v, origin) + ": " + field + " must not be empty");
+    } else if (key == "max_pages")
       c.max_pages = static_cast<int>(as<long long>(from_node(v, Type::integer, field)));
     else
       throw ConfigError(unknown_key(where(v, origin), key, what, known));

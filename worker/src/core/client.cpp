@@ -90,6 +90,23 @@ std::vector<std::tuple<std::string, std::string, std::int64_t>> Client::queue_st
   return impl_->with_session([&](db::Session& s) { return s.queue_states(); }, true);
 }
 
+std::vector<CrawlRecord> Client::crawls(const CrawlFilter& filter) {
+  if (filter.limit < 0) throw InvalidInput("limit must be >= 0, got " + std::to_string(filter.limit));
+  if (filter.status) {
+    const auto& names = crawl_status_names();
+    if (std::find(names.begin(), names.end(), *filter.status) == names.end()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      throw InvalidInput("unknown crawl status \"" + *filter.status + "\"; use one of: " + list);
+    }
+  }
+  return impl_->with_session([&](db::Session& s) { return s.crawls(filter); }, true);
+}
+
+std::optional<CrawlRecord> Client::crawl(std::int64_t id) {
+  return impl_->with_session([&](db::Session& s) { return s.crawl(id); }, true);
+}
+
 void Client::ping() {
   auto lease = impl_->pool.acquire();
   lease->ping();

@@ -75,6 +75,50 @@ void from_json(const Json& in, JobRecord& j) {
   j.worker = opt<std::string>(in, "worker");
 }
 
+const std::vector<std::string>& crawl_status_names() {
+  static const std::vector<std::string> names = {"waiting", "crawling", "retrying", "finalizing", "done", "failed"};
+  return names;
+}
+
+void to_json(Json& out, const CrawlRecord& c) {
+  auto nullable = [](const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); };
+  out = Json{{"id", c.id},
+             {"job_id", c.job_id},
+             {"kind", c.kind},
+             {"collection", c.collection},
+             {"status", c.status},
+             {"pages", c.pages},
+             {"items", c.items},
+             {"next_url", nullable(c.next_url)},
+             {"cursor", nullable(c.cursor)},
+             {"last_error", nullable(c.last_error)},
+             {"inserted_at", c.inserted_at},
+             {"started_at", nullable(c.started_at)},
+             {"updated_at", c.updated_at},
+             {"finished_at", nullable(c.finished_at)},
+             {"job_state", nullable(c.job_state)},
+             {"attempt", c.attempt}};
+}
+
+void from_json(const Json& in, CrawlRecord& c) {
+  c.id = in.at("id").get<std::int64_t>();
+  c.job_id = in.value("job_id", std::int64_t{0});
+  c.kind = in.value("kind", std::string());
+  c.collection = in.value("collection", std::string());
+  c.status = in.value("status", std::string());
+  c.pages = in.value("pages", 0);
+  c.items = in.value("items", 0);
+  c.next_url = opt<std::string>(in, "next_url");
+  c.cursor = opt<std::string>(in, "cursor");
+  c.last_error = opt<std::string>(in, "last_error");
+  c.inserted_at = in.value("inserted_at", std::string());
+  c.started_at = opt<std::string>(in, "started_at");
+  c.updated_at = in.value("updated_at", std::string());
+  c.finished_at = opt<std::string>(in, "finished_at");
+  c.job_state = opt<std::string>(in, "job_state");
+  c.attempt = in.contains("attempt") && !in.at("attempt").is_null() ? in.at("attempt").get<int>() : 0;
+}
+
 void to_json(Json& out, const QueueSummary& q) {
   out = Json{{"queue", q.queue},
              {"available", q.available},

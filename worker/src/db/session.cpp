@@ -2,29 +2,13 @@
 
 #include <poll.h>
 
-#include <pqxx/pqxx>
-#include <set>
-
 #include "db/array.hpp"
-#include "db/pq.hpp"
-#include "db/sql.hpp"
-#include "docket/errors.hpp"
+#include "db/session_impl.hpp"
 #include "docket/time.hpp"
 
 namespace docket::db {
 
 namespace {
-
-/// Receives NOTIFYs on one channel into the session's pending list.
-class Receiver final : public pqxx::notification_receiver {
- public:
-  Receiver(pqxx::connection_base& conn, const std::string& channel, std::vector<Notification>& sink)
-      : pqxx::notification_receiver(conn, channel), sink_(sink) {}
-  void operator()(const std::string& payload, int /*backend_pid*/) override { sink_.push_back({channel(), payload}); }
-
- private:
-  std::vector<Notification>& sink_;
-};
 
 bool has_param(const std::string& url, const std::string& name) {
   return url.find(name + "=") != std::string::npos;
@@ -52,15 +36,6 @@ std::string with_connection_defaults(const std::string& url) {
   }
   return out;
 }
-
-struct Session::Impl {
-  std::unique_ptr<pqxx::connection> conn;
-  std::set<std::string, std::less<>> prepared;
-  std::vector<std::string> channels;
-  std::vector<std::unique_ptr<Receiver>> receivers;
-  std::vector<Notification> pending;
-  bool schema_checked = false;
-};
 
 Session::Session(std::string url, std::string application_name, bool custom_plans)
     : url_(std::move(url)),
@@ -130,69 +105,6 @@ void Session::connect() {
   // A reconnect may have missed notifications: tell the caller to look for work.
   if (!impl_->channels.empty()) impl_->pending.push_back({"docket_reconnect", ""});
 }
-
-namespace {
-
-template <class F>
-auto guarded(Session& session, std::unique_ptr<pqxx::connection>& conn, F&& body) -> decltype(body(*conn)) {
-  session.connect();
-  try {
-    return body(*conn);
-  } catch (const pqxx::broken_connection& e) {
-    session.disconnect();
-    throw Unavailable(std::string("lost the PostgreSQL connection: ") + first_line(e.what()));
-  } catch (const pqxx::in_doubt_error& e) {
-    session.disconnect();
-    throw Unavailable(std::string("lost the PostgreSQL connection during commit: ") + first_line(e.what()));
-  } catch (const pqxx::sql_error& e) {
-    if (is_connection_state(e.sqlstate())) session.disconnect();
-    throw_translated(e);
-  } catch (const pqxx::unexpected_rows& e) {
-    throw Error(std::string("unexpected result: ") + e.what());
-  } catch (const pqxx::conversion_error& e) {
-    throw Error(std::string("cannot read a database value: ") + e.what());
-  } catch (const pqxx::usage_error& e) {
-    throw Error(std::string("database client misuse: ") + e.what());
-  } catch (const pqxx::failure& e) {
-    session.disconnect();
-    throw Unavailable(std::string("database failure: ") + first_line(e.what()));
-  }
-}
-
-using Params = std::vector<std::optional<std::string>>;
-
-pqxx::result run(pqxx::connection& conn, std::set<std::string, std::less<>>& prepared, const std::string& name,
-                 const Params& params) {
-  if (!prepared.contains(name)) {
-    const auto& all = queries();
-    auto it = all.find(name);
-    if (it == all.end()) throw Error("unknown query " + name);
-    conn.prepare(name, it->second);
-    prepared.insert(name);
-  }
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) {
-    // libpq reads parameters as C strings: a NUL would silently cut the value short.
-    if (p && p->find('\0') != std::string::npos) throw InvalidInput("text values must not contain NUL characters");
-    values.push_back(p ? p->c_str() : nullptr);
-  }
-  pqxx::nontransaction tx(conn);
-  return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values));
-}
-
-std::optional<std::string> opt_text(const pqxx::field& f) {
-  if (f.is_null()) return std::nullopt;
-  return std::string(f.c_str(), f.size());
-}
-
-JobRecord parse_job(const pqxx::field& f) {
-  return Json::parse(std::string_view(f.c_str(), f.size())).get<JobRecord>();
-}
-
-}  // namespace
-
-#define DOCKET_RUN(name, ...) run(c, impl_->prepared, name, Params{__VA_ARGS__})
 
 int Session::schema_version() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
@@ -522,10 +434,11 @@ int Session::prune(double completed_after_s, double failed_after_s) {
   });
 }
 
-void Session::seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running) {
+void Session::seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
+                        const std::optional<std::string>& crawl_collection) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     DOCKET_RUN("kind_seed", kind, max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
-               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt);
+               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt, crawl_collection);
   });
 }
 

@@ -115,7 +115,46 @@ class Session {
   int rescue();
   Promoted promote();
   int prune(double completed_after_s, double failed_after_s);
-  void seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running);
+  void seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
+                 const std::optional<std::string>& crawl_collection = std::nullopt);
+
+  // crawls (db/crawls.cpp) -------------------------------------------------------------------
+  struct CrawlState {
+    std::int64_t id = 0;
+    std::string status;
+    int pages = 0;
+    int items = 0;
+    std::optional<std::string> next_url;
+    std::optional<std::string> last_error;
+    std::optional<std::int64_t> duplicate_of;
+  };
+  /// Fence for the crawl writes: the job, the worker id it was claimed under, the attempt.
+  struct JobFence {
+    std::int64_t job = 0;
+    std::string worker;
+    int attempt = 0;
+  };
+  /// nullopt: the job is no longer ours.
+  std::optional<CrawlState> crawl_start(const JobFence& fence, const std::string& kind, const std::string& collection,
+                                        const std::string& first_url);
+  /// {pages, items} after the page; nullopt: the job is no longer ours.
+  std::optional<std::pair<int, int>> crawl_page(std::int64_t crawl, const JobFence& fence, const std::string& items,
+                                                const std::optional<std::string>& next_url,
+                                                const std::optional<std::string>& cursor);
+  bool crawl_error(std::int64_t crawl, const JobFence& fence, const std::string& error, bool final);
+  bool crawl_finalizing(std::int64_t crawl, const JobFence& fence);
+  bool crawl_activate(std::int64_t crawl, const JobFence& fence);
+  /// Activation by the kind's own statements ($1 crawl id, $2 collection), in order, in one
+  /// transaction with the cache clean-up. False: the job is no longer ours (nothing was done).
+  bool crawl_activate_custom(std::int64_t crawl, const JobFence& fence, const std::vector<std::string>& statements,
+                             const std::string& collection);
+  /// Seconds to wait before requesting; nullopt when another crawl holds the host.
+  std::optional<double> crawl_host_acquire(const std::string& host, const std::string& holder,
+                                           const std::string& worker, double lease_s);
+  void crawl_host_release(const std::string& host, const std::string& holder, double gap_s);
+  int crawl_sweep();
+  std::vector<CrawlRecord> crawls(const CrawlFilter& filter);
+  std::optional<CrawlRecord> crawl(std::int64_t id);
 
   // notifications ------------------------------------------------------------------------------
   void listen(const std::string& channel);

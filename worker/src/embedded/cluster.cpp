@@ -11,6 +11,7 @@
 #include <functional>
 #include <thread>
 
+#include "core/url.hpp"
 #include "docket/embedded.hpp"
 #include "docket/errors.hpp"
 
@@ -96,20 +97,6 @@ void chown_to(const fs::path& p, const OsUser& user) {
   }
 }
 
-std::string url_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 fs::path find_pg_bin() {
@@ -155,7 +142,7 @@ fs::path Cluster::log_file() const {
 }
 
 std::string Cluster::url(const std::string& database) const {
-  return "postgresql:///" + url_escape(database) + "?host=" + url_escape(socket_dir_.string()) + "&user=postgres";
+  return "postgresql:///" + url_encode(database) + "?host=" + url_encode(socket_dir_.string(), "/") + "&user=postgres";
 }
 
 int Cluster::pg_ctl(const std::vector<std::string>& args) const {

@@ -8,13 +8,18 @@
 
 namespace docket {
 
+namespace db {
+class Pool;
+}
+
 /// The handler for a configured kind. Throws ConfigError when the kind has no executor.
 Handler make_executor_handler(const KindConfig& kind);
 
 Handler command_handler(const CommandExecutor& spec);
 Handler http_handler(const HttpExecutor& spec, Millis timeout);
 Handler builtin_handler(const std::string& name);
-Handler crawl_handler(const CrawlExecutor& spec, const std::string& database_url);
+/// `pool`: the crawl's database connections (shared by the worker's crawl kinds).
+Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>& pool);
 
 /// Names accepted by `builtin = "..."`.
 const std::vector<std::string>& builtin_names();

@@ -37,7 +37,9 @@ std::string Maintainer::register_worker() {
   session_.check_schema();
   std::string id = session_.register_worker(row_);
   for (const auto& s : seeds_) {
-    if (s.max_retries || s.max_running) session_.seed_kind(s.kind, s.max_retries, s.max_running);
+    if (s.max_retries || s.max_running || s.crawl_collection) {
+      session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection);
+    }
   }
   return id;
 }
@@ -116,6 +118,7 @@ void Maintainer::loop(const std::stop_token& stop) {
       if (now >= next_rescue) {
         next_rescue = now + jittered(config_.effective_rescue(), rng);
         if (const int n = session_.rescue(); n > 0) log::warn("job.rescued", {{"count", n}});
+        if (const int n = session_.crawl_sweep(); n > 0) log::warn("crawl.abandoned", {{"count", n}});
       }
       if (now >= next_promote) {
         next_promote = now + config_.promote_interval;

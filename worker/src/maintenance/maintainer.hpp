@@ -37,6 +37,7 @@ struct KindSeed {
   std::string kind;
   std::optional<int> max_retries;
   std::optional<int> max_running;
+  std::optional<std::string> crawl_collection;
 };
 
 class Maintainer {

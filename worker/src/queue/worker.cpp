@@ -18,6 +18,7 @@
 #include "core/reconnect.hpp"
 #include "core/wake.hpp"
 #include "db/array.hpp"
+#include "db/pool.hpp"
 #include "db/session.hpp"
 #include "docket/errors.hpp"
 #include "executors/executors.hpp"
@@ -80,6 +81,7 @@ struct Worker::Impl {
   std::atomic<std::uint64_t> claimed{0};
 
   std::shared_ptr<Metrics> metrics;
+  std::shared_ptr<db::Pool> crawl_pool;  ///< one connection, only when the worker runs crawl kinds
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Maintainer> maintainer;
   std::unique_ptr<boost::asio::thread_pool> pool;
@@ -111,7 +113,9 @@ void Worker::Impl::run() {
   std::vector<KindSeed> seeds;
   for (const auto& [name, entry] : kinds) {
     kind_names.push_back(name);
-    seeds.push_back({name, entry.config.max_retries, entry.config.max_running});
+    const auto* crawl = std::get_if<CrawlExecutor>(&entry.config.executor);
+    seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
+                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt});
   }
   db::WorkerRow row;
   row.host = host_name();
@@ -331,6 +335,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   job.max_retries = claimed_job.max_retries;
   job.priority = claimed_job.priority;
   job.unique_key = claimed_job.unique_key;
+  job.worker_id = rj->worker;
   log::debug("job.started",
              {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
 
@@ -440,7 +445,8 @@ void Worker::handle(const std::string& kind, Handler handler, KindConfig options
 void Worker::add_kind(const KindConfig& kind) {
   Handler handler;
   if (const auto* crawl = std::get_if<CrawlExecutor>(&kind.executor)) {
-    handler = crawl_handler(*crawl, impl_->url);
+    if (!impl_->crawl_pool) impl_->crawl_pool = std::make_shared<db::Pool>(impl_->url, 1, "docket-crawl");
+    handler = crawl_handler(*crawl, impl_->crawl_pool);
   } else {
     handler = make_executor_handler(kind);
   }

@@ -1,0 +1,2 @@
+-- Fail crawls whose job ended without finishing them (docket.crawl_sweep).
+SELECT docket.crawl_sweep()

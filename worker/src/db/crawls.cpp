@@ -1,0 +1,129 @@
+// Session operations of the crawl executor and the crawl views.
+#include "db/session_impl.hpp"
+
+namespace docket::db {
+
+namespace {
+std::optional<std::string> num(std::int64_t v) {
+  return std::to_string(v);
+}
+}  // namespace
+
+std::optional<Session::CrawlState> Session::crawl_start(const JobFence& f, const std::string& kind,
+                                                        const std::string& collection, const std::string& first_url) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlState> {
+    auto res = DOCKET_RUN("crawl_start", num(f.job), f.worker, num(f.attempt), kind, collection, first_url);
+    if (res.empty()) return std::nullopt;
+    const auto& row = res[0];
+    CrawlState s;
+    if (!row[6].is_null()) {
+      s.duplicate_of = row[6].as<std::int64_t>();
+      return s;
+    }
+    s.id = row[0].as<std::int64_t>();
+    s.status = row[1].c_str();
+    s.pages = row[2].as<int>();
+    s.items = row[3].as<int>();
+    s.next_url = opt_text(row[4]);
+    s.last_error = opt_text(row[5]);
+    return s;
+  });
+}
+
+std::optional<std::pair<int, int>> Session::crawl_page(std::int64_t crawl, const JobFence& f, const std::string& items,
+                                                       const std::optional<std::string>& next_url,
+                                                       const std::optional<std::string>& cursor) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::pair<int, int>> {
+    auto res = DOCKET_RUN("crawl_page", num(crawl), num(f.job), f.worker, num(f.attempt), items, next_url, cursor);
+    if (res.empty()) return std::nullopt;
+    return std::make_pair(res[0][0].as<int>(), res[0][1].as<int>());
+  });
+}
+
+bool Session::crawl_error(std::int64_t crawl, const JobFence& f, const std::string& error, bool final) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    return DOCKET_RUN("crawl_error", num(crawl), num(f.job), f.worker, num(f.attempt), error,
+                      std::string(final ? "true" : "false"))[0][0]
+        .as<bool>();
+  });
+}
+
+bool Session::crawl_finalizing(std::int64_t crawl, const JobFence& f) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    return DOCKET_RUN("crawl_finalizing", num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
+  });
+}
+
+bool Session::crawl_activate(std::int64_t crawl, const JobFence& f) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    return DOCKET_RUN("crawl_activate", num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
+  });
+}
+
+bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const std::vector<std::string>& statements,
+                                    const std::string& collection) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    for (const char* name : {"crawl_owns", "crawl_done"}) {
+      if (!impl_->prepared.contains(name)) {
+        c.prepare(name, queries().find(name)->second);
+        impl_->prepared.insert(name);
+      }
+    }
+    // One transaction: the fence (locks the job row), the kind's own SQL, the cache clean-up.
+    pqxx::work tx(c);
+    if (!tx.exec_prepared("crawl_owns", f.job, f.worker, f.attempt)[0][0].as<bool>()) return false;
+    for (const auto& sql : statements) {
+      // Pass only the parameters the statement uses: an unused one has no type PostgreSQL can infer.
+      if (sql.find("$2") != std::string::npos) {
+        tx.exec_params(sql, crawl, collection);
+      } else if (sql.find("$1") != std::string::npos) {
+        tx.exec_params(sql, crawl);
+      } else {
+        tx.exec(sql);
+      }
+    }
+    tx.exec_prepared("crawl_done", crawl, f.job);
+    tx.commit();
+    return true;
+  });
+}
+
+std::optional<double> Session::crawl_host_acquire(const std::string& host, const std::string& holder,
+                                                  const std::string& worker, double lease_s) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<double> {
+    auto res = DOCKET_RUN("crawl_host_acquire", host, holder, worker, std::to_string(lease_s));
+    if (res.empty() || res[0][0].is_null()) return std::nullopt;
+    return res[0][0].as<double>();
+  });
+}
+
+void Session::crawl_host_release(const std::string& host, const std::string& holder, double gap_s) {
+  guarded(*this, impl_->conn,
+          [&](pqxx::connection& c) { DOCKET_RUN("crawl_host_release", host, holder, std::to_string(gap_s)); });
+}
+
+int Session::crawl_sweep() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("crawl_sweep")[0][0].as<int>(); });
+}
+
+std::vector<CrawlRecord> Session::crawls(const CrawlFilter& f) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("crawl_list", f.collection, f.status, f.after ? num(*f.after) : std::nullopt,
+                          std::to_string(f.limit));
+    std::vector<CrawlRecord> out;
+    for (const auto& row : res) {
+      out.push_back(Json::parse(std::string_view(row[0].c_str(), row[0].size())).get<CrawlRecord>());
+    }
+    return out;
+  });
+}
+
+std::optional<CrawlRecord> Session::crawl(std::int64_t id) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlRecord> {
+    auto res = DOCKET_RUN("crawl_get", num(id));
+    if (res.empty()) return std::nullopt;
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size())).get<CrawlRecord>();
+  });
+}
+
+}  // namespace docket::db

@@ -1,0 +1,94 @@
+#pragma once
+// Session internals shared by the files that implement Session's operations (db/*.cpp).
+#include <pqxx/pqxx>
+#include <set>
+
+#include "db/pq.hpp"
+#include "db/session.hpp"
+#include "db/sql.hpp"
+#include "docket/errors.hpp"
+
+namespace docket::db {
+
+/// Receives NOTIFYs on one channel into the session's pending list.
+class Receiver final : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& conn, const std::string& channel, std::vector<Notification>& sink)
+      : pqxx::notification_receiver(conn, channel), sink_(sink) {}
+  void operator()(const std::string& payload, int /*backend_pid*/) override { sink_.push_back({channel(), payload}); }
+
+ private:
+  std::vector<Notification>& sink_;
+};
+
+struct Session::Impl {
+  std::unique_ptr<pqxx::connection> conn;
+  std::set<std::string, std::less<>> prepared;
+  std::vector<std::string> channels;
+  std::vector<std::unique_ptr<Receiver>> receivers;
+  std::vector<Notification> pending;
+  bool schema_checked = false;
+};
+
+/// Runs `body` on the session's connection, connecting first; translates pqxx errors into
+/// docket::Error and drops a connection that broke.
+template <class F>
+inline auto guarded(Session& session, std::unique_ptr<pqxx::connection>& conn, F&& body) -> decltype(body(*conn)) {
+  session.connect();
+  try {
+    return body(*conn);
+  } catch (const pqxx::broken_connection& e) {
+    session.disconnect();
+    throw Unavailable(std::string("lost the PostgreSQL connection: ") + first_line(e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    session.disconnect();
+    throw Unavailable(std::string("lost the PostgreSQL connection during commit: ") + first_line(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    if (is_connection_state(e.sqlstate())) session.disconnect();
+    throw_translated(e);
+  } catch (const pqxx::unexpected_rows& e) {
+    throw Error(std::string("unexpected result: ") + e.what());
+  } catch (const pqxx::conversion_error& e) {
+    throw Error(std::string("cannot read a database value: ") + e.what());
+  } catch (const pqxx::usage_error& e) {
+    throw Error(std::string("database client misuse: ") + e.what());
+  } catch (const pqxx::failure& e) {
+    session.disconnect();
+    throw Unavailable(std::string("database failure: ") + first_line(e.what()));
+  }
+}
+
+using Params = std::vector<std::optional<std::string>>;
+
+inline pqxx::result run(pqxx::connection& conn, std::set<std::string, std::less<>>& prepared, const std::string& name,
+                        const Params& params) {
+  if (!prepared.contains(name)) {
+    const auto& all = queries();
+    auto it = all.find(name);
+    if (it == all.end()) throw Error("unknown query " + name);
+    conn.prepare(name, it->second);
+    prepared.insert(name);
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) {
+    // libpq reads parameters as C strings: a NUL would silently cut the value short.
+    if (p && p->find('\0') != std::string::npos) throw InvalidInput("text values must not contain NUL characters");
+    values.push_back(p ? p->c_str() : nullptr);
+  }
+  pqxx::nontransaction tx(conn);
+  return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values));
+}
+
+inline std::optional<std::string> opt_text(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return std::string(f.c_str(), f.size());
+}
+
+inline JobRecord parse_job(const pqxx::field& f) {
+  return Json::parse(std::string_view(f.c_str(), f.size())).get<JobRecord>();
+}
+
+}  // namespace docket::db
+
+#define DOCKET_RUN(name, ...) run(c, impl_->prepared, name, Params{__VA_ARGS__})
