@@ -154,6 +154,58 @@ TEST_F(Enqueue, ManyReturnsIdsInOrderAndHonoursUniqueKeys) {
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 102);
 }
 
+TEST_F(Enqueue, ManyWithoutUniqueKeysGoesByCopyKeepingOrderStateAndValidation) {
+  Client client(db->url());
+  std::vector<EnqueueRequest> batch;
+  for (int i = 0; i < 300; ++i) {
+    batch.push_back({.kind = i % 3 ? "bulk" : "other", .args = Json{{"i", i}}, .queue = i % 2 ? "a" : "b",
+                     .priority = i % 7, .max_retries = i % 5 == 0 ? std::optional<int>(2) : std::nullopt});
+  }
+  batch[10].run_at = Clock::now() + std::chrono::hours(1);
+  batch[11].run_at = Clock::now() - std::chrono::hours(1);
+  const auto results = client.enqueue_many(batch);
+  ASSERT_EQ(results.size(), batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto job = client.job(results[i].id);
+    ASSERT_TRUE(job);
+    EXPECT_TRUE(results[i].created);
+    EXPECT_EQ(job->args.at("i"), static_cast<int>(i));
+    EXPECT_EQ(job->kind, batch[i].kind);
+    EXPECT_EQ(job->queue, batch[i].queue);
+    EXPECT_EQ(job->priority, batch[i].priority);
+    EXPECT_EQ(job->max_retries, batch[i].max_retries.value_or(20));
+    if (i > 0) EXPECT_GT(results[i].id, results[i - 1].id);
+  }
+  EXPECT_EQ(client.job(results[10].id)->state, JobState::scheduled);
+  EXPECT_EQ(client.job(results[11].id)->state, JobState::available);
+  EXPECT_EQ(client.job(results[12].id)->state, JobState::available);
+  // A bad request anywhere in the batch names itself, and nothing of the batch is written.
+  batch[150].priority = 5000;
+  try {
+    client.enqueue_many(batch);
+    FAIL() << "expected InvalidInput";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("jobs[150]: priority must be between 0"), std::string::npos) << e.what();
+  }
+  batch[150].priority = 0;
+  batch[7].args = Json::array();
+  EXPECT_THROW(client.enqueue_many(batch), InvalidInput);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 300);
+}
+
+TEST_F(Enqueue, ManyOfACrawlKindDedupsOnTheCollection) {
+  Client client(db->url());
+  db->query("INSERT INTO docket.kinds (kind, crawl_collection) VALUES ('projects', 'projects')");
+  const auto results = client.enqueue_many({{.kind = "projects"}, {.kind = "projects"}, {.kind = "plain"}});
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].created);
+  EXPECT_FALSE(results[1].created);
+  EXPECT_EQ(results[1].id, results[0].id);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.crawls"), 1);
+  EXPECT_EQ(db->scalar("SELECT unique_key FROM docket.jobs WHERE id = " + std::to_string(results[0].id)),
+            "crawl:projects");
+}
+
 TEST_F(Enqueue, BadInputGetsAClearErrorAndWritesNothing) {
   Client client(db->url());
   auto message = [&](const EnqueueRequest& r) -> std::string {

@@ -105,6 +105,7 @@ struct ApiConfig {
 struct LogConfig {
   std::string level = "info";   ///< trace, debug, info, warn, error
   std::string format = "text";  ///< text or json
+  bool jobs = false;            ///< log every completed job at info (failures and retries always are)
 };
 
 struct Config {

@@ -14,6 +14,7 @@ Config load_config(const GlobalOptions& options) {
   if (!options.log_format.empty()) config.log.format = options.log_format;
   config.validate();
   log::setup(config.log.level, config.log.format);
+  log::set_log_jobs(config.log.jobs);
   return config;
 }
 

@@ -175,7 +175,10 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
       action = [&, queues, concurrency] {
         static StopRelay relay;
         Config config = load_config(global);
-        if (global.config_path.empty()) add_demo_kinds(config);
+        if (global.config_path.empty()) {
+          add_demo_kinds(config);
+          log::set_log_jobs(true);  // a first run shows every job go by
+        }
         apply_worker_flags(config, *queues, *concurrency);
         std::unique_ptr<embedded::Cluster> cluster;
         std::string url = config.database_url;

@@ -242,6 +242,7 @@ const std::vector<Section>& sections() {
        {
            {"level", Type::string, [](Config& c, const Value& v) { c.log.level = as<std::string>(v); }},
            {"format", Type::string, [](Config& c, const Value& v) { c.log.format = as<std::string>(v); }},
+           {"jobs", Type::boolean, [](Config& c, const Value& v) { c.log.jobs = as<bool>(v); }},
        }},
   };
   return all;

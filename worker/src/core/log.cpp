@@ -7,6 +7,7 @@ namespace docket::log {
 
 namespace {
 std::atomic<bool> g_json{false};
+std::atomic<bool> g_jobs{false};
 
 bool needs_quotes(const std::string& s) {
   if (s.empty()) return true;
@@ -27,9 +28,9 @@ void setup(const std::string& level, const std::string& format) {
   spdlog::flush_on(spdlog::level::info);
 }
 
-bool json_format() {
-  return g_json;
-}
+bool json_format() { return g_json; }
+void set_log_jobs(bool on) { g_jobs = on; }
+bool log_jobs() { return g_jobs; }
 
 void event(spdlog::level::level_enum level, std::string_view name, std::initializer_list<Field> fields) {
   if (g_json) {

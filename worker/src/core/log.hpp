@@ -18,6 +18,9 @@ struct Field {
 /// Sets the level (trace..error) and format (text|json) of the default logger (stderr).
 void setup(const std::string& level, const std::string& format);
 bool json_format();
+/// Whether each completed job is logged at info (log.jobs); otherwise at debug.
+void set_log_jobs(bool on);
+bool log_jobs();
 
 void event(spdlog::level::level_enum level, std::string_view name, std::initializer_list<Field> fields);
 

@@ -37,10 +37,10 @@ std::string with_connection_defaults(const std::string& url) {
   return out;
 }
 
-Session::Session(std::string url, std::string application_name, bool custom_plans)
+Session::Session(std::string url, std::string application_name, Plans plans)
     : url_(std::move(url)),
       application_name_(std::move(application_name)),
-      custom_plans_(custom_plans),
+      plans_(plans),
       impl_(std::make_unique<Impl>()) {}
 
 Session::~Session() {
@@ -92,7 +92,9 @@ void Session::connect() {
     pqxx::nontransaction tx(*conn);
     tx.exec("SET application_name = " + tx.quote(application_name_) +
             "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'" +
-            (custom_plans_ ? "; SET plan_cache_mode = force_custom_plan" : ""));
+            (plans_ == Plans::custom ? "; SET plan_cache_mode = force_custom_plan"
+                                     : "; SET enable_seqscan = off; SET enable_bitmapscan = off;"
+                                       " SET plan_cache_mode = force_generic_plan"));
     impl_->conn = std::move(conn);
   } catch (const pqxx::broken_connection& e) {
     throw Unavailable(std::string("cannot connect to PostgreSQL: ") + first_line(e.what()));
@@ -224,7 +226,84 @@ std::vector<Submitted> Session::submit_many(const std::vector<EnqueueRequest>& r
   });
 }
 
+namespace {
+
+/// The rules of docket.check_job, for the COPY path that bypasses it (CHECK constraints remain
+/// the backstop). Throws InvalidInput naming the request.
+void check_request(const EnqueueRequest& r, std::size_t i) {
+  const std::string where = "jobs[" + std::to_string(i) + "]: ";
+  auto printable = [](const std::string& s) {
+    return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  };
+  auto blank = [](const std::string& s) { return s.find_first_not_of(" \t") == std::string::npos; };
+  if (blank(r.kind)) throw InvalidInput(where + "kind must be a non-empty string");
+  if (r.kind.size() > 200 || !printable(r.kind)) throw InvalidInput(where + "kind must be at most 200 printable characters");
+  if (blank(r.queue) || r.queue.size() > 200 || !printable(r.queue)) {
+    throw InvalidInput(where + "queue must be a non-empty string of at most 200 printable characters");
+  }
+  if (!r.args.is_object()) throw InvalidInput(where + "args must be a JSON object, got " + std::string(r.args.type_name()));
+  if (r.priority < 0 || r.priority > 1000) {
+    throw InvalidInput(where + "priority must be between 0 (runs first) and 1000, got " + std::to_string(r.priority));
+  }
+  if (r.max_retries && *r.max_retries < 0) {
+    throw InvalidInput(where + "max_retries must be >= 0, got " + std::to_string(*r.max_retries));
+  }
+}
+
+}  // namespace
+
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
+  const bool plain = std::none_of(requests.begin(), requests.end(), [](const auto& r) { return r.unique_key.has_value(); });
+  if (plain && !requests.empty()) {
+    // Jobs without unique keys (and of no crawl kind) go in by COPY: several times faster than
+    // any INSERT, the statement trigger still sends the NOTIFY, and reading back what this
+    // transaction inserted gives the ids in request order.
+    auto copied = guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::vector<EnqueueResult>> {
+      std::set<std::string, std::less<>> crawl_kinds;
+      for (const auto& row : DOCKET_RUN("kind_crawl_kinds")) crawl_kinds.insert(row[0].c_str());
+      for (std::size_t i = 0; i < requests.size(); ++i) {
+        if (crawl_kinds.contains(requests[i].kind)) return std::nullopt;
+        check_request(requests[i], i);
+      }
+      for (const char* name : {"job_copy_floor", "job_copied_ids"}) {
+        if (!impl_->prepared.contains(name)) {
+          c.prepare(name, queries().find(name)->second);
+          impl_->prepared.insert(name);
+        }
+      }
+      pqxx::work tx(c);
+      const auto floor_row = tx.exec_prepared("job_copy_floor")[0];
+      const auto floor = floor_row[0].as<std::int64_t>();
+      const auto db_now = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(floor_row[1].as<double>())));
+      const std::string now_text = format_timestamp(db_now);
+      {
+        pqxx::stream_to copy(tx, "docket.jobs",
+                             std::vector<std::string>{"kind", "queue", "args", "priority", "run_at", "max_retries", "state"});
+        for (const auto& r : requests) {
+          const std::string args = r.args.dump(-1, ' ', false, Json::error_handler_t::strict);
+          if (args.size() > (1u << 20)) throw TooLarge("args is " + std::to_string(args.size()) + " bytes; the limit is 1 MiB");
+          const std::string run_at = r.run_at ? format_timestamp(*r.run_at) : now_text;
+          const std::string retries = r.max_retries ? std::to_string(*r.max_retries) : std::string();
+          const char* state = r.run_at && *r.run_at > db_now ? "scheduled" : "available";
+          copy << std::make_tuple(r.kind, r.queue, args, r.priority, run_at,
+                                  r.max_retries ? retries.c_str() : static_cast<const char*>(nullptr), state);
+        }
+        copy.complete();
+      }
+      const auto ids = tx.exec_prepared("job_copied_ids", floor);
+      if (ids.size() != requests.size()) {
+        throw Error("bulk enqueue inserted " + std::to_string(ids.size()) + " jobs for " +
+                    std::to_string(requests.size()) + " requests");
+      }
+      tx.commit();
+      std::vector<EnqueueResult> out;
+      out.reserve(ids.size());
+      for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
+      return out;
+    });
+    if (copied) return std::move(*copied);
+  }
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = run(c, impl_->prepared, "job_enqueue_many", Params{batch_json(requests)});
     std::vector<EnqueueResult> out;
@@ -332,10 +411,14 @@ void Session::ping() {
 std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::string& queues_literal,
                                        const std::string& kinds_literal, int limit) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("job_claim", worker, queues_literal, kinds_literal, std::to_string(limit));
+    const std::string n = std::to_string(limit);
+    auto res = DOCKET_RUN("job_claim_open", worker, queues_literal, kinds_literal, n);
+    // A row with a NULL id: a kind has a quota, so claim through docket.claim (it takes the locks).
+    if (!res.empty() && res[0][0].is_null()) res = DOCKET_RUN("job_claim", worker, queues_literal, kinds_literal, n);
     std::vector<ClaimedJob> out;
     out.reserve(res.size());
     for (const auto& row : res) {
+      if (row[0].is_null()) continue;
       ClaimedJob j;
       j.id = row[0].as<std::int64_t>();
       j.kind = row[1].c_str();
@@ -354,12 +437,21 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
 
 std::vector<Finished> Session::finish(const std::string& worker, const std::vector<FinishItem>& items) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    std::vector<Finished> out;
+    out.reserve(items.size());
+    // Plain completions (the bulk of a busy queue) take the two-array statement; the rest the
+    // general one, which decides retry/fail/cancel per row.
+    std::vector<std::int64_t> done_ids, done_attempts;
     std::vector<std::int64_t> ids, attempts, max_retries;
     std::vector<std::string> outcomes;
     std::vector<double> delays;
     std::vector<std::optional<std::string>> results, errors;
-    ids.reserve(items.size());
     for (const auto& it : items) {
+      if (it.outcome == "complete" && !it.result) {
+        done_ids.push_back(it.id);
+        done_attempts.push_back(it.attempt);
+        continue;
+      }
       ids.push_back(it.id);
       attempts.push_back(it.attempt);
       max_retries.push_back(it.max_retries);
@@ -368,11 +460,18 @@ std::vector<Finished> Session::finish(const std::string& worker, const std::vect
       results.push_back(it.result);
       errors.push_back(it.error);
     }
-    auto res = DOCKET_RUN("job_finish", worker, int_array(ids), int_array(attempts), text_array(outcomes),
-                          float_array(delays), text_array(results), text_array(errors), int_array(max_retries));
-    std::vector<Finished> out;
-    out.reserve(res.size());
-    for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].c_str()});
+    if (!done_ids.empty()) {
+      for (const auto& row : DOCKET_RUN("job_complete", worker, int_array(done_ids), int_array(done_attempts))) {
+        out.push_back({row[0].as<std::int64_t>(), "completed"});
+      }
+    }
+    if (!ids.empty()) {
+      for (const auto& row : DOCKET_RUN("job_finish", worker, int_array(ids), int_array(attempts), text_array(outcomes),
+                                        float_array(delays), text_array(results), text_array(errors),
+                                        int_array(max_retries))) {
+        out.push_back({row[0].as<std::int64_t>(), row[1].c_str()});
+      }
+    }
     return out;
   });
 }
@@ -439,6 +538,27 @@ void Session::seed_kind(const std::string& kind, std::optional<int> max_retries,
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     DOCKET_RUN("kind_seed", kind, max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
                max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt, crawl_collection);
+  });
+}
+
+std::vector<std::vector<std::optional<std::string>>> Session::query(const std::string& name,
+                                                                    const std::vector<std::optional<std::string>>& params) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = run(c, impl_->prepared, name, params);
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    for (const auto& row : res) {
+      std::vector<std::optional<std::string>> out;
+      for (const auto& f : row) out.push_back(opt_text(f));
+      rows.push_back(std::move(out));
+    }
+    return rows;
+  });
+}
+
+void Session::utility(const std::string& name) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    tx.exec(queries().at(name));
   });
 }
 

@@ -1,3 +1,5 @@
+#include <time.h>
+
 #include <thread>
 
 #include "docket/errors.hpp"
@@ -6,7 +8,7 @@
 namespace docket {
 
 const std::vector<std::string>& builtin_names() {
-  static const std::vector<std::string> names = {"echo", "sleep", "fail", "noop"};
+  static const std::vector<std::string> names = {"echo", "sleep", "fail", "noop", "stamp"};
   return names;
 }
 
@@ -17,6 +19,15 @@ Handler builtin_handler(const std::string& name) {
   }
   if (name == "noop") {
     return [](JobContext&) { return Outcome::complete(); };
+  }
+  if (name == "stamp") {
+    // Completes with when the handler started (CLOCK_MONOTONIC ns: comparable across processes
+    // on one host): the latency benchmark's probe.
+    return [](JobContext&) {
+      timespec ts{};
+      ::clock_gettime(CLOCK_MONOTONIC, &ts);
+      return Outcome::complete(Json{{"started_ns", static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec}});
+    };
   }
   if (name == "sleep") {
     // Sleeps args.ms milliseconds (default 1000), stopping early when asked to.
@@ -38,7 +49,7 @@ Handler builtin_handler(const std::string& name) {
                             std::to_string(ctx.job().max_retries + 1) + ")");
     };
   }
-  throw ConfigError("unknown builtin \"" + name + "\"; known: echo, sleep, fail, noop");
+  throw ConfigError("unknown builtin \"" + name + "\"; known: echo, sleep, fail, noop, stamp");
 }
 
 Handler make_executor_handler(const KindConfig& kind) {

@@ -25,11 +25,14 @@ Completer::~Completer() {
 }
 
 void Completer::push(PendingFinish finish) {
+  bool was_empty = false;
   {
     std::lock_guard lock(mutex_);
+    was_empty = queue_.empty();
     queue_.push_back(std::move(finish));
   }
-  ready_.notify_one();
+  // Only the first outcome of a batch wakes the writer; it takes all that piled up meanwhile.
+  if (was_empty) ready_.notify_one();
 }
 
 void Completer::progress(const std::string& worker, std::int64_t id, int attempt, std::string json) {
@@ -147,10 +150,12 @@ void Completer::write(std::vector<PendingFinish>& batch) {
       const std::string& state = *it->second;
       if (state == "completed") {
         ++add.completed;
-        log::info("job.completed", {{"job_id", p.item.id},
-                                    {"kind", p.kind},
-                                    {"attempt", p.item.attempt},
-                                    {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
+        const auto level = log::log_jobs() ? spdlog::level::info : spdlog::level::debug;
+        if (spdlog::should_log(level)) {
+          log::event(level, "job.completed",
+                     {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+                      {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
+        }
       } else if (state == "retryable") {
         ++add.retried;
         log::warn("job.retrying", {{"job_id", p.item.id},
@@ -178,6 +183,7 @@ void Completer::write(std::vector<PendingFinish>& batch) {
       }
     }
     std::lock_guard lock(mutex_);
+    ++counters_.writes;
     counters_.completed += add.completed;
     counters_.retried += add.retried;
     counters_.failed += add.failed;

@@ -29,6 +29,7 @@ struct PendingFinish {
 
 struct CompleterCounters {
   std::uint64_t completed = 0, retried = 0, failed = 0, cancelled = 0, snoozed = 0, released = 0, stale = 0;
+  std::uint64_t writes = 0;  ///< finish round trips (batches)
 };
 
 class Completer {

@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <condition_variable>
 #include <map>
 #include <random>
@@ -24,6 +22,7 @@
 #include "executors/executors.hpp"
 #include "maintenance/maintainer.hpp"
 #include "queue/completer.hpp"
+#include "queue/pool.hpp"
 #include "queue/running.hpp"
 
 namespace docket {
@@ -79,12 +78,14 @@ struct Worker::Impl {
   std::atomic<bool> started{false};
   std::atomic<bool> flushed{false};
   std::atomic<std::uint64_t> claimed{0};
+  std::atomic<std::uint64_t> claims{0};  ///< claim round trips
 
   std::shared_ptr<Metrics> metrics;
   std::shared_ptr<db::Pool> crawl_pool;  ///< one connection, only when the worker runs crawl kinds
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Maintainer> maintainer;
-  std::unique_ptr<boost::asio::thread_pool> pool;
+  std::unique_ptr<RunPool> pool;
+  int batch_threshold = 1;  ///< free slots worth a claim round trip while jobs still run
 
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
@@ -126,6 +127,7 @@ void Worker::Impl::run() {
   row.concurrency = cfg.concurrency;
   row.lease_s = static_cast<double>(cfg.lease.count()) / 1000.0;
 
+  batch_threshold = std::max(1, std::min(cfg.claim_batch, cfg.concurrency) / 2);
   completer = std::make_unique<Completer>(
       url,
       [this] {
@@ -133,7 +135,7 @@ void Worker::Impl::run() {
         wake.signal();
       },
       metrics);
-  pool = std::make_unique<boost::asio::thread_pool>(static_cast<std::size_t>(cfg.concurrency));
+  pool = std::make_unique<RunPool>(cfg.concurrency);
   Maintainer::Hooks hooks;
   hooks.lease_lost = [this](const std::string& old_id) {
     // Those jobs are being rescued and re-run elsewhere; their writes would be refused anyway.
@@ -192,21 +194,21 @@ void Worker::Impl::run() {
   const auto counters = completer->counters();
   log::info("worker.stopped", {{"worker_id", identity.get()},
                                {"claimed", claimed.load()},
+                               {"claim_round_trips", claims.load()},
+                               {"finish_round_trips", counters.writes},
                                {"completed", counters.completed},
                                {"failed", counters.failed},
                                {"released", counters.released},
                                {"still_running", in_flight.load()}});
   pool->stop();
-  if (in_flight.load() == 0) {
-    pool->join();
-  } else {
+  if (!pool->join_for(std::chrono::seconds(1))) {
     // A C++ handler that ignores its stop token cannot be joined; its job is already handed back.
     (void)pool.release();
   }
 }
 
 void Worker::Impl::produce(const std::stop_token& stop) {
-  db::Session session(url, "docket-producer", false);
+  db::Session session(url, "docket-producer", db::Session::Plans::pinned);
   session.listen("docket_jobs");
   session.listen("docket_cancel");
   session.listen("docket_control");
@@ -223,12 +225,14 @@ void Worker::Impl::produce(const std::stop_token& stop) {
 
   ReconnectDelay delay;
   bool want = true;
+  bool last_full = false;
   auto next_poll = SteadyClock::now();
   auto retry_at = SteadyClock::time_point::min();
-  // Claim in batches: while jobs are still running, wait up to kClaimWindow for half a batch of
-  // slots to free up instead of claiming one job per finished job. An idle worker claims at once.
+  // Claim in batches: while a backlog drains (the last claim came back full) and jobs are still
+  // running, wait up to kClaimWindow for half a batch of slots to free up instead of claiming one
+  // job per finished job. An idle worker, or one whose last claim was short (the queue ran dry or
+  // a quota capped it), claims at once: waiting would only add latency.
   constexpr auto kClaimWindow = std::chrono::milliseconds(5);
-  const int batch_threshold = std::max(1, std::min(cfg.claim_batch, cfg.concurrency) / 2);
   auto deferred_since = SteadyClock::time_point::max();
 
   auto handle_notifications = [&]() {
@@ -251,7 +255,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
     if (now >= next_poll) want = true;
     const int running_now = in_flight.load();
     const int capacity = cfg.concurrency - running_now;
-    bool batch_ready = capacity >= batch_threshold || running_now == 0;
+    bool batch_ready = capacity >= batch_threshold || running_now == 0 || !last_full;
     if (want && capacity > 0 && !batch_ready) {
       if (deferred_since == SteadyClock::time_point::max()) deferred_since = now;
       batch_ready = now - deferred_since >= kClaimWindow;
@@ -262,7 +266,9 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       try {
         const std::string worker_id = identity.get();
         auto jobs = session.claim(worker_id, queues_literal, kinds_literal, n);
-        want = static_cast<int>(jobs.size()) == n;  // a full batch: there may be more
+        claims.fetch_add(1);
+        last_full = static_cast<int>(jobs.size()) == n;
+        want = last_full;  // a full batch: there may be more
         next_poll = next_poll_after(SteadyClock::now());
         dispatch(jobs, worker_id);
         handle_notifications();
@@ -321,7 +327,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     in_flight.fetch_add(1);
     claimed.fetch_add(1);
     if (metrics) metrics->job_claimed(job.kind, job.queue, job.queue_latency_s);
-    boost::asio::post(*pool, [this, rj, job = std::move(job)] { execute(rj, job); });
+    pool->post([this, rj, job = std::move(job)] { execute(rj, job); });
   }
 }
 
@@ -372,11 +378,14 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
     }
     completer->push({rj->worker, finish_item(rj, entry, outcome), rj->kind, duration_ms});
   }
-  if (in_flight.fetch_sub(1) == 1 && stopping.load()) {
+  // Wake the producer only when the free slots reach a claim's worth (or the last job ends),
+  // not once per job.
+  const int running_after = in_flight.fetch_sub(1) - 1;
+  if (running_after == 0 || cfg.concurrency - running_after == batch_threshold) wake.signal();
+  if (running_after == 0 && stopping.load()) {
     std::lock_guard lock(stop_mutex);
     stop_cv.notify_all();
   }
-  wake.signal();
 }
 
 db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, const KindEntry& entry,
