@@ -354,7 +354,9 @@ BEGIN
 END $$;
 
 -- Claim up to p_limit available jobs of the given kinds from the given queues, in priority
--- order: the building block of docket.claim. Each queue is read through its own LATERAL scan
+-- order: the building block of docket.claim. The update finds its rows by `id = ANY(array)`, a
+-- primary-key lookup in every plan: a join with the CTE let the generic plan (which does not know
+-- p_limit) choose a merge join that walks the whole primary key. Each queue is read through its own LATERAL scan
 -- with `queue = name`, so the partial claim index returns rows already in (priority, run_at, id)
 -- order and LIMIT stops after p_limit rows; `queue = ANY(array)` would lose that order and sort
 -- every available row. With several queues the merge may lock up to p_limit rows per queue and
@@ -367,9 +369,9 @@ LANGUAGE plpgsql AS $$
 BEGIN
   RETURN QUERY
     WITH c AS (
-      SELECT x.id, x.kind FROM unnest(p_queues) AS q(name)
+      SELECT x.id FROM unnest(p_queues) AS q(name)
       CROSS JOIN LATERAL (
-        SELECT j.id, j.kind, j.priority, j.run_at FROM docket.jobs j
+        SELECT j.id, j.priority, j.run_at FROM docket.jobs j
          WHERE j.state = 'available' AND j.queue = q.name AND j.kind = ANY (p_kinds)
          ORDER BY j.priority, j.run_at, j.id
          LIMIT p_limit
@@ -378,9 +380,9 @@ BEGIN
       LIMIT p_limit)
     UPDATE docket.jobs j
        SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = p_worker
-      FROM c LEFT JOIN docket.kinds k ON k.kind = c.kind
-     WHERE j.id = c.id
-    RETURNING j.id, j.kind, j.queue, j.args, j.attempt, coalesce(j.max_retries, k.max_retries, 20),
+     WHERE j.id = ANY (ARRAY(SELECT c.id FROM c))
+    RETURNING j.id, j.kind, j.queue, j.args, j.attempt,
+              coalesce(j.max_retries, (SELECT k.max_retries FROM docket.kinds k WHERE k.kind = j.kind), 20),
               j.priority, j.run_at, j.inserted_at, j.unique_key;
 END $$;
 
@@ -591,7 +593,7 @@ BEGIN
                          THEN format('job was running on unknown worker %s; rescued', coalesce(j.worker::text, '(none)'))
                          ELSE format('worker %s lost its lease (no heartbeat since %s, lease %s); job rescued',
                                      lost.name, lost.heartbeat_at, lost.lease) END))
-    FROM lost WHERE j.id = lost.id;
+    FROM lost WHERE j.id = lost.id AND j.id = ANY (ARRAY(SELECT l.id FROM lost l));  -- by primary key, see prune
   GET DIAGNOSTICS v_n = ROW_COUNT;
   IF v_n > 0 THEN
     PERFORM pg_notify('docket_jobs', '*');
@@ -607,14 +609,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_queues text[];
 BEGIN
-  WITH due AS (
-    SELECT j.id FROM docket.jobs j
-     WHERE j.state IN ('scheduled', 'retryable') AND j.run_at <= now()
-     ORDER BY j.run_at
-     LIMIT p_batch
-     FOR UPDATE SKIP LOCKED),
-  moved AS (
-    UPDATE docket.jobs j SET state = 'available' FROM due WHERE j.id = due.id RETURNING j.queue)
+  WITH moved AS (
+    UPDATE docket.jobs j SET state = 'available'
+     WHERE j.id = ANY (ARRAY(  -- by primary key, see prune
+       SELECT d.id FROM docket.jobs d
+        WHERE d.state IN ('scheduled', 'retryable') AND d.run_at <= now()
+        ORDER BY d.run_at
+        LIMIT p_batch
+        FOR UPDATE SKIP LOCKED))
+    RETURNING j.queue)
   SELECT count(*), array_agg(DISTINCT m.queue) INTO promoted, v_queues FROM moved m;
   PERFORM pg_notify('docket_jobs', q) FROM unnest(v_queues) q;
   SELECT extract(epoch FROM min(j.run_at) - now()) INTO next_due_in
@@ -622,6 +625,8 @@ BEGIN
 END $$;
 
 -- Delete finished jobs past their retention, in batches, and forget workers long dead.
+-- (Rows are deleted by `id = ANY(array)`: primary-key lookups whatever the planner thinks of
+-- the batch's size; `id IN (subquery)` let it pick a join that walks the whole primary key.)
 CREATE FUNCTION docket.prune(p_completed interval DEFAULT '24 hours', p_failed interval DEFAULT '7 days',
                              p_batch int DEFAULT 5000) RETURNS int
 LANGUAGE plpgsql AS $$
@@ -629,16 +634,16 @@ DECLARE
   v_n int;
   v_total int := 0;
 BEGIN
-  DELETE FROM docket.jobs j WHERE j.id IN (
+  DELETE FROM docket.jobs j WHERE j.id = ANY (ARRAY(
     SELECT x.id FROM docket.jobs x
      WHERE x.state = 'completed' AND x.finished_at < now() - p_completed
-     LIMIT p_batch FOR UPDATE SKIP LOCKED);
+     LIMIT p_batch FOR UPDATE SKIP LOCKED));
   GET DIAGNOSTICS v_n = ROW_COUNT;
   v_total := v_total + v_n;
-  DELETE FROM docket.jobs j WHERE j.id IN (
+  DELETE FROM docket.jobs j WHERE j.id = ANY (ARRAY(
     SELECT x.id FROM docket.jobs x
      WHERE x.state IN ('failed', 'cancelled') AND x.finished_at < now() - p_failed
-     LIMIT p_batch FOR UPDATE SKIP LOCKED);
+     LIMIT p_batch FOR UPDATE SKIP LOCKED));
   GET DIAGNOSTICS v_n = ROW_COUNT;
   v_total := v_total + v_n;
   DELETE FROM docket.workers w
@@ -939,4 +944,8 @@ BEGIN
     EXECUTE format('ALTER FUNCTION %s SET enable_seqscan = off', f);
     EXECUTE format('ALTER FUNCTION %s SET enable_bitmapscan = off', f);
   END LOOP;
+  -- The claim runs on every wake-up of every worker: plan its statements once (the generic
+  -- plans are the index plans above) instead of re-planning them on each call.
+  ALTER FUNCTION docket.claim_from(uuid, text[], text[], int) SET plan_cache_mode = force_generic_plan;
+  ALTER FUNCTION docket.claim(uuid, text[], text[], int) SET plan_cache_mode = force_generic_plan;
 END $$;

@@ -4,7 +4,8 @@
 -- through docket.claim, which takes the quota locks. (Deciding inside the statement means a
 -- limit set meanwhile is never missed by a stale cache.)
 -- Each queue is read through its own ordered scan of the partial claim index (see claim_from).
--- The producer session turns sequential and bitmap scans off so its cached plan stays this one.
+-- The producer session turns sequential and bitmap scans off so its cached plan stays this one;
+-- the update finds its rows by `id = ANY(array)` so that plan cannot join by walking the table.
 -- $1 uuid worker, $2 text[] queues, $3 text[] kinds, $4 int limit
 WITH limited AS (
   SELECT 1 FROM docket.kinds k WHERE k.kind = ANY ($3::text[]) AND k.max_running IS NOT NULL LIMIT 1
@@ -15,9 +16,9 @@ open_queues AS (
      AND NOT EXISTS (SELECT 1 FROM limited)
 ),
 c AS (
-  SELECT x.id, x.kind FROM open_queues q
+  SELECT x.id FROM open_queues q
   CROSS JOIN LATERAL (
-    SELECT j.id, j.kind, j.priority, j.run_at FROM docket.jobs j
+    SELECT j.id, j.priority, j.run_at FROM docket.jobs j
      WHERE j.state = 'available' AND j.queue = q.name AND j.kind = ANY ($3::text[])
      ORDER BY j.priority, j.run_at, j.id
      LIMIT $4::int
@@ -28,12 +29,12 @@ c AS (
 claimed AS (
   UPDATE docket.jobs j
      SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker = $1::uuid
-    FROM c LEFT JOIN docket.kinds k ON k.kind = c.kind
-   WHERE j.id = c.id
-  RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, coalesce(j.max_retries, k.max_retries, 20) AS max_retries,
-            j.priority, j.unique_key,
+   WHERE j.id = ANY (ARRAY(SELECT c.id FROM c))
+  RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_retries, j.priority, j.unique_key,
             extract(epoch FROM now() - greatest(j.run_at, j.inserted_at))::float8 AS queue_latency_s
 )
-SELECT * FROM claimed
+SELECT c.id, c.kind, c.queue, c.args, c.attempt, coalesce(c.max_retries, k.max_retries, 20), c.priority,
+       c.unique_key, c.queue_latency_s
+  FROM claimed c LEFT JOIN docket.kinds k ON k.kind = c.kind
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM limited)

@@ -158,8 +158,11 @@ TEST_F(Enqueue, ManyWithoutUniqueKeysGoesByCopyKeepingOrderStateAndValidation) {
   Client client(db->url());
   std::vector<EnqueueRequest> batch;
   for (int i = 0; i < 300; ++i) {
-    batch.push_back({.kind = i % 3 ? "bulk" : "other", .args = Json{{"i", i}}, .queue = i % 2 ? "a" : "b",
-                     .priority = i % 7, .max_retries = i % 5 == 0 ? std::optional<int>(2) : std::nullopt});
+    batch.push_back({.kind = i % 3 ? "bulk" : "other",
+                     .args = Json{{"i", i}},
+                     .queue = i % 2 ? "a" : "b",
+                     .priority = i % 7,
+                     .max_retries = i % 5 == 0 ? std::optional<int>(2) : std::nullopt});
   }
   batch[10].run_at = Clock::now() + std::chrono::hours(1);
   batch[11].run_at = Clock::now() - std::chrono::hours(1);
@@ -191,6 +194,27 @@ TEST_F(Enqueue, ManyWithoutUniqueKeysGoesByCopyKeepingOrderStateAndValidation) {
   batch[7].args = Json::array();
   EXPECT_THROW(client.enqueue_many(batch), InvalidInput);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 300);
+}
+
+TEST_F(Enqueue, ManyWithDefaultsCopiesOnlyTheGivenColumnsAndKeepsArgsExact) {
+  // No priority, max_retries or run_at set: the COPY sends kind, queue and args only and the
+  // table's defaults fill the rest. Args with every character COPY's text format escapes.
+  Client client(db->url());
+  const Json tricky = {{"path", "C:\\dir\\file"},    {"tab", "a\tb"},       {"nl", "line1\nline2\r\n"},
+                       {"quote", "it's \"quoted\""}, {"unicode", "żółw 🐢"}, {"nested", {{"x", Json::array({1, 2})}}}};
+  std::vector<EnqueueRequest> batch(50, EnqueueRequest{.kind = "plain", .args = tricky, .queue = "with space"});
+  const auto results = client.enqueue_many(batch);
+  ASSERT_EQ(results.size(), 50u);
+  for (const auto& r : results) {
+    const auto job = client.job(r.id);
+    ASSERT_TRUE(job);
+    EXPECT_EQ(job->args, tricky);
+    EXPECT_EQ(job->queue, "with space");
+    EXPECT_EQ(job->state, JobState::available);
+    EXPECT_EQ(job->priority, 0);
+    EXPECT_EQ(job->max_retries, 20);
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE abs(extract(epoch FROM run_at - now())) < 60"), 50);
 }
 
 TEST_F(Enqueue, ManyOfACrawlKindDedupsOnTheCollection) {

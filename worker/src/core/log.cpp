@@ -28,9 +28,15 @@ void setup(const std::string& level, const std::string& format) {
   spdlog::flush_on(spdlog::level::info);
 }
 
-bool json_format() { return g_json; }
-void set_log_jobs(bool on) { g_jobs = on; }
-bool log_jobs() { return g_jobs; }
+bool json_format() {
+  return g_json;
+}
+void set_log_jobs(bool on) {
+  g_jobs = on;
+}
+bool log_jobs() {
+  return g_jobs;
+}
 
 void event(spdlog::level::level_enum level, std::string_view name, std::initializer_list<Field> fields) {
   if (g_json) {

@@ -228,6 +228,40 @@ std::vector<Submitted> Session::submit_many(const std::vector<EnqueueRequest>& r
 
 namespace {
 
+/// Streams the requests into a COPY of docket.jobs whose columns are kind, queue, args, then
+/// priority, max_retries, and run_at + state when the flags say so (in that order).
+template <bool Priority, bool Retries, bool Timed>
+void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& requests, const std::string& now_text,
+               Clock::time_point db_now) {
+  std::string args;
+  std::string retries;
+  for (const auto& r : requests) {
+    args = r.args.dump(-1, ' ', false, Json::error_handler_t::strict);
+    if (args.size() > (1u << 20))
+      throw TooLarge("args is " + std::to_string(args.size()) + " bytes; the limit is 1 MiB");
+    auto row = std::tuple_cat(std::make_tuple(std::cref(r.kind), std::cref(r.queue), std::cref(args)), [&] {
+      if constexpr (Priority)
+        return std::make_tuple(r.priority);
+      else
+        return std::tuple<>();
+    }());
+    auto with_retries = std::tuple_cat(row, [&] {
+      if constexpr (Retries) {
+        retries = r.max_retries ? std::to_string(*r.max_retries) : std::string();
+        return std::make_tuple(r.max_retries ? retries.c_str() : static_cast<const char*>(nullptr));
+      } else {
+        return std::tuple<>();
+      }
+    }());
+    if constexpr (Timed) {
+      copy << std::tuple_cat(with_retries, std::make_tuple(r.run_at ? format_timestamp(*r.run_at) : now_text,
+                                                           r.run_at && *r.run_at > db_now ? "scheduled" : "available"));
+    } else {
+      copy << with_retries;
+    }
+  }
+}
+
 /// The rules of docket.check_job, for the COPY path that bypasses it (CHECK constraints remain
 /// the backstop). Throws InvalidInput naming the request.
 void check_request(const EnqueueRequest& r, std::size_t i) {
@@ -237,11 +271,13 @@ void check_request(const EnqueueRequest& r, std::size_t i) {
   };
   auto blank = [](const std::string& s) { return s.find_first_not_of(" \t") == std::string::npos; };
   if (blank(r.kind)) throw InvalidInput(where + "kind must be a non-empty string");
-  if (r.kind.size() > 200 || !printable(r.kind)) throw InvalidInput(where + "kind must be at most 200 printable characters");
+  if (r.kind.size() > 200 || !printable(r.kind))
+    throw InvalidInput(where + "kind must be at most 200 printable characters");
   if (blank(r.queue) || r.queue.size() > 200 || !printable(r.queue)) {
     throw InvalidInput(where + "queue must be a non-empty string of at most 200 printable characters");
   }
-  if (!r.args.is_object()) throw InvalidInput(where + "args must be a JSON object, got " + std::string(r.args.type_name()));
+  if (!r.args.is_object())
+    throw InvalidInput(where + "args must be a JSON object, got " + std::string(r.args.type_name()));
   if (r.priority < 0 || r.priority > 1000) {
     throw InvalidInput(where + "priority must be between 0 (runs first) and 1000, got " + std::to_string(r.priority));
   }
@@ -253,7 +289,8 @@ void check_request(const EnqueueRequest& r, std::size_t i) {
 }  // namespace
 
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
-  const bool plain = std::none_of(requests.begin(), requests.end(), [](const auto& r) { return r.unique_key.has_value(); });
+  const bool plain =
+      std::none_of(requests.begin(), requests.end(), [](const auto& r) { return r.unique_key.has_value(); });
   if (plain && !requests.empty()) {
     // Jobs without unique keys (and of no crawl kind) go in by COPY: several times faster than
     // any INSERT, the statement trigger still sends the NOTIFY, and reading back what this
@@ -274,21 +311,32 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
       pqxx::work tx(c);
       const auto floor_row = tx.exec_prepared("job_copy_floor")[0];
       const auto floor = floor_row[0].as<std::int64_t>();
-      const auto db_now = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(floor_row[1].as<double>())));
+      const auto db_now = Clock::time_point(
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row[1].as<double>())));
       const std::string now_text = format_timestamp(db_now);
       {
-        pqxx::stream_to copy(tx, "docket.jobs",
-                             std::vector<std::string>{"kind", "queue", "args", "priority", "run_at", "max_retries", "state"});
-        for (const auto& r : requests) {
-          const std::string args = r.args.dump(-1, ' ', false, Json::error_handler_t::strict);
-          if (args.size() > (1u << 20)) throw TooLarge("args is " + std::to_string(args.size()) + " bytes; the limit is 1 MiB");
-          const std::string run_at = r.run_at ? format_timestamp(*r.run_at) : now_text;
-          const std::string retries = r.max_retries ? std::to_string(*r.max_retries) : std::string();
-          const char* state = r.run_at && *r.run_at > db_now ? "scheduled" : "available";
-          copy << std::make_tuple(r.kind, r.queue, args, r.priority, run_at,
-                                  r.max_retries ? retries.c_str() : static_cast<const char*>(nullptr), state);
-        }
+        // Only the columns some request sets: every column COPY parses costs the server time,
+        // and the defaults (priority 0, run_at now(), state available) are what most bulk
+        // enqueues want.
+        const bool priorities =
+            std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.priority != 0; });
+        const bool retries =
+            std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.max_retries.has_value(); });
+        const bool timed =
+            std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.run_at.has_value(); });
+        std::vector<std::string> columns{"kind", "queue", "args"};
+        if (priorities) columns.emplace_back("priority");
+        if (retries) columns.emplace_back("max_retries");
+        if (timed) columns.insert(columns.end(), {"run_at", "state"});
+        pqxx::stream_to copy(tx, "docket.jobs", columns);
+        using CopyRows =
+            void (*)(pqxx::stream_to&, const std::vector<EnqueueRequest>&, const std::string&, Clock::time_point);
+        static constexpr CopyRows kCopyRows[] = {
+            copy_rows<false, false, false>, copy_rows<false, false, true>, copy_rows<false, true, false>,
+            copy_rows<false, true, true>,   copy_rows<true, false, false>, copy_rows<true, false, true>,
+            copy_rows<true, true, false>,   copy_rows<true, true, true>,
+        };
+        kCopyRows[(priorities ? 4 : 0) + (retries ? 2 : 0) + (timed ? 1 : 0)](copy, requests, now_text, db_now);
         copy.complete();
       }
       const auto ids = tx.exec_prepared("job_copied_ids", floor);
@@ -410,11 +458,21 @@ void Session::ping() {
 
 std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::string& queues_literal,
                                        const std::string& kinds_literal, int limit) {
+  ClaimPath path = ClaimPath::open;
+  return claim(worker, queues_literal, kinds_literal, limit, path);
+}
+
+std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::string& queues_literal,
+                                       const std::string& kinds_literal, int limit, ClaimPath& path) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     const std::string n = std::to_string(limit);
-    auto res = DOCKET_RUN("job_claim_open", worker, queues_literal, kinds_literal, n);
-    // A row with a NULL id: a kind has a quota, so claim through docket.claim (it takes the locks).
-    if (!res.empty() && res[0][0].is_null()) res = DOCKET_RUN("job_claim", worker, queues_literal, kinds_literal, n);
+    pqxx::result res;
+    if (path == ClaimPath::open) {
+      res = DOCKET_RUN("job_claim_open", worker, queues_literal, kinds_literal, n);
+      // A row with a NULL id: a kind has a quota, so claim through docket.claim (it takes the locks).
+      if (!res.empty() && res[0][0].is_null()) path = ClaimPath::quota;
+    }
+    if (path == ClaimPath::quota) res = DOCKET_RUN("job_claim", worker, queues_literal, kinds_literal, n);
     std::vector<ClaimedJob> out;
     out.reserve(res.size());
     for (const auto& row : res) {
@@ -466,9 +524,9 @@ std::vector<Finished> Session::finish(const std::string& worker, const std::vect
       }
     }
     if (!ids.empty()) {
-      for (const auto& row : DOCKET_RUN("job_finish", worker, int_array(ids), int_array(attempts), text_array(outcomes),
-                                        float_array(delays), text_array(results), text_array(errors),
-                                        int_array(max_retries))) {
+      for (const auto& row :
+           DOCKET_RUN("job_finish", worker, int_array(ids), int_array(attempts), text_array(outcomes),
+                      float_array(delays), text_array(results), text_array(errors), int_array(max_retries))) {
         out.push_back({row[0].as<std::int64_t>(), row[1].c_str()});
       }
     }
@@ -541,8 +599,8 @@ void Session::seed_kind(const std::string& kind, std::optional<int> max_retries,
   });
 }
 
-std::vector<std::vector<std::optional<std::string>>> Session::query(const std::string& name,
-                                                                    const std::vector<std::optional<std::string>>& params) {
+std::vector<std::vector<std::optional<std::string>>> Session::query(
+    const std::string& name, const std::vector<std::optional<std::string>>& params) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = run(c, impl_->prepared, name, params);
     std::vector<std::vector<std::optional<std::string>>> rows;

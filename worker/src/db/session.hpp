@@ -109,8 +109,16 @@ class Session {
   void ping();
 
   // the engine -------------------------------------------------------------------------------
+  /// How a claim goes: `open` tries the one-statement claim first, which answers "a kind has a
+  /// quota" when one does; `quota` goes straight to docket.claim, which enforces quotas (and is
+  /// always correct, only a little slower). `claim` switches `path` to quota when it learns a
+  /// quota applies, saving a round trip on later claims; the caller switches back to open when
+  /// limits may have changed.
+  enum class ClaimPath { open, quota };
   std::vector<ClaimedJob> claim(const std::string& worker, const std::string& queues_literal,
                                 const std::string& kinds_literal, int limit);
+  std::vector<ClaimedJob> claim(const std::string& worker, const std::string& queues_literal,
+                                const std::string& kinds_literal, int limit, ClaimPath& path);
   std::vector<Finished> finish(const std::string& worker, const std::vector<FinishItem>& items);
   bool progress(const std::string& worker, std::int64_t id, int attempt, const std::string& json);
   std::string register_worker(const WorkerRow& row);
@@ -165,8 +173,8 @@ class Session {
 
   /// Runs one of schema/queries by name and returns its rows as text (NULL: nullopt). For
   /// tools like `docket bench`; the engine uses the typed operations above.
-  std::vector<std::vector<std::optional<std::string>>> query(const std::string& name,
-                                                             const std::vector<std::optional<std::string>>& params = {});
+  std::vector<std::vector<std::optional<std::string>>> query(
+      const std::string& name, const std::vector<std::optional<std::string>>& params = {});
   /// Runs a utility statement of schema/queries (VACUUM, CHECKPOINT) outside a transaction.
   void utility(const std::string& name);
 

@@ -14,7 +14,7 @@ constexpr std::size_t kMaxBatch = 2000;
 }
 
 Completer::Completer(const std::string& url, std::function<void()> on_flush, std::shared_ptr<Metrics> metrics)
-    : session_(url, "docket-completer"),
+    : session_(url, "docket-completer", db::Session::Plans::pinned),
       on_flush_(std::move(on_flush)),
       metrics_(std::move(metrics)),
       thread_([this](const std::stop_token& st) { loop(st); }) {}
@@ -153,7 +153,9 @@ void Completer::write(std::vector<PendingFinish>& batch) {
         const auto level = log::log_jobs() ? spdlog::level::info : spdlog::level::debug;
         if (spdlog::should_log(level)) {
           log::event(level, "job.completed",
-                     {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt},
+                     {{"job_id", p.item.id},
+                      {"kind", p.kind},
+                      {"attempt", p.item.attempt},
                       {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
         }
       } else if (state == "retryable") {

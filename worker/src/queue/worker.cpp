@@ -226,6 +226,9 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   ReconnectDelay delay;
   bool want = true;
   bool last_full = false;
+  // docket.claim directly once a claim learned that a kind has a quota; back to the one-statement
+  // claim when limits change and at every poll.
+  auto claim_path = db::Session::ClaimPath::open;
   auto next_poll = SteadyClock::now();
   auto retry_at = SteadyClock::time_point::min();
   // Claim in batches: while a backlog drains (the last claim came back full) and jobs are still
@@ -246,13 +249,17 @@ void Worker::Impl::produce(const std::stop_token& stop) {
         }
       } else {
         want = true;  // limit changed, queue resumed, reconnected: look for work
+        claim_path = db::Session::ClaimPath::open;
       }
     }
   };
 
   while (!stop.stop_requested() && !stopping.load() && !stop_requested()) {
     const auto now = SteadyClock::now();
-    if (now >= next_poll) want = true;
+    if (now >= next_poll) {
+      want = true;
+      claim_path = db::Session::ClaimPath::open;  // a quota may have gone (or a notice been missed)
+    }
     const int running_now = in_flight.load();
     const int capacity = cfg.concurrency - running_now;
     bool batch_ready = capacity >= batch_threshold || running_now == 0 || !last_full;
@@ -265,7 +272,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       const int n = std::min(capacity, cfg.claim_batch);
       try {
         const std::string worker_id = identity.get();
-        auto jobs = session.claim(worker_id, queues_literal, kinds_literal, n);
+        auto jobs = session.claim(worker_id, queues_literal, kinds_literal, n, claim_path);
         claims.fetch_add(1);
         last_full = static_cast<int>(jobs.size()) == n;
         want = last_full;  // a full batch: there may be more

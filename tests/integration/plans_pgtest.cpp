@@ -1,0 +1,207 @@
+// The hot queries' plans with 100k jobs present: every statement that touches docket.jobs, and
+// every statement inside the PL/pgSQL functions it calls, reads the table through an index, never
+// a sequential scan, and never walks a whole index of all jobs. Each query is planned as the
+// engine plans it: the producer's and completer's sessions pin one generic plan with sequential
+// and bitmap scans off; the other sessions plan for their actual arguments.
+//
+// Plans come from auto_explain (log_nested_statements, log_level NOTICE): what PostgreSQL actually
+// ran, including inside functions, not what EXPLAIN of the outer call shows.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "db/sql.hpp"
+#include "docket/job.hpp"
+#include "pg.hpp"
+
+using docket::Json;
+using docket::test::PgCluster;
+
+namespace {
+
+/// Collects the server's NOTICE messages of one connection.
+class Notices final : public pqxx::errorhandler {
+ public:
+  explicit Notices(pqxx::connection_base& conn) : pqxx::errorhandler(conn) {}
+  bool operator()(const char msg[]) noexcept override {
+    try {
+      messages.emplace_back(msg);
+    } catch (...) {
+    }
+    return false;
+  }
+  std::vector<std::string> messages;
+};
+
+/// One scan of docket.jobs in a plan.
+struct JobsScan {
+  std::string node;   ///< Seq Scan, Index Scan, Index Only Scan, Bitmap Heap Scan...
+  std::string index;  ///< for index scans
+  bool has_cond = false;
+  bool under_limit = false;  ///< an ordered scan a LIMIT stops early (keyset pages)
+  std::string statement;
+};
+
+void collect(const Json& plan, const std::string& statement, bool under_limit, std::vector<JobsScan>& out) {
+  if (plan.value("Relation Name", "") == "jobs" || plan.value("Index Name", "").rfind("jobs_", 0) == 0) {
+    out.push_back({plan.value("Node Type", ""), plan.value("Index Name", ""), plan.contains("Index Cond"), under_limit,
+                   statement});
+  }
+  under_limit = under_limit || plan.value("Node Type", "") == "Limit";
+  if (plan.contains("Plans")) {
+    for (const auto& child : plan.at("Plans")) collect(child, statement, under_limit, out);
+  }
+}
+
+struct Case {
+  std::string query;                 ///< schema/queries/NAME.sql
+  std::vector<std::string> params;   ///< SQL literals, in order
+  bool pinned;                       ///< planned as the producer/completer sessions plan it
+  std::vector<std::string> indexes;  ///< indexes of docket.jobs the plans must use
+  std::string setup;                 ///< SQL run first, in the same (rolled back) transaction
+};
+
+}  // namespace
+
+class Plans : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    db_ = PgCluster::shared().fresh_database().release();
+    // 100k jobs in every state, two queues, three kinds; a dead worker holding the running ones.
+    db_->query(R"sql(
+      INSERT INTO docket.workers (id, name, host, pid, queues, kinds, concurrency, heartbeat_at)
+      VALUES ('00000000-0000-0000-0000-00000000000a', 'dead', 'h', 1, '{default}', '{a}', 10, now() - interval '1 hour'),
+             ('00000000-0000-0000-0000-00000000000b', 'live', 'h', 2, '{default}', '{a}', 10, now());
+      INSERT INTO docket.jobs (kind, queue, state, priority, run_at, attempt, started_at, finished_at, worker,
+                               unique_key)
+      SELECT (ARRAY['a', 'b', 'c'])[1 + g % 3],
+             CASE WHEN g % 4 = 0 THEN 'other' ELSE 'default' END,
+             s.state::docket.job_state,
+             g % 5,
+             CASE WHEN s.state IN ('scheduled', 'retryable') THEN now() + interval '1 hour'
+                  ELSE now() - interval '1 day' END,
+             CASE WHEN s.state = 'available' OR s.state = 'scheduled' THEN 0 ELSE 1 END,
+             CASE WHEN s.state IN ('running', 'completed', 'failed', 'cancelled') THEN now() - interval '1 day' END,
+             CASE WHEN s.state IN ('completed', 'failed', 'cancelled')
+                  THEN now() - (g % 200) * interval '1 hour' END,
+             CASE WHEN s.state = 'running'
+                  THEN (CASE WHEN g % 2 = 0 THEN '00000000-0000-0000-0000-00000000000a'
+                             ELSE '00000000-0000-0000-0000-00000000000b' END)::uuid END,
+             CASE WHEN g % 10 = 0 AND s.state IN ('available', 'scheduled') THEN 'key-' || g END
+        FROM generate_series(1, 100000) g
+        CROSS JOIN LATERAL (SELECT CASE
+               WHEN g % 100 < 35 THEN 'available' WHEN g % 100 < 45 THEN 'scheduled'
+               WHEN g % 100 < 50 THEN 'retryable' WHEN g % 100 < 53 THEN 'running'
+               WHEN g % 100 < 90 THEN 'completed' WHEN g % 100 < 97 THEN 'failed'
+               ELSE 'cancelled' END AS state) s;
+      INSERT INTO docket.kinds (kind, max_running) VALUES ('c', 1000);
+    )sql");
+    db_->query("VACUUM ANALYZE docket.jobs");
+  }
+  static void TearDownTestSuite() {
+    delete db_;
+    db_ = nullptr;
+  }
+
+  /// The scans of docket.jobs in every plan run for the case.
+  std::vector<JobsScan> scans(const Case& c) {
+    auto& conn = db_->conn();
+    Notices notices(conn);
+    pqxx::nontransaction tx(conn);
+    tx.exec("LOAD 'auto_explain'");
+    tx.exec(
+        "SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;"
+        " SET auto_explain.log_level = notice; SET auto_explain.log_format = json;"
+        " SET client_min_messages = notice");
+    tx.exec(c.pinned ? "SET enable_seqscan = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan"
+                     : "SET enable_seqscan = on; SET enable_bitmapscan = on; SET plan_cache_mode = force_custom_plan");
+    tx.exec("PREPARE hot AS " + docket::db::queries().at(c.query));
+    std::string args;
+    for (const auto& p : c.params) args += (args.empty() ? "" : ", ") + p;
+    tx.exec("BEGIN");
+    if (!c.setup.empty()) tx.exec(c.setup);
+    notices.messages.clear();
+    tx.exec("EXECUTE hot" + (args.empty() ? std::string() : "(" + args + ")"));
+    tx.exec("ROLLBACK");
+    tx.exec("DEALLOCATE hot; RESET ALL");
+    std::vector<JobsScan> out;
+    for (const auto& m : notices.messages) {
+      const auto brace = m.find('{');
+      if (brace == std::string::npos) continue;
+      const Json logged = Json::parse(m.substr(brace), nullptr, false);
+      if (logged.is_discarded() || !logged.contains("Plan")) continue;
+      collect(logged.at("Plan"), logged.value("Query Text", ""), false, out);
+    }
+    return out;
+  }
+
+  static docket::test::TestDatabase* db_;
+};
+
+docket::test::TestDatabase* Plans::db_ = nullptr;
+
+namespace {
+
+const std::string kWorker = "'00000000-0000-0000-0000-00000000000b'";
+// Running jobs of the live worker (ids ≡ 50, 51, 52 mod 100 with an odd id are running there).
+const std::string kRunningIds = "'{51, 151, 251}'";
+
+const std::vector<Case>& hot_queries() {
+  static const std::vector<Case> all = {
+      // The worker: claim (open and quota paths), finish, progress.
+      Case{"job_claim_open", {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
+      Case{"job_claim", {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
+      Case{"job_claim",
+           {kWorker, "'{default}'", "'{a,c}'", "500"},
+           true,
+           {"jobs_claim_idx", "jobs_pkey", "jobs_running_idx"}},
+      Case{"job_complete", {kWorker, kRunningIds, "'{1,1,1}'"}, true, {"jobs_pkey"}},
+      Case{"job_finish",
+           {kWorker, kRunningIds, "'{1,1,1}'", "'{retry,fail,complete}'", "'{1,0,0}'", "'{NULL,NULL,\"{}\"}'",
+            "'{boom,boom,NULL}'", "'{20,20,20}'"},
+           true,
+           {"jobs_pkey"}},
+      Case{"job_progress", {kWorker, "51", "1", "'{\"done\": 1}'"}, true, {"jobs_pkey"}},
+      // The maintainer: promote due jobs, rescue a dead worker's, prune old ones.
+      Case{
+          "job_promote", {}, false, {"jobs_waiting_idx"}, "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
+      Case{"job_rescue", {}, false, {"jobs_running_idx"}},
+      Case{"job_prune", {"86400", "604800"}, false, {"jobs_finished_idx"}},
+      // Clients and the API.
+      Case{"job_get", {"12345"}, false, {"jobs_pkey"}},
+      Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100"}, false, {"jobs_pkey"}},
+      Case{"job_list", {"NULL", "NULL", "'failed'", "NULL", "100"}, false, {}},
+      Case{"job_list", {"'a'", "'default'", "'available'", "50000", "100"}, false, {}},
+      Case{
+          "job_enqueue", {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'"}, false, {"jobs_unique_key_idx"}},
+      Case{"job_cancel", {"1"}, false, {"jobs_pkey"}}, Case{"job_retry", {"2"}, false, {"jobs_pkey"}},
+      Case{"job_copied_ids", {"99000"}, false, {"jobs_pkey"}}, Case{"kind_limits", {}, false, {"jobs_running_idx"}}};
+  return all;
+}
+
+}  // namespace
+
+// One process for every case: the 100k rows are written once.
+TEST_F(Plans, HotQueriesUseTheirIndexesAndNeverScanTheJobsTable) {
+  for (const Case& c : hot_queries()) {
+    SCOPED_TRACE(c.query);
+    const auto found = scans(c);
+    ASSERT_FALSE(found.empty()) << c.query << ": no plan touched docket.jobs (auto_explain did not report?)";
+    std::set<std::string> used;
+    for (const auto& s : found) {
+      used.insert(s.index);
+      EXPECT_NE(s.node, "Seq Scan") << c.query << " scans docket.jobs sequentially in:\n" << s.statement;
+      // A scan of an index without a condition reads every entry, unless a LIMIT stops it (a page
+      // of the newest jobs); only the running jobs' index is small by nature (at most the fleet's
+      // concurrency).
+      if (s.node == "Index Scan" || s.node == "Index Only Scan") {
+        EXPECT_TRUE(s.has_cond || s.under_limit || s.index == "jobs_running_idx")
+            << c.query << " walks all of " << s.index << " in:\n"
+            << s.statement;
+      }
+    }
+    for (const auto& index : c.indexes) {
+      EXPECT_TRUE(used.contains(index)) << c.query << " does not use " << index;
+    }
+  }
+}
