@@ -38,6 +38,15 @@ test-pg: build
 test-e2e: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
 
+# Docket's benchmark scenarios on DATABASE_URL, or on a throwaway cluster of its own (REPS=1).
+bench: deps-test build
+	@bench/run.sh
+
+# graphile-worker, the raw SQL limits and Docket on the cluster of ../shared/peers, interleaved
+# (REPS=3); writes bench/RESULTS.md. Not part of `make test`.
+bench-peers: deps-test build
+	@bench/peers.sh
+
 format:
 	@find worker api tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 

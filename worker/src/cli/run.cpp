@@ -2,10 +2,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <thread>
 
+#include "bench.hpp"
 #include "cli/commands.hpp"
 #include "core/log.hpp"
 #include "docket/client.hpp"
@@ -16,6 +18,8 @@
 #include "server.hpp"
 
 namespace docket::cli {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -138,6 +142,31 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         }
         relay.attach([&worker] { worker.request_stop(); });
         worker.run();
+        return kOk;
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "bench",
+        "Benchmark with no-op jobs on DATABASE_URL: drain, enqueue, latency, steady, quota, bloat (JSON line)");
+    auto options = std::make_shared<bench::Options>();
+    cmd->add_option("scenario", options->scenario, "drain, enqueue, latency, steady, quota or bloat")
+        ->required()
+        ->check(CLI::IsMember(bench::scenarios()));
+    cmd->add_option("--jobs,-n", options->jobs, "Jobs (default: 50000; latency 200; quota 5000)");
+    cmd->add_option("--workers,-w", options->workers, "Worker processes (default 1)");
+    cmd->add_option("--concurrency,-c", options->concurrency, "Jobs each worker runs at once (default 500; quota 64)");
+    cmd->add_option("--batch", options->batch, "Most jobs claimed in one round trip (default: worker.claim_batch)");
+    cmd->add_option("--seconds", options->seconds, "steady: how long to run (default 10)");
+    cmd->add_option("--metric", options->metric, "Name for the JSON line's \"metric\" (default: the scenario)");
+    cmd->add_option("--run", options->run, "Repetition number for the JSON line (default 1)");
+    cmd->callback([&, options] {
+      action = [&, options] {
+        const Config config = load_config(global);
+        options->url = database_url(config);
+        options->docket = fs::read_symlink("/proc/self/exe").string();
+        std::cout << bench::run(*options).dump() << '\n';
         return kOk;
       };
     });

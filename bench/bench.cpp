@@ -1,0 +1,392 @@
+// docket bench: measures Docket with no-op jobs on the database of DATABASE_URL. Worker
+// processes are real `docket worker`s; rates use the database clock (first start to last finish),
+// as the peers harness does, so process start-up is not counted.
+#include "bench.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "db/session.hpp"
+#include "docket/client.hpp"
+#include "docket/errors.hpp"
+
+extern char** environ;
+
+namespace docket::bench {
+
+namespace {
+
+namespace fs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+long long monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+std::string text(int v) {
+  return std::to_string(v);
+}
+
+std::string utc_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// `docket worker` processes with a generated config, stopped (SIGTERM) when destroyed.
+class Workers {
+ public:
+  Workers(const Options& o, const std::string& kinds_toml, int concurrency) {
+    dir_ = fs::temp_directory_path() / ("docket-bench-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "docket.toml") << "[worker]\nqueues = [\"bench\"]\nconcurrency = " << concurrency << "\n"
+                                        << (o.batch > 0 ? "claim_batch = " + text(o.batch) + "\n" : "")
+                                        << "[log]\nlevel = \"info\"\n"
+                                        << kinds_toml;
+    for (int i = 0; i < o.workers; ++i) {
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        const int log = ::open((dir_ / ("worker" + text(i) + ".log")).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(log, 2);
+        ::setenv("DATABASE_URL", o.url.c_str(), 1);
+        const std::string config = (dir_ / "docket.toml").string();
+        ::execl(o.docket.c_str(), o.docket.c_str(), "--config", config.c_str(), "worker", nullptr);
+        ::_exit(127);
+      }
+      pids_.push_back(pid);
+    }
+  }
+  ~Workers() {
+    stop();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  const std::vector<pid_t>& pids() const { return pids_; }
+
+  /// Stops the workers (SIGTERM, drained) and sums the counters of their worker.stopped lines:
+  /// claimed, claim_round_trips, finish_round_trips.
+  std::map<std::string, long long> stop() {
+    for (pid_t p : pids_) ::kill(p, SIGTERM);
+    for (pid_t p : pids_) ::waitpid(p, nullptr, 0);
+    pids_.clear();
+    std::map<std::string, long long> sums;
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+      if (entry.path().extension() != ".log") continue;
+      std::ifstream in(entry.path());
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.find("worker.stopped") == std::string::npos) continue;
+        for (const char* key : {"claimed", "claim_round_trips", "finish_round_trips"}) {
+          const auto pos = line.find(std::string(" ") + key + "=");
+          if (pos != std::string::npos) sums[key] += std::stoll(line.substr(pos + std::strlen(key) + 2));
+        }
+      }
+    }
+    return sums;
+  }
+
+ private:
+  fs::path dir_;
+  std::vector<pid_t> pids_;
+};
+
+class Bench {
+ public:
+  explicit Bench(Options o) : o_(std::move(o)), client_(o_.url), db_(o_.url, "docket-bench") {}
+
+  Json run();
+
+ private:
+  double scalar(const std::string& query, const std::vector<std::optional<std::string>>& params = {}) {
+    const auto rows = db_.query(query, params);
+    return rows.empty() || !rows[0][0] ? 0 : std::stod(*rows[0][0]);
+  }
+  void reset() {
+    db_.query("bench_reset");
+    db_.query("bench_reset_kinds");
+  }
+  /// Fresh statistics, no dead rows, clean buffers: what each timed phase starts from.
+  void settle() {
+    db_.utility("bench_vacuum");
+    try {
+      db_.utility("bench_checkpoint");
+    } catch (const Error&) {
+      // not a superuser: the run is a little noisier
+    }
+  }
+  /// Waits until no job of `kind` is waiting or running. Rates come from the jobs' own
+  /// timestamps, so polling can be rare and cheap and still not blur them.
+  void wait_done(const std::string& kind, std::chrono::seconds timeout = 600s) {
+    const auto deadline = SteadyClock::now() + timeout;
+    while (scalar("bench_pending", {kind}) > 0) {
+      if (SteadyClock::now() > deadline) throw Error("bench: jobs did not finish in time; see the worker logs");
+      std::this_thread::sleep_for(250ms);
+    }
+  }
+  /// Jobs of `kind` per second from the first start to the last finish (database clock).
+  double process_rate(const std::string& kind) {
+    const auto rows = db_.query("bench_window", {kind});
+    const double n = std::stod(rows.at(0).at(0).value_or("0"));
+    const double secs = std::stod(rows.at(0).at(1).value_or("0"));
+    return secs > 0 ? n / secs : 0;
+  }
+  double drain_rate(int n);
+  Json result(double enqueue_per_s, double process_per_s) const {
+    return Json{{"system", "docket"},
+                {"metric", o_.metric},
+                {"run", o_.run},
+                {"ts", utc_now()},
+                {"scenario", o_.scenario},
+                {"jobs", o_.jobs},
+                {"enqueue_per_s", enqueue_per_s},
+                {"process_per_s", process_per_s},
+                {"latency_p50_ms", nullptr},
+                {"latency_p99_ms", nullptr},
+                {"workers", o_.workers},
+                {"concurrency", o_.concurrency}};
+  }
+
+  Options o_;
+  Client client_;
+  db::Session db_;
+  Json batching_ = Json::object();  ///< average batch sizes of the last drain
+};
+
+constexpr const char* kNoop = "[kinds.\"bench.noop\"]\nbuiltin = \"noop\"\n";
+
+double Bench::drain_rate(int n) {
+  db_.query("bench_fill", {text(n), std::string("bench.noop"), std::string("{}")});
+  settle();
+  Workers workers(o_, kNoop, o_.concurrency);
+  // While it drains: the most connections the workers hold (a fixed budget whatever the
+  // concurrency) and their memory (flat: nothing grows with the number of jobs).
+  std::atomic<bool> stop{false};
+  int max_connections = 0;
+  std::vector<long> rss_samples;  // summed over the worker processes, every 200 ms
+  std::thread sampler([&] {
+    db::Session s(o_.url, "docket-bench-sampler");
+    while (!stop) {
+      int total = 0;
+      for (const auto& row : s.query("bench_connections")) {
+        const std::string app = row[0].value_or("");
+        if (app == "docket-producer" || app == "docket-completer" || app == "docket-maintainer" ||
+            app == "docket-crawl") {
+          total += std::stoi(row[1].value_or("0"));
+        }
+      }
+      max_connections = std::max(max_connections, total);
+      long rss = 0;
+      for (pid_t p : workers.pids()) {
+        std::ifstream status("/proc/" + std::to_string(p) + "/status");
+        std::string line;
+        while (std::getline(status, line)) {
+          if (line.rfind("VmRSS:", 0) == 0) rss += std::stol(line.substr(6));
+        }
+      }
+      if (rss > 0) rss_samples.push_back(rss);
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  wait_done("bench.noop");
+  stop = true;
+  sampler.join();
+  batching_["connections_per_worker"] = static_cast<double>(max_connections) / o_.workers;
+  // Flat memory: what the workers hold a quarter into the drain (pools and buffers warm) against
+  // the most they held at any time after.
+  if (!rss_samples.empty()) {
+    batching_["worker_rss_kb_first"] = rss_samples.front();
+    batching_["worker_rss_kb_quarter"] = rss_samples[rss_samples.size() / 4];
+    const auto quarter = rss_samples.begin() + static_cast<std::ptrdiff_t>(rss_samples.size() / 4);
+    batching_["worker_rss_kb_max_after_quarter"] = *std::max_element(quarter, rss_samples.end());
+    batching_["worker_rss_kb_max"] = *std::max_element(rss_samples.begin(), rss_samples.end());
+    batching_["worker_rss_kb_last"] = rss_samples.back();
+  }
+  const auto counts = workers.stop();
+  if (counts.contains("claim_round_trips") && counts.at("claim_round_trips") > 0) {
+    batching_["claim_batch_avg"] = static_cast<double>(counts.at("claimed")) / counts.at("claim_round_trips");
+  }
+  if (counts.contains("finish_round_trips") && counts.at("finish_round_trips") > 0) {
+    batching_["finish_batch_avg"] = static_cast<double>(counts.at("claimed")) / counts.at("finish_round_trips");
+  }
+  return process_rate("bench.noop");
+}
+
+Json Bench::run() {
+  reset();
+  const std::string& s = o_.scenario;
+  if (s == "enqueue") {
+    // Bulk enqueue in one call (docket.enqueue_many), timed by the caller as the peers harness does.
+    std::vector<EnqueueRequest> batch(o_.jobs, EnqueueRequest{.kind = "bench.noop", .queue = "bench"});
+    settle();
+    const auto t0 = SteadyClock::now();
+    client_.enqueue_many(batch);
+    const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+    reset();
+    return result(o_.jobs / secs, 0);
+  }
+  if (s == "drain") {
+    const double rate = drain_rate(o_.jobs);
+    reset();
+    Json r = result(0, rate);
+    r.update(batching_);
+    return r;
+  }
+  if (s == "bloat") {
+    // The same drain with 1M finished rows retained and 100k scheduled a day ahead, next to the
+    // empty-table drain of this run.
+    const double empty = drain_rate(o_.jobs);
+    reset();
+    db_.query("bench_bloat", {text(1000000), text(100000)});
+    const double bloated = drain_rate(o_.jobs);
+    Json r = result(0, bloated);
+    r["empty_table_process_per_s"] = empty;
+    r["ratio"] = empty > 0 ? bloated / empty : 0;
+    reset();
+    settle();
+    return r;
+  }
+  if (s == "latency") {
+    // An idle worker; single enqueues every 20 ms; enqueue call start -> handler start. From a
+    // settled database, as the other timed phases: leftovers of an earlier scenario (dead rows,
+    // autovacuum, a checkpoint) would land in the tail.
+    settle();
+    Workers workers(o_, "[kinds.\"bench.stamp\"]\nbuiltin = \"stamp\"\n", o_.concurrency);
+    const int warmup = 20;  // and 1 s to settle, as the peers harness does
+    std::vector<std::pair<std::int64_t, long long>> sent;
+    for (int i = 0; i < warmup; ++i) client_.enqueue({.kind = "bench.stamp", .queue = "bench"});
+    std::this_thread::sleep_for(1000ms);
+    // One enqueue every 20 ms on a fixed schedule (not 20 ms after each call returns).
+    auto next = SteadyClock::now();
+    for (int i = 0; i < o_.jobs; ++i) {
+      const long long t = monotonic_ns();
+      sent.emplace_back(client_.enqueue({.kind = "bench.stamp", .queue = "bench"}).id, t);
+      next += 20ms;
+      std::this_thread::sleep_until(next);
+    }
+    wait_done("bench.stamp", 60s);
+    std::map<std::int64_t, long long> started;
+    for (const auto& row : db_.query("bench_results", {std::string("bench.stamp")})) {
+      started[std::stoll(*row[0])] = Json::parse(*row[1]).at("started_ns").get<long long>();
+    }
+    std::vector<double> ms;
+    for (const auto& [id, t] : sent) ms.push_back(static_cast<double>(started.at(id) - t) / 1e6);
+    std::sort(ms.begin(), ms.end());
+    // Nearest rank, as the peers harness computes it.
+    auto pct = [&](double p) {
+      const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(ms.size())));
+      return ms[std::clamp<std::size_t>(rank, 1, ms.size()) - 1];
+    };
+    Json r = result(0, 0);
+    r["latency_p50_ms"] = pct(0.50);
+    r["latency_p99_ms"] = pct(0.99);
+    r["latency_max_ms"] = ms.back();
+    reset();
+    return r;
+  }
+  if (s == "steady") {
+    // Producers (bulk enqueues of 100, as fast as they can) and workers together on a 100k backlog.
+    db_.query("bench_fill", {text(100000), std::string("bench.noop"), std::string("{}")});
+    settle();
+    std::atomic<bool> stop{false};
+    std::atomic<long long> enqueued{0};
+    Workers workers(o_, kNoop, o_.concurrency);
+    std::this_thread::sleep_for(1s);  // workers up and claiming
+    const double from = scalar("bench_now");
+    std::thread producer([&] {
+      Client producer_client(o_.url);
+      const std::vector<EnqueueRequest> batch(100, EnqueueRequest{.kind = "bench.noop", .queue = "bench"});
+      while (!stop) {
+        producer_client.enqueue_many(batch);
+        enqueued += 100;
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::duration<double>(o_.seconds));
+    const double to = scalar("bench_now");
+    stop = true;
+    producer.join();
+    const double done =
+        scalar("bench_window_between", {std::string("bench.noop"), std::to_string(from), std::to_string(to)});
+    Json r = result(static_cast<double>(enqueued.load()) / (to - from), done / (to - from));
+    r["seconds"] = to - from;
+    reset();
+    return r;
+  }
+  if (s == "quota") {
+    // A kind limited to 50 running at once, 20 ms jobs: the ideal is 2,500 jobs/s; a sampler
+    // checks that the limit is never exceeded.
+    constexpr int kLimit = 50;
+    client_.set_limit("bench.sleep", kLimit);
+    db_.query("bench_fill", {text(o_.jobs), std::string("bench.sleep"), std::string("{\"ms\": 20}")});
+    settle();
+    std::atomic<bool> stop{false};
+    std::atomic<int> max_running{0};
+    std::thread sampler([&] {
+      db::Session sampler_db(o_.url, "docket-bench-sampler");
+      while (!stop) {
+        const auto rows = sampler_db.query("bench_running", {std::string("bench.sleep")});
+        max_running = std::max(max_running.load(), std::stoi(rows.at(0).at(0).value_or("0")));
+        std::this_thread::sleep_for(2ms);
+      }
+    });
+    {
+      Workers workers(o_, "[kinds.\"bench.sleep\"]\nbuiltin = \"sleep\"\n", o_.concurrency);
+      wait_done("bench.sleep");
+    }
+    stop = true;
+    sampler.join();
+    const double rate = process_rate("bench.sleep");
+    Json r = result(0, rate);
+    r["limit"] = kLimit;
+    r["ideal_per_s"] = kLimit / 0.020;
+    r["ratio"] = rate / (kLimit / 0.020);
+    r["max_running_seen"] = max_running.load();
+    client_.set_limit("bench.sleep", std::nullopt);
+    reset();
+    return r;
+  }
+  throw InvalidInput("unknown scenario \"" + s + "\"; use drain, enqueue, latency, steady, quota or bloat");
+}
+
+}  // namespace
+
+const std::vector<std::string>& scenarios() {
+  static const std::vector<std::string> all = {"drain", "enqueue", "latency", "steady", "quota", "bloat"};
+  return all;
+}
+
+Json run(const Options& input) {
+  Options o = input;
+  const bool latency = o.scenario == "latency";
+  if (o.jobs <= 0) o.jobs = latency ? 200 : o.scenario == "quota" ? 5000 : 50000;
+  if (o.concurrency <= 0) o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : 500;
+  if (o.workers < 1) throw InvalidInput("--workers must be >= 1");
+  if (o.metric.empty()) o.metric = o.scenario;
+  if (o.url.empty()) throw ConfigError("docket bench needs DATABASE_URL (or --database-url)");
+  migrate(o.url);
+  return Bench(o).run();
+}
+
+}  // namespace docket::bench

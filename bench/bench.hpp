@@ -1,0 +1,27 @@
+#pragma once
+// `docket bench SCENARIO`: no-op jobs against DATABASE_URL, ending with one JSON line.
+#include <string>
+
+#include "docket/job.hpp"
+
+namespace docket::bench {
+
+struct Options {
+  std::string scenario;  ///< drain, enqueue, latency, steady, quota, bloat
+  std::string url;
+  int jobs = 0;         ///< 0: the scenario's default
+  int workers = 1;      ///< worker processes
+  int concurrency = 0;  ///< jobs each worker runs at once (0: the scenario's default)
+  int batch = 0;        ///< claim batch (0: the worker's default)
+  double seconds = 10;  ///< steady: how long producers and workers run together
+  std::string docket;   ///< this binary, to start worker processes
+  std::string metric;   ///< the name its JSON line carries (default: the scenario)
+  int run = 1;          ///< repetition number, for interleaved runs (make bench-peers)
+};
+
+/// Runs the scenario and returns its JSON line (also printed by the CLI).
+Json run(const Options& options);
+
+const std::vector<std::string>& scenarios();
+
+}  // namespace docket::bench

@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// Summarises a bench results file (JSON lines from `docket bench` and the peers harness): the
+// median of every figure over the repetitions, and the performance targets as ratios between
+// figures measured in the same run.
+//   node bench/compare.mjs RESULTS.jsonl [--markdown]   (--markdown: the whole bench/RESULTS.md)
+import fs from "node:fs";
+
+const [file, ...flags] = process.argv.slice(2);
+if (!file) {
+  console.error("usage: node bench/compare.mjs RESULTS.jsonl [--markdown]");
+  process.exit(2);
+}
+const records = fs
+  .readFileSync(file, "utf8")
+  .split("\n")
+  .filter((l) => l.trim().startsWith("{"))
+  .map((l) => JSON.parse(l));
+const env = records.find((r) => r.system === "env");
+
+const get = (rec, path) => path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), rec);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+/** Values of one field over the repetitions of (system, metric). */
+const values = (system, metric, field) =>
+  records
+    .filter((r) => r.system === system && r.metric === metric)
+    .map((r) => get(r, field))
+    .filter((v) => typeof v === "number" && Number.isFinite(v));
+const med = (system, metric, field) => {
+  const v = values(system, metric, field);
+  return v.length ? median(v) : undefined;
+};
+
+const fmt = (v, digits) => {
+  if (v === undefined) return "–";
+  if (Math.abs(v) >= 1000) return `${(v / 1000).toFixed(1)}k`;
+  return v.toFixed(digits ?? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2));
+};
+
+// --- the targets of the performance issue ------------------------------------------------------
+const docket = (metric, field) => ({ system: "docket", metric, field });
+const gw = (metric, field = "per_sec") => ({ system: "graphile-worker", metric, field });
+const pgb = (metric, field = "per_sec") => ({ system: "pgbench", metric, field });
+const raw = (field) => ({ system: "raw SQL (node-postgres)", metric: "latency_listen_notify", field });
+const ideal = (value, label) => ({ constant: value, label });
+
+const targets = [
+  ["Drain 50k no-op jobs, 1 process vs graphile-worker perfTest config (fetch 500)",
+    docket("drain", "process_per_s"), gw("process_batched_c24_q500"), ">=", 2.0],
+  ["Drain vs graphile-worker fetch 2000", docket("drain", "process_per_s"), gw("process_batched_c24_q2000"), ">=", 1.3],
+  ["Drain vs raw claim+complete, batch 500, 2 connections",
+    docket("drain", "process_per_s"), pgb("drain_b500_c2"), ">=", 0.75],
+  ["Bulk enqueue 50k in one call vs graphile-worker add_jobs",
+    docket("enqueue", "enqueue_per_s"), gw("enqueue_bulk_sql"), ">=", 2.0],
+  ["Bulk enqueue vs raw COPY of 50k rows", docket("enqueue", "enqueue_per_s"), pgb("raw_copy_50000"), ">=", 0.7],
+  ["Latency p50 vs the raw SQL floor", docket("latency", "latency_p50_ms"), raw("enqueue_to_handler_ms.p50"), "<=", 1.25],
+  ["Latency p99 vs the raw SQL floor", docket("latency", "latency_p99_ms"), raw("enqueue_to_handler_ms.p99"), "<=", 1.5],
+  ["Latency p50 vs graphile-worker", docket("latency", "latency_p50_ms"),
+    gw("latency_batched", "enqueue_to_handler_ms.p50"), "<", 1.0],
+  ["Latency p99 vs graphile-worker", docket("latency", "latency_p99_ms"),
+    gw("latency_batched", "enqueue_to_handler_ms.p99"), "<", 1.0],
+  ["Steady state vs raw steady state (batch 100, 4 connections)",
+    docket("steady", "process_per_s"), pgb("steady_b100_c4"), ">=", 0.8],
+  ["Steady state vs raw steady state (batch 100, 2 connections)",
+    docket("steady", "process_per_s"), pgb("steady_b100_c2"), ">=", 0.8],
+  ["Quota (limit 50, 20 ms jobs) vs the ideal 2,500 jobs/s", docket("quota", "process_per_s"), ideal(2500, "ideal"), ">=", 0.9],
+  ["Bloat (1M finished + 100k scheduled rows) vs the empty-table drain of the same run",
+    docket("bloat", "process_per_s"), docket("bloat", "empty_table_process_per_s"), ">=", 0.9],
+  ["Scale: drain with 2 processes vs 1", docket("drain_w2", "process_per_s"), docket("drain", "process_per_s"), ">=", 0.9],
+  ["Scale: drain with 4 processes vs 1", docket("drain_w4", "process_per_s"), docket("drain", "process_per_s"), ">=", 0.9],
+];
+// Absolute limits rather than ratios: checked on the worst repetition.
+const limits = [
+  ["Quota: most jobs of the limited kind seen running at once (limit 50)", "quota", "max_running_seen", Math.max, "<=", 50],
+  ["Connections per worker process (concurrency 500)", ["drain", "drain_w2", "drain_w4", "drain_1m"],
+    "connections_per_worker", Math.max, "<=", 4],
+];
+
+const side = (s) => (s.constant !== undefined ? s.constant : med(s.system, s.metric, s.field));
+const label = (s) => (s.constant !== undefined ? s.label : `${s.system} ${s.metric}`);
+const ok = (v, op, t) => (v === undefined ? "–" : (op === ">=" ? v >= t : op === "<=" ? v <= t : v < t) ? "yes" : "**no**");
+
+const out = [];
+const md = flags.includes("--markdown");
+if (md) {
+  out.push("# Docket benchmark results", "");
+  out.push("Regenerated by `make bench-peers` (bench/peers.sh): graphile-worker, the raw SQL limits of the peers");
+  out.push("harness and `docket bench` on one PostgreSQL cluster, repetitions interleaved. Figures are medians");
+  out.push("over the repetitions; ratios divide medians measured in the same run. Absolute figures drift with the");
+  out.push("machine's load: compare ratios.", "");
+  if (env) {
+    out.push(`- date: ${env.ts}`);
+    out.push(`- command: \`${env.command}\``);
+    out.push(`- machine: ${env.cpus} × ${env.cpu}, ${env.memory_gib} GiB, Linux ${env.kernel}`);
+    out.push(`- ${env.postgres}; ${env.settings}`);
+    out.push(`- graphile-worker ${env.graphile_worker} on node ${env.node}`);
+    out.push("");
+  }
+}
+out.push("## Targets", "");
+out.push("| target | Docket | reference | ratio | goal | met |", "|---|---|---|---|---|---|");
+for (const [what, a, b, op, goal] of targets) {
+  const va = side(a);
+  const vb = side(b);
+  const ratio = va !== undefined && vb ? va / vb : undefined;
+  out.push(`| ${what} | ${fmt(va)} | ${fmt(vb)} (${label(b)}) | ${fmt(ratio, 2)} | ${op} ${goal} | ${ok(ratio, op, goal)} |`);
+}
+for (const [what, metrics, field, pick, op, goal] of limits) {
+  const v = [].concat(metrics).flatMap((m) => values("docket", m, field));
+  const worst = v.length ? pick(...v) : undefined;
+  out.push(`| ${what} | ${fmt(worst)} | – | – | ${op} ${goal} | ${ok(worst, op, goal)} |`);
+}
+{
+  const first = med("docket", "drain_1m", "worker_rss_kb_quarter");
+  const most = med("docket", "drain_1m", "worker_rss_kb_max_after_quarter");
+  const growth = first && most ? most / first : undefined;
+  out.push(`| Worker memory over a 1M drain: most RSS after a quarter of it vs RSS at a quarter | ${fmt(most)} kB | ` +
+    `${fmt(first)} kB | ${fmt(growth, 2)} | <= 1.1 | ${ok(growth, "<=", 1.1)} |`);
+}
+
+// --- every figure ------------------------------------------------------------------------------
+const fieldsOf = (r) => {
+  if (r.system === "docket") {
+    switch (r.scenario) {
+      case "enqueue": return ["enqueue_per_s"];
+      case "latency": return ["latency_p50_ms", "latency_p99_ms", "latency_max_ms"];
+      case "steady": return ["process_per_s", "enqueue_per_s"];
+      case "quota": return ["process_per_s", "max_running_seen"];
+      case "bloat": return ["process_per_s", "empty_table_process_per_s"];
+      default:
+        return ["process_per_s", "claim_batch_avg", "finish_batch_avg", "connections_per_worker",
+          "worker_rss_kb_quarter", "worker_rss_kb_max"];
+    }
+  }
+  if (r.enqueue_to_handler_ms) return ["enqueue_to_handler_ms.p50", "enqueue_to_handler_ms.p99"];
+  return ["per_sec"];
+};
+out.push("", "## Every figure", "");
+out.push("| system | measurement | field | median | min – max | runs |", "|---|---|---|---|---|---|");
+const seen = new Set();
+for (const r of records) {
+  const key = `${r.system}|${r.metric}`;
+  if (r.system === "env" || seen.has(key)) continue;
+  seen.add(key);
+  for (const f of fieldsOf(r)) {
+    const v = values(r.system, r.metric, f);
+    if (!v.length) continue;
+    out.push(`| ${r.system} | ${r.metric} | ${f} | ${fmt(median(v))} | ${fmt(Math.min(...v))} – ${fmt(Math.max(...v))} | ${v.length} |`);
+  }
+}
+console.log(out.join("\n"));

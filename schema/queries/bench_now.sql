@@ -1,0 +1,2 @@
+-- docket bench: the database clock, seconds after the epoch.
+SELECT extract(epoch FROM clock_timestamp())::float8
