@@ -443,6 +443,53 @@ BEGIN
   END IF;
 END $$;
 
+-- The one fenced finishing write, batched, and optionally a claim in the same transaction.
+-- Each item applies only if the job is still running, held by this worker, at the same attempt:
+-- a worker that lost the job (rescued, cancelled and re-run) changes nothing.
+-- Items: ids, attempts, outcomes (complete|retry|fail|cancel|snooze|release), delays in seconds
+-- (retry, snooze), results (complete), errors (recorded with the attempt and time), and the
+-- max_retries each job ran with (as claimed): a retry past it fails the job.
+-- Then, when p_limit > 0, up to p_limit jobs are claimed through docket.claim. Under a quota every
+-- freed slot is a claim: one round trip and one commit instead of two. The outcomes are written
+-- first, so the running count docket.claim reads (after taking the kind's lock) already excludes
+-- them, and the claim is the same docket.claim as always: the limit holds.
+-- Rows: the items that applied with the state they reached (claimed = false), then the claimed
+-- jobs (claimed = true, state 'running').
+CREATE FUNCTION docket.finish_and_claim(p_worker uuid, p_ids bigint[], p_attempts int[], p_outcomes text[],
+                                        p_delays float8[], p_results jsonb[], p_errors text[], p_max_retries int[],
+                                        p_queues text[], p_kinds text[], p_limit int)
+RETURNS TABLE (id bigint, claimed boolean, state text, kind text, queue text, args text, attempt int,
+               max_retries int, priority smallint, unique_key text, queue_latency_s float8)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+    UPDATE docket.jobs j
+       SET state = docket.next_state(u.outcome, j.attempt, u.max_retries, j.cancel_requested_at IS NOT NULL),
+           finished_at = CASE WHEN docket.next_state(u.outcome, j.attempt, u.max_retries,
+                                                     j.cancel_requested_at IS NOT NULL)
+                                   IN ('completed', 'failed', 'cancelled') THEN now() END,
+           run_at = CASE WHEN u.outcome IN ('retry', 'snooze') THEN now() + make_interval(secs => u.delay)
+                         WHEN u.outcome = 'release' THEN now()
+                         ELSE j.run_at END,
+           attempt = CASE WHEN u.outcome IN ('snooze', 'release') THEN j.attempt - 1 ELSE j.attempt END,
+           result = CASE WHEN u.outcome = 'complete' THEN u.result ELSE j.result END,
+           errors = CASE WHEN u.error IS NULL THEN j.errors
+                         ELSE j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now(),
+                                                                               'error', u.error)) END
+      FROM unnest(p_ids, p_attempts, p_outcomes, p_delays, p_results, p_errors, p_max_retries)
+           AS u(id, attempt, outcome, delay, result, error, max_retries)
+     WHERE j.id = u.id AND j.state = 'running' AND j.worker = p_worker AND j.attempt = u.attempt
+    RETURNING j.id, false, j.state::text, NULL::text, NULL::text, NULL::text, NULL::int, NULL::int, NULL::smallint,
+              NULL::text, NULL::float8;
+  IF p_limit > 0 THEN
+    RETURN QUERY
+      SELECT c.id, true, 'running'::text, c.kind, c.queue, c.args::text, c.attempt, c.max_retries, c.priority,
+             c.unique_key, extract(epoch FROM now() - greatest(c.run_at, c.inserted_at))::float8
+        FROM docket.claim(p_worker, p_queues, p_kinds, p_limit) c;
+  END IF;
+END $$;
+
 -- The global quota: at no instant do more than max_running jobs of the kind run across the fleet.
 -- NULL removes the limit. 0 holds the kind (nothing new starts).
 CREATE FUNCTION docket.set_limit(kind text, max_running int) RETURNS void
@@ -928,6 +975,7 @@ BEGIN
     'docket.enqueue_many_jobs(jsonb)'::regprocedure,
     'docket.claim_from(uuid, text[], text[], int)'::regprocedure,
     'docket.claim(uuid, text[], text[], int)'::regprocedure,
+    'docket.finish_and_claim(uuid, bigint[], int[], text[], float8[], jsonb[], text[], int[], text[], text[], int)'::regprocedure,
     'docket.cancel(bigint)'::regprocedure,
     'docket.retry(bigint)'::regprocedure,
     'docket.rescue(int)'::regprocedure,
@@ -948,4 +996,7 @@ BEGIN
   -- plans are the index plans above) instead of re-planning them on each call.
   ALTER FUNCTION docket.claim_from(uuid, text[], text[], int) SET plan_cache_mode = force_generic_plan;
   ALTER FUNCTION docket.claim(uuid, text[], text[], int) SET plan_cache_mode = force_generic_plan;
+  ALTER FUNCTION docket.finish_and_claim(uuid, bigint[], int[], text[], float8[], jsonb[], text[], int[], text[],
+                                         text[], int)
+    SET plan_cache_mode = force_generic_plan;
 END $$;

@@ -14,6 +14,33 @@
 using namespace docket;
 using docket::test::PgCluster;
 
+/// Samples the running count of a kind as fast as it can, on its own connection: the most it saw.
+class RunningSampler {
+ public:
+  RunningSampler(const std::string& url, const std::string& kind)
+      : thread_([this, url, kind] {
+          pqxx::connection c(url);
+          while (!done_) {
+            pqxx::nontransaction tx(c);
+            const int n =
+                tx.exec_params("SELECT count(*) FROM docket.jobs WHERE state = 'running' AND kind = $1", kind)[0][0]
+                    .as<int>();
+            max_seen_ = std::max(max_seen_.load(), n);
+          }
+        }) {}
+  ~RunningSampler() { stop(); }
+  int stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+    return max_seen_.load();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<int> max_seen_{0};
+  std::thread thread_;
+};
+
 class Engine : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -89,16 +116,7 @@ TEST_F(Engine, QuotaHoldsUnderManyConcurrentClaimers) {
   client->set_limit("a", kLimit);
   std::vector<EnqueueRequest> batch(400, EnqueueRequest{.kind = "a"});
   client->enqueue_many(batch);
-  std::atomic<bool> done{false};
-  std::atomic<int> max_seen{0};
-  std::thread sampler([&] {
-    pqxx::connection c(db->url());
-    while (!done) {
-      pqxx::nontransaction tx(c);
-      const int n = tx.exec("SELECT count(*) FROM docket.jobs WHERE state = 'running' AND kind = 'a'")[0][0].as<int>();
-      max_seen = std::max(max_seen.load(), n);
-    }
-  });
+  RunningSampler sampler(db->url(), "a");
   std::vector<std::thread> claimers;
   std::atomic<int> finished{0};
   for (int t = 0; t < 8; ++t) {
@@ -115,11 +133,80 @@ TEST_F(Engine, QuotaHoldsUnderManyConcurrentClaimers) {
     });
   }
   for (auto& t : claimers) t.join();
-  done = true;
-  sampler.join();
+  const int max_seen = sampler.stop();
   EXPECT_EQ(finished.load(), 400);
-  EXPECT_LE(max_seen.load(), kLimit);
-  EXPECT_GE(max_seen.load(), 1);
+  EXPECT_LE(max_seen, kLimit);
+  EXPECT_GE(max_seen, 1);
+}
+
+TEST_F(Engine, FinishAndClaimHandsTheFreedSlotOnInOneTransaction) {
+  client->set_limit("a", 1);
+  const auto x = client->enqueue({.kind = "a"}).id;
+  const auto y = client->enqueue({.kind = "a"}).id;
+  const auto q = db::text_array(std::vector<std::string>{"default"});
+  const auto k = db::text_array(std::vector<std::string>{"a"});
+  ASSERT_EQ(claim(worker, {"a"}, 5).size(), 1u);
+  // Fenced like finish: a stale attempt changes nothing, and the slot it holds stays taken.
+  auto stale = session->finish_and_claim(worker, {{.id = x, .attempt = 2, .outcome = "complete"}}, q, k, 5);
+  EXPECT_TRUE(stale.finished.empty());
+  EXPECT_TRUE(stale.claimed.empty());
+  EXPECT_EQ(state(y), "available");
+  // The completion frees the slot and the same statement takes it: never two running.
+  auto both = session->finish_and_claim(worker, {{.id = x, .attempt = 1, .outcome = "complete", .result = "{\"n\":1}"}},
+                                        q, k, 5);
+  ASSERT_EQ(both.finished.size(), 1u);
+  EXPECT_EQ(both.finished[0].id, x);
+  EXPECT_EQ(both.finished[0].state, "completed");
+  ASSERT_EQ(both.claimed.size(), 1u);
+  EXPECT_EQ(both.claimed[0].id, y);
+  EXPECT_EQ(both.claimed[0].attempt, 1);
+  EXPECT_EQ(state(y), "running");
+  EXPECT_EQ(db->scalar("SELECT result->>'n' FROM docket.jobs WHERE id = " + std::to_string(x)), "1");
+  // A retry with no delay is claimable again at once, by the same statement, as a new attempt.
+  auto again =
+      session->finish_and_claim(worker, {{.id = y, .attempt = 1, .outcome = "retry", .error = "boom"}}, q, k, 5);
+  ASSERT_EQ(again.finished.size(), 1u);
+  EXPECT_EQ(again.finished[0].state, "retryable");
+  EXPECT_TRUE(again.claimed.empty());  // retryable waits for promotion (and its backoff)
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE state = 'running'"), 0);
+}
+
+TEST_F(Engine, FinishAndClaimHoldsTheQuotaUnderManyConcurrentWorkers) {
+  // 8 sessions each finish what they hold and claim its replacements in the same statement, as
+  // the completer does under a quota, while a sampler checks the running count at every instant.
+  constexpr int kLimit = 3;
+  constexpr int kJobs = 400;
+  client->set_limit("a", kLimit);
+  client->enqueue_many(std::vector<EnqueueRequest>(kJobs, EnqueueRequest{.kind = "a"}));
+  RunningSampler sampler(db->url(), "a");
+  const auto q = db::text_array(std::vector<std::string>{"default"});
+  const auto k = db::text_array(std::vector<std::string>{"a"});
+  std::atomic<int> finished{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 8; ++t) {
+    workers.emplace_back([&] {
+      db::Session s(db->url(), "worker");
+      const std::string w = s.register_worker({.name = "c", .lease_s = 30});
+      std::vector<db::ClaimedJob> held;
+      while (finished.load() < kJobs) {
+        if (held.empty()) {
+          held = s.claim(w, q, k, 2);
+          continue;
+        }
+        std::vector<db::FinishItem> items;
+        for (const auto& j : held) items.push_back({.id = j.id, .attempt = j.attempt, .outcome = "complete"});
+        auto both = s.finish_and_claim(w, items, q, k, 2);
+        finished += static_cast<int>(both.finished.size());
+        held = std::move(both.claimed);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  const int max_seen = sampler.stop();
+  EXPECT_EQ(finished.load(), kJobs);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE state = 'completed'"), kJobs);
+  EXPECT_LE(max_seen, kLimit);
+  EXPECT_GE(max_seen, 1);
 }
 
 TEST_F(Engine, FinishIsFencedByWorkerAttemptAndState) {

@@ -177,7 +177,9 @@ TEST_F(Enqueue, ManyWithoutUniqueKeysGoesByCopyKeepingOrderStateAndValidation) {
     EXPECT_EQ(job->queue, batch[i].queue);
     EXPECT_EQ(job->priority, batch[i].priority);
     EXPECT_EQ(job->max_retries, batch[i].max_retries.value_or(20));
-    if (i > 0) EXPECT_GT(results[i].id, results[i - 1].id);
+    if (i > 0) {
+      EXPECT_GT(results[i].id, results[i - 1].id);
+    }
   }
   EXPECT_EQ(client.job(results[10].id)->state, JobState::scheduled);
   EXPECT_EQ(client.job(results[11].id)->state, JobState::available);

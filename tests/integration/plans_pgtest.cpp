@@ -161,6 +161,11 @@ const std::vector<Case>& hot_queries() {
             "'{boom,boom,NULL}'", "'{20,20,20}'"},
            true,
            {"jobs_pkey"}},
+      Case{"job_finish_claim",
+           {kWorker, kRunningIds, "'{1,1,1}'", "'{complete,complete,retry}'", "'{0,0,1}'", "'{NULL,NULL,NULL}'",
+            "'{NULL,NULL,boom}'", "'{20,20,20}'", "'{default}'", "'{a,c}'", "500"},
+           true,
+           {"jobs_pkey", "jobs_claim_idx", "jobs_running_idx"}},
       Case{"job_progress", {kWorker, "51", "1", "'{\"done\": 1}'"}, true, {"jobs_pkey"}},
       // The maintainer: promote due jobs, rescue a dead worker's, prune old ones.
       Case{

@@ -286,6 +286,23 @@ void check_request(const EnqueueRequest& r, std::size_t i) {
   }
 }
 
+/// A claimed job from a result row: id, then (after `skip` columns) kind, queue, args, attempt,
+/// max_retries, priority, unique_key, queue_latency_s.
+ClaimedJob claimed_job(const pqxx::row& row, int skip) {
+  ClaimedJob j;
+  j.id = row[0].as<std::int64_t>();
+  const auto at = [&](int i) { return row[static_cast<pqxx::row::size_type>(i + skip)]; };
+  j.kind = at(1).c_str();
+  j.queue = at(2).c_str();
+  j.args.assign(at(3).c_str(), at(3).size());
+  j.attempt = at(4).as<int>();
+  j.max_retries = at(5).as<int>();
+  j.priority = at(6).as<int>();
+  j.unique_key = opt_text(at(7));
+  j.queue_latency_s = at(8).is_null() ? 0.0 : at(8).as<double>();
+  return j;
+}
+
 }  // namespace
 
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
@@ -476,58 +493,89 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
     std::vector<ClaimedJob> out;
     out.reserve(res.size());
     for (const auto& row : res) {
-      if (row[0].is_null()) continue;
-      ClaimedJob j;
-      j.id = row[0].as<std::int64_t>();
-      j.kind = row[1].c_str();
-      j.queue = row[2].c_str();
-      j.args.assign(row[3].c_str(), row[3].size());
-      j.attempt = row[4].as<int>();
-      j.max_retries = row[5].as<int>();
-      j.priority = row[6].as<int>();
-      j.unique_key = opt_text(row[7]);
-      j.queue_latency_s = row[8].is_null() ? 0.0 : row[8].as<double>();
-      out.push_back(std::move(j));
+      if (!row[0].is_null()) out.push_back(claimed_job(row, 0));
     }
     return out;
   });
 }
 
+namespace {
+
+/// The finish statement's arrays, one entry per item.
+struct FinishArrays {
+  explicit FinishArrays(const std::vector<const FinishItem*>& items) {
+    std::vector<std::int64_t> i, a, m;
+    std::vector<std::string> o;
+    std::vector<double> d;
+    std::vector<std::optional<std::string>> r, e;
+    for (const auto* it : items) {
+      i.push_back(it->id);
+      a.push_back(it->attempt);
+      m.push_back(it->max_retries);
+      o.push_back(it->outcome);
+      d.push_back(it->delay_s);
+      r.push_back(it->result);
+      e.push_back(it->error);
+    }
+    ids = int_array(i), attempts = int_array(a), max_retries = int_array(m);
+    outcomes = text_array(o), delays = float_array(d), results = text_array(r), errors = text_array(e);
+  }
+  std::string ids, attempts, outcomes, delays, results, errors, max_retries;
+};
+
+std::vector<const FinishItem*> pointers(const std::vector<FinishItem>& items) {
+  std::vector<const FinishItem*> out;
+  out.reserve(items.size());
+  for (const auto& it : items) out.push_back(&it);
+  return out;
+}
+
+}  // namespace
+
 std::vector<Finished> Session::finish(const std::string& worker, const std::vector<FinishItem>& items) {
+  // Plain completions (the bulk of a busy queue) take the two-array statement; the rest the
+  // general one, which decides retry/fail/cancel per row.
+  std::vector<std::int64_t> done_ids, done_attempts;
+  std::vector<const FinishItem*> general;
+  for (const auto& it : items) {
+    if (it.outcome == "complete" && !it.result) {
+      done_ids.push_back(it.id);
+      done_attempts.push_back(it.attempt);
+    } else {
+      general.push_back(&it);
+    }
+  }
+  const FinishArrays a(general);
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     std::vector<Finished> out;
     out.reserve(items.size());
-    // Plain completions (the bulk of a busy queue) take the two-array statement; the rest the
-    // general one, which decides retry/fail/cancel per row.
-    std::vector<std::int64_t> done_ids, done_attempts;
-    std::vector<std::int64_t> ids, attempts, max_retries;
-    std::vector<std::string> outcomes;
-    std::vector<double> delays;
-    std::vector<std::optional<std::string>> results, errors;
-    for (const auto& it : items) {
-      if (it.outcome == "complete" && !it.result) {
-        done_ids.push_back(it.id);
-        done_attempts.push_back(it.attempt);
-        continue;
-      }
-      ids.push_back(it.id);
-      attempts.push_back(it.attempt);
-      max_retries.push_back(it.max_retries);
-      outcomes.push_back(it.outcome);
-      delays.push_back(it.delay_s);
-      results.push_back(it.result);
-      errors.push_back(it.error);
-    }
     if (!done_ids.empty()) {
       for (const auto& row : DOCKET_RUN("job_complete", worker, int_array(done_ids), int_array(done_attempts))) {
         out.push_back({row[0].as<std::int64_t>(), "completed"});
       }
     }
-    if (!ids.empty()) {
-      for (const auto& row :
-           DOCKET_RUN("job_finish", worker, int_array(ids), int_array(attempts), text_array(outcomes),
-                      float_array(delays), text_array(results), text_array(errors), int_array(max_retries))) {
+    if (!general.empty()) {
+      for (const auto& row : DOCKET_RUN("job_finish", worker, a.ids, a.attempts, a.outcomes, a.delays, a.results,
+                                        a.errors, a.max_retries)) {
         out.push_back({row[0].as<std::int64_t>(), row[1].c_str()});
+      }
+    }
+    return out;
+  });
+}
+
+FinishedAndClaimed Session::finish_and_claim(const std::string& worker, const std::vector<FinishItem>& items,
+                                             const std::string& queues_literal, const std::string& kinds_literal,
+                                             int limit) {
+  const FinishArrays a(pointers(items));
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    FinishedAndClaimed out;
+    for (const auto& row : DOCKET_RUN("job_finish_claim", worker, a.ids, a.attempts, a.outcomes, a.delays, a.results,
+                                      a.errors, a.max_retries, queues_literal, kinds_literal, std::to_string(limit))) {
+      if (row[1].as<bool>()) {
+        out.claimed.push_back(claimed_job(row, 2));
+      } else {
+        out.finished.push_back({row[0].as<std::int64_t>(), row[2].c_str()});
       }
     }
     return out;

@@ -41,6 +41,12 @@ struct Finished {
   std::string state;
 };
 
+/// What finish_and_claim did: the outcomes that applied, and the jobs it claimed.
+struct FinishedAndClaimed {
+  std::vector<Finished> finished;
+  std::vector<ClaimedJob> claimed;
+};
+
 struct WorkerRow {
   std::string name;
   std::string host;
@@ -120,6 +126,10 @@ class Session {
   std::vector<ClaimedJob> claim(const std::string& worker, const std::string& queues_literal,
                                 const std::string& kinds_literal, int limit, ClaimPath& path);
   std::vector<Finished> finish(const std::string& worker, const std::vector<FinishItem>& items);
+  /// `finish` and a claim as `claim` on the quota path, in one round trip and one transaction:
+  /// under a quota each freed slot is claimed at once.
+  FinishedAndClaimed finish_and_claim(const std::string& worker, const std::vector<FinishItem>& items,
+                                      const std::string& queues_literal, const std::string& kinds_literal, int limit);
   bool progress(const std::string& worker, std::int64_t id, int attempt, const std::string& json);
   std::string register_worker(const WorkerRow& row);
   /// False when the worker was declared dead (its lease expired): it must register again.

@@ -13,10 +13,12 @@ namespace {
 constexpr std::size_t kMaxBatch = 2000;
 }
 
-Completer::Completer(const std::string& url, std::function<void()> on_flush, std::shared_ptr<Metrics> metrics)
+Completer::Completer(const std::string& url, std::function<void(bool)> on_flush, std::shared_ptr<Metrics> metrics,
+                     Refill refill)
     : session_(url, "docket-completer", db::Session::Plans::pinned),
       on_flush_(std::move(on_flush)),
       metrics_(std::move(metrics)),
+      refill_(std::move(refill)),
       thread_([this](const std::stop_token& st) { loop(st); }) {}
 
 Completer::~Completer() {
@@ -87,11 +89,11 @@ void Completer::loop(const std::stop_token& stop) {
     }
     try {
       for (const auto& [id, p] : progress) session_.progress(std::get<0>(p), id, std::get<1>(p), std::get<2>(p));
-      if (!batch.empty()) write(batch);
+      const bool refilled = !batch.empty() && write(batch);
       if (delay.failing()) log::info("db.reconnected", {{"component", "completer"}});
       delay.reset();
       batch.clear();
-      if (on_flush_) on_flush_();
+      if (on_flush_) on_flush_(refilled);
     } catch (const Unavailable& e) {
       const auto wait = delay.next();
       log::warn("db.unavailable", {{"component", "completer"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
@@ -119,7 +121,8 @@ void Completer::loop(const std::stop_token& stop) {
   }
 }
 
-void Completer::write(std::vector<PendingFinish>& batch) {
+bool Completer::write(std::vector<PendingFinish>& batch) {
+  bool refilled = false;
   // One statement per worker id (normally one: a process has a second only after a lost lease).
   std::map<std::string, std::vector<std::size_t>> by_worker;
   for (std::size_t i = 0; i < batch.size(); ++i) by_worker[batch[i].worker].push_back(i);
@@ -127,7 +130,18 @@ void Completer::write(std::vector<PendingFinish>& batch) {
     std::vector<db::FinishItem> items;
     items.reserve(indexes.size());
     for (auto i : indexes) items.push_back(batch[i].item);
-    const auto done = session_.finish(worker, items);
+    std::optional<Refill::Claim> claim;
+    if (refill_.begin) claim = refill_.begin(worker);
+    std::vector<db::Finished> done;
+    if (claim) {
+      auto both = session_.finish_and_claim(worker, items, claim->queues_literal, claim->kinds_literal, claim->limit);
+      done = std::move(both.finished);
+      refill_.deliver(both.claimed, *claim, worker);
+      claim.reset();  // releases the claim lock
+      refilled = true;
+    } else {
+      done = session_.finish(worker, items);
+    }
     std::unordered_map<std::int64_t, const std::string*> state_of;
     for (const auto& f : done) state_of[f.id] = &f.state;
     CompleterCounters add;
@@ -194,6 +208,7 @@ void Completer::write(std::vector<PendingFinish>& batch) {
     counters_.released += add.released;
     counters_.stale += add.stale;
   }
+  return refilled;
 }
 
 }  // namespace docket

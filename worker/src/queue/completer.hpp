@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -32,10 +33,29 @@ struct CompleterCounters {
   std::uint64_t writes = 0;  ///< finish round trips (batches)
 };
 
+/// Lets a batch of outcomes also claim the jobs that take the freed slots, in the same round trip
+/// and transaction (db::Session::finish_and_claim). Under a quota every freed slot is
+/// a claim, and this saves the second round trip and commit per slot.
+struct Refill {
+  struct Claim {
+    std::unique_lock<std::mutex> lock;  ///< the worker's claim lock, held until the jobs are handed over
+    std::string queues_literal;
+    std::string kinds_literal;
+    int limit = 0;
+  };
+  /// Before a batch of outcomes of `worker` is written: the claim to make with it, or
+  /// nullopt to write the completions alone.
+  std::function<std::optional<Claim>(const std::string& worker)> begin;
+  /// Hands the claimed jobs over, with the claim lock still held.
+  std::function<void(std::vector<db::ClaimedJob>& jobs, const Claim& claim, const std::string& worker)> deliver;
+};
+
 class Completer {
  public:
-  /// `on_flush` runs after each written batch (the producer may claim into freed quota slots).
-  Completer(const std::string& url, std::function<void()> on_flush, std::shared_ptr<Metrics> metrics);
+  /// `on_flush` runs after each written batch (the producer may claim into freed quota slots);
+  /// its argument says whether the batch already claimed for them (see Refill).
+  Completer(const std::string& url, std::function<void(bool refilled)> on_flush, std::shared_ptr<Metrics> metrics,
+            Refill refill = {});
   ~Completer();
 
   void push(PendingFinish finish);
@@ -48,11 +68,13 @@ class Completer {
 
  private:
   void loop(const std::stop_token& stop);
-  void write(std::vector<PendingFinish>& batch);
+  /// Returns whether a claim went with the write.
+  bool write(std::vector<PendingFinish>& batch);
 
   db::Session session_;
-  std::function<void()> on_flush_;
+  std::function<void(bool)> on_flush_;
   std::shared_ptr<Metrics> metrics_;
+  Refill refill_;
   mutable std::mutex mutex_;
   std::condition_variable_any ready_;
   std::deque<PendingFinish> queue_;

@@ -77,6 +77,13 @@ struct Worker::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> started{false};
   std::atomic<bool> flushed{false};
+  /// Held while claiming and dispatching (producer or completer), so two claims never count the
+  /// same free slots.
+  std::mutex claim_mutex;
+  /// The producer's last claim went by the quota path: completions then claim their replacements.
+  std::atomic<bool> quota_claims{false};
+  std::string queues_literal;
+  std::string kinds_literal;
   std::atomic<std::uint64_t> claimed{0};
   std::atomic<std::uint64_t> claims{0};  ///< claim round trips
 
@@ -128,13 +135,36 @@ void Worker::Impl::run() {
   row.lease_s = static_cast<double>(cfg.lease.count()) / 1000.0;
 
   batch_threshold = std::max(1, std::min(cfg.claim_batch, cfg.concurrency) / 2);
+  queues_literal = db::text_array(cfg.queues);
+  kinds_literal = db::text_array(kind_names);
+  Refill refill;
+  refill.begin = [this](const std::string& worker) -> std::optional<Refill::Claim> {
+    if (!quota_claims.load() || stopping.load()) return std::nullopt;
+    std::unique_lock lock(claim_mutex, std::try_to_lock);
+    // The producer is claiming (it will see the freed slots), or we are stopping, or the
+    // outcomes belong to an identity this process lost: complete only.
+    if (!lock.owns_lock() || stopping.load() || worker != identity.get()) return std::nullopt;
+    const int n = std::min(cfg.concurrency - in_flight.load(), cfg.claim_batch);
+    if (n <= 0) return std::nullopt;
+    return Refill::Claim{std::move(lock), queues_literal, kinds_literal, n};
+  };
+  refill.deliver = [this](std::vector<db::ClaimedJob>& jobs, const Refill::Claim& claim, const std::string& worker) {
+    claims.fetch_add(1);
+    const bool full = static_cast<int>(jobs.size()) == claim.limit;
+    dispatch(jobs, worker);
+    if (full) {
+      flushed = true;  // there may be more: let the producer look
+      wake.signal();
+    }
+  };
   completer = std::make_unique<Completer>(
       url,
-      [this] {
+      [this](bool refilled) {
+        if (refilled) return;  // the completions already claimed into the freed slots
         flushed = true;
         wake.signal();
       },
-      metrics);
+      metrics, std::move(refill));
   pool = std::make_unique<RunPool>(cfg.concurrency);
   Maintainer::Hooks hooks;
   hooks.lease_lost = [this](const std::string& old_id) {
@@ -169,6 +199,11 @@ void Worker::Impl::run() {
   wake.signal();
   producer.request_stop();
   producer.join();
+  {
+    // A claim the completer began before `stopping` has dispatched its jobs once this is ours:
+    // the waits below count them.
+    std::lock_guard claims_done(claim_mutex);
+  }
   maintainer->mark_stopping();
   {
     std::unique_lock lock(stop_mutex);
@@ -212,10 +247,6 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   session.listen("docket_jobs");
   session.listen("docket_cancel");
   session.listen("docket_control");
-  std::vector<std::string> names;
-  for (const auto& [name, entry] : kinds) names.push_back(name);
-  const std::string queues_literal = db::text_array(cfg.queues);
-  const std::string kinds_literal = db::text_array(names);
   const std::set<std::string> queue_set(cfg.queues.begin(), cfg.queues.end());
   std::mt19937_64 prng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
@@ -269,15 +300,20 @@ void Worker::Impl::produce(const std::stop_token& stop) {
     }
     if (want && capacity > 0 && batch_ready && now >= retry_at) {
       deferred_since = SteadyClock::time_point::max();
-      const int n = std::min(capacity, cfg.claim_batch);
       try {
+        std::unique_lock claim_lock(claim_mutex);
+        // Counted again under the lock: the completer may have claimed into the free slots.
+        const int n = std::min(cfg.concurrency - in_flight.load(), cfg.claim_batch);
+        if (n <= 0) continue;
         const std::string worker_id = identity.get();
         auto jobs = session.claim(worker_id, queues_literal, kinds_literal, n, claim_path);
         claims.fetch_add(1);
+        quota_claims = claim_path == db::Session::ClaimPath::quota;
         last_full = static_cast<int>(jobs.size()) == n;
         want = last_full;  // a full batch: there may be more
         next_poll = next_poll_after(SteadyClock::now());
         dispatch(jobs, worker_id);
+        claim_lock.unlock();
         handle_notifications();
         if (delay.failing()) log::info("db.reconnected", {{"component", "producer"}});
         delay.reset();
