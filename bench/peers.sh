@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PEERS=$(cd "${PEERS:-$ROOT/../shared/peers}" && pwd)
 DOCKET=${DOCKET:-$ROOT/build/docket}
-REPS=${REPS:-3}
+export REPS=${REPS:-3}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 export RESULTS_FILE=${RESULTS_FILE:-$ROOT/bench/results/peers-$STAMP.jsonl}
 mkdir -p "$(dirname "$RESULTS_FILE")"

@@ -4,6 +4,7 @@
 #include <barrier>
 #include <thread>
 
+#include "db/array.hpp"
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
 #include "pg.hpp"
@@ -196,6 +197,43 @@ TEST_F(Enqueue, ManyWithoutUniqueKeysGoesByCopyKeepingOrderStateAndValidation) {
   batch[7].args = Json::array();
   EXPECT_THROW(client.enqueue_many(batch), InvalidInput);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 300);
+}
+
+TEST_F(Enqueue, ManyByCopyFromConcurrentSessionsReturnsEachRequestsOwnId) {
+  // Concurrent COPYs draw ids from the one sequence interleaved: each result must still name the
+  // job made from its own request (the ids are read back when they are not one contiguous run).
+  constexpr int kThreads = 4, kBatches = 4, kJobs = 3000;
+  std::vector<std::vector<std::int64_t>> ids(kThreads * kBatches);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        Client client(db->url());
+        for (int b = 0; b < kBatches; ++b) {
+          std::vector<EnqueueRequest> batch;
+          for (int i = 0; i < kJobs; ++i) batch.push_back({.kind = "bulk", .args = Json{{"t", t}, {"b", b}, {"i", i}}});
+          for (const auto& r : client.enqueue_many(batch)) ids[t * kBatches + b].push_back(r.id);
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "thread " << t << ": " << e.what();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::string wrong = "0";
+  for (int t = 0; t < kThreads; ++t) {
+    for (int b = 0; b < kBatches; ++b) {
+      const auto& got = ids[t * kBatches + b];
+      ASSERT_EQ(got.size(), static_cast<std::size_t>(kJobs));
+      // The i-th id of this batch must hold {"t": t, "b": b, "i": i}: count the ones that do not.
+      wrong = db->scalar("SELECT count(*) FROM unnest('" + db::int_array(got) +
+                         "'::bigint[]) WITH ORDINALITY u(id, ord) LEFT JOIN docket.jobs j ON j.id = u.id "
+                         "WHERE j.id IS NULL OR j.args <> jsonb_build_object('t', " +
+                         std::to_string(t) + ", 'b', " + std::to_string(b) + ", 'i', u.ord - 1)");
+      EXPECT_EQ(wrong, "0") << "thread " << t << " batch " << b;
+    }
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), kThreads * kBatches * kJobs);
 }
 
 TEST_F(Enqueue, ManyWithDefaultsCopiesOnlyTheGivenColumnsAndKeepsArgsExact) {

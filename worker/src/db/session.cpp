@@ -319,7 +319,7 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
         if (crawl_kinds.contains(requests[i].kind)) return std::nullopt;
         check_request(requests[i], i);
       }
-      for (const char* name : {"job_copy_floor", "job_copied_ids"}) {
+      for (const char* name : {"job_copy_floor", "job_copy_last", "job_copied_ids"}) {
         if (!impl_->prepared.contains(name)) {
           c.prepare(name, queries().find(name)->second);
           impl_->prepared.insert(name);
@@ -356,15 +356,22 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
         kCopyRows[(priorities ? 4 : 0) + (retries ? 2 : 0) + (timed ? 1 : 0)](copy, requests, now_text, db_now);
         copy.complete();
       }
-      const auto ids = tx.exec_prepared("job_copied_ids", floor);
-      if (ids.size() != requests.size()) {
-        throw Error("bulk enqueue inserted " + std::to_string(ids.size()) + " jobs for " +
+      std::vector<EnqueueResult> out;
+      out.reserve(requests.size());
+      const auto n = static_cast<std::int64_t>(requests.size());
+      const auto last = tx.exec_prepared("job_copy_last")[0][0].as<std::int64_t>();
+      if (last - floor == n) {
+        // Nobody else drew ids meanwhile: ours are floor+1 .. last, in input order.
+        for (std::int64_t id = floor + 1; id <= last; ++id) out.push_back({id, true});
+      } else {
+        const auto ids = tx.exec_prepared("job_copied_ids", floor);
+        for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
+      }
+      if (out.size() != requests.size()) {
+        throw Error("bulk enqueue inserted " + std::to_string(out.size()) + " jobs for " +
                     std::to_string(requests.size()) + " requests");
       }
       tx.commit();
-      std::vector<EnqueueResult> out;
-      out.reserve(ids.size());
-      for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
       return out;
     });
     if (copied) return std::move(*copied);
