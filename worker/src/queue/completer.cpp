@@ -11,7 +11,9 @@ namespace docket {
 
 namespace {
 constexpr std::size_t kMaxBatch = 2000;
-}
+constexpr std::size_t kFloodBatch = 400;
+constexpr auto kFloodLinger = std::chrono::microseconds(500);
+}  // namespace
 
 Completer::Completer(const std::string& url, std::function<void(bool)> on_flush, std::shared_ptr<Metrics> metrics,
                      Refill refill)
@@ -78,11 +80,17 @@ void Completer::loop(const std::stop_token& stop) {
         if (stop.stop_requested()) return;
         continue;
       }
+      if (flood_ && queue_.size() < kFloodBatch && !stop.stop_requested()) {
+        // Outcomes are pouring in (the last batch was large): gather for a moment, so a backlog
+        // drains in a few large writes instead of one large and several small ones.
+        ready_.wait_for(lock, stop, kFloodLinger, [&] { return queue_.size() >= kFloodBatch; });
+      }
       if (stop.stop_requested() && draining_ && std::chrono::steady_clock::now() > drain_deadline_) {
         log::error("completer.abandoned", {{"outcomes", queue_.size()}});
         return;
       }
       const std::size_t n = std::min(queue_.size(), kMaxBatch);
+      flood_ = n >= kFloodBatch / 4;
       batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
       queue_.erase(queue_.begin(), queue_.begin() + n);
       progress.swap(progress_);

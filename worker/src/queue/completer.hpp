@@ -81,6 +81,7 @@ class Completer {
   std::map<std::int64_t, std::tuple<std::string, int, std::string>> progress_;
   CompleterCounters counters_;
   bool draining_ = false;
+  bool flood_ = false;  ///< the last batch was large: outcomes are pouring in
   std::chrono::steady_clock::time_point drain_deadline_;
   std::jthread thread_;
 };
