@@ -108,6 +108,30 @@ struct Case {
   std::string setup;                 ///< SQL run first, in the same (rolled back) transaction
 };
 
+/// Loads auto_explain into the session so that every plan (nested statements too) arrives as a
+/// JSON notice, from now on or once log_min_duration is set to 0, and plans as the engine does:
+/// pinned (the producer and completer) or custom (every other session).
+void explain_plans(pqxx::nontransaction& tx, bool pinned, bool log_now) {
+  tx.exec("LOAD 'auto_explain'");
+  tx.exec(std::string("SET auto_explain.log_min_duration = ") + (log_now ? "0" : "-1") +
+          "; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = notice;"
+          " SET auto_explain.log_format = json; SET client_min_messages = notice");
+  tx.exec(pinned ? "SET enable_seqscan = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan"
+                 : "SET enable_seqscan = on; SET enable_bitmapscan = on; SET plan_cache_mode = force_custom_plan");
+}
+
+/// Runs the prepared statement `name` with the case's arguments after its setup, in a
+/// transaction rolled back afterwards; `notices` then holds what the statement logged.
+void execute_case(pqxx::nontransaction& tx, const std::string& name, const Case& c, Notices& notices) {
+  std::string args;
+  for (const auto& p : c.params) args += (args.empty() ? "" : ", ") + p;
+  tx.exec("BEGIN");
+  if (!c.setup.empty()) tx.exec(c.setup);
+  notices.messages.clear();
+  tx.exec("EXECUTE " + name + (args.empty() ? std::string() : "(" + args + ")"));
+  tx.exec("ROLLBACK");
+}
+
 }  // namespace
 
 class Plans : public ::testing::Test {
@@ -127,21 +151,9 @@ class Plans : public ::testing::Test {
     auto& conn = db_->conn();
     Notices notices(conn);
     pqxx::nontransaction tx(conn);
-    tx.exec("LOAD 'auto_explain'");
-    tx.exec(
-        "SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;"
-        " SET auto_explain.log_level = notice; SET auto_explain.log_format = json;"
-        " SET client_min_messages = notice");
-    tx.exec(c.pinned ? "SET enable_seqscan = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan"
-                     : "SET enable_seqscan = on; SET enable_bitmapscan = on; SET plan_cache_mode = force_custom_plan");
+    explain_plans(tx, c.pinned, true);
     tx.exec("PREPARE hot AS " + docket::db::queries().at(c.query));
-    std::string args;
-    for (const auto& p : c.params) args += (args.empty() ? "" : ", ") + p;
-    tx.exec("BEGIN");
-    if (!c.setup.empty()) tx.exec(c.setup);
-    notices.messages.clear();
-    tx.exec("EXECUTE hot" + (args.empty() ? std::string() : "(" + args + ")"));
-    tx.exec("ROLLBACK");
+    execute_case(tx, "hot", c, notices);
     tx.exec("DEALLOCATE hot; RESET ALL");
     return logged_scans(notices.messages);
   }
@@ -250,33 +262,20 @@ TEST(StalePlans, PinnedPlansMadeOnAnEmptyTableStayOnTheirIndexesWhenItFills) {
   pqxx::connection conn(db->url());
   Notices notices(conn);
   pqxx::nontransaction tx(conn);
-  tx.exec("LOAD 'auto_explain'");
-  tx.exec(
-      "SET auto_explain.log_min_duration = -1; SET auto_explain.log_nested_statements = on;"
-      " SET auto_explain.log_level = notice; SET auto_explain.log_format = json; SET client_min_messages = notice");
-  tx.exec("SET enable_seqscan = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan");
+  explain_plans(tx, true, false);
   std::vector<Case> pinned;
   for (const Case& c : hot_queries()) {
     if (c.pinned) pinned.push_back(c);
   }
-  auto execute = [&](std::size_t i) {
-    std::string args;
-    for (const auto& p : pinned[i].params) args += (args.empty() ? "" : ", ") + p;
-    tx.exec("BEGIN");
-    if (!pinned[i].setup.empty()) tx.exec(pinned[i].setup);
-    tx.exec("EXECUTE hot" + std::to_string(i) + (args.empty() ? std::string() : "(" + args + ")"));
-    tx.exec("ROLLBACK");
-  };
   for (std::size_t i = 0; i < pinned.size(); ++i) {
     tx.exec("PREPARE hot" + std::to_string(i) + " AS " + docket::db::queries().at(pinned[i].query));
-    execute(i);  // plans made now, on the empty table, and kept
+    execute_case(tx, "hot" + std::to_string(i), pinned[i], notices);  // planned now, on the empty table
   }
   db->query(kJobs100k);  // no ANALYZE: the statistics still say empty
   tx.exec("SET auto_explain.log_min_duration = 0");
   for (std::size_t i = 0; i < pinned.size(); ++i) {
     SCOPED_TRACE(pinned[i].query);
-    notices.messages.clear();
-    execute(i);
+    execute_case(tx, "hot" + std::to_string(i), pinned[i], notices);
     check(pinned[i], logged_scans(notices.messages));
   }
 }
