@@ -142,7 +142,7 @@ bool Completer::write(std::vector<PendingFinish>& batch) {
     if (refill_.begin) claim = refill_.begin(worker);
     std::vector<db::Finished> done;
     if (claim) {
-      auto both = session_.finish_and_claim(worker, items, claim->queues_literal, claim->kinds_literal, claim->limit);
+      auto both = session_.finish_and_claim(worker, items, refill_.queues_literal, refill_.kinds_literal, claim->limit);
       done = std::move(both.finished);
       refill_.deliver(both.claimed, *claim, worker);
       claim.reset();  // releases the claim lock

@@ -39,10 +39,11 @@ struct CompleterCounters {
 struct Refill {
   struct Claim {
     std::unique_lock<std::mutex> lock;  ///< the worker's claim lock, held until the jobs are handed over
-    std::string queues_literal;
-    std::string kinds_literal;
     int limit = 0;
   };
+  /// What the worker claims from: its queues and kinds (array literals).
+  std::string queues_literal;
+  std::string kinds_literal;
   /// Before a batch of outcomes of `worker` is written: the claim to make with it, or
   /// nullopt to write the completions alone.
   std::function<std::optional<Claim>(const std::string& worker)> begin;

@@ -82,8 +82,10 @@ struct Worker::Impl {
   std::mutex claim_mutex;
   /// The producer's last claim went by the quota path: completions then claim their replacements.
   std::atomic<bool> quota_claims{false};
-  std::string queues_literal;
+  std::string queues_literal;  ///< what this worker claims from, as array literals
   std::string kinds_literal;
+  /// How many jobs a claim may take now: the free slots, at most a batch.
+  int claimable() const { return std::min(cfg.concurrency - in_flight.load(), cfg.claim_batch); }
   std::atomic<std::uint64_t> claimed{0};
   std::atomic<std::uint64_t> claims{0};  ///< claim round trips
 
@@ -138,15 +140,17 @@ void Worker::Impl::run() {
   queues_literal = db::text_array(cfg.queues);
   kinds_literal = db::text_array(kind_names);
   Refill refill;
+  refill.queues_literal = queues_literal;
+  refill.kinds_literal = kinds_literal;
   refill.begin = [this](const std::string& worker) -> std::optional<Refill::Claim> {
     if (!quota_claims.load() || stopping.load()) return std::nullopt;
     std::unique_lock lock(claim_mutex, std::try_to_lock);
     // The producer is claiming (it will see the freed slots), or we are stopping, or the
     // outcomes belong to an identity this process lost: complete only.
     if (!lock.owns_lock() || stopping.load() || worker != identity.get()) return std::nullopt;
-    const int n = std::min(cfg.concurrency - in_flight.load(), cfg.claim_batch);
+    const int n = claimable();
     if (n <= 0) return std::nullopt;
-    return Refill::Claim{std::move(lock), queues_literal, kinds_literal, n};
+    return Refill::Claim{std::move(lock), n};
   };
   refill.deliver = [this](std::vector<db::ClaimedJob>& jobs, const Refill::Claim& claim, const std::string& worker) {
     claims.fetch_add(1);
@@ -303,7 +307,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       try {
         std::unique_lock claim_lock(claim_mutex);
         // Counted again under the lock: the completer may have claimed into the free slots.
-        const int n = std::min(cfg.concurrency - in_flight.load(), cfg.claim_batch);
+        const int n = claimable();
         if (n <= 0) continue;
         const std::string worker_id = identity.get();
         auto jobs = session.claim(worker_id, queues_literal, kinds_literal, n, claim_path);
