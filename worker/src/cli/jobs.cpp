@@ -31,6 +31,42 @@ std::string last_error(const JobRecord& j) {
   return j.errors.back().value("error", "");
 }
 
+/// The time that matters in the job's state, said with its meaning: when it runs while it
+/// waits, when it started while it runs, when it finished once it has.
+std::string state_time(const JobRecord& j) {
+  switch (j.state) {
+    case JobState::available:
+      return "ready " + short_time(j.run_at);
+    case JobState::scheduled:
+    case JobState::retryable:
+      return "runs " + short_time(j.run_at);
+    case JobState::running:
+      return "started " + (j.started_at ? short_time(*j.started_at) : "-");
+    case JobState::completed:
+    case JobState::failed:
+    case JobState::cancelled:
+      return "finished " + (j.finished_at ? short_time(*j.finished_at) : "-");
+  }
+  return "-";
+}
+
+/// The error that explains the state: the last attempt's for a job waiting to retry or that
+/// failed or was cancelled; none for a job that is waiting, running or completed.
+std::string state_error(const JobRecord& j) {
+  switch (j.state) {
+    case JobState::retryable:
+    case JobState::failed:
+    case JobState::cancelled:
+      return last_error(j);
+    case JobState::available:
+    case JobState::scheduled:
+    case JobState::running:
+    case JobState::completed:
+      return "";
+  }
+  return "";
+}
+
 void print_job(const JobRecord& j) {
   auto line = [](const char* key, const std::string& value) {
     std::cout << key << std::string(13 - std::string(key).size(), ' ') << value << '\n';
@@ -107,7 +143,12 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         } else if (res.created) {
           std::cout << res.id << '\n';
         } else {
-          std::cout << res.id << "  (existing unfinished job with unique key \"" << *unique_key << "\")\n";
+          // stdout carries only the id (`id=$(docket enqueue ...)`); the notice goes to stderr.
+          std::cout << res.id << '\n';
+          std::cerr << "note: job " << res.id << " is an existing unfinished job "
+                    << (unique_key->empty() ? std::string("(a crawl of this kind's collection is already running)")
+                                            : "with unique key \"" + *unique_key + "\"")
+                    << "; nothing new was enqueued\n";
         }
         return kOk;
       };
@@ -151,11 +192,11 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           std::cout << Json(jobs).dump() << '\n';
           return kOk;
         }
-        Table t({"ID", "KIND", "QUEUE", "STATE", "ATTEMPT", "RUN_AT", "LAST ERROR"});
+        Table t({"ID", "KIND", "QUEUE", "STATE", "ATTEMPT", "WHEN", "ERROR"});
         for (const auto& j : jobs) {
           t.add({std::to_string(j.id), j.kind, j.queue, std::string(to_string(j.state)),
-                 std::to_string(j.attempt) + "/" + std::to_string(j.max_retries + 1), short_time(j.run_at),
-                 one_line(last_error(j), 60)});
+                 std::to_string(j.attempt) + "/" + std::to_string(j.max_retries + 1), state_time(j),
+                 one_line(state_error(j), 60)});
         }
         t.print(std::cout);
         return kOk;

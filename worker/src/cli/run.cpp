@@ -92,6 +92,17 @@ class ApiThread {
   std::thread thread_;
 };
 
+/// Settings PostgreSQL refuses (an unparsable URL, a wrong password, an unknown database) stop
+/// the API at start with exit code 2; a server that is down or restarting is only reported: the
+/// API starts and answers /ready with 503 until the database is back.
+void refuse_broken_database_settings(const std::string& url) {
+  try {
+    Client(url, ClientOptions{1, "docket-api", false}).ping();
+  } catch (const Unavailable& e) {
+    log::warn("db.unavailable", {{"component", "api"}, {"error", e.what()}});
+  }
+}
+
 void apply_worker_flags(Config& config, const std::vector<std::string>& queues, int concurrency) {
   if (!queues.empty()) config.worker.queues = queues;
   if (concurrency > 0) config.worker.concurrency = concurrency;
@@ -180,6 +191,7 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         static StopRelay relay;
         Config config = load_config(global);
         if (!listen->empty()) config.api.listen = *listen;
+        refuse_broken_database_settings(database_url(config));
         api::Server server(database_url(config), config.api, std::make_shared<Metrics>());
         server.bind(config.api.listen);
         relay.attach([&server] { server.stop(); });

@@ -2,6 +2,8 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <atomic>
+#include <chrono>
+#include <ctime>
 
 namespace docket::log {
 
@@ -16,15 +18,50 @@ bool needs_quotes(const std::string& s) {
   }
   return false;
 }
+
+/// RFC 3339, UTC, milliseconds: 2026-11-29T03:50:12.345Z (the same in text and JSON lines).
+std::string utc_now() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
 }  // namespace
+
+std::string_view level_name(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "fatal";
+    case spdlog::level::off:
+    case spdlog::level::n_levels:
+      break;
+  }
+  return "off";
+}
 
 void setup(const std::string& level, const std::string& format) {
   g_json = format == "json";
   auto logger = spdlog::stderr_logger_mt("docket");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
-  // JSON lines carry their own timestamp and level (see event()); text gets a compact prefix.
-  spdlog::set_pattern(g_json ? "%v" : "%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
+  // Every line carries its own timestamp and level, written by event(): spdlog's own names
+  // ("warning", "critical") are not the conventional ones and its clock is local time.
+  spdlog::set_pattern("%v");
   spdlog::flush_on(spdlog::level::info);
 }
 
@@ -41,15 +78,20 @@ bool log_jobs() {
 void event(spdlog::level::level_enum level, std::string_view name, std::initializer_list<Field> fields) {
   if (g_json) {
     Json line = Json::object();
-    const auto now = std::chrono::system_clock::now();
-    line["ts"] = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() / 1000.0;
-    line["level"] = spdlog::level::to_string_view(level).data();
+    line["ts"] = utc_now();
+    line["level"] = level_name(level);
     line["event"] = name;
     for (const auto& f : fields) line[std::string(f.key)] = f.value;
     spdlog::log(level, "{}", line.dump(-1, ' ', false, Json::error_handler_t::replace));
     return;
   }
-  std::string text(name);
+  std::string text = utc_now();
+  text += ' ';
+  const auto lname = level_name(level);
+  text += lname;
+  text.append(lname.size() < 5 ? 5 - lname.size() : 0, ' ');
+  text += ' ';
+  text += name;
   for (const auto& f : fields) {
     text += ' ';
     text += f.key;

@@ -18,6 +18,8 @@ struct Field {
 /// Sets the level (trace..error) and format (text|json) of the default logger (stderr).
 void setup(const std::string& level, const std::string& format);
 bool json_format();
+/// trace, debug, info, warn, error, fatal: the names every log shipper expects.
+std::string_view level_name(spdlog::level::level_enum level);
 /// Whether each completed job is logged at info (log.jobs); otherwise at debug.
 void set_log_jobs(bool on);
 bool log_jobs();

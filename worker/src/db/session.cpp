@@ -1,5 +1,6 @@
 #include "db/session.hpp"
 
+#include <libpq-fe.h>
 #include <poll.h>
 
 #include "db/array.hpp"
@@ -12,6 +13,34 @@ namespace {
 
 bool has_param(const std::string& url, const std::string& name) {
   return url.find(name + "=") != std::string::npos;
+}
+
+/// A connection failure that retrying cannot mend: the server answered and refused these
+/// settings (authentication, a role or database that does not exist). Anything else (refused,
+/// timed out, starting up, DNS) may pass and is retried.
+bool refused_for_good(const std::string& message) {
+  for (const char* fragment : {"password authentication failed", "no pg_hba.conf entry", "authentication failed",
+                               "no password supplied", "does not exist", "permission denied for database",
+                               "is not permitted to log in", "invalid connection option", "invalid URI",
+                               "invalid sslmode", "invalid integer value", "invalid port number"}) {
+    if (message.find(fragment) != std::string::npos) return true;
+  }
+  return false;
+}
+
+/// Refuses at once what libpq cannot parse: no server is asked, nothing is retried.
+void check_connection_string(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (options) {
+    PQconninfoFree(options);
+    return;
+  }
+  std::string why = error ? first_line(error) : "out of memory";
+  if (error) PQfreemem(error);
+  throw ConfigError("the database URL cannot be parsed: " + why +
+                    " (DATABASE_URL or --database-url: use postgresql://user@host:5432/dbname or "
+                    "\"host=... dbname=...\")");
 }
 
 }  // namespace
@@ -81,6 +110,7 @@ void Session::connect() {
     if (!broken) return;
     disconnect();
   }
+  check_connection_string(url_);
   try {
     auto conn = std::make_unique<pqxx::connection>(with_connection_defaults(url_));
     // We set session state (time zone, application_name) and reconnect ourselves: libpqxx's
@@ -97,7 +127,12 @@ void Session::connect() {
                                        " SET plan_cache_mode = force_generic_plan"));
     impl_->conn = std::move(conn);
   } catch (const pqxx::broken_connection& e) {
-    throw Unavailable(std::string("cannot connect to PostgreSQL: ") + first_line(e.what()));
+    const std::string why = first_line(e.what());
+    if (refused_for_good(why)) {
+      throw ConfigError("PostgreSQL refused the connection settings: " + why +
+                        " (check the user, password and database name in DATABASE_URL or --database-url)");
+    }
+    throw Unavailable("cannot connect to PostgreSQL: " + why);
   } catch (const pqxx::sql_error& e) {
     throw_translated(e);
   }
