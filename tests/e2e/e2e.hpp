@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <regex>
 #include <sstream>
 
 #include "docket/client.hpp"
@@ -81,6 +82,20 @@ inline bool wait_registered(TestDatabase& db, const std::string& name, std::chro
         return db.count("SELECT count(*) FROM docket.workers WHERE dead_at IS NULL AND name = '" + name + "'") > 0;
       },
       timeout);
+}
+
+/// The port a process logged in `key`=http://127.0.0.1:PORT..., once it appears (-1 after 20 s).
+inline int api_port_from_log(const Child& child, const std::string& key = "url") {
+  int port = -1;
+  wait_until(
+      [&] {
+        std::smatch m;
+        const std::string log = child.log_text();
+        if (std::regex_search(log, m, std::regex(key + "=?\"?http://127\\.0\\.0\\.1:(\\d+)"))) port = std::stoi(m[1]);
+        return port > 0;
+      },
+      std::chrono::seconds(20));
+  return port;
 }
 
 inline long long count_state(TestDatabase& db, const std::string& state) {

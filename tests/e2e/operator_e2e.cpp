@@ -1,6 +1,8 @@
 // What operators and scripts see is true: exit codes for broken settings, global options in
 // either place, stdout that carries only what scripts capture, columns and logs that mean what
 // they say.
+#include <httplib.h>
+
 #include <csignal>
 #include <regex>
 
@@ -155,4 +157,37 @@ TEST(Operator, LogLinesCarryRfc3339UtcTimesAndConventionalLevels) {
     }
     EXPECT_GT(warnings, 0) << format;
   }
+}
+
+TEST(Operator, ApiAnswersTheFirstRequestsAfterAPostgresRestart) {
+  TempDir dir;
+  PgCluster pg(dir / "cluster", true);  // our own cluster: restarting the shared one would hit other tests
+  auto db = pg.fresh_database();
+  Child api({DOCKET_BIN, "api", "--listen", "127.0.0.1:0"}, {{"DATABASE_URL", db->url()}}, dir / "api.log");
+  const int port = api_port_from_log(api);
+  ASSERT_GT(port, 0) << api.log_text();
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+  // Warm every pooled connection, reads and writes, so each one is broken by the restart.
+  for (int i = 0; i < 8; ++i) {
+    auto r = http.Post("/jobs", R"({"kind":"before"})", "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 201) << r->body;
+    ASSERT_EQ(http.Get("/jobs?limit=1")->status, 200);
+  }
+  for (int round = 0; round < 2; ++round) {
+    pg.restart();
+    ASSERT_EQ(db->scalar("SELECT 1"), "1");  // the database is back
+    for (int i = 0; i < 8; ++i) {
+      auto r = http.Post("/jobs", R"({"kind":"after"})", "application/json");
+      ASSERT_TRUE(r) << "round " << round << " request " << i;
+      EXPECT_EQ(r->status, 201) << "round " << round << " request " << i << ": " << r->body;
+      auto g = http.Get("/jobs?limit=1");
+      ASSERT_TRUE(g);
+      EXPECT_EQ(g->status, 200) << "round " << round << " request " << i << ": " << g->body;
+    }
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE kind = 'after'"), 16);
+  api.signal(SIGTERM);
+  EXPECT_EQ(api.wait(10s), 0) << api.log_text();
 }

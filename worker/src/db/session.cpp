@@ -96,16 +96,20 @@ void Session::connect() {
   if (impl_->conn) {
     // An idle connection whose socket is readable has either a notification or an error/EOF
     // waiting (e.g. the server restarted). Find out now, not in the middle of a statement.
+    // A restarted server sends its FATAL message and then closes: the first read takes the
+    // message and succeeds, only the next one sees the end. So read until nothing is left (a
+    // notification leaves nothing behind; a closed socket stays readable and fails the read).
     const int fd = impl_->conn->sock();
-    pollfd p{fd, POLLIN, 0};
     bool broken = fd < 0 || !impl_->conn->is_open();
-    if (!broken && ::poll(&p, 1, 0) > 0) {
+    for (int reads = 0; !broken && reads < 4; ++reads) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) break;
       try {
         impl_->conn->get_notifs();
       } catch (...) {
         broken = true;
       }
-      if (!impl_->conn->is_open()) broken = true;
+      if (!impl_->conn->is_open() || (reads == 3 && (p.revents & (POLLHUP | POLLERR)) != 0)) broken = true;
     }
     if (!broken) return;
     disconnect();
