@@ -132,6 +132,18 @@ void execute_case(pqxx::nontransaction& tx, const std::string& name, const Case&
   tx.exec("ROLLBACK");
 }
 
+/// The scans of docket.jobs in every plan run for the case on `db`.
+std::vector<JobsScan> scans_on(docket::test::TestDatabase& db, const Case& c) {
+  auto& conn = db.conn();
+  Notices notices(conn);
+  pqxx::nontransaction tx(conn);
+  explain_plans(tx, c.pinned, true);
+  tx.exec("PREPARE hot AS " + docket::db::queries().at(c.query));
+  execute_case(tx, "hot", c, notices);
+  tx.exec("DEALLOCATE hot; RESET ALL");
+  return logged_scans(notices.messages);
+}
+
 }  // namespace
 
 class Plans : public ::testing::Test {
@@ -147,16 +159,7 @@ class Plans : public ::testing::Test {
   }
 
   /// The scans of docket.jobs in every plan run for the case.
-  std::vector<JobsScan> scans(const Case& c) {
-    auto& conn = db_->conn();
-    Notices notices(conn);
-    pqxx::nontransaction tx(conn);
-    explain_plans(tx, c.pinned, true);
-    tx.exec("PREPARE hot AS " + docket::db::queries().at(c.query));
-    execute_case(tx, "hot", c, notices);
-    tx.exec("DEALLOCATE hot; RESET ALL");
-    return logged_scans(notices.messages);
-  }
+  std::vector<JobsScan> scans(const Case& c) { return scans_on(*db_, c); }
 
   static docket::test::TestDatabase* db_;
 };
@@ -277,5 +280,43 @@ TEST(StalePlans, PinnedPlansMadeOnAnEmptyTableStayOnTheirIndexesWhenItFills) {
     SCOPED_TRACE(pinned[i].query);
     execute_case(tx, "hot" + std::to_string(i), pinned[i], notices);
     check(pinned[i], logged_scans(notices.messages));
+  }
+}
+
+// The ops views (docket stats, GET /stats, /metrics) read the unfinished rows through their
+// partial indexes and the finished history only by age through jobs_finished_idx: never a
+// sequential scan of the table, whose size is the retention's, not the workload's. The table
+// holds what a busy installation keeps: 100k finished jobs over a week, 1,000 waiting, a few running.
+TEST(StatsPlans, StatsReadUnfinishedRowsAndRecentHistoryOnly) {
+  auto db = PgCluster::shared().fresh_database();
+  db->query(
+      "INSERT INTO docket.workers (name, queues, kinds) VALUES ('live', '{default}', '{a}');"
+      "INSERT INTO docket.jobs (kind, queue, state, run_at, started_at, finished_at, attempt) "
+      "SELECT (ARRAY['a', 'b', 'c'])[1 + g % 3], 'default', (ARRAY['completed', 'failed'])[1 + g % 2]::docket.job_state, "
+      "       now() - g * interval '6 s', now() - g * interval '6 s', now() - g * interval '6 s', 1 "
+      "  FROM generate_series(1, 100000) g;"
+      "INSERT INTO docket.jobs (kind, queue, state, run_at) "
+      "SELECT (ARRAY['a', 'imprt'])[1 + g % 2], (ARRAY['default', 'other'])[1 + g % 2], "
+      "       (ARRAY['available', 'scheduled', 'retryable'])[1 + g % 3]::docket.job_state, now() + (g % 3) * interval '1 h' "
+      "  FROM generate_series(1, 1000) g;"
+      "INSERT INTO docket.jobs (kind, state, started_at, worker) SELECT 'a', 'running', now(), id FROM docket.workers");
+  db->query("VACUUM ANALYZE docket.jobs");
+  for (const char* query : {"stats_snapshot", "queue_summary"}) {
+    SCOPED_TRACE(query);
+    const auto found = scans_on(*db, Case{query, {}, false, {}});
+    ASSERT_FALSE(found.empty());
+    std::set<std::string> used;
+    for (const auto& s : found) {
+      used.insert(s.index);
+      EXPECT_NE(s.node, "Seq Scan") << query << " scans docket.jobs sequentially in:\n" << s.statement;
+      if (s.index == "jobs_finished_idx") {
+        EXPECT_TRUE(s.has_cond) << query << " walks all of the finished history";
+      }
+      EXPECT_NE(s.index, "jobs_pkey") << query << " walks the primary key";
+    }
+    EXPECT_TRUE(used.contains("jobs_claim_idx")) << query;
+    if (std::string(query) == "stats_snapshot") {
+      EXPECT_TRUE(used.contains("jobs_finished_idx"));
+    }
   }
 }

@@ -43,6 +43,10 @@ class Client {
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();
+  /// What an on-call person looks at first, as one JSON document: queues, kinds (running vs
+  /// quota, completed/failed over 5 min and 1 h, failure rate, run and wait p50/p95), live workers,
+  /// stuck jobs and unserved work (README: Watching it run).
+  Json stats();
   std::vector<KindLimit> limits();
   /// Jobs per queue and state (the docket.queue_states view).
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();

@@ -18,6 +18,11 @@ Config load_config(const GlobalOptions& options) {
   return config;
 }
 
+std::unique_ptr<Client> cli_client(const GlobalOptions& options) {
+  const Config config = load_config(options);
+  return std::make_unique<Client>(database_url(config), ClientOptions{1, "docket-cli", true});
+}
+
 std::string database_url(const Config& config) {
   if (!config.database_url.empty()) return config.database_url;
   std::string dev = embedded::dev_cluster_url_if_running();

@@ -2,6 +2,7 @@
 // What every subcommand needs: the merged configuration and a database URL.
 #include <string>
 
+#include "docket/client.hpp"
 #include "docket/config.hpp"
 
 namespace docket::cli {
@@ -20,6 +21,9 @@ Config load_config(const GlobalOptions& options);
 /// The database to talk to: --database-url, DATABASE_URL, the config, else the running embedded
 /// dev cluster of this directory. Throws with instructions when there is none.
 std::string database_url(const Config& config);
+
+/// A client for one-shot commands (one connection), on the database of `options`.
+std::unique_ptr<Client> cli_client(const GlobalOptions& options);
 
 /// Process exit codes, documented in the README.
 enum ExitCode : int {

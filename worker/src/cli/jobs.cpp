@@ -12,8 +12,7 @@ namespace docket::cli {
 namespace {
 
 std::unique_ptr<Client> make_client(const GlobalOptions& global) {
-  const Config config = load_config(global);
-  return std::make_unique<Client>(database_url(config), ClientOptions{1, "docket-cli", true});
+  return cli_client(global);
 }
 
 std::int64_t parse_id(const std::string& text) {
@@ -375,39 +374,6 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           client->resume(*queue);
         }
         std::cout << "queue " << *queue << (pause ? " paused" : " resumed") << '\n';
-        return kOk;
-      };
-    });
-  }
-  // stats -----------------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("stats", "Queues (waiting, running, oldest) and kinds against their quotas");
-    cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&] {
-      action = [&] {
-        auto client = make_client(global);
-        const auto queues = client->queues();
-        const auto limits = client->limits();
-        if (global.json) {
-          std::cout << Json{{"queues", queues}, {"kinds", limits}}.dump() << '\n';
-          return kOk;
-        }
-        Table q({"QUEUE", "AVAILABLE", "RUNNING", "WAITING", "OLDEST_AVAILABLE", "PAUSED"});
-        for (const auto& s : queues) {
-          char age[32] = "-";
-          if (s.oldest_available_age_s) std::snprintf(age, sizeof age, "%.1fs", *s.oldest_available_age_s);
-          q.add({s.queue, std::to_string(s.available), std::to_string(s.running), std::to_string(s.waiting), age,
-                 s.paused ? "yes" : "no"});
-        }
-        q.print(std::cout);
-        if (!limits.empty()) {
-          std::cout << '\n';
-          Table k({"KIND", "RUNNING", "MAX_RUNNING"});
-          for (const auto& l : limits) {
-            k.add({l.kind, std::to_string(l.running), l.max_running ? std::to_string(*l.max_running) : "-"});
-          }
-          k.print(std::cout);
-        }
         return kOk;
       };
     });

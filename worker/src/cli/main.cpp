@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   Action action;
   add_run_commands(app, global, action);
   add_job_commands(app, global, action);
+  add_stats_command(app, global, action);
   // Global options are accepted after the subcommand too: `docket worker --config docket.toml`.
   std::function<void(CLI::App*)> fall_through = [&](CLI::App* parent) {
     for (CLI::App* sub : parent->get_subcommands({})) {

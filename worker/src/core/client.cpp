@@ -78,6 +78,10 @@ void Client::resume(const std::string& queue) {
   impl_->with_session([&](db::Session& s) { s.resume(queue); }, true);
 }
 
+Json Client::stats() {
+  return impl_->with_session([&](db::Session& s) { return s.stats(); }, true);
+}
+
 std::vector<QueueSummary> Client::queues() {
   return impl_->with_session([&](db::Session& s) { return s.queues(); }, true);
 }

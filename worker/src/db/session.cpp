@@ -472,6 +472,13 @@ void Session::resume(const std::string& queue) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("queue_resume", queue); });
 }
 
+Json Session::stats() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("stats_snapshot");
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
 std::vector<QueueSummary> Session::queues() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("queue_summary");

@@ -110,6 +110,8 @@ class Session {
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();
+  /// The stats document (schema/queries/stats_snapshot.sql): queues, kinds, workers, stuck, unserved.
+  Json stats();
   std::vector<KindLimit> limits();
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   void ping();
