@@ -29,6 +29,8 @@ class Metrics {
   /// An outcome was written: state is completed, retryable, failed, cancelled, scheduled,
   /// available (handed back) or stale (refused by the fence).
   void job_finished(const std::string& kind, const std::string& state, double duration_s);
+  /// A schedule's slot got its job `lateness_s` after the slot's time.
+  void schedule_enqueued(double lateness_s);
   /// One HTTP request (route is the pattern, not the raw path).
   void api_request(const std::string& route, const std::string& method, int status, double seconds);
 

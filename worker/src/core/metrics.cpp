@@ -37,6 +37,12 @@ struct Metrics::Impl {
           .Name("docket_job_queue_latency_seconds")
           .Help("Time from when a job could run (run_at) to when it was claimed")
           .Register(registry);
+  prometheus::Family<prometheus::Histogram>& schedule_lateness =
+      prometheus::BuildHistogram()
+          .Name("docket_schedule_lateness_seconds")
+          .Help("Time from a schedule slot's time (with its spread offset) to its job's enqueue, by this process")
+          .Register(registry);
+  prometheus::Histogram* schedule_lateness_all = nullptr;
   prometheus::Family<prometheus::Counter>& requests =
       prometheus::BuildCounter().Name("docket_api_requests_total").Help("HTTP requests served").Register(registry);
   prometheus::Family<prometheus::Histogram>& request_seconds = prometheus::BuildHistogram()
@@ -73,6 +79,12 @@ void Metrics::job_finished(const std::string& kind, const std::string& state, do
   auto& h = impl_->duration_by_kind[kind];
   if (!h) h = &impl_->duration.Add({{"kind", kind}}, kJobBuckets);
   h->Observe(duration_s);
+}
+
+void Metrics::schedule_enqueued(double lateness_s) {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->schedule_lateness_all) impl_->schedule_lateness_all = &impl_->schedule_lateness.Add({}, kJobBuckets);
+  impl_->schedule_lateness_all->Observe(lateness_s < 0 ? 0 : lateness_s);
 }
 
 void Metrics::api_request(const std::string& route, const std::string& method, int status, double seconds) {

@@ -686,6 +686,17 @@ Promoted Session::promote() {
   });
 }
 
+ScheduleTick Session::schedule_tick() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("schedule_tick");
+    ScheduleTick t;
+    t.enqueued = res[0][0].as<int>();
+    for (const auto& v : parse_text_array(res[0][1].c_str())) t.lateness_s.push_back(std::stod(v));
+    if (!res[0][2].is_null()) t.next_due_in_s = res[0][2].as<double>();
+    return t;
+  });
+}
+
 int Session::prune(double completed_after_s, double failed_after_s) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     return DOCKET_RUN("job_prune", std::to_string(completed_after_s), std::to_string(failed_after_s))[0][0].as<int>();

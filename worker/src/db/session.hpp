@@ -67,6 +67,13 @@ struct Promoted {
   std::optional<double> next_due_in_s;
 };
 
+/// What one schedule tick did (docket.schedule_tick).
+struct ScheduleTick {
+  int enqueued = 0;
+  std::vector<double> lateness_s;  ///< per enqueued job: from its slot's time to its enqueue
+  std::optional<double> next_due_in_s;
+};
+
 class Session {
  public:
   /// How the session plans its prepared statements.
@@ -141,6 +148,8 @@ class Session {
   std::vector<std::int64_t> cancel_requests(const std::string& worker);
   int rescue();
   Promoted promote();
+  /// Enqueues the jobs of due schedules, once per slot across the fleet.
+  ScheduleTick schedule_tick();
   int prune(double completed_after_s, double failed_after_s);
   void seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
                  const std::optional<std::string>& crawl_collection = std::nullopt);

@@ -122,12 +122,20 @@ void Maintainer::loop(const std::stop_token& stop) {
       }
       if (now >= next_promote) {
         next_promote = now + config_.promote_interval;
+        // Promotion and schedules share a cadence: each comes back when its next item is due,
+        // within promote_interval, so a slot's job is enqueued within about a millisecond of it.
         const auto p = session_.promote();
+        const auto t = session_.schedule_tick();
+        if (hooks_.schedule_enqueued) {
+          for (const double late : t.lateness_s) hooks_.schedule_enqueued(late);
+        }
         auto wait = config_.promote_interval;
-        if (p.promoted >= 1000) {
+        if (p.promoted >= 1000 || t.enqueued >= 500) {
           wait = Millis(0);
-        } else if (p.next_due_in_s) {
-          wait = std::min(wait, Millis(static_cast<long long>(std::max(0.0, *p.next_due_in_s) * 1000) + 1));
+        } else {
+          for (const auto& due : {p.next_due_in_s, t.next_due_in_s}) {
+            if (due) wait = std::min(wait, Millis(static_cast<long long>(std::max(0.0, *due) * 1000) + 1));
+          }
         }
         next_promote = now + wait;
       }

@@ -47,6 +47,8 @@ class Maintainer {
     std::function<void(const std::string& old_id)> lease_lost;
     /// Someone asked to cancel this running job.
     std::function<void(std::int64_t id)> cancel_requested;
+    /// A schedule's slot got its job, `lateness_s` after the slot's time (may be empty).
+    std::function<void(double lateness_s)> schedule_enqueued;
   };
 
   Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds, Identity& identity,

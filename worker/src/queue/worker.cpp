@@ -178,6 +178,9 @@ void Worker::Impl::run() {
     }
   };
   hooks.cancel_requested = [this](std::int64_t id) { running.stop(id, StopReason::cancel); };
+  hooks.schedule_enqueued = [this](double lateness_s) {
+    if (metrics) metrics->schedule_enqueued(lateness_s);
+  };
   maintainer = std::make_unique<Maintainer>(url, cfg, row, seeds, identity, hooks);
   if (!maintainer->start([this] { return stop_requested(); })) {
     completer->drain(Millis(0));
