@@ -42,8 +42,9 @@ struct JobsScan {
   std::string statement;
 };
 
-void collect(const Json& plan, const std::string& statement, bool under_limit, std::vector<JobsScan>& out) {
-  if (plan.value("Relation Name", "") == "jobs" || plan.value("Index Name", "").rfind("jobs_", 0) == 0) {
+void collect(const Json& plan, const std::string& statement, bool under_limit, std::vector<JobsScan>& out,
+             const std::string& table = "jobs") {
+  if (plan.value("Relation Name", "") == table || plan.value("Index Name", "").rfind(table + "_", 0) == 0) {
     out.push_back({plan.value("Node Type", ""), plan.value("Index Name", ""), plan.contains("Index Cond"), under_limit,
                    statement});
   }
@@ -53,19 +54,19 @@ void collect(const Json& plan, const std::string& statement, bool under_limit, s
   }
   under_limit = under_limit || plan.value("Node Type", "") == "Limit";
   if (plan.contains("Plans")) {
-    for (const auto& child : plan.at("Plans")) collect(child, statement, under_limit, out);
+    for (const auto& child : plan.at("Plans")) collect(child, statement, under_limit, out, table);
   }
 }
 
-/// The scans of docket.jobs in the plans auto_explain logged (JSON notices).
-std::vector<JobsScan> logged_scans(const std::vector<std::string>& messages) {
+/// The scans of docket.<table> in the plans auto_explain logged (JSON notices).
+std::vector<JobsScan> logged_scans(const std::vector<std::string>& messages, const std::string& table = "jobs") {
   std::vector<JobsScan> out;
   for (const auto& m : messages) {
     const auto brace = m.find('{');
     if (brace == std::string::npos) continue;
     const Json logged = Json::parse(m.substr(brace), nullptr, false);
     if (logged.is_discarded() || !logged.contains("Plan")) continue;
-    collect(logged.at("Plan"), logged.value("Query Text", ""), false, out);
+    collect(logged.at("Plan"), logged.value("Query Text", ""), false, out, table);
   }
   return out;
 }
@@ -133,7 +134,7 @@ void execute_case(pqxx::nontransaction& tx, const std::string& name, const Case&
 }
 
 /// The scans of docket.jobs in every plan run for the case on `db`.
-std::vector<JobsScan> scans_on(docket::test::TestDatabase& db, const Case& c) {
+std::vector<JobsScan> scans_on(docket::test::TestDatabase& db, const Case& c, const std::string& table = "jobs") {
   auto& conn = db.conn();
   Notices notices(conn);
   pqxx::nontransaction tx(conn);
@@ -141,7 +142,7 @@ std::vector<JobsScan> scans_on(docket::test::TestDatabase& db, const Case& c) {
   tx.exec("PREPARE hot AS " + docket::db::queries().at(c.query));
   execute_case(tx, "hot", c, notices);
   tx.exec("DEALLOCATE hot; RESET ALL");
-  return logged_scans(notices.messages);
+  return logged_scans(notices.messages, table);
 }
 
 }  // namespace
@@ -319,4 +320,31 @@ TEST(StatsPlans, StatsReadUnfinishedRowsAndRecentHistoryOnly) {
       EXPECT_TRUE(used.contains("jobs_finished_idx"));
     }
   }
+}
+
+// 100,000 schedules, 1,000 of them due: a tick finds the due ones through schedules_due_idx
+// with a condition on next_run_at, never by reading the schedules that are not due.
+TEST(SchedulePlans, TickReadsOnlyDueSchedules) {
+  auto db = PgCluster::shared().fresh_database();
+  db->query("INSERT INTO docket.kinds (kind) VALUES ('scrape')");
+  db->query(
+      "INSERT INTO docket.schedules (name, cron, kind, args, spread, next_slot, next_run_at) "
+      "SELECT 'p' || g, '0 */4 * * *', 'scrape', jsonb_build_object('id', g), interval '4 hours', "
+      "       now() + (g % 240) * interval '1 minute', now() + (g % 240) * interval '1 minute' "
+      "  FROM generate_series(1, 100000) g;"
+      "UPDATE docket.schedules SET next_slot = now() - interval '1 s', next_run_at = now() - interval '1 s' "
+      " WHERE name IN (SELECT 'p' || g FROM generate_series(1, 100000, 100) g)");
+  db->query("VACUUM ANALYZE docket.schedules");
+  const auto found = scans_on(*db, Case{"schedule_tick", {}, false, {}}, "schedules");
+  ASSERT_FALSE(found.empty());
+  bool due_index = false;
+  for (const auto& s : found) {
+    EXPECT_NE(s.node, "Seq Scan") << "the tick scans docket.schedules in:\n" << s.statement;
+    if (s.index == "schedules_due_idx") {
+      due_index = true;
+      EXPECT_TRUE(s.has_cond || s.under_limit) << "the tick walks every schedule in:\n" << s.statement;
+    }
+  }
+  EXPECT_TRUE(due_index);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE schedule IS NOT NULL"), 0);  // rolled back
 }

@@ -1,0 +1,55 @@
+// Schedules with real worker processes: one job per slot while workers are SIGKILLed and
+// restarted, and slots enqueued promptly.
+#include <csignal>
+
+#include "e2e.hpp"
+
+using namespace docket;
+using namespace docket::e2e;
+
+// The scenario: 3 workers, a schedule @every 1s for 120 s, one worker SIGKILLed and
+// restarted every 10 s. No leader: any live worker's tick enqueues the slot, once.
+TEST(ScheduleProcess, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPerSlot) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  std::vector<std::unique_ptr<Child>> workers;
+  for (int i = 0; i < 3; ++i) {
+    workers.push_back(start_test_worker(*db, dir, "s" + std::to_string(i), {"--concurrency", "4", "--lease", "3s"}));
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(wait_registered(*db, "s" + std::to_string(i))) << workers[i]->log_text();
+  db->query("SELECT docket.schedule('tick', '@every 1s', 'test.count', on_overlap => 'allow')");
+  const auto started = std::chrono::steady_clock::now();
+  int kills = 0;
+  for (int round = 1; round <= 12; ++round) {
+    std::this_thread::sleep_until(started + round * 10s);
+    auto& victim = workers[static_cast<std::size_t>(round % 3)];
+    victim->signal(SIGKILL);
+    victim->wait(5s);
+    ++kills;
+    victim = start_test_worker(*db, dir, "s" + std::to_string(round % 3) + "-" + std::to_string(round),
+                               {"--concurrency", "4", "--lease", "3s"});
+  }
+  db->query("SELECT docket.pause_schedule('tick')");
+  const double seconds = seconds_since(started);
+  // Slots are whole seconds: count those from the first slot to the last.
+  const long long jobs = db->count("SELECT count(*) FROM docket.jobs WHERE schedule = 'tick'");
+  const long long span = db->count(
+      "SELECT extract(epoch FROM max(scheduled_for) - min(scheduled_for))::bigint + 1 FROM docket.jobs "
+      "WHERE schedule = 'tick'");
+  const long long twice = db->count(
+      "SELECT count(*) FROM (SELECT scheduled_for FROM docket.jobs WHERE schedule = 'tick' "
+      "GROUP BY 1 HAVING count(*) > 1) d");
+  const auto r = db->query(
+      "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), "
+      "max(ms) FROM (SELECT extract(epoch FROM inserted_at - scheduled_for) * 1000 AS ms FROM docket.jobs "
+      "WHERE schedule = 'tick') x");
+  std::cout << "schedule: " << jobs << " jobs over " << seconds << " s with " << kills
+            << " SIGKILLs; enqueue lateness p50 " << r[0][0].as<double>() << " ms, p99 " << r[0][1].as<double>()
+            << " ms, max " << r[0][2].as<double>() << " ms\n";
+  EXPECT_EQ(twice, 0) << "a slot got two jobs";
+  EXPECT_EQ(jobs, span) << "a slot between the first and the last got no job";
+  EXPECT_NEAR(static_cast<double>(jobs), 120.0, 2.0);
+  EXPECT_LT(r[0][1].as<double>(), 1000.0) << "p99 lateness";
+  for (auto& w : workers) w->signal(SIGTERM);
+  for (auto& w : workers) w->wait(20s);
+}
