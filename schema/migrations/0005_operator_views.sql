@@ -86,6 +86,8 @@ CREATE OR REPLACE VIEW docket.queue_summary AS
     UNION SELECT unnest(w.queues) FROM docket.workers w WHERE w.dead_at IS NULL AND w.heartbeat_at >= now() - w.lease)
   SELECT n.queue, coalesce(p.available, 0) AS available,
          coalesce(p.running, 0) AS running, coalesce(p.waiting, 0) AS waiting, p.oldest_available_at,
-         greatest(0, extract(epoch FROM now() - p.oldest_available_at))::float8 AS oldest_available_age_s,
+         -- (greatest() ignores a NULL: no available job must stay NULL, not 0)
+         CASE WHEN p.oldest_available_at IS NOT NULL
+              THEN greatest(0, extract(epoch FROM now() - p.oldest_available_at))::float8 END AS oldest_available_age_s,
          q.paused_at IS NOT NULL AS paused
     FROM names n LEFT JOIN per_queue p ON p.queue = n.queue LEFT JOIN docket.queues q ON q.name = n.queue;

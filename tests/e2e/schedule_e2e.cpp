@@ -53,3 +53,53 @@ TEST(ScheduleProcess, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPe
   for (auto& w : workers) w->signal(SIGTERM);
   for (auto& w : workers) w->wait(20s);
 }
+
+TEST(ScheduleProcess, CliManagesSchedulesAndRefusesBadOnesWithExitTwo) {
+  auto db = PgCluster::shared().fresh_database();
+  db->query("INSERT INTO docket.kinds (kind) VALUES ('scrape')");
+  const std::map<std::string, std::string> env = {{"DATABASE_URL", db->url()}, {"DOCKET_LOG_LEVEL", "warn"}};
+  const auto docket = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DOCKET_BIN);
+    return docket::test::run(args, env);
+  };
+  struct Bad {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const auto& c : std::vector<Bad>{
+           {{"schedule", "add", "s", "61 * * * *", "scrape"}, "out of range 0-59"},
+           {{"schedule", "add", "s", "@hourly", "scrape", "--tz", "Mars/Olympus"}, "Mars/Olympus"},
+           {{"schedule", "add", "s", "@hourly", "scarpe"}, "kind scarpe"},
+           {{"schedule", "add", "s", "@hourly", "scrape", "{not json"}, "args"},
+           {{"schedule", "add", "s", "@hourly", "scrape", "--spread", "soon"}, "--spread"},
+           {{"schedule", "add", "s", "@hourly", "scrape", "--on-missed", "never"}, "on_missed"},
+       }) {
+    const auto r = docket(c.args);
+    EXPECT_EQ(r.status, 2) << c.args[3] << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.schedules"), 0);
+
+  auto r = docket({"schedule", "add", "project-42", "0 */4 * * *", "scrape", "{\"project_id\": 42}", "--spread", "4h",
+                   "--tz", "Europe/Lisbon"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("next run"), std::string::npos);
+  r = docket({"schedules", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const Json rows = Json::parse(r.out);
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].at("tz"), "Europe/Lisbon");
+  EXPECT_EQ(rows[0].at("args").at("project_id"), 42);
+  r = docket({"schedule", "run", "project-42"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(db->scalar("SELECT schedule FROM docket.jobs WHERE id = " + r.out.substr(0, r.out.find('\n'))),
+            "project-42");
+  EXPECT_EQ(docket({"schedule", "pause", "project-42"}).status, 0);
+  EXPECT_EQ(db->scalar("SELECT enabled FROM docket.schedules"), "f");
+  EXPECT_EQ(docket({"schedule", "resume", "project-42"}).status, 0);
+  EXPECT_EQ(db->scalar("SELECT enabled FROM docket.schedules"), "t");
+  EXPECT_EQ(docket({"schedule", "rm", "project-42"}).status, 0);
+  EXPECT_EQ(docket({"schedule", "rm", "project-42"}).status, 3);
+  EXPECT_EQ(docket({"schedule", "pause", "project-42"}).status, 3);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.schedules"), 0);
+}

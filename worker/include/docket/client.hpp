@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "docket/job.hpp"
+#include "docket/schedule.hpp"
 
 namespace docket {
 
@@ -54,6 +55,20 @@ class Client {
   std::vector<CrawlRecord> crawls(const CrawlFilter& filter);
   /// One crawl, or nullopt.
   std::optional<CrawlRecord> crawl(std::int64_t id);
+  /// Creates or updates a schedule (docket.schedule); the row as JSON. Throws InvalidInput
+  /// naming the field, with nothing written.
+  Json schedule(const ScheduleSpec& spec);
+  /// Schedules with next/last slot and last job state, by name (docket.schedule_status).
+  Json schedules(int limit = 1000);
+  /// One schedule, or nullopt.
+  std::optional<Json> find_schedule(const std::string& name);
+  /// Deletes a schedule (its jobs stay); false when there was none.
+  bool unschedule(const std::string& name);
+  /// Throw NotFound for an unknown name.
+  void pause_schedule(const std::string& name);
+  void resume_schedule(const std::string& name);
+  /// A job now, without moving the next slot; nullopt when the kind's unique job is unfinished.
+  std::optional<std::int64_t> run_schedule_now(const std::string& name);
   /// Throws Unavailable when the database cannot be reached.
   void ping();
 

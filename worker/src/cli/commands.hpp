@@ -12,5 +12,6 @@ using Action = std::function<int()>;
 void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action);
 void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action);
 void add_stats_command(CLI::App& app, GlobalOptions& global, Action& action);
+void add_schedule_commands(CLI::App& app, GlobalOptions& global, Action& action);
 
 }  // namespace docket::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   add_run_commands(app, global, action);
   add_job_commands(app, global, action);
   add_stats_command(app, global, action);
+  add_schedule_commands(app, global, action);
   // Global options are accepted after the subcommand too: `docket worker --config docket.toml`.
   std::function<void(CLI::App*)> fall_through = [&](CLI::App* parent) {
     for (CLI::App* sub : parent->get_subcommands({})) {

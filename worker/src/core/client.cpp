@@ -111,6 +111,36 @@ std::optional<CrawlRecord> Client::crawl(std::int64_t id) {
   return impl_->with_session([&](db::Session& s) { return s.crawl(id); }, true);
 }
 
+Json Client::schedule(const ScheduleSpec& spec) {
+  return impl_->with_session([&](db::Session& s) { return s.schedule(spec); }, false);
+}
+
+Json Client::schedules(int limit) {
+  return impl_->with_session([&](db::Session& s) { return s.schedules(std::nullopt, limit); }, true);
+}
+
+std::optional<Json> Client::find_schedule(const std::string& name) {
+  Json found = impl_->with_session([&](db::Session& s) { return s.schedules(name, 1); }, true);
+  if (found.empty()) return std::nullopt;
+  return found.at(0);
+}
+
+bool Client::unschedule(const std::string& name) {
+  return impl_->with_session([&](db::Session& s) { return s.unschedule(name); }, false);
+}
+
+void Client::pause_schedule(const std::string& name) {
+  impl_->with_session([&](db::Session& s) { s.pause_schedule(name); }, true);
+}
+
+void Client::resume_schedule(const std::string& name) {
+  impl_->with_session([&](db::Session& s) { s.resume_schedule(name); }, true);
+}
+
+std::optional<std::int64_t> Client::run_schedule_now(const std::string& name) {
+  return impl_->with_session([&](db::Session& s) { return s.run_schedule_now(name); }, false);
+}
+
 void Client::ping() {
   auto lease = impl_->pool.acquire();
   lease->ping();

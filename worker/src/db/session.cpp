@@ -686,6 +686,44 @@ Promoted Session::promote() {
   });
 }
 
+Json Session::schedule(const ScheduleSpec& s) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN(
+        "schedule_upsert", s.name, s.cron, s.kind, s.args.dump(), s.tz, s.queue,
+        s.spread ? std::optional<std::string>(std::to_string(s.spread->count() / 1000.0)) : std::nullopt, s.on_overlap,
+        s.on_missed, s.enabled ? "true" : "false", std::to_string(s.priority),
+        s.max_retries ? std::optional<std::string>(std::to_string(*s.max_retries)) : std::nullopt, s.source);
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
+Json Session::schedules(const std::optional<std::string>& name, int limit) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit));
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
+bool Session::unschedule(const std::string& name) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("schedule_delete", name)[0][0].as<bool>(); });
+}
+
+void Session::pause_schedule(const std::string& name) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("schedule_pause", name); });
+}
+
+void Session::resume_schedule(const std::string& name) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("schedule_resume", name); });
+}
+
+std::optional<std::int64_t> Session::run_schedule_now(const std::string& name) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::int64_t> {
+    const auto res = DOCKET_RUN("schedule_run", name);
+    if (res[0][0].is_null()) return std::nullopt;
+    return res[0][0].as<std::int64_t>();
+  });
+}
+
 ScheduleTick Session::schedule_tick() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("schedule_tick");

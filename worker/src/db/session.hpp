@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "docket/job.hpp"
+#include "docket/schedule.hpp"
 
 namespace docket::db {
 
@@ -148,6 +149,14 @@ class Session {
   std::vector<std::int64_t> cancel_requests(const std::string& worker);
   int rescue();
   Promoted promote();
+  /// docket.schedule: the row as JSON.
+  Json schedule(const ScheduleSpec& spec);
+  /// Schedules as JSON (docket.schedule_status), one by name or all.
+  Json schedules(const std::optional<std::string>& name, int limit);
+  bool unschedule(const std::string& name);
+  void pause_schedule(const std::string& name);
+  void resume_schedule(const std::string& name);
+  std::optional<std::int64_t> run_schedule_now(const std::string& name);
   /// Enqueues the jobs of due schedules, once per slot across the fleet.
   ScheduleTick schedule_tick();
   int prune(double completed_after_s, double failed_after_s);
