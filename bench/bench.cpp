@@ -367,20 +367,67 @@ Json Bench::run() {
     reset();
     return r;
   }
-  throw InvalidInput("unknown scenario \"" + s + "\"; use drain, enqueue, latency, steady, quota or bloat");
+  if (s == "schedules") {
+    // --jobs schedules every 10 minutes spread over the window: about jobs / 600 come due each
+    // second. Ticks run as a worker's maintainer runs them (again at once after a full batch, else when the next is due,
+    // at most a second later) for --seconds: database time per tick and enqueue lateness.
+    db_.query("bench_schedules_reset");
+    db_.query("bench_schedules_fill", {text(o_.jobs)});
+    settle();
+    db::Session ticker(o_.url, "docket-bench-ticker");
+    std::vector<double> busy_ms, idle_ms, lateness_ms;
+    long long enqueued = 0;
+    const auto end = SteadyClock::now() + std::chrono::duration<double>(o_.seconds);
+    while (SteadyClock::now() < end) {
+      const auto t0 = SteadyClock::now();
+      const auto tick = ticker.schedule_tick();
+      const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+      (tick.enqueued > 0 ? busy_ms : idle_ms).push_back(ms);
+      enqueued += tick.enqueued;
+      for (const double late : tick.lateness_s) lateness_ms.push_back(late * 1000);
+      if (tick.enqueued < 500) {  // as the maintainer waits (kScheduleGather after a tick that enqueued)
+        double wait = std::clamp(tick.next_due_in_s.value_or(1.0), 0.0, 1.0) + 0.001;
+        if (tick.enqueued > 0) wait = std::max(wait, 0.050);
+        std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      }
+    }
+    const auto pct = [](std::vector<double> v, double p) -> Json {
+      if (v.empty()) return nullptr;
+      std::sort(v.begin(), v.end());
+      const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
+      return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+    };
+    double busy_total = 0;
+    for (const double ms : busy_ms) busy_total += ms;
+    Json r = result(0, 0);
+    r["schedules"] = o_.jobs;
+    r["seconds"] = o_.seconds;
+    r["ticks"] = busy_ms.size() + idle_ms.size();
+    r["enqueued"] = enqueued;
+    r["tick_ms_p50"] = pct(busy_ms, 0.5);
+    r["tick_ms_p99"] = pct(busy_ms, 0.99);
+    r["tick_ms_per_job"] = enqueued > 0 ? Json(busy_total / static_cast<double>(enqueued)) : Json(nullptr);
+    r["idle_tick_ms_p50"] = pct(idle_ms, 0.5);
+    r["latency_p50_ms"] = pct(lateness_ms, 0.5);
+    r["latency_p99_ms"] = pct(lateness_ms, 0.99);
+    db_.query("bench_schedules_reset");
+    reset();
+    return r;
+  }
+  throw InvalidInput("unknown scenario \"" + s + "\"; use drain, enqueue, latency, steady, quota, bloat or schedules");
 }
 
 }  // namespace
 
 const std::vector<std::string>& scenarios() {
-  static const std::vector<std::string> all = {"drain", "enqueue", "latency", "steady", "quota", "bloat"};
+  static const std::vector<std::string> all = {"drain", "enqueue", "latency", "steady", "quota", "bloat", "schedules"};
   return all;
 }
 
 Json run(const Options& input) {
   Options o = input;
   const bool latency = o.scenario == "latency";
-  if (o.jobs <= 0) o.jobs = latency ? 200 : o.scenario == "quota" ? 5000 : 50000;
+  if (o.jobs <= 0) o.jobs = latency ? 200 : o.scenario == "quota" ? 5000 : o.scenario == "schedules" ? 10000 : 50000;
   if (o.concurrency <= 0) o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : 500;
   if (o.workers < 1) throw InvalidInput("--workers must be >= 1");
   if (o.metric.empty()) o.metric = o.scenario;

@@ -487,6 +487,11 @@ BEGIN
     FROM docket.schedules s WHERE s.enabled;
 END $$;
 
+-- Workers' sessions plan every statement for its arguments (force_custom_plan: right for the
+-- claim). Inside the tick that would re-plan each cron evaluation's statements for every slot;
+-- cached plans make a tick's cost per job about 3x lower (docket bench schedules).
+ALTER FUNCTION docket.schedule_tick(int) SET plan_cache_mode = auto;
+
 -- Schedules with their last job's state, for docket schedules, GET /schedules and dashboards.
 CREATE VIEW docket.schedule_status AS
   SELECT s.name, s.cron, s.tz, s.kind, s.args, s.queue, s.priority, s.max_retries, s.spread, s.on_overlap,

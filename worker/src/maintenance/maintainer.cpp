@@ -82,6 +82,11 @@ void Maintainer::finish() {
   }
 }
 
+namespace {
+/// After a tick that enqueued, the next waits at least this long (README: Schedules).
+constexpr Millis kScheduleGather{50};
+}  // namespace
+
 void Maintainer::loop(const std::stop_token& stop) {
   std::mt19937_64 rng{std::random_device{}()};
   ReconnectDelay delay;
@@ -123,7 +128,9 @@ void Maintainer::loop(const std::stop_token& stop) {
       if (now >= next_promote) {
         next_promote = now + config_.promote_interval;
         // Promotion and schedules share a cadence: each comes back when its next item is due,
-        // within promote_interval, so a slot's job is enqueued within about a millisecond of it.
+        // within promote_interval. Schedules due in a steady stream (thousands of per-entity
+        // schedules spread over their period) are gathered for kScheduleGather rather than
+        // committed one by one: a slot's job is enqueued at most that much after its time.
         const auto p = session_.promote();
         const auto t = session_.schedule_tick();
         if (hooks_.schedule_enqueued) {
@@ -133,8 +140,12 @@ void Maintainer::loop(const std::stop_token& stop) {
         if (p.promoted >= 1000 || t.enqueued >= 500) {
           wait = Millis(0);
         } else {
-          for (const auto& due : {p.next_due_in_s, t.next_due_in_s}) {
-            if (due) wait = std::min(wait, Millis(static_cast<long long>(std::max(0.0, *due) * 1000) + 1));
+          if (p.next_due_in_s) {
+            wait = std::min(wait, Millis(static_cast<long long>(std::max(0.0, *p.next_due_in_s) * 1000) + 1));
+          }
+          if (t.next_due_in_s) {
+            const Millis due(static_cast<long long>(std::max(0.0, *t.next_due_in_s) * 1000) + 1);
+            wait = std::min(wait, t.enqueued > 0 ? std::max(due, kScheduleGather) : due);
           }
         }
         next_promote = now + wait;
