@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -197,6 +199,19 @@ int main(int argc, char** argv) {
         return Outcome::fail("permanent failure");
       },
       options_for("test.permanent"));
+
+  // A poison job: after args.ms (default 100) it kills the whole worker process, as a handler
+  // with a wild pointer would (args.how: "segv" or "abort").
+  worker.handle(
+      "test.crash",
+      [](JobContext& ctx) -> Outcome {
+        record("run", ctx.job());
+        sleep_ms(ctx, ctx.args().value("ms", 100), false);
+        if (ctx.args().value("how", "segv") == "abort") std::abort();
+        std::raise(SIGSEGV);
+        return Outcome::complete();
+      },
+      options_for("test.crash"));
 
   running = &worker;
   worker.run();
