@@ -159,7 +159,8 @@ struct Server::Impl {
   Impl(const std::string& url, ApiConfig c, std::shared_ptr<Metrics> m)
       : config(std::move(c)),
         metrics(m ? std::move(m) : std::make_shared<Metrics>()),
-        client(url, ClientOptions{config.db_connections, "docket-api", true}),
+        client(url, ClientOptions{config.db_connections, "docket-api", true, config.statement_timeout,
+                                  config.lock_timeout}),
         submitter(client, std::max(1, config.db_connections / 2)),  // the rest serve reads
         tokens(parse_tokens(config.tokens)) {}
 
@@ -194,6 +195,8 @@ void Server::Impl::route(const std::string& method, const std::string& pattern, 
       write_error(res, 404, "not_found", e.what());
     } catch (const Conflict& e) {
       write_error(res, 409, "conflict", e.what());
+    } catch (const Timeout& e) {
+      write_error(res, 503, "timeout", e.what());
     } catch (const Unavailable& e) {
       write_error(res, 503, "unavailable", e.what());
     } catch (const SchemaMismatch& e) {
