@@ -176,9 +176,9 @@ END $$;
 -- unique_key: a live duplicate, also one earlier in the same batch, yields that job's id with
 -- created = false. Results come back in input order, one per input, never a NULL id.
 -- Every job is checked first (unknown fields, types, ranges), errors naming jobs[i].field.
--- Rows are inserted in unique_key order, so batches sharing keys in any order wait for each
--- other instead of deadlocking. A duplicate whose live holder finished before we could read its
--- id is inserted again (up to 10 rounds, as docket.enqueue does).
+-- Keyed jobs are inserted in unique_key order, so batches sharing keys in any order wait for
+-- each other instead of deadlocking. A duplicate whose live holder finished before we could read
+-- its id is inserted again (up to 10 rounds, as docket.enqueue does).
 CREATE OR REPLACE FUNCTION docket.enqueue_many(jobs jsonb) RETURNS TABLE (id bigint, created boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -197,8 +197,9 @@ DECLARE
   v_ids bigint[];
   v_out bigint[];
   v_created boolean[];
-  v_inserted bigint[];
-  v_missing int;
+  v_ord bigint;
+  v_this_key text;
+  v_id bigint;
 BEGIN
   IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
     RAISE EXCEPTION 'jobs must be a JSON array of job objects' USING ERRCODE = '22023';
@@ -235,41 +236,53 @@ BEGIN
   SELECT array_agg(coalesce(u.key, 'crawl:' || k.crawl_collection) ORDER BY u.ord) INTO v_key
     FROM unnest(v_kind, v_key) WITH ORDINALITY AS u(kind, key, ord)
     LEFT JOIN docket.kinds k ON k.kind = u.kind AND k.crawl_collection IS NOT NULL;
-  -- Ids are drawn first, so each input knows its id whatever order the insert runs in.
+  -- Ids are drawn first, so each input knows its id whatever order the inserts run in.
   v_ids := ARRAY(SELECT nextval(pg_get_serial_sequence('docket.jobs', 'id')) FROM generate_series(1, v_n));
   v_out := array_fill(NULL::bigint, ARRAY[v_n]);
   v_created := array_fill(false, ARRAY[v_n]);
-  FOR round IN 1..10 LOOP
-    WITH ins AS (
+  -- Jobs without a key cannot conflict: one statement.
+  INSERT INTO docket.jobs AS j (id, kind, args, queue, priority, run_at, max_retries, state)
+  OVERRIDING SYSTEM VALUE
+  SELECT v_ids[u.ord], u.kind, u.args, u.queue, u.priority, coalesce(u.run_at, now()), u.retries,
+         CASE WHEN coalesce(u.run_at, now()) > now() THEN 'scheduled' ELSE 'available' END::docket.job_state
+    FROM unnest(v_kind, v_args, v_queue, v_priority, v_run_at, v_retries, v_key) WITH ORDINALITY
+         AS u(kind, args, queue, priority, run_at, retries, key, ord)
+   WHERE u.key IS NULL
+   ORDER BY u.ord;
+  SELECT array_agg(CASE WHEN u.key IS NULL THEN v_ids[u.ord] END ORDER BY u.ord),
+         array_agg(u.key IS NULL ORDER BY u.ord)
+    INTO v_out, v_created
+    FROM unnest(v_key) WITH ORDINALITY AS u(key, ord);
+  -- Keyed jobs one at a time in key order: a batch waits only for keys ordered after every key
+  -- it holds, so batches sharing keys in any order never deadlock, also when a key must be
+  -- inserted again because its live holder finished before we could read its id.
+  FOR v_ord, v_this_key IN
+    SELECT u.ord, u.key FROM unnest(v_key) WITH ORDINALITY AS u(key, ord) WHERE u.key IS NOT NULL ORDER BY u.key, u.ord
+  LOOP
+    FOR round IN 1..10 LOOP
       INSERT INTO docket.jobs AS j (id, kind, args, queue, priority, run_at, max_retries, unique_key, state)
       OVERRIDING SYSTEM VALUE
-      SELECT v_ids[u.ord], u.kind, u.args, u.queue, u.priority, coalesce(u.run_at, now()), u.retries, u.key,
-             CASE WHEN coalesce(u.run_at, now()) > now() THEN 'scheduled' ELSE 'available' END::docket.job_state
-        FROM unnest(v_kind, v_args, v_queue, v_priority, v_run_at, v_retries, v_key) WITH ORDINALITY
-             AS u(kind, args, queue, priority, run_at, retries, key, ord)
-       WHERE v_out[u.ord] IS NULL
-       ORDER BY u.key NULLS LAST, u.ord  -- one key order for every batch: no deadlock between batches
+      VALUES (v_ids[v_ord], v_kind[v_ord], v_args[v_ord], v_queue[v_ord], v_priority[v_ord],
+              coalesce(v_run_at[v_ord], now()), v_retries[v_ord], v_this_key,
+              CASE WHEN coalesce(v_run_at[v_ord], now()) > now() THEN 'scheduled' ELSE 'available' END::docket.job_state)
       ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'running', 'retryable')
       DO NOTHING
-      RETURNING j.id)
-    SELECT array_agg(ins.id) INTO v_inserted FROM ins;
-    SELECT array_agg(coalesce(v_out[a.ord], m.id) ORDER BY a.ord), array_agg(v_created[a.ord] OR m.id IS NOT NULL ORDER BY a.ord)
-      INTO v_out, v_created
-      FROM unnest(v_ids) WITH ORDINALITY AS a(id, ord) LEFT JOIN unnest(v_inserted) AS m(id) ON m.id = a.id;
-    -- A new statement: its snapshot sees the rows just inserted and any duplicate that a
-    -- concurrent transaction committed while our insert waited on it.
-    SELECT array_agg(coalesce(v_out[a.ord],
-                              (SELECT j.id FROM docket.jobs j
-                                WHERE j.unique_key = v_key[a.ord]
-                                  AND j.state IN ('available', 'scheduled', 'running', 'retryable'))) ORDER BY a.ord)
-      INTO v_out FROM generate_series(1, v_n) AS a(ord);
-    v_missing := array_position(v_out, NULL);
-    EXIT WHEN v_missing IS NULL;
+      RETURNING j.id INTO v_id;
+      IF v_id IS NOT NULL THEN
+        v_created[v_ord] := true;
+      ELSE
+        -- A new statement: its snapshot sees a duplicate that a concurrent transaction committed
+        -- while our insert waited on it, and one earlier in this batch.
+        SELECT j.id INTO v_id FROM docket.jobs j
+         WHERE j.unique_key = v_this_key AND j.state IN ('available', 'scheduled', 'running', 'retryable');
+      END IF;
+      v_out[v_ord] := v_id;
+      EXIT WHEN v_id IS NOT NULL;
+    END LOOP;
+    IF v_out[v_ord] IS NULL THEN
+      RAISE EXCEPTION 'jobs[%].unique_key % is contended; try again', v_ord - 1, v_this_key USING ERRCODE = '40001';
+    END IF;
   END LOOP;
-  IF v_missing IS NOT NULL THEN
-    RAISE EXCEPTION 'jobs[%].unique_key % is contended; try again', v_missing - 1, v_key[v_missing]
-      USING ERRCODE = '40001';
-  END IF;
 
   INSERT INTO docket.crawls (job_id, kind, collection)
   SELECT v_out[a.ord], v_kind[a.ord], k.crawl_collection
