@@ -3,6 +3,7 @@
 // submitter's answer-by-position check.
 #include <gtest/gtest.h>
 
+#include "docket/config.hpp"
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
 #include "docket/time.hpp"
@@ -171,4 +172,27 @@ TEST(IdempotencyKey, EmptyOrInvalidUtf8IsABadRequest) {
   EXPECT_EQ(status_of(std::string("k\0y", 3)), "422 Idempotency-Key must not contain NUL characters");
   EXPECT_EQ(status_of(std::string("file-1")), "ok");
   EXPECT_EQ(status_of(std::nullopt), "ok");
+}
+
+TEST(ApiTimeouts, ConfigReadsAndChecksThem) {
+  const Config defaults = Config::parse("", "t");
+  EXPECT_EQ(defaults.api.statement_timeout, Millis(5000));
+  EXPECT_EQ(defaults.api.lock_timeout, Millis(2000));
+  Config c = Config::parse("[api]\nstatement_timeout = \"3s\"\nlock_timeout = \"500ms\"\n", "t");
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.api.statement_timeout, Millis(3000));
+  EXPECT_EQ(c.api.lock_timeout, Millis(500));
+  c.apply_env({"DOCKET_API_LOCK_TIMEOUT=1s"});
+  EXPECT_EQ(c.api.lock_timeout, Millis(1000));
+  const auto error = [](const std::string& toml) {
+    try {
+      Config::parse(toml, "t").validate();
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(error("[api]\nlock_timeout = \"10s\"\n"),
+            "api.lock_timeout must be at least 10ms and at most api.statement_timeout");
+  EXPECT_EQ(error("[api]\nstatement_timeout = \"10ms\"\n"), "api.statement_timeout must be between 100ms and 1h");
 }
