@@ -12,6 +12,8 @@
 
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
+#include "docket/handler.hpp"
+#include "docket/worker.hpp"
 #include "pg.hpp"
 #include "server.hpp"
 
@@ -450,4 +452,36 @@ TEST(Hostile, AKeyHeldByAnOpenTransactionDelaysOnlyItsOwnRequests) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
   }
   EXPECT_EQ(http.Get("/health")->status, 200);
+}
+
+TEST(Hostile, AWorkerFailsAJobWhoseArgsRowIsTooDeepAndCarriesOn) {
+  // Args written by SQL around enqueue's checks: the worker must fail that job, naming why, and
+  // keep running the others (it used to parse, copy and dump them recursively).
+  auto db = PgCluster::shared().fresh_database();
+  const auto deep = db->scalar("INSERT INTO docket.jobs (kind, args) VALUES ('k', '" + nested_args(5000) +
+                               "') RETURNING id");
+  const auto fine = db->scalar("SELECT docket.enqueue('k', '{\"n\": 1}')");
+  std::atomic<int> handled{0};
+  WorkerConfig config;
+  config.poll_interval = Millis(50);
+  Worker worker(db->url(), config);
+  worker.handle("k", [&](JobContext& ctx) {
+    ++handled;
+    return Outcome::complete(ctx.job().args);
+  });
+  std::thread running([&] { worker.run(); });
+  const bool finished = test::wait_until(
+      [&] { return db->count("SELECT count(*) FROM docket.jobs WHERE finished_at IS NOT NULL") == 2; }, 20s);
+  const auto later = db->scalar("SELECT docket.enqueue('k', '{\"n\": 2}')");
+  const bool still_running = test::wait_until(
+      [&] { return db->scalar("SELECT state FROM docket.jobs WHERE id = " + later) == "completed"; }, 20s);
+  worker.request_stop();
+  running.join();
+  ASSERT_TRUE(finished);
+  EXPECT_TRUE(still_running);
+  EXPECT_EQ(db->scalar("SELECT state FROM docket.jobs WHERE id = " + deep), "failed");
+  EXPECT_EQ(db->scalar("SELECT errors -> -1 ->> 'error' FROM docket.jobs WHERE id = " + deep),
+            "args: nested deeper than 64 levels");
+  EXPECT_EQ(db->scalar("SELECT result::text FROM docket.jobs WHERE id = " + fine), "{\"n\": 1}");
+  EXPECT_EQ(handled.load(), 2);
 }
