@@ -6,8 +6,12 @@
 namespace docket::api {
 
 void check_answer(const EnqueueRequest& request, const Submitted& answer, std::size_t position) {
+  // An existing job (created = false) holds the same key but may be of another kind: unique_key
+  // spans kinds. A job this request created is of its kind.
   const bool same_key = !request.unique_key || answer.job.unique_key == request.unique_key;
-  if (answer.job.id <= 0 || answer.job.kind != request.kind || !same_key) {
+  const bool same_kind = !answer.created || answer.job.kind == request.kind;
+  if (answer.job.id <= 0 || !same_kind || !same_key || (!answer.created && !request.unique_key &&
+                                                         !answer.job.unique_key)) {
     throw Error("enqueue answered job " + std::to_string(answer.job.id) + " (kind " + answer.job.kind +
                 ") for request " + std::to_string(position) + " (kind " + request.kind +
                 "); refusing to hand out a job that may not be this request's");

@@ -48,8 +48,9 @@ class Submitter {
   Lane keyed_;  ///< with a unique_key: may wait for a transaction holding the same key
 };
 
-/// Throws Error unless `answer` can be the answer to `request` (same kind, same unique_key when
-/// one was asked for): enqueue_many's answers are matched to requests by position only.
+/// Throws Error unless `answer` can be the answer to `request`: a real id, the request's
+/// unique_key when it had one, its kind when the job was created, and an existing job only for a
+/// keyed request (or a crawl kind's implicit key). enqueue_many's answers match by position only.
 void check_answer(const EnqueueRequest& request, const Submitted& answer, std::size_t position);
 
 }  // namespace docket::api

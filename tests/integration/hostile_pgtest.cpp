@@ -485,3 +485,51 @@ TEST(Hostile, AWorkerFailsAJobWhoseArgsRowIsTooDeepAndCarriesOn) {
   EXPECT_EQ(db->scalar("SELECT result::text FROM docket.jobs WHERE id = " + fine), "{\"n\": 1}");
   EXPECT_EQ(handled.load(), 2);
 }
+
+TEST(Hostile, MergedKeyedPostsRacingCompletionsEachGetTheirOwnJob) {
+  // Over HTTP the submitter merges concurrent POSTs into one enqueue_many: while the keys' jobs
+  // keep completing, every client must still get the job of its own key (never another
+  // client's, never id 0, never a 201 for someone else's job).
+  HostileApi api;
+  auto& db = api.db();
+  std::atomic<bool> stop{false};
+  std::thread completer([&] {
+    pqxx::connection c(db.url());
+    while (!stop) {
+      pqxx::nontransaction tx(c);
+      tx.exec("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE state = 'available'");
+    }
+  });
+  std::atomic<int> right{0}, wrong{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 12; ++t) {
+    clients.emplace_back([&, t] {
+      auto http = api.http();
+      for (int i = 0; i < 40; ++i) {
+        const std::string key = "key-" + std::to_string((t + i) % 5);
+        const std::string kind = "kind-" + std::to_string(t % 3);
+        auto r = http.Post("/jobs", {{"Idempotency-Key", key}}, R"({"kind":")" + kind + R"("})", "application/json");
+        if (!r || (r->status != 200 && r->status != 201)) {
+          ++wrong;
+          ADD_FAILURE() << (r ? r->body : std::string("no answer"));
+          continue;
+        }
+        const auto job = body_of(r);
+        const bool mine = job.at("id").get<long long>() > 0 && job.at("unique_key") == key;
+        // A 201 is a job this request created: its kind is this request's.
+        const bool created_right = r->status != 201 || job.at("kind") == kind;
+        if (mine && created_right) {
+          ++right;
+        } else {
+          ++wrong;
+          ADD_FAILURE() << key << " " << kind << " got " << r->status << " " << r->body;
+        }
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  stop = true;
+  completer.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(right.load(), 12 * 40);
+}

@@ -149,9 +149,15 @@ TEST(SubmitterAnswers, AnAnswerForAnotherRequestIsRefused) {
   job.unique_key = "file-1";
   const Submitted answer{job, false};
   EXPECT_NO_THROW(api::check_answer({.kind = "import", .unique_key = "file-1"}, answer, 0));
-  EXPECT_NO_THROW(api::check_answer({.kind = "import"}, answer, 0));
+  EXPECT_NO_THROW(api::check_answer({.kind = "report", .unique_key = "file-1"}, answer, 0));  // the key spans kinds
+  EXPECT_NO_THROW(api::check_answer({.kind = "import"}, answer, 0));  // a crawl kind's implicit key
   EXPECT_THROW(api::check_answer({.kind = "import", .unique_key = "file-2"}, answer, 3), Error);
-  EXPECT_THROW(api::check_answer({.kind = "report"}, answer, 3), Error);
+  const Submitted created{job, true};
+  EXPECT_NO_THROW(api::check_answer({.kind = "import", .unique_key = "file-1"}, created, 0));
+  EXPECT_THROW(api::check_answer({.kind = "report", .unique_key = "file-1"}, created, 3), Error);
+  JobRecord plain = job;
+  plain.unique_key.reset();
+  EXPECT_THROW(api::check_answer({.kind = "import"}, Submitted{plain, false}, 3), Error);  // not created, no key
   JobRecord none;
   EXPECT_THROW(api::check_answer({.kind = ""}, Submitted{none, true}, 0), Error);
 }
