@@ -91,7 +91,10 @@ inline std::optional<std::string> opt_text(const pqxx::field& f) {
 /// already replaces deeper columns with a note; a NULL (a job that vanished) is an Error.
 inline JobRecord parse_job(const pqxx::field& f) {
   if (f.is_null()) throw Error("the job vanished before it could be read");
-  return parse_json(std::string_view(f.c_str(), f.size()), "job row", kMaxJsonDepth + 1).get<JobRecord>();
+  std::string error;  // not the caller's input: an Error (500), never InvalidInput
+  auto row = try_parse_json(std::string_view(f.c_str(), f.size()), "job row", &error, kMaxJsonDepth + 1);
+  if (!row) throw Error(error);
+  return row->get<JobRecord>();
 }
 
 }  // namespace docket::db
