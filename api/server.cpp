@@ -315,7 +315,7 @@ void Server::Impl::routes() {
     write_json(res, 200, Json{{"queues", out}});
   });
   for (const bool pause : {true, false}) {
-    route("POST", pause ? R"(/queues/([^/]{1,200})/pause)" : R"(/queues/([^/]{1,200})/resume)",
+    route("POST", pause ? R"(/queues/([^/]+)/pause)" : R"(/queues/([^/]+)/resume)",
           pause ? "/queues/{queue}/pause" : "/queues/{queue}/resume", [this, pause](const Request& req, Response& res) {
             const std::string queue = req.matches[1].str();
             if (pause) {
@@ -329,7 +329,7 @@ void Server::Impl::routes() {
   route("GET", "/limits", "/limits", [this](const Request&, Response& res) {
     write_json(res, 200, Json{{"limits", client.limits()}});
   });
-  route("PUT", R"(/limits/([^/]{1,200}))", "/limits/{kind}", [this](const Request& req, Response& res) {
+  route("PUT", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.matches[1].str();
     const auto limit = parse_limit(req.body);
     client.set_limit(kind, limit);

@@ -195,6 +195,12 @@ TEST(Hostile, HttpBodiesGetTheExactAnswerAndWriteNothing) {
   r = http.Put("/limits/k%09x", R"({"max_running": 1})", "application/json");
   EXPECT_EQ(r->status, 422);
   EXPECT_EQ(body_of(r).at("error").at("message"), "kind must be a non-empty string of at most 200 printable characters");
+  // A name too long for enqueue gets enqueue's answer, not "no route".
+  r = http.Post("/queues/" + std::string(300, 'q') + "/pause", "", "application/json");
+  EXPECT_EQ(r->status, 422);
+  EXPECT_EQ(body_of(r).at("error").at("message"), "queue must be a non-empty string of at most 200 printable characters");
+  r = http.Put("/limits/" + std::string(300, 'k'), R"({"max_running": 1})", "application/json");
+  EXPECT_EQ(r->status, 422);
   EXPECT_EQ(written(api.db()), "0/0/0/0");
   // Still answering.
   EXPECT_EQ(http.Get("/health")->status, 200);
