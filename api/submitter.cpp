@@ -68,16 +68,14 @@ void Submitter::run_batch(std::vector<Pending*>& batch) {
     for (std::size_t i = 0; i < batch.size(); ++i) check_answer(requests[i], results[i], i);
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
     return;
-  } catch (const Timeout&) {
-    if (batch.size() == 1) {
-      batch[0]->error = std::current_exception();
-      return;
-    }
-    // A lock or statement timeout: one request may be waiting on a held key; find which.
   } catch (const Unavailable&) {
     // The database is gone: every request would fail the same way, one connect timeout each.
-    for (auto* p : batch) p->error = std::current_exception();
-    return;
+    // It still answers: a lock or statement timeout, or a conflict, belongs to one request
+    // (one waiting on a held key, say); find which.
+    if (batch.size() == 1 || !database_answers()) {
+      for (auto* p : batch) p->error = std::current_exception();
+      return;
+    }
   } catch (const std::exception& e) {
     if (batch.size() == 1) {
       batch[0]->error = std::current_exception();
@@ -88,6 +86,15 @@ void Submitter::run_batch(std::vector<Pending*>& batch) {
     }
   }
   run_each(batch);
+}
+
+bool Submitter::database_answers() {
+  try {
+    client_.ping();
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 void Submitter::run_each(std::vector<Pending*>& batch) {

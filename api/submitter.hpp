@@ -39,6 +39,8 @@ class Submitter {
   void run_batch(std::vector<Pending*>& batch);
   /// The batch's requests one by one, so each gets its own answer or error.
   void run_each(std::vector<Pending*>& batch);
+  /// Whether the database answers a ping (after a batch failed as Unavailable).
+  bool database_answers();
 
   Client& client_;
   const std::size_t max_batch_;
