@@ -309,42 +309,46 @@ BEGIN
   -- holder finished before we could read its id, that key must be inserted again, which could
   -- wait for a key ordered before keys we now hold: undo the statement (its subtransaction
   -- releases every key) and take the keys one at a time, in key order, below.
+  -- (The block is a subtransaction, with an xid of its own once it writes: entered only when the
+  -- batch has keyed jobs, i.e. some id is still to be found.)
   v_saved_out := v_out;
   v_saved_created := v_created;
-  BEGIN
-    WITH ins AS (
-      INSERT INTO docket.jobs AS j (id, kind, args, queue, priority, run_at, max_retries, unique_key, state)
-      OVERRIDING SYSTEM VALUE
-      SELECT v_ids[u.ord], u.kind, u.args, u.queue, u.priority, coalesce(u.run_at, now()), u.retries, u.key,
-             CASE WHEN coalesce(u.run_at, now()) > now() THEN 'scheduled' ELSE 'available' END::docket.job_state
-        FROM unnest(v_kind, v_args, v_queue, v_priority, v_run_at, v_retries, v_key) WITH ORDINALITY
-             AS u(kind, args, queue, priority, run_at, retries, key, ord)
-       WHERE u.key IS NOT NULL
-       ORDER BY u.key, u.ord
-      ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'running', 'retryable')
-      DO NOTHING
-      RETURNING j.id)
-    SELECT array_agg(ins.id) INTO v_inserted FROM ins;
-    SELECT array_agg(coalesce(v_out[a.ord], m.id) ORDER BY a.ord),
-           array_agg(v_created[a.ord] OR m.id IS NOT NULL ORDER BY a.ord)
-      INTO v_out, v_created
-      FROM unnest(v_ids) WITH ORDINALITY AS a(id, ord) LEFT JOIN unnest(v_inserted) AS m(id) ON m.id = a.id;
-    -- A new statement: its snapshot sees a duplicate that a concurrent transaction committed
-    -- while our insert waited on it, and one earlier in this batch.
-    SELECT array_agg(coalesce(v_out[a.ord],
-                              (SELECT j.id FROM docket.jobs j
-                                WHERE j.unique_key = v_key[a.ord]
-                                  AND j.state IN ('available', 'scheduled', 'running', 'retryable'))) ORDER BY a.ord)
-      INTO v_out FROM generate_series(1, v_n) AS a(ord);
-    IF array_position(v_out, NULL) IS NOT NULL THEN
-      RAISE EXCEPTION 'a unique_key''s holder finished meanwhile' USING ERRCODE = 'DK001';
-    END IF;
-    v_one_by_one := false;
-  EXCEPTION WHEN SQLSTATE 'DK001' THEN
-    v_out := v_saved_out;
-    v_created := v_saved_created;
-    v_one_by_one := true;
-  END;
+  v_one_by_one := false;
+  IF array_position(v_out, NULL) IS NOT NULL THEN
+    BEGIN
+      WITH ins AS (
+        INSERT INTO docket.jobs AS j (id, kind, args, queue, priority, run_at, max_retries, unique_key, state)
+        OVERRIDING SYSTEM VALUE
+        SELECT v_ids[u.ord], u.kind, u.args, u.queue, u.priority, coalesce(u.run_at, now()), u.retries, u.key,
+               CASE WHEN coalesce(u.run_at, now()) > now() THEN 'scheduled' ELSE 'available' END::docket.job_state
+          FROM unnest(v_kind, v_args, v_queue, v_priority, v_run_at, v_retries, v_key) WITH ORDINALITY
+               AS u(kind, args, queue, priority, run_at, retries, key, ord)
+         WHERE u.key IS NOT NULL
+         ORDER BY u.key, u.ord
+        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'running', 'retryable')
+        DO NOTHING
+        RETURNING j.id)
+      SELECT array_agg(ins.id) INTO v_inserted FROM ins;
+      SELECT array_agg(coalesce(v_out[a.ord], m.id) ORDER BY a.ord),
+             array_agg(v_created[a.ord] OR m.id IS NOT NULL ORDER BY a.ord)
+        INTO v_out, v_created
+        FROM unnest(v_ids) WITH ORDINALITY AS a(id, ord) LEFT JOIN unnest(v_inserted) AS m(id) ON m.id = a.id;
+      -- A new statement: its snapshot sees a duplicate that a concurrent transaction committed
+      -- while our insert waited on it, and one earlier in this batch.
+      SELECT array_agg(coalesce(v_out[a.ord],
+                                (SELECT j.id FROM docket.jobs j
+                                  WHERE j.unique_key = v_key[a.ord]
+                                    AND j.state IN ('available', 'scheduled', 'running', 'retryable'))) ORDER BY a.ord)
+        INTO v_out FROM generate_series(1, v_n) AS a(ord);
+      IF array_position(v_out, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'a unique_key''s holder finished meanwhile' USING ERRCODE = 'DK001';
+      END IF;
+    EXCEPTION WHEN SQLSTATE 'DK001' THEN
+      v_out := v_saved_out;
+      v_created := v_saved_created;
+      v_one_by_one := true;
+    END;
+  END IF;
   FOR v_ord, v_this_key IN
     SELECT u.ord, u.key FROM unnest(v_key) WITH ORDINALITY AS u(key, ord)
      WHERE v_one_by_one AND u.key IS NOT NULL ORDER BY u.key, u.ord
