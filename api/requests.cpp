@@ -4,6 +4,8 @@
 #include <limits>
 
 #include "docket/config.hpp"
+#include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "docket/time.hpp"
 #include "errors.hpp"
 
@@ -101,15 +103,17 @@ void list_params(const std::multimap<std::string, std::string>& params, std::vec
 
 Json parse_object(const std::string& body) {
   if (body.empty()) throw bad_request("the request body is empty; send a JSON object");
-  Json j;
-  try {
-    j = Json::parse(body);
-  } catch (const Json::parse_error& e) {
-    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> "parse error at ..."
-    std::string what = e.what();
-    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    throw bad_request("the request body is not valid JSON: " + what);
+  // One level more than args may nest: args sits inside the body object. Depth, numbers beyond a
+  // double and integers beyond 64 bits are refused while parsing, with the field's path.
+  std::string error;
+  auto parsed = try_parse_json(body, "the request body is not valid JSON", &error, kMaxJsonDepth + 1);
+  if (!parsed) {
+    if (error.find("nested deeper than") != std::string::npos) {
+      error += " (args may nest at most " + std::to_string(kMaxJsonDepth) + " levels of arrays and objects)";
+    }
+    throw bad_request(error);
   }
+  Json j = std::move(*parsed);
   if (!j.is_object()) throw bad_request("the request body must be a JSON object, got " + std::string(j.type_name()));
   return j;
 }
@@ -133,11 +137,10 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
   if (body.contains("queue")) r.queue = string_field(body, "queue");
   if (body.contains("priority")) r.priority = int_field(body, "priority");
   if (body.contains("run_at") && !body.at("run_at").is_null()) {
-    const std::string text = string_field(body, "run_at");
-    r.run_at = parse_timestamp(text);
-    if (!r.run_at) {
-      throw bad_request("run_at must be an RFC 3339 timestamp with a zone, like 2026-11-21T10:00:00Z; got \"" + text +
-                        "\"");
+    try {
+      r.run_at = parse_time_field(string_field(body, "run_at"), "run_at", false);
+    } catch (const InvalidInput& e) {
+      throw bad_request(e.what());
     }
   }
   if (body.contains("max_retries") && !body.at("max_retries").is_null()) {
@@ -145,6 +148,9 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
   }
   if (body.contains("unique_key") && !body.at("unique_key").is_null()) r.unique_key = string_field(body, "unique_key");
   if (idempotency_key) {
+    // A header is raw bytes: refuse what no job's unique_key can be, before it joins a batch.
+    if (idempotency_key->empty()) throw bad_request("the Idempotency-Key header is empty; send 1 to 1000 characters");
+    if (!valid_utf8(*idempotency_key)) throw bad_request("the Idempotency-Key header must be valid UTF-8");
     no_nul("Idempotency-Key", *idempotency_key);
     if (r.unique_key && *r.unique_key != *idempotency_key) {
       throw unprocessable("the Idempotency-Key header and unique_key differ; send one of them");

@@ -159,7 +159,8 @@ struct Server::Impl {
   Impl(const std::string& url, ApiConfig c, std::shared_ptr<Metrics> m)
       : config(std::move(c)),
         metrics(m ? std::move(m) : std::make_shared<Metrics>()),
-        client(url, ClientOptions{config.db_connections, "docket-api", true}),
+        client(url, ClientOptions{config.db_connections, "docket-api", true, config.statement_timeout,
+                                  config.lock_timeout}),
         submitter(client, std::max(1, config.db_connections / 2)),  // the rest serve reads
         tokens(parse_tokens(config.tokens)) {}
 
@@ -194,6 +195,8 @@ void Server::Impl::route(const std::string& method, const std::string& pattern, 
       write_error(res, 404, "not_found", e.what());
     } catch (const Conflict& e) {
       write_error(res, 409, "conflict", e.what());
+    } catch (const Timeout& e) {
+      write_error(res, 503, "timeout", e.what());
     } catch (const Unavailable& e) {
       write_error(res, 503, "unavailable", e.what());
     } catch (const SchemaMismatch& e) {
@@ -312,7 +315,7 @@ void Server::Impl::routes() {
     write_json(res, 200, Json{{"queues", out}});
   });
   for (const bool pause : {true, false}) {
-    route("POST", pause ? R"(/queues/([^/]{1,200})/pause)" : R"(/queues/([^/]{1,200})/resume)",
+    route("POST", pause ? R"(/queues/([^/]+)/pause)" : R"(/queues/([^/]+)/resume)",
           pause ? "/queues/{queue}/pause" : "/queues/{queue}/resume", [this, pause](const Request& req, Response& res) {
             const std::string queue = req.matches[1].str();
             if (pause) {
@@ -326,7 +329,7 @@ void Server::Impl::routes() {
   route("GET", "/limits", "/limits", [this](const Request&, Response& res) {
     write_json(res, 200, Json{{"limits", client.limits()}});
   });
-  route("PUT", R"(/limits/([^/]{1,200}))", "/limits/{kind}", [this](const Request& req, Response& res) {
+  route("PUT", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.matches[1].str();
     const auto limit = parse_limit(req.body);
     client.set_limit(kind, limit);

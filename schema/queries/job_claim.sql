@@ -3,5 +3,5 @@
 -- Run in autocommit (READ COMMITTED): docket.claim relies on a fresh snapshot per statement.
 -- $1 uuid worker, $2 text[] queues, $3 text[] kinds, $4 int limit
 SELECT c.id, c.kind, c.queue, c.args::text, c.attempt, c.max_retries, c.priority, c.unique_key,
-       extract(epoch FROM now() - greatest(c.run_at, c.inserted_at))::float8 AS queue_latency_s
+       docket.seconds_since(greatest(c.run_at, c.inserted_at)) AS queue_latency_s
   FROM docket.claim($1::uuid, $2::text[], $3::text[], $4::int) c

@@ -31,7 +31,7 @@ claimed AS (
      SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker = $1::uuid
    WHERE j.id = ANY (ARRAY(SELECT c.id FROM c))
   RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_retries, j.priority, j.unique_key,
-            extract(epoch FROM now() - greatest(j.run_at, j.inserted_at))::float8 AS queue_latency_s
+            docket.seconds_since(greatest(j.run_at, j.inserted_at)) AS queue_latency_s
 )
 SELECT c.id, c.kind, c.queue, c.args, c.attempt, coalesce(c.max_retries, k.max_retries, 20), c.priority,
        c.unique_key, c.queue_latency_s

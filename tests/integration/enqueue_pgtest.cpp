@@ -191,7 +191,7 @@ TEST_F(Enqueue, ManyWithoutUniqueKeysGoesByCopyKeepingOrderStateAndValidation) {
     client.enqueue_many(batch);
     FAIL() << "expected InvalidInput";
   } catch (const InvalidInput& e) {
-    EXPECT_NE(std::string(e.what()).find("jobs[150]: priority must be between 0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("jobs[150].priority must be between 0"), std::string::npos) << e.what();
   }
   batch[150].priority = 0;
   batch[7].args = Json::array();

@@ -1,5 +1,6 @@
 #pragma once
 // docket::Client: enqueue and steer jobs from C++ (the CLI and the HTTP API are built on it).
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -15,6 +16,8 @@ struct ClientOptions {
   int connections = 2;  ///< the pool's size: concurrent calls beyond it wait
   std::string application_name = "docket-client";
   bool check_schema = true;  ///< refuse a database whose schema version this binary does not know
+  std::chrono::milliseconds statement_timeout{0};  ///< per statement; 0: none (a timeout throws Timeout)
+  std::chrono::milliseconds lock_timeout{0};       ///< per lock wait; 0: none (a timeout throws Timeout)
 };
 
 /// A thread-safe handle to a Docket database with a small fixed pool of connections.

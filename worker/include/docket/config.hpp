@@ -100,6 +100,8 @@ struct ApiConfig {
   int threads = 64;                /// fixed pool: connections beyond it wait their turn
   int max_list_limit = 500;
   int db_connections = 4;
+  Millis statement_timeout{5000};  ///< per database statement of an API call: past it, 503
+  Millis lock_timeout{2000};       ///< per lock wait (a unique_key held by an open transaction): past it, 503
 };
 
 struct LogConfig {

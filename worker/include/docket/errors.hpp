@@ -42,6 +42,13 @@ class Unavailable : public Error {
   using Error::Error;
 };
 
+/// A statement or lock timeout: the database is up but the call could not finish in time (a lock
+/// held by another transaction, an overloaded server). Nothing was written; retrying may succeed.
+class Timeout : public Unavailable {
+ public:
+  using Unavailable::Unavailable;
+};
+
 /// The database schema is missing, older or newer than this binary: run `docket migrate`.
 class SchemaMismatch : public Error {
  public:

@@ -34,6 +34,14 @@ struct EnqueueRequest {
   std::optional<std::string> unique_key;
 };
 
+/// docket.check_job_fields in C++, so a bad request is refused before it joins a batch: kind and
+/// queue are 1-200 printable characters, priority 0-1000, max_retries >= 0, unique_key 1-1000
+/// characters of valid UTF-8, run_at in the documented range. Throws InvalidInput whose message
+/// starts with `where` ("" or "jobs[3].") and names the field.
+void check_enqueue_request(const EnqueueRequest& r, const std::string& where = "");
+/// Whether `s` is well-formed UTF-8 (what PostgreSQL accepts as text).
+bool valid_utf8(std::string_view s);
+
 /// The id of the enqueued job; created is false when a live job with the same unique_key existed.
 struct EnqueueResult {
   std::int64_t id = 0;

@@ -5,6 +5,7 @@
 #include "cli/table.hpp"
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "docket/time.hpp"
 
 namespace docket::cli {
@@ -105,7 +106,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto queue = std::make_shared<std::string>("default");
     auto priority = std::make_shared<int>(0);
     auto run_at = std::make_shared<std::string>();
-    auto max_retries = std::make_shared<int>(-1);
+    auto max_retries = std::make_shared<std::optional<int>>();  // unset: the kind's default
     auto unique_key = std::make_shared<std::string>();
     cmd->add_option("kind", *kind, "Job kind (which handler runs it)")->required();
     cmd->add_option("args", *args, "Job arguments: a JSON object (default {})");
@@ -119,19 +120,17 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
       action = [&, kind, args, queue, priority, run_at, max_retries, unique_key] {
         EnqueueRequest r;
         r.kind = *kind;
-        r.args = Json::parse(*args, nullptr, false);
-        if (r.args.is_discarded()) throw InvalidInput("args are not valid JSON: " + *args);
+        r.args = parse_json(*args, "args are not valid JSON");
         r.queue = *queue;
         r.priority = *priority;
         if (!run_at->empty()) {
-          r.run_at = parse_run_at(*run_at);
-          if (!r.run_at) {
-            throw InvalidInput("--run-at \"" + *run_at +
-                               "\" is not a time: use 2026-11-21T10:00:00Z (with a zone) or a delay like +30s");
-          }
+          r.run_at = parse_time_field(*run_at, "--run-at", true);
         }
-        if (*max_retries != -1) {
-          if (*max_retries < 0) throw InvalidInput("--max-retries must be >= 0");
+        if (*max_retries) {
+          if (**max_retries < 0) {
+            throw InvalidInput("--max-retries must be >= 0, got " + std::to_string(**max_retries) +
+                               " (leave it out for the kind's default)");
+          }
           r.max_retries = *max_retries;
         }
         if (!unique_key->empty()) r.unique_key = *unique_key;

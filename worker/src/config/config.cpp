@@ -237,6 +237,9 @@ const std::vector<Section>& sections() {
             [](Config& c, const Value& v) { c.api.max_list_limit = static_cast<int>(as<long long>(v)); }},
            {"db_connections", Type::integer,
             [](Config& c, const Value& v) { c.api.db_connections = static_cast<int>(as<long long>(v)); }},
+           {"statement_timeout", Type::duration,
+            [](Config& c, const Value& v) { c.api.statement_timeout = as<Millis>(v); }},
+           {"lock_timeout", Type::duration, [](Config& c, const Value& v) { c.api.lock_timeout = as<Millis>(v); }},
        }},
       {"log",
        {
@@ -661,6 +664,10 @@ void Config::validate() const {
   if (api.max_list_limit < 1) throw ConfigError("api.max_list_limit must be >= 1");
   if (api.db_connections < 1 || api.db_connections > 64)
     throw ConfigError("api.db_connections must be between 1 and 64");
+  if (api.statement_timeout < Millis(100) || api.statement_timeout > Millis(3600 * 1000))
+    throw ConfigError("api.statement_timeout must be between 100ms and 1h");
+  if (api.lock_timeout < Millis(10) || api.lock_timeout > api.statement_timeout)
+    throw ConfigError("api.lock_timeout must be at least 10ms and at most api.statement_timeout");
 }
 
 }  // namespace docket

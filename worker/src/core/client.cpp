@@ -8,7 +8,8 @@ namespace docket {
 
 struct Client::Impl {
   Impl(const std::string& url, const ClientOptions& o)
-      : pool(url, o.connections, o.application_name), check_schema(o.check_schema) {}
+      : pool(url, o.connections, o.application_name, o.statement_timeout, o.lock_timeout),
+        check_schema(o.check_schema) {}
 
   /// Runs `op` on a leased session. A connection that died while idle is replaced before use
   /// (Session::connect checks); a read that fails because the connection broke mid-call is tried

@@ -1,6 +1,10 @@
 #include "docket/job.hpp"
 
+#include <algorithm>
 #include <array>
+
+#include "docket/errors.hpp"
+#include "docket/time.hpp"
 
 namespace docket {
 
@@ -133,6 +137,82 @@ void to_json(Json& out, const KindLimit& k) {
              {"max_running", k.max_running ? Json(*k.max_running) : Json()},
              {"running", k.running},
              {"max_retries", k.max_retries ? Json(*k.max_retries) : Json()}};
+}
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int n = 0;
+    char32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + static_cast<std::size_t>(n) >= s.size()) return false;  // truncated sequence
+    for (int k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and code points beyond U+10FFFF are not UTF-8.
+    static constexpr char32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
+    i += static_cast<std::size_t>(n) + 1;
+  }
+  return true;
+}
+
+namespace {
+
+/// Characters as PostgreSQL's length() counts them: UTF-8 lead bytes.
+std::size_t characters(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+void check_name(const std::string& field, const std::string& value) {
+  const bool blank = value.find_first_not_of(' ') == std::string::npos;
+  const bool printable =
+      std::none_of(value.begin(), value.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  if (blank || characters(value) > 200 || !printable || !valid_utf8(value)) {
+    throw InvalidInput(field + " must be a non-empty string of at most 200 printable characters");
+  }
+}
+
+}  // namespace
+
+void check_enqueue_request(const EnqueueRequest& r, const std::string& where) {
+  check_name(where + "kind", r.kind);
+  check_name(where + "queue", r.queue);
+  if (!r.args.is_object()) {
+    throw InvalidInput(where + "args must be a JSON object, got " + std::string(r.args.type_name()));
+  }
+  if (r.priority < 0 || r.priority > 1000) {
+    throw InvalidInput(where + "priority must be between 0 (runs first) and 1000, got " + std::to_string(r.priority));
+  }
+  if (r.max_retries && *r.max_retries < 0) {
+    throw InvalidInput(where + "max_retries must be >= 0, got " + std::to_string(*r.max_retries));
+  }
+  if (r.unique_key) {
+    if (r.unique_key->empty() || characters(*r.unique_key) > 1000) {
+      throw InvalidInput(where + "unique_key must be 1 to 1000 characters");
+    }
+    if (!valid_utf8(*r.unique_key) || r.unique_key->find('\0') != std::string::npos) {
+      throw InvalidInput(where + "unique_key must be valid UTF-8 without NUL characters");
+    }
+  }
+  if (r.run_at && !time_in_range(*r.run_at)) {
+    throw InvalidInput(where + "run_at must be between 1970-01-01T00:00:00Z and 2199-12-31T23:59:59Z");
+  }
 }
 
 }  // namespace docket

@@ -112,7 +112,7 @@ std::vector<CrawlRecord> Session::crawls(const CrawlFilter& f) {
                           std::to_string(f.limit));
     std::vector<CrawlRecord> out;
     for (const auto& row : res) {
-      out.push_back(Json::parse(std::string_view(row[0].c_str(), row[0].size())).get<CrawlRecord>());
+      out.push_back(parse_json(std::string_view(row[0].c_str(), row[0].size()), "crawl row").get<CrawlRecord>());
     }
     return out;
   });
@@ -122,7 +122,7 @@ std::optional<CrawlRecord> Session::crawl(std::int64_t id) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlRecord> {
     auto res = DOCKET_RUN("crawl_get", num(id));
     if (res.empty()) return std::nullopt;
-    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size())).get<CrawlRecord>();
+    return parse_json(std::string_view(res[0][0].c_str(), res[0][0].size()), "crawl row").get<CrawlRecord>();
   });
 }
 

@@ -2,8 +2,13 @@
 
 namespace docket::db {
 
-Pool::Pool(const std::string& url, int size, const std::string& application_name) : size_(size < 1 ? 1 : size) {
-  for (int i = 0; i < size_; ++i) idle_.push_back(std::make_unique<Session>(url, application_name));
+Pool::Pool(const std::string& url, int size, const std::string& application_name,
+           std::chrono::milliseconds statement_timeout, std::chrono::milliseconds lock_timeout)
+    : size_(size < 1 ? 1 : size) {
+  for (int i = 0; i < size_; ++i) {
+    idle_.push_back(std::make_unique<Session>(url, application_name));
+    idle_.back()->set_timeouts(statement_timeout, lock_timeout);
+  }
 }
 
 Pool::Lease::~Lease() {

@@ -12,7 +12,9 @@ namespace docket::db {
 
 class Pool {
  public:
-  Pool(const std::string& url, int size, const std::string& application_name);
+  /// `statement_timeout` and `lock_timeout` (0: none) apply to every session of the pool.
+  Pool(const std::string& url, int size, const std::string& application_name,
+       std::chrono::milliseconds statement_timeout = {}, std::chrono::milliseconds lock_timeout = {});
 
   /// An exclusive lease, returned to the pool when destroyed.
   class Lease {

@@ -25,8 +25,9 @@ void throw_translated(const pqxx::sql_error& e) {
   const std::string& state = e.sqlstate();
   const std::string msg = first_line(e.what());
   if (is_connection_state(state)) throw Unavailable("database unavailable: " + msg);
-  if (state == "40001" || state == "40P01" || state == "55P03") throw Unavailable("transient conflict: " + msg);
-  if (state == "57014") throw Unavailable("statement timed out: " + msg);
+  if (state == "40001" || state == "40P01") throw Unavailable("transient conflict: " + msg);
+  if (state == "55P03") throw Timeout("timed out waiting for a lock another transaction holds: " + msg);
+  if (state == "57014") throw Timeout("statement timed out: " + msg);
   if (state == "54000") throw TooLarge(msg);
   if (state == "P0002") throw NotFound(msg);
   if (state == "23505" || state == "55000") throw Conflict(msg);

@@ -92,6 +92,11 @@ void Session::disconnect() {
   impl_->conn.reset();
 }
 
+void Session::set_timeouts(std::chrono::milliseconds statement, std::chrono::milliseconds lock) {
+  statement_timeout_ = statement;
+  lock_timeout_ = lock;
+}
+
 void Session::connect() {
   if (impl_->conn) {
     // An idle connection whose socket is readable has either a notification or an error/EOF
@@ -126,6 +131,8 @@ void Session::connect() {
     pqxx::nontransaction tx(*conn);
     tx.exec("SET application_name = " + tx.quote(application_name_) +
             "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'" +
+            "; SET statement_timeout = " + std::to_string(statement_timeout_.count()) +
+            "; SET lock_timeout = " + std::to_string(lock_timeout_.count()) +
             (plans_ == Plans::custom ? "; SET plan_cache_mode = force_custom_plan"
                                      : "; SET enable_seqscan = off; SET enable_bitmapscan = off;"
                                        " SET plan_cache_mode = force_generic_plan"));
@@ -301,30 +308,6 @@ void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& request
   }
 }
 
-/// The rules of docket.check_job, for the COPY path that bypasses it (CHECK constraints remain
-/// the backstop). Throws InvalidInput naming the request.
-void check_request(const EnqueueRequest& r, std::size_t i) {
-  const std::string where = "jobs[" + std::to_string(i) + "]: ";
-  auto printable = [](const std::string& s) {
-    return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
-  };
-  auto blank = [](const std::string& s) { return s.find_first_not_of(" \t") == std::string::npos; };
-  if (blank(r.kind)) throw InvalidInput(where + "kind must be a non-empty string");
-  if (r.kind.size() > 200 || !printable(r.kind))
-    throw InvalidInput(where + "kind must be at most 200 printable characters");
-  if (blank(r.queue) || r.queue.size() > 200 || !printable(r.queue)) {
-    throw InvalidInput(where + "queue must be a non-empty string of at most 200 printable characters");
-  }
-  if (!r.args.is_object())
-    throw InvalidInput(where + "args must be a JSON object, got " + std::string(r.args.type_name()));
-  if (r.priority < 0 || r.priority > 1000) {
-    throw InvalidInput(where + "priority must be between 0 (runs first) and 1000, got " + std::to_string(r.priority));
-  }
-  if (r.max_retries && *r.max_retries < 0) {
-    throw InvalidInput(where + "max_retries must be >= 0, got " + std::to_string(*r.max_retries));
-  }
-}
-
 /// A claimed job from a result row: id, then (after `skip` columns) kind, queue, args, attempt,
 /// max_retries, priority, unique_key, queue_latency_s.
 ClaimedJob claimed_job(const pqxx::row& row, int skip) {
@@ -356,7 +339,9 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
       for (const auto& row : DOCKET_RUN("kind_crawl_kinds")) crawl_kinds.insert(row[0].c_str());
       for (std::size_t i = 0; i < requests.size(); ++i) {
         if (crawl_kinds.contains(requests[i].kind)) return std::nullopt;
-        check_request(requests[i], i);
+        // The rules of docket.check_job_fields, for the COPY path that bypasses it (CHECK
+        // constraints remain the backstop).
+        check_enqueue_request(requests[i], "jobs[" + std::to_string(i) + "].");
       }
       for (const char* name : {"job_copy_floor", "job_copy_last", "job_copied_ids"}) {
         if (!impl_->prepared.contains(name)) {

@@ -92,6 +92,9 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  /// statement_timeout and lock_timeout for this session's statements (0: none), applied on
+  /// every (re)connect. Set before the first use.
+  void set_timeouts(std::chrono::milliseconds statement, std::chrono::milliseconds lock);
   /// Connects if not connected. Throws Unavailable.
   void connect();
   bool connected() const;
@@ -221,6 +224,8 @@ class Session {
   std::string url_;
   std::string application_name_;
   Plans plans_;
+  std::chrono::milliseconds statement_timeout_{0};
+  std::chrono::milliseconds lock_timeout_{0};
   std::unique_ptr<Impl> impl_;
 };
 

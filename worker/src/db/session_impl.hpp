@@ -7,6 +7,7 @@
 #include "db/session.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 
 namespace docket::db {
 
@@ -85,8 +86,15 @@ inline std::optional<std::string> opt_text(const pqxx::field& f) {
   return std::string(f.c_str(), f.size());
 }
 
+/// A job row from docket.job_json: bounded like any outside JSON (a user's SQL wrote it), one
+/// level deeper than args may nest because args sits inside the row object. docket.job_json
+/// already replaces deeper columns with a note; a NULL (a job that vanished) is an Error.
 inline JobRecord parse_job(const pqxx::field& f) {
-  return Json::parse(std::string_view(f.c_str(), f.size())).get<JobRecord>();
+  if (f.is_null()) throw Error("the job vanished before it could be read");
+  std::string error;  // not the caller's input: an Error (500), never InvalidInput
+  auto row = try_parse_json(std::string_view(f.c_str(), f.size()), "job row", &error, kMaxJsonDepth + 1);
+  if (!row) throw Error(error);
+  return row->get<JobRecord>();
 }
 
 }  // namespace docket::db

@@ -19,6 +19,7 @@
 #include "db/pool.hpp"
 #include "db/session.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "executors/executors.hpp"
 #include "maintenance/maintainer.hpp"
 #include "queue/completer.hpp"
@@ -396,10 +397,14 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
              {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
 
   Outcome outcome;
-  job.args = Json::parse(claimed_job.args, nullptr, false);
-  if (job.args.is_discarded()) {
-    outcome = Outcome::fail("args are not valid JSON");
+  // The row may have been written by SQL around enqueue's checks: parse it bounded, and fail
+  // the job (naming why) rather than the worker.
+  std::string args_error;
+  auto args = try_parse_json(claimed_job.args, "args", &args_error);
+  if (!args) {
+    outcome = Outcome::fail(args_error);
   } else {
+    job.args = std::move(*args);
     const std::string worker_id = rj->worker;
     JobContext ctx(std::move(job), rj->stop.get_token(), [this, rj](const Json& value) {
       completer->progress(rj->worker, rj->id, rj->attempt, value.dump());
