@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -13,6 +14,8 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "core/text.hpp"
+#include "docket/json.hpp"
 #include "core/reconnect.hpp"
 #include "core/wake.hpp"
 #include "db/array.hpp"
@@ -39,10 +42,15 @@ std::string host_name() {
   return buf;
 }
 
-std::string clip_error(std::string error) {
-  if (error.size() > kMaxErrorBytes) error = "..." + error.substr(error.size() - kMaxErrorBytes);
-  if (error.empty()) error = "(no message)";
-  return error;
+std::string clip_error(const std::string& error) {
+  if (error.empty()) return "(no message)";
+  return clean_text(error, kMaxErrorBytes, Keep::tail);
+}
+
+/// A retry or snooze delay in seconds, clamped to [0, kMaxRetryDelay]: run_at stays a valid
+/// timestamp whatever a handler or a Retry-After asked for.
+double delay_seconds(Millis wait) {
+  return static_cast<double>(std::clamp<long long>(wait.count(), 0, kMaxRetryDelay.count())) / 1000.0;
 }
 
 }  // namespace
@@ -125,7 +133,7 @@ void Worker::Impl::run() {
     kind_names.push_back(name);
     const auto* crawl = std::get_if<CrawlExecutor>(&entry.config.executor);
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
-                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt});
+                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout});
   }
   db::WorkerRow row;
   row.host = host_name();
@@ -393,13 +401,17 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
              {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
 
   Outcome outcome;
-  job.args = Json::parse(claimed_job.args, nullptr, false);
-  if (job.args.is_discarded()) {
-    outcome = Outcome::fail("args are not valid JSON");
+  // Args were written by anyone with SQL: parsed with the bounded parser, and refused args fail
+  // the job for good (a retry would read the same row).
+  std::string args_error;
+  if (auto args = try_parse_json(claimed_job.args, "args", &args_error)) job.args = std::move(*args);
+  if (!args_error.empty()) {
+    outcome = Outcome::fail(args_error);
   } else {
     const std::string worker_id = rj->worker;
     JobContext ctx(std::move(job), rj->stop.get_token(), [this, rj](const Json& value) {
-      completer->progress(rj->worker, rj->id, rj->attempt, value.dump());
+      completer->progress(rj->worker, rj->id, rj->attempt,
+                          clean_json_text(value.dump(-1, ' ', false, Json::error_handler_t::replace)));
     });
     try {
       outcome = entry.handler(ctx);
@@ -445,7 +457,7 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
     case Outcome::Kind::complete: {
       item.outcome = "complete";
       if (!outcome.result().is_null()) {
-        std::string text = outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace);
+        std::string text = clean_json_text(outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace));
         if (text.size() > kMaxResultBytes) {
           text = Json{{"error", "result larger than 1 MiB was dropped"}, {"bytes", text.size()}}.dump();
         }
@@ -462,13 +474,13 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
         std::lock_guard lock(rng_mutex);
         wait = entry.config.backoff.wait_after(rj->attempt, rng);
       }
-      item.delay_s = static_cast<double>(std::max<long long>(0, wait.count())) / 1000.0;
+      item.delay_s = delay_seconds(wait);
       item.error = clip_error(outcome.error());
       break;
     }
     case Outcome::Kind::snooze:
       item.outcome = "snooze";
-      item.delay_s = static_cast<double>(std::max<long long>(0, outcome.delay().value_or(Millis(0)).count())) / 1000.0;
+      item.delay_s = delay_seconds(outcome.delay().value_or(Millis(0)));
       break;
     case Outcome::Kind::fail:
       item.outcome = "fail";
