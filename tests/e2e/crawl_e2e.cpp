@@ -516,3 +516,25 @@ TEST(Crawl, TheShrinkGuardRefusesToWipeMostOfTheLiveSetUnlessTheKindOptsOut) {
   w->signal(SIGTERM);
   EXPECT_EQ(w->wait(20s), 0);
 }
+
+TEST(Crawl, NulEscapesInItemsAndCursorsAreStoredCleaned) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  PageServer source;
+  source.set_items(items(1, 1), 10);
+  auto w = start_docket_worker(
+      *db, dir,
+      crawl_toml("nul", "{ url = \"" + source.url("/items?page={page}") + "\", collection = \"nul\" }",
+                 "max_retries = 0\n"));
+  Client client(db->url());
+  ASSERT_TRUE(crawl_kinds_registered(*db, 1));
+  source.fault(1, {.status = 200, .content_type = "application/json",
+                   .body = R"({"items": [{"id": "k\u0000", "name": "a\u0000b"}]})"});
+  const auto id = client.enqueue({.kind = "nul"}).id;
+  ASSERT_TRUE(wait_until([&] { return crawl_finished(client, id); }, 20s));
+  EXPECT_EQ(client.job(id)->state, JobState::completed);
+  EXPECT_EQ(live(*db, "nul"), (std::map<std::string, Json>{{"k\xEF\xBF\xBD", Json{{"id", "k\xEF\xBF\xBD"}, {"name", "a\xEF\xBF\xBD" "b"}}}}));
+  EXPECT_TRUE(w->running());
+  w->signal(SIGTERM);
+  EXPECT_EQ(w->wait(20s), 0);
+}

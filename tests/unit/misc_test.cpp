@@ -86,6 +86,8 @@ TEST(HttpUrl, OriginsAreLowercasedAndUserinfoIsRefused) {
   EXPECT_EQ(parse_http_url("https://a.example/")->target, "/");
   EXPECT_FALSE(parse_http_url("http://user:pw@evil.example/"));
   EXPECT_FALSE(parse_http_url("ftp://a.example/"));
+  EXPECT_FALSE(parse_http_url(std::string("http://a.example/x\0y", 20)));
+  EXPECT_FALSE(parse_http_url("http://a.example/x\r\nHost: evil"));
   EXPECT_EQ(resolve_url("http://a.example/list?page=1", "//b.example/p"), "http://b.example/p");
   EXPECT_EQ(resolve_url("http://a.example/v1/list?page=1", "next?page=2"), "http://a.example/v1/next?page=2");
 }

@@ -316,7 +316,7 @@ Outcome CrawlRun::run() {
         const Json& v = body.at(ptr);
         const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
         if (!text.empty()) {
-          cursor = text;
+          cursor = clean_text(text, 4096);  // stored as text: no NUL, valid UTF-8
           if (text.rfind("http://", 0) == 0 || text.rfind("https://", 0) == 0 || text.front() == '/') {
             next = resolve_url(url, text);
           } else if (spec_.url.find("{cursor}") != std::string::npos) {
@@ -352,7 +352,8 @@ Outcome CrawlRun::run() {
     Json rows = Json::array();
     for (const auto& [k, item] : by_key) rows.push_back(Json{{"key", k}, {"item", *item}});
     const auto stored = db([&](db::Session& s) {
-      return s.crawl_page(crawl_, fence_, rows.dump(-1, ' ', false, Json::error_handler_t::replace), next, cursor);
+      return s.crawl_page(crawl_, fence_, clean_json_text(rows.dump(-1, ' ', false, Json::error_handler_t::replace)),
+                          next, cursor);
     });
     if (!stored) return lost();
     pages_ = stored->first;
@@ -367,7 +368,7 @@ Outcome CrawlRun::run() {
 
 Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>& pool) {
   if (!parse_http_url(spec.url)) {
-    throw ConfigError("crawl.url must start with http:// or https://, got \"" + spec.url + "\"");
+    throw ConfigError("crawl.url must be an http:// or https:// URL without spaces, got \"" + spec.url + "\"");
   }
   if (spec.next.empty() && spec.url.find("{page}") == std::string::npos) {
     throw ConfigError("crawl.url \"" + spec.url +

@@ -59,6 +59,9 @@ class Watchdog {
 std::optional<HttpUrl> parse_http_url(const std::string& url) {
   const bool https = url.rfind("https://", 0) == 0;
   if (!https && url.rfind("http://", 0) != 0) return std::nullopt;
+  // No spaces or control bytes (a NUL or CR/LF from a page's next link must not reach a request
+  // line or a text column).
+  if (std::any_of(url.begin(), url.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7F; })) return std::nullopt;
   const std::size_t start = https ? 8 : 7;
   const std::size_t slash = url.find_first_of("/?#", start);
   HttpUrl u;
