@@ -2,8 +2,12 @@
 // url responses and crawl pages (too deep, too large, trickled, unstorable text, absurd
 // Retry-After), credentials and redirects across origins, and what a job program's environment
 // holds. Each case checks the exact answer, what was written, and that the worker still runs.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -456,4 +460,46 @@ TEST(Hostile, ATooDeepCrawlPageIsAPageErrorAndTheWorkerLives) {
   EXPECT_NE(last_error(client, id).find("nested deeper than 64 levels"), std::string::npos) << last_error(client, id);
   EXPECT_EQ(db->scalar("SELECT status FROM docket.crawls WHERE job_id = " + std::to_string(id)), "failed");
   expect_alive_then_stop(*w);
+}
+
+TEST(Hostile, ACancelStopsAUrlJobStillConnectingWithinASecond) {
+  // A listener whose accept queue is full and never drains: the kernel drops further SYNs, so a
+  // new connection hangs in connect().
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  auto w = start_docket_worker(*db, dir,
+                               worker_toml("w", "[kinds.hung]\nurl = \"http://127.0.0.1:" +
+                                                    std::to_string(ntohs(addr.sin_port)) +
+                                                    "/x\"\ntimeout = \"60s\"\n"));
+  ASSERT_TRUE(wait_registered(*db, "w"));
+  Client client(db->url());
+  const auto id = client.enqueue({.kind = "hung"}).id;
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::running; }, 10s));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // still connecting
+  ASSERT_EQ(client.job(id)->state, JobState::running) << last_error(client, id);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(client.cancel(id), CancelResult::cancel_requested);
+  ASSERT_TRUE(wait_until([&] { return finished(client, id); }, 15s));
+  const double stop_s = seconds_since(t0);
+  std::printf("connecting url job: cancelled %.2f s after the request\n", stop_s);
+  EXPECT_EQ(client.job(id)->state, JobState::cancelled);
+  EXPECT_LT(stop_s, 1.0);
+  expect_alive_then_stop(*w);
+  for (const int fd : fillers) ::close(fd);
+  ::close(listener);
 }

@@ -3,6 +3,10 @@
 // on a stop request; a content receiver enforces the byte cap while the body streams in.
 #include "executors/fetch.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -19,7 +23,9 @@ std::string lower(std::string s) {
   return s;
 }
 
-/// Aborts `client`'s request at `deadline` or when `stop` fires, until disarmed.
+/// Aborts `client`'s request at `deadline` or when `stop` fires, until disarmed. Client::stop
+/// ends reads and writes; a connect in progress is ended by shutting down a duplicate of the
+/// socket (a duplicate, so the number cannot be reused by another thread before we let it go).
 class Watchdog {
  public:
   Watchdog(httplib::Client& client, SteadyClock::time_point deadline, std::stop_token stop)
@@ -34,11 +40,23 @@ class Watchdog {
           (stop.stop_requested() ? stopped_ : timed_out_) = true;
           // Keep shutting the socket down: the first call may land before the socket exists.
           while (!done.stop_requested()) {
+            // The socket first: Client::stop waits for a connect in progress (it holds the lock).
+            for (const int fd : sockets_) ::shutdown(fd, SHUT_RDWR);
             client.stop();
             cv_.wait_for(lock, done, std::chrono::milliseconds(20), [] { return false; });
           }
         }) {}
-  ~Watchdog() { disarm(); }
+  ~Watchdog() {
+    disarm();
+    for (const int fd : sockets_) ::close(fd);
+  }
+  /// Called by httplib with each socket it creates, before connecting.
+  void watch_socket(int fd) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return;
+    std::lock_guard lock(mutex_);
+    sockets_.push_back(copy);
+  }
   void disarm() {
     thread_.request_stop();
     if (thread_.joinable()) thread_.join();
@@ -51,6 +69,7 @@ class Watchdog {
   std::condition_variable_any cv_;
   bool stopped_ = false;
   bool timed_out_ = false;
+  std::vector<int> sockets_;  ///< duplicates of the request's sockets, guarded by mutex_
   std::jthread thread_;
 };
 
@@ -113,7 +132,7 @@ FetchResult fetch(const FetchRequest& request) {
     httplib::Client client(u->origin);
     const auto secs = static_cast<time_t>(left.count() / 1000000);
     const auto usecs = static_cast<time_t>(left.count() % 1000000);
-    client.set_connection_timeout(std::min<time_t>(secs, 10), secs < 10 ? usecs : 0);
+    client.set_connection_timeout(secs, usecs);  // the watchdog ends it sooner on a stop
     client.set_read_timeout(secs, usecs);
     client.set_write_timeout(secs, usecs);
     client.set_follow_location(false);
@@ -145,6 +164,7 @@ FetchResult fetch(const FetchRequest& request) {
     httplib::Response res;
     httplib::Error error = httplib::Error::Success;
     Watchdog watchdog(client, deadline, request.stop);
+    client.set_socket_options([&watchdog](socket_t fd) { watchdog.watch_socket(fd); });
     const bool ok = client.send(req, res, error);
     watchdog.disarm();
     if (watchdog.stopped()) {
