@@ -42,26 +42,10 @@ class HostileServer {
       res.status = 503;
       res.set_header("Retry-After", "3153600000");  // 100 years
     });
-    server_.Post("/trickle", [this](const httplib::Request&, httplib::Response& res) {
-      // One byte a second, for a minute: every read succeeds, the whole never arrives.
-      res.set_chunked_content_provider("application/json", [this](std::size_t offset, httplib::DataSink& sink) {
-        if (offset >= 60 || stopping_) return false;
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-        sink.write(" ", 1);
-        return true;
-      });
-    });
-    server_.Post("/huge", [this](const httplib::Request&, httplib::Response& res) {
-      // 300 MB of JSON string content, generated as it is sent.
-      constexpr std::size_t kTotal = 300u << 20;
-      res.set_content_provider(kTotal, "application/json",
-                               [this](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                 static const std::string chunk(1 << 16, ' ');
-                                 sent_ = offset;
-                                 sink.write(chunk.data(), std::min(length, chunk.size()));
-                                 return !stopping_;
-                               });
-    });
+    server_.Get("/trickle", [this](const httplib::Request& req, httplib::Response& res) { trickle(req, res); });
+    server_.Get("/huge", [this](const httplib::Request& req, httplib::Response& res) { huge(req, res); });
+    server_.Post("/huge", [this](const httplib::Request& req, httplib::Response& res) { huge(req, res); });
+    server_.Post("/trickle", [this](const httplib::Request& req, httplib::Response& res) { trickle(req, res); });
     // Crawl pages: /pages?page=N has one item on page 1, none after.
     server_.Get("/pages", [this](const httplib::Request& req, httplib::Response& res) {
       record(req);
@@ -101,6 +85,26 @@ class HostileServer {
   std::size_t huge_sent() const { return sent_; }
 
  private:
+  /// One byte a second, for a minute: every read succeeds, the whole never arrives.
+  void trickle(const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("application/json", [this](std::size_t offset, httplib::DataSink& sink) {
+      if (offset >= 60 || stopping_) return false;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      sink.write(" ", 1);
+      return true;
+    });
+  }
+  /// 300 MB, generated as it is sent.
+  void huge(const httplib::Request&, httplib::Response& res) {
+    constexpr std::size_t kTotal = 300u << 20;
+    res.set_content_provider(kTotal, "application/json",
+                             [this](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                               static const std::string chunk(1 << 16, ' ');
+                               sent_ = offset;
+                               sink.write(chunk.data(), std::min(length, chunk.size()));
+                               return !stopping_;
+                             });
+  }
   void record(const httplib::Request& req) {
     std::lock_guard lock(mutex_);
     seen_.emplace_back(req.path, req.get_header_value("Authorization"));
@@ -502,4 +506,34 @@ TEST(Hostile, ACancelStopsAUrlJobStillConnectingWithinASecond) {
   expect_alive_then_stop(*w);
   for (const int fd : fillers) ::close(fd);
   ::close(listener);
+}
+
+TEST(Hostile, ACrawlRequestIsBoundedByTheCrawlTimeoutAndTheByteCap) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  HostileServer server;
+  auto w = start_docket_worker(
+      *db, dir,
+      worker_toml("w", "[kinds.slow]\ncrawl = { url = \"" + server.url("/trickle?page={page}") +
+                           "\", timeout = \"1s\" }\nmax_retries = 0\n"
+                           "[kinds.big]\ncrawl = { url = \"" + server.url("/huge?page={page}") +
+                           "\", max_response = \"1MiB\" }\nmax_retries = 3\n"));
+  ASSERT_TRUE(wait_registered(*db, "w"));
+  Client client(db->url());
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto slow = client.enqueue({.kind = "slow"}).id;
+  ASSERT_TRUE(wait_until([&] { return finished(client, slow); }, 20s)) << w->log_text();
+  const double took = seconds_since(t0);
+  std::printf("trickled crawl page: failed after %.2f s (crawl.timeout 1 s)\n", took);
+  EXPECT_LT(took, 3.0);
+  EXPECT_EQ(client.job(slow)->state, JobState::failed);
+  EXPECT_EQ(last_error(client, slow), "GET " + server.url("/trickle?page=1") + ": no complete answer within 1s");
+  const auto big = client.enqueue({.kind = "big"}).id;
+  ASSERT_TRUE(wait_until([&] { return finished(client, big); }, 20s)) << w->log_text();
+  EXPECT_EQ(client.job(big)->state, JobState::failed);
+  EXPECT_EQ(client.job(big)->attempt, 1) << "a page over the cap is not fetched again";
+  EXPECT_EQ(last_error(client, big),
+            "GET " + server.url("/huge?page=1") + ": the response is larger than 1048576 bytes (max_response)");
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.crawls WHERE status = 'failed'"), 2);
+  expect_alive_then_stop(*w);
 }
