@@ -158,14 +158,19 @@ TEST(Hostile, TooDeepJsonFromACommandAUrlOrArgsFailsTheJobOnceAndTheWorkerLives)
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   HostileServer server;
-  // 200,000 opening brackets on stdout.
+  // 200,000 nested arrays on stdout.
   auto w = start_docket_worker(*db, dir,
                                worker_toml("w", R"([kinds.deepcmd]
-command = ["/bin/sh", "-c", "head -c 200000 /dev/zero | tr '\\000' '['"]
+command = ["/bin/sh", "-c", "head -c 200000 /dev/zero | tr '\\000' '['; head -c 200000 /dev/zero | tr '\\000' ']'"]
 [kinds.deepurl]
 url = ")" + server.url("/deep") + R"("
 [kinds.echo]
 command = ["/bin/cat"]
+[kinds.logline]
+command = ["/bin/echo", "[INFO] imported 5 rows"]
+[kinds.bigint]
+command = ["/bin/echo", "{\"n\": 123456789012345678901234567890}"]
+max_retries = 3
 )"));
   ASSERT_TRUE(wait_registered(*db, "w"));
   Client client(db->url());
@@ -187,6 +192,17 @@ command = ["/bin/cat"]
     EXPECT_TRUE(j->result.is_null());
   }
   EXPECT_EQ(client.job(fine)->state, JobState::completed);
+  // Text that only looks like JSON is not a result; well-formed JSON the parser refuses fails.
+  const auto logline = client.enqueue({.kind = "logline"}).id;
+  const auto bigint = client.enqueue({.kind = "bigint"}).id;
+  ASSERT_TRUE(wait_until([&] { return finished(client, logline) && finished(client, bigint); }, 10s));
+  EXPECT_EQ(client.job(logline)->state, JobState::completed);
+  EXPECT_TRUE(client.job(logline)->result.is_null());
+  EXPECT_EQ(client.job(bigint)->state, JobState::failed);
+  EXPECT_EQ(client.job(bigint)->attempt, 1);
+  EXPECT_EQ(last_error(client, bigint),
+            "the command's stdout: integer 123456789012345678901234567890 does not fit in 64 bits (send it as a "
+            "string)");
   EXPECT_TRUE(w->running());
   const auto after = client.enqueue({.kind = "echo", .args = Json{{"y", 2}}}).id;
   ASSERT_TRUE(wait_until([&] { return finished(client, after); }, 10s));

@@ -20,16 +20,19 @@ std::string tail(const std::string& text, std::size_t max) {
 }
 
 Outcome complete_with_output(const std::string& output, const std::string& what) {
-  const auto first = output.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return Outcome::complete();
+  if (output.find_first_not_of(" \t\r\n") == std::string::npos) return Outcome::complete();
   std::string error;
   if (auto result = try_parse_json(output, what, &error)) return Outcome::complete(std::move(*result));
-  // JSON-shaped output the bounded parser refuses (too deep, malformed, numbers out of range)
-  // fails for good: the work is done, and a rerun would answer the same.
-  if (output[first] == '{' || output[first] == '[') return Outcome::fail(error);
+  // Well-formed JSON the bounded parser refuses (too deep, numbers beyond 64 bits) fails for good:
+  // the work is done, and a rerun would answer the same. Json::accept only checks the syntax, with
+  // nlohmann's iterative parser: no DOM, no recursion. Other text is not a result.
+  if (Json::accept(output)) return Outcome::fail(error);
   return Outcome::complete();
 }
 
+namespace {
+
+/// Worker variables every command gets: what programs need to find things and format text.
 bool inherited_env_name(std::string_view name) {
   static const std::vector<std::string_view> kInherited = {"PATH", "HOME", "LANG", "TZ", "TMPDIR"};
   return std::find(kInherited.begin(), kInherited.end(), name) != kInherited.end() || name.rfind("LC_", 0) == 0;
@@ -55,6 +58,8 @@ std::vector<std::string> command_env(const CommandExecutor& spec, const std::map
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);
   return out;
 }
+
+}  // namespace
 
 Handler command_handler(const CommandExecutor& spec) {
   return [spec](JobContext& ctx) -> Outcome {

@@ -32,8 +32,9 @@ inline constexpr Millis kMaxRetryDelay{24LL * 3600 * 1000};
 std::optional<Millis> parse_retry_after(const std::string& value);
 /// The last `max` bytes of `text`, trimmed and cleaned (clean_text), for error messages.
 std::string tail(const std::string& text, std::size_t max = 2000);
-/// A successful run's output (stdout, a response body): its JSON is the result; JSON-shaped text
-/// the bounded parser refuses fails the job with the reason; other text completes without one.
+/// A successful run's output (stdout, a response body): its JSON is the result; well-formed JSON
+/// the bounded parser refuses (too deep, huge integers) fails the job with the reason; text that
+/// is not JSON completes without a result.
 Outcome complete_with_output(const std::string& output, const std::string& what);
 
 }  // namespace docket
