@@ -60,6 +60,15 @@ class HostileServer {
                             : Json{{"items", Json::array()}, {"next", nullptr}}.dump(),
                       "application/json");
     });
+    server_.Post("/redirect", [this](const httplib::Request& req, httplib::Response& res) {
+      record(req);
+      res.status = 307;
+      res.set_header("Location", next_);
+    });
+    server_.Post("/pages", [this](const httplib::Request& req, httplib::Response& res) {
+      record(req);
+      res.set_content("{}", "application/json");
+    });
     server_.Get("/redirect", [this](const httplib::Request& req, httplib::Response& res) {
       record(req);
       res.status = 302;
@@ -551,5 +560,27 @@ TEST(Hostile, ACrawlRequestIsBoundedByTheCrawlTimeoutAndTheByteCap) {
   EXPECT_EQ(last_error(client, big),
             "GET " + server.url("/huge?page=1") + ": the response is larger than 1048576 bytes (max_response)");
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.crawls WHERE status = 'failed'"), 2);
+  expect_alive_then_stop(*w);
+}
+
+TEST(Hostile, AUrlKindSendsItsHeadersToItsUrlOnlyAndFollowsNoRedirect) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  HostileServer home, foreign;
+  home.set_next(foreign.url("/pages"));
+  auto w = start_docket_worker(
+      *db, dir,
+      worker_toml("w", "[kinds.moved]\nurl = \"" + home.url("/redirect") +
+                           "\"\nheaders = { Authorization = \"Bearer s3cr3t\" }\nmax_retries = 3\n"));
+  ASSERT_TRUE(wait_registered(*db, "w"));
+  Client client(db->url());
+  const auto id = client.enqueue({.kind = "moved"}).id;
+  ASSERT_TRUE(wait_until([&] { return finished(client, id); }, 20s)) << w->log_text();
+  EXPECT_EQ(client.job(id)->state, JobState::failed);
+  EXPECT_EQ(client.job(id)->attempt, 1);
+  EXPECT_EQ(last_error(client, id), "HTTP 307");
+  ASSERT_EQ(home.seen().size(), 1u);
+  EXPECT_EQ(home.seen()[0].second, "Bearer s3cr3t");
+  EXPECT_TRUE(foreign.seen().empty());
   expect_alive_then_stop(*w);
 }
