@@ -503,8 +503,9 @@ TEST(Crawl, TheShrinkGuardRefusesToWipeMostOfTheLiveSetUnlessTheKindOptsOut) {
       "refused to activate: it would remove 20 of 30 live items (more than crawl.max_shrink = 0.5); the live items "
       "are unchanged";
   EXPECT_EQ(client.job(refused)->errors.back().at("error").get<std::string>(), reason);
-  EXPECT_EQ(db->scalar("SELECT status || ': ' || last_error FROM docket.crawls WHERE job_id = " + std::to_string(refused)),
-            "failed: " + reason);
+  EXPECT_EQ(
+      db->scalar("SELECT status || ': ' || last_error FROM docket.crawls WHERE job_id = " + std::to_string(refused)),
+      "failed: " + reason);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.crawl_cache"), 0);
   EXPECT_EQ(live(*db, "shared"), by_key(items(1, 30)));
 
@@ -528,12 +529,16 @@ TEST(Crawl, NulEscapesInItemsAndCursorsAreStoredCleaned) {
                  "max_retries = 0\n"));
   Client client(db->url());
   ASSERT_TRUE(crawl_kinds_registered(*db, 1));
-  source.fault(1, {.status = 200, .content_type = "application/json",
+  source.fault(1, {.status = 200,
+                   .content_type = "application/json",
                    .body = R"({"items": [{"id": "k\u0000", "name": "a\u0000b"}]})"});
   const auto id = client.enqueue({.kind = "nul"}).id;
   ASSERT_TRUE(wait_until([&] { return crawl_finished(client, id); }, 20s));
   EXPECT_EQ(client.job(id)->state, JobState::completed);
-  EXPECT_EQ(live(*db, "nul"), (std::map<std::string, Json>{{"k\xEF\xBF\xBD", Json{{"id", "k\xEF\xBF\xBD"}, {"name", "a\xEF\xBF\xBD" "b"}}}}));
+  EXPECT_EQ(live(*db, "nul"), (std::map<std::string, Json>{{"k\xEF\xBF\xBD", Json{{"id", "k\xEF\xBF\xBD"},
+                                                                                  {"name",
+                                                                                   "a\xEF\xBF\xBD"
+                                                                                   "b"}}}}));
   EXPECT_TRUE(w->running());
   w->signal(SIGTERM);
   EXPECT_EQ(w->wait(20s), 0);

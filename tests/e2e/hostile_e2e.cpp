@@ -168,8 +168,7 @@ TEST(Hostile, TooDeepJsonFromACommandAUrlOrArgsFailsTheJobOnceAndTheWorkerLives)
   TempDir dir;
   HostileServer server;
   // 200,000 nested arrays on stdout.
-  auto w = start_docket_worker(*db, dir,
-                               worker_toml("w", R"([kinds.deepcmd]
+  auto w = start_docket_worker(*db, dir, worker_toml("w", R"([kinds.deepcmd]
 command = ["/bin/sh", "-c", "head -c 200000 /dev/zero | tr '\\000' '['; head -c 200000 /dev/zero | tr '\\000' ']'"]
 [kinds.deepurl]
 url = ")" + server.url("/deep") + R"("
@@ -187,11 +186,13 @@ max_retries = 3
   const auto url = client.enqueue({.kind = "deepurl"}).id;
   // Args 1000 levels deep, written straight into the table (as any SQL user can): PostgreSQL stores
   // them; the worker must not recurse through them.
-  const std::int64_t args = std::stoll(db->scalar(
-      "INSERT INTO docket.jobs (kind, args) VALUES ('echo', (repeat('{\"a\": ', 1000) || '1' || repeat('}', 1000))::jsonb) "
-      "RETURNING id"));
+  const std::int64_t args =
+      std::stoll(db->scalar("INSERT INTO docket.jobs (kind, args) VALUES ('echo', (repeat('{\"a\": ', 1000) || '1' || "
+                            "repeat('}', 1000))::jsonb) "
+                            "RETURNING id"));
   const auto fine = client.enqueue({.kind = "echo", .args = Json{{"x", 1}}}).id;
-  ASSERT_TRUE(wait_until([&] { return finished(client, cmd) && finished(client, url) && finished(client, args); }, 30s));
+  ASSERT_TRUE(
+      wait_until([&] { return finished(client, cmd) && finished(client, url) && finished(client, args); }, 30s));
   ASSERT_TRUE(wait_until([&] { return finished(client, fine); }, 10s));
   for (const std::int64_t id : {cmd, url, args}) {
     const auto j = client.job(id);
@@ -223,9 +224,7 @@ TEST(Hostile, UnstorableTextFromJobsIsCleanedAndTheRestOfTheBatchIsWritten) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   // 5000 x U+00E9 (10000 bytes): the 8 KiB error cap falls inside a character.
-  auto w = start_docket_worker(
-      *db, dir,
-      worker_toml("w", R"(
+  auto w = start_docket_worker(*db, dir, worker_toml("w", R"(
 [kinds.nul]
 command = ["/bin/sh", "-c", "printf 'before\\000after' >&2; exit 3"]
 max_retries = 0
@@ -253,7 +252,9 @@ command = ["/bin/true"]
   ASSERT_TRUE(wait_until([&] { return settled(nul) && settled(latin1) && settled(lng) && settled(nulresult); }, 20s))
       << w->log_text();
   EXPECT_EQ(client.job(nul)->state, JobState::failed);
-  EXPECT_EQ(last_error(client, nul), "exit 3: before\xEF\xBF\xBD" "after");
+  EXPECT_EQ(last_error(client, nul),
+            "exit 3: before\xEF\xBF\xBD"
+            "after");
   EXPECT_EQ(client.job(latin1)->state, JobState::failed);
   EXPECT_EQ(last_error(client, latin1), "exit 3: caf\xEF\xBF\xBD");
   EXPECT_EQ(client.job(lng)->state, JobState::retryable);
@@ -283,12 +284,13 @@ TEST(Hostile, AnOutcomeTheDatabaseRefusesIsRecordedAsAnErrorNeverLeftRunning) {
   auto w = start_docket_worker(*db, dir, worker_toml("w", "[kinds.ok]\ncommand = [\"/bin/true\"]\n"));
   Client client(db->url());
   std::vector<std::int64_t> ids;
-  for (int i = 0; i < 6; ++i) ids.push_back(client.enqueue({.kind = "ok", .args = i == 2 ? Json{{"victim", true}} : Json{{"n", i}}}).id);
+  for (int i = 0; i < 6; ++i)
+    ids.push_back(client.enqueue({.kind = "ok", .args = i == 2 ? Json{{"victim", true}} : Json{{"n", i}}}).id);
   const auto victim = ids[2];
   ASSERT_TRUE(wait_registered(*db, "w"));
-  ASSERT_TRUE(wait_until([&] {
-    return std::all_of(ids.begin(), ids.end(), [&](auto id) { return finished(client, id); });
-  }, 20s)) << w->log_text();
+  ASSERT_TRUE(wait_until(
+      [&] { return std::all_of(ids.begin(), ids.end(), [&](auto id) { return finished(client, id); }); }, 20s))
+      << w->log_text();
   for (const auto id : ids) EXPECT_EQ(client.job(id)->state, id == victim ? JobState::failed : JobState::completed);
   EXPECT_EQ(last_error(client, victim).rfind("the outcome (complete) could not be stored: ", 0), 0u)
       << last_error(client, victim);
@@ -303,16 +305,17 @@ TEST(Hostile, RetryAfterOfAHundredYearsIsClampedToADay) {
   TempDir dir;
   HostileServer server;
   auto w = start_docket_worker(*db, dir,
-                               worker_toml("w", "[kinds.later]\nurl = \"" + server.url("/later") + "\"\n"
-                                                "[kinds.ok]\ncommand = [\"/bin/true\"]\n"));
+                               worker_toml("w", "[kinds.later]\nurl = \"" + server.url("/later") +
+                                                    "\"\n"
+                                                    "[kinds.ok]\ncommand = [\"/bin/true\"]\n"));
   ASSERT_TRUE(wait_registered(*db, "w"));
   Client client(db->url());
   const auto later = client.enqueue({.kind = "later"}).id;
   const auto ok = client.enqueue({.kind = "ok"}).id;
   ASSERT_TRUE(wait_until([&] { return client.job(later)->state == JobState::retryable && finished(client, ok); }, 20s))
       << w->log_text();
-  const double wait_s = std::stod(db->scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " +
-                                             std::to_string(later)));
+  const double wait_s = std::stod(
+      db->scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " + std::to_string(later)));
   EXPECT_GT(wait_s, 24 * 3600 - 60);
   EXPECT_LE(wait_s, 24 * 3600);
   EXPECT_EQ(last_error(client, later), "HTTP 503");
@@ -384,18 +387,18 @@ TEST(Hostile, AHugeResponseIsRefusedAtTheCapWithBoundedMemory) {
 TEST(Hostile, ACommandSeesACleanEnvironmentWithItsKindsEnvAndPassedNames) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
-  const std::string toml = worker_toml(
-      "w", "[kinds.env]\ncommand = [\"/bin/sh\", \"-c\", \"env | sort > " + (dir / "env.txt").string() +
-               "\"]\nenv = { GREETING = \"hi\" }\nenv_pass = [\"AWS_PROFILE\"]\n");
+  const std::string toml =
+      worker_toml("w", "[kinds.env]\ncommand = [\"/bin/sh\", \"-c\", \"env | sort > " + (dir / "env.txt").string() +
+                           "\"]\nenv = { GREETING = \"hi\" }\nenv_pass = [\"AWS_PROFILE\"]\n");
   docket::test::write_file(dir / "w.toml", toml);
-  auto w = std::make_unique<Child>(
-      std::vector<std::string>{DOCKET_BIN, "--config", (dir / "w.toml").string(), "worker"},
-      std::map<std::string, std::string>{{"DATABASE_URL", db->url()},
-                                         {"DOCKET_API_TOKENS", "secret-token"},
-                                         {"AWS_PROFILE", "dev"},
-                                         {"AWS_SECRET_ACCESS_KEY", "s3cr3t"},
-                                         {"TZ", "UTC"}},
-      dir / "w.log");
+  auto w =
+      std::make_unique<Child>(std::vector<std::string>{DOCKET_BIN, "--config", (dir / "w.toml").string(), "worker"},
+                              std::map<std::string, std::string>{{"DATABASE_URL", db->url()},
+                                                                 {"DOCKET_API_TOKENS", "secret-token"},
+                                                                 {"AWS_PROFILE", "dev"},
+                                                                 {"AWS_SECRET_ACCESS_KEY", "s3cr3t"},
+                                                                 {"TZ", "UTC"}},
+                              dir / "w.log");
   ASSERT_TRUE(wait_registered(*db, "w"));
   Client client(db->url());
   const auto id = client.enqueue({.kind = "env"}).id;
@@ -427,7 +430,8 @@ TEST(Hostile, CrawlHeadersGoOnlyToTheConfiguredOrigin) {
   const std::string kinds =
       "[kinds.strict]\ncrawl = { url = \"" + home.url("/cursor?cursor={cursor}") + "\", next = \"/next\", " + auth +
       " }\nmax_retries = 0\n"
-      "[kinds.allowed]\ncrawl = { url = \"" + home.url("/cursor?cursor={cursor}") + "\", next = \"/next\", " + auth +
+      "[kinds.allowed]\ncrawl = { url = \"" +
+      home.url("/cursor?cursor={cursor}") + "\", next = \"/next\", " + auth +
       ", allow_hosts = [\"127.0.0.1:" + std::to_string(foreign.port()) + "\"] }\nmax_retries = 0\n";
   auto w = start_docket_worker(*db, dir, worker_toml("w", kinds));
   ASSERT_TRUE(wait_registered(*db, "w"));
@@ -435,8 +439,9 @@ TEST(Hostile, CrawlHeadersGoOnlyToTheConfiguredOrigin) {
   const auto strict = client.enqueue({.kind = "strict"}).id;
   ASSERT_TRUE(wait_until([&] { return finished(client, strict); }, 20s)) << w->log_text();
   EXPECT_EQ(client.job(strict)->state, JobState::failed);
-  EXPECT_NE(last_error(client, strict).find("the next link " + foreign.url("/cursor?cursor=2") + " leaves http://127.0.0.1:" +
-                                            std::to_string(home.port()) + "; list its host in crawl.allow_hosts"),
+  EXPECT_NE(last_error(client, strict)
+                .find("the next link " + foreign.url("/cursor?cursor=2") + " leaves http://127.0.0.1:" +
+                      std::to_string(home.port()) + "; list its host in crawl.allow_hosts"),
             std::string::npos)
       << last_error(client, strict);
   EXPECT_TRUE(foreign.seen().empty()) << "the foreign host was never asked";
@@ -478,8 +483,9 @@ TEST(Hostile, ATooDeepCrawlPageIsAPageErrorAndTheWorkerLives) {
   TempDir dir;
   HostileServer server;
   auto w = start_docket_worker(
-      *db, dir, worker_toml("w", "[kinds.deep]\ncrawl = { url = \"" + server.url("/deep?page={page}") +
-                                     "\" }\nmax_retries = 1\nbackoff = { strategy = \"fixed\", delay = \"100ms\" }\n"));
+      *db, dir,
+      worker_toml("w", "[kinds.deep]\ncrawl = { url = \"" + server.url("/deep?page={page}") +
+                           "\" }\nmax_retries = 1\nbackoff = { strategy = \"fixed\", delay = \"100ms\" }\n"));
   ASSERT_TRUE(wait_registered(*db, "w"));
   Client client(db->url());
   const auto id = client.enqueue({.kind = "deep"}).id;
@@ -511,10 +517,10 @@ TEST(Hostile, ACancelStopsAUrlJobStillConnectingWithinASecond) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
-  auto w = start_docket_worker(*db, dir,
-                               worker_toml("w", "[kinds.hung]\nurl = \"http://127.0.0.1:" +
-                                                    std::to_string(ntohs(addr.sin_port)) +
-                                                    "/x\"\ntimeout = \"60s\"\n"));
+  auto w = start_docket_worker(
+      *db, dir,
+      worker_toml("w", "[kinds.hung]\nurl = \"http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) +
+                           "/x\"\ntimeout = \"60s\"\n"));
   ASSERT_TRUE(wait_registered(*db, "w"));
   Client client(db->url());
   const auto id = client.enqueue({.kind = "hung"}).id;
@@ -541,8 +547,8 @@ TEST(Hostile, ACrawlRequestIsBoundedByTheCrawlTimeoutAndTheByteCap) {
       *db, dir,
       worker_toml("w", "[kinds.slow]\ncrawl = { url = \"" + server.url("/trickle?page={page}") +
                            "\", timeout = \"1s\" }\nmax_retries = 0\n"
-                           "[kinds.big]\ncrawl = { url = \"" + server.url("/huge?page={page}") +
-                           "\", max_response = \"1MiB\" }\nmax_retries = 3\n"));
+                           "[kinds.big]\ncrawl = { url = \"" +
+                           server.url("/huge?page={page}") + "\", max_response = \"1MiB\" }\nmax_retries = 3\n"));
   ASSERT_TRUE(wait_registered(*db, "w"));
   Client client(db->url());
   const auto t0 = std::chrono::steady_clock::now();

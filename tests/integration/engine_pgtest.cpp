@@ -443,6 +443,5 @@ TEST_F(Engine, StuckJobsViewShowsRunningJobsPastTheirTimeoutUnderALiveWorker) {
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs"), 2);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs WHERE heartbeat_age < interval '5 seconds'"), 2);
   db->query("UPDATE docket.workers SET heartbeat_at = now() - interval '5 minutes' WHERE name = 'alive'");
-  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs WHERE reason = 'its worker is dead (lease expired)'"),
-            2);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs WHERE reason = 'its worker is dead (lease expired)'"), 2);
 }

@@ -2,10 +2,10 @@
 
 #include "core/text.hpp"
 #include "db/array.hpp"
-#include "executors/executors.hpp"
-#include "executors/fetch.hpp"
 #include "docket/job.hpp"
 #include "docket/time.hpp"
+#include "executors/executors.hpp"
+#include "executors/fetch.hpp"
 
 using namespace docket;
 
@@ -53,15 +53,17 @@ TEST(JobState, NamesRoundTrip) {
 
 TEST(CleanText, ReplacesNulAndInvalidBytesAndCutsOnCharacterBoundaries) {
   using namespace docket;
-  EXPECT_EQ(clean_text(std::string("a\0b", 3)), "a\xEF\xBF\xBD" "b");
-  EXPECT_EQ(clean_text("caf\xE9"), "caf\xEF\xBF\xBD");                 // Latin-1
+  EXPECT_EQ(clean_text(std::string("a\0b", 3)),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(clean_text("caf\xE9"), "caf\xEF\xBF\xBD");                            // Latin-1
   EXPECT_EQ(clean_text("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
-  EXPECT_EQ(clean_text("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");         // an overlong '/'
+  EXPECT_EQ(clean_text("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // an overlong '/'
   std::string e;
-  for (int i = 0; i < 10; ++i) e += "\xC3\xA9";  // 20 bytes of U+00E9
+  for (int i = 0; i < 10; ++i) e += "\xC3\xA9";                             // 20 bytes of U+00E9
   EXPECT_EQ(clean_text(e, 10, Keep::head), "\xC3\xA9\xC3\xA9\xC3\xA9...");  // 7 bytes of room: 3 characters
   EXPECT_EQ(clean_text(e, 10, Keep::tail), "...\xC3\xA9\xC3\xA9\xC3\xA9");
-  EXPECT_EQ(clean_text(e.substr(1), 100), "\xEF\xBF\xBD" + e.substr(2));   // a tail that starts mid-character
+  EXPECT_EQ(clean_text(e.substr(1), 100), "\xEF\xBF\xBD" + e.substr(2));  // a tail that starts mid-character
   EXPECT_EQ(clean_text(std::string(1 << 20, 'x'), 100, Keep::tail).size(), 100u);
 }
 
@@ -74,7 +76,7 @@ TEST(CleanText, JsonNulEscapesBecomeReplacementCharactersButEscapedBackslashesSt
 TEST(RetryAfter, IsClampedToADayAndNeverOverflows) {
   using namespace docket;
   EXPECT_EQ(parse_retry_after("120"), Millis(120000));
-  EXPECT_EQ(parse_retry_after("3153600000"), kMaxRetryDelay);           // 100 years
+  EXPECT_EQ(parse_retry_after("3153600000"), kMaxRetryDelay);               // 100 years
   EXPECT_EQ(parse_retry_after("99999999999999999999999"), kMaxRetryDelay);  // beyond a long long
   EXPECT_EQ(parse_retry_after("Fri, 01 Jan 2126 00:00:00 GMT"), kMaxRetryDelay);
   EXPECT_EQ(parse_retry_after("soon"), std::nullopt);

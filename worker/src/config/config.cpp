@@ -487,9 +487,9 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   if (!t) throw ConfigError(where(n, origin) + ": [" + what + "] must be a table");
   KindConfig k;
   k.kind = kind;
-  static const std::vector<std::string> known = {"command", "env",         "env_pass", "url",     "headers",
-                                                 "crawl",   "max_retries", "backoff",  "timeout", "max_running",
-                                                 "builtin", "max_response"};
+  static const std::vector<std::string> known = {"command", "env",         "env_pass",    "url",
+                                                 "headers", "crawl",       "max_retries", "backoff",
+                                                 "timeout", "max_running", "builtin",     "max_response"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;

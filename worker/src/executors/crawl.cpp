@@ -178,7 +178,8 @@ std::string CrawlRun::refuse_link(const std::string& next) const {
   const auto u = parse_http_url(next);
   if (!u) return "the next link \"" + next + "\" is not an http(s) URL";
   if (u->origin == origin_) return "";
-  const std::string host = u->host.substr(0, u->host.rfind(':') == std::string::npos ? u->host.size() : u->host.rfind(':'));
+  const std::string host =
+      u->host.substr(0, u->host.rfind(':') == std::string::npos ? u->host.size() : u->host.rfind(':'));
   for (const auto& allowed : spec_.allow_hosts) {
     if (allowed == u->host || allowed == host) return "";
   }
@@ -287,9 +288,9 @@ Outcome CrawlRun::run() {
     std::string parse_error;
     const auto parsed = try_parse_json(res.body, "the response is not valid JSON", &parse_error);
     if (!parsed) {
-      return page_failed({where + ": " + parse_error + " (" + std::to_string(res.body.size()) +
-                              " bytes: " + tail(res.body, 80) + ")",
-                          false, std::nullopt});
+      return page_failed(
+          {where + ": " + parse_error + " (" + std::to_string(res.body.size()) + " bytes: " + tail(res.body, 80) + ")",
+           false, std::nullopt});
     }
     const Json& body = *parsed;
     // A page must have the items array in every mode: a 200 without it (a maintenance page, an
@@ -330,7 +331,8 @@ Outcome CrawlRun::run() {
       }
     }
     if (next) {
-      if (const std::string why = refuse_link(*next); !why.empty()) return page_failed({where + ": " + why, true, std::nullopt});
+      if (const std::string why = refuse_link(*next); !why.empty())
+        return page_failed({where + ": " + why, true, std::nullopt});
     }
     if (mode == Mode::page && items.empty()) {
       // The page after the last: nothing to store.

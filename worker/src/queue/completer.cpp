@@ -4,8 +4,8 @@
 #include <thread>
 
 #include "core/log.hpp"
-#include "core/text.hpp"
 #include "core/reconnect.hpp"
+#include "core/text.hpp"
 #include "docket/errors.hpp"
 
 namespace docket {

@@ -14,14 +14,14 @@
 #include <thread>
 
 #include "core/log.hpp"
-#include "core/text.hpp"
-#include "docket/json.hpp"
 #include "core/reconnect.hpp"
+#include "core/text.hpp"
 #include "core/wake.hpp"
 #include "db/array.hpp"
 #include "db/pool.hpp"
 #include "db/session.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "executors/executors.hpp"
 #include "maintenance/maintainer.hpp"
 #include "queue/completer.hpp"
