@@ -445,3 +445,101 @@ TEST(Crawl, ALargeCrawlStreamsWithoutGrowingMemory) {
   w->signal(SIGTERM);
   EXPECT_EQ(w->wait(20s), 0);
 }
+
+TEST(Crawl, A200WithoutItemsIsAPageErrorNotTheLastPageAndTheLiveItemsStay) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  PageServer source;
+  source.set_items(items(1, 30), 10);
+  auto w = start_docket_worker(
+      *db, dir,
+      crawl_toml("projects", "{ url = \"" + source.url("/items?page={page}") + "\", collection = \"projects\" }",
+                 "max_retries = 1\nbackoff = { strategy = \"fixed\", delay = \"100ms\" }\n"));
+  Client client(db->url());
+  ASSERT_TRUE(crawl_kinds_registered(*db, 1));
+  const auto first = client.enqueue({.kind = "projects"}).id;
+  ASSERT_TRUE(wait_until([&] { return crawl_finished(client, first); }, 20s));
+  ASSERT_EQ(live(*db, "projects").size(), 30u);
+
+  // A maintenance answer: 200, JSON, no items array (twice: the attempt and its one retry).
+  source.fault(1, {.status = 200, .content_type = "application/json", .body = R"({"status": "maintenance"})"}, 2);
+  const auto second = client.enqueue({.kind = "projects"}).id;
+  ASSERT_TRUE(wait_until([&] { return crawl_finished(client, second); }, 20s));
+  const auto job = client.job(second);
+  EXPECT_EQ(job->state, JobState::failed);
+  EXPECT_EQ(job->attempt, 2);
+  EXPECT_EQ(job->errors.back().at("error").get<std::string>(),
+            "page 1 (" + source.url("/items?page=1") + "): the response has no items at /items");
+  EXPECT_EQ(crawl_status(*db, second), "failed");
+  EXPECT_EQ(live(*db, "projects"), by_key(items(1, 30)));
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.crawl_cache"), 0);
+  EXPECT_TRUE(w->running());
+  w->signal(SIGTERM);
+  EXPECT_EQ(w->wait(20s), 0);
+}
+
+TEST(Crawl, TheShrinkGuardRefusesToWipeMostOfTheLiveSetUnlessTheKindOptsOut) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  PageServer source;
+  source.set_items(items(1, 30), 10);
+  const std::string url = source.url("/items?page={page}");
+  auto w = start_docket_worker(
+      *db, dir,
+      crawl_toml("guarded", "{ url = \"" + url + "\", collection = \"shared\" }", "max_retries = 0\n") +
+          "[kinds.trusting]\ncrawl = { url = \"" + url + "\", collection = \"shared\", max_shrink = 1.0 }\n");
+  Client client(db->url());
+  ASSERT_TRUE(wait_until(
+      [&] { return db->count("SELECT count(*) FROM docket.kinds WHERE crawl_collection IS NOT NULL") == 2; }, 20s));
+  const auto first = client.enqueue({.kind = "guarded"}).id;
+  ASSERT_TRUE(wait_until([&] { return crawl_finished(client, first); }, 20s));
+  ASSERT_EQ(live(*db, "shared").size(), 30u);
+
+  source.set_items(items(1, 10), 10);  // the source now answers a third of the set: 20 of 30 would go
+  const auto refused = client.enqueue({.kind = "guarded"}).id;
+  ASSERT_TRUE(wait_until([&] { return crawl_finished(client, refused); }, 20s));
+  EXPECT_EQ(client.job(refused)->state, JobState::failed);
+  const std::string reason =
+      "refused to activate: it would remove 20 of 30 live items (more than crawl.max_shrink = 0.5); the live items "
+      "are unchanged";
+  EXPECT_EQ(client.job(refused)->errors.back().at("error").get<std::string>(), reason);
+  EXPECT_EQ(
+      db->scalar("SELECT status || ': ' || last_error FROM docket.crawls WHERE job_id = " + std::to_string(refused)),
+      "failed: " + reason);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.crawl_cache"), 0);
+  EXPECT_EQ(live(*db, "shared"), by_key(items(1, 30)));
+
+  const auto accepted = client.enqueue({.kind = "trusting"}).id;
+  ASSERT_TRUE(wait_until([&] { return crawl_finished(client, accepted); }, 20s));
+  EXPECT_EQ(client.job(accepted)->state, JobState::completed);
+  EXPECT_EQ(live(*db, "shared"), by_key(items(1, 10)));
+  EXPECT_TRUE(w->running());
+  w->signal(SIGTERM);
+  EXPECT_EQ(w->wait(20s), 0);
+}
+
+TEST(Crawl, NulEscapesInItemsAndCursorsAreStoredCleaned) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  PageServer source;
+  source.set_items(items(1, 1), 10);
+  auto w = start_docket_worker(
+      *db, dir,
+      crawl_toml("nul", "{ url = \"" + source.url("/items?page={page}") + "\", collection = \"nul\" }",
+                 "max_retries = 0\n"));
+  Client client(db->url());
+  ASSERT_TRUE(crawl_kinds_registered(*db, 1));
+  source.fault(1, {.status = 200,
+                   .content_type = "application/json",
+                   .body = R"({"items": [{"id": "k\u0000", "name": "a\u0000b"}]})"});
+  const auto id = client.enqueue({.kind = "nul"}).id;
+  ASSERT_TRUE(wait_until([&] { return crawl_finished(client, id); }, 20s));
+  EXPECT_EQ(client.job(id)->state, JobState::completed);
+  EXPECT_EQ(live(*db, "nul"), (std::map<std::string, Json>{{"k\xEF\xBF\xBD", Json{{"id", "k\xEF\xBF\xBD"},
+                                                                                  {"name",
+                                                                                   "a\xEF\xBF\xBD"
+                                                                                   "b"}}}}));
+  EXPECT_TRUE(w->running());
+  w->signal(SIGTERM);
+  EXPECT_EQ(w->wait(20s), 0);
+}

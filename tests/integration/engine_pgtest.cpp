@@ -425,3 +425,23 @@ TEST_F(Engine, StuckJobsViewShowsJobsPastTheirLease) {
   db->query("UPDATE docket.workers SET heartbeat_at = now() - interval '5 seconds' WHERE name = 'stuck'");
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs"), 1);
 }
+
+TEST_F(Engine, StuckJobsViewShowsRunningJobsPastTheirTimeoutUnderALiveWorker) {
+  // A live worker whose outcome write was lost must not hide its job: past the kind's timeout
+  // (seeded by the worker, 30 minutes when unknown) plus a minute, the job is stuck.
+  const std::string w = register_worker("alive", 1);
+  session->seed_kind("a", std::nullopt, std::nullopt, std::nullopt, std::chrono::seconds(10));
+  const auto a = client->enqueue({.kind = "a"}).id;
+  const auto b = client->enqueue({.kind = "b"}).id;
+  claim(w, {"a", "b"}, 2);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs"), 0);
+  db->query("UPDATE docket.jobs SET started_at = now() - interval '70 seconds' WHERE id = " + std::to_string(a));
+  db->query("UPDATE docket.jobs SET started_at = now() - interval '29 minutes' WHERE id = " + std::to_string(b));
+  EXPECT_EQ(db->scalar("SELECT string_agg(id || ' ' || reason, ',') FROM docket.stuck_jobs"),
+            std::to_string(a) + " running past its timeout (00:00:10)");
+  db->query("UPDATE docket.jobs SET started_at = now() - interval '32 minutes' WHERE id = " + std::to_string(b));
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs"), 2);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs WHERE heartbeat_age < interval '5 seconds'"), 2);
+  db->query("UPDATE docket.workers SET heartbeat_at = now() - interval '5 minutes' WHERE name = 'alive'");
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs WHERE reason = 'its worker is dead (lease expired)'"), 2);
+}

@@ -96,6 +96,32 @@ TEST(Config, WrongTypesAndValuesSayHowToFixThem) {
   EXPECT_NE(config_error("[log]\nlevel=\"inof\"\n").find("did you mean \"info\""), std::string::npos);
 }
 
+TEST(Config, JobProgramAndOutgoingRequestSettingsParseAndNameTheirField) {
+  const Config c = Config::parse(
+      "[kinds.c]\ncommand = [\"x\"]\nenv_pass = [\"AWS_PROFILE\"]\n"
+      "[kinds.u]\nurl = \"http://h/x\"\nmax_response = \"1MiB\"\n"
+      "[kinds.r]\ncrawl = { url = \"http://h/?page={page}\", max_response = \"2MiB\", allow_hosts = [\"h2\"], "
+      "max_shrink = 1.0 }\n",
+      "t");
+  EXPECT_EQ(std::get<CommandExecutor>(c.kinds.at("c").executor).env_pass, std::vector<std::string>{"AWS_PROFILE"});
+  EXPECT_EQ(std::get<HttpExecutor>(c.kinds.at("u").executor).max_response, 1u << 20);
+  const auto& crawl = std::get<CrawlExecutor>(c.kinds.at("r").executor);
+  EXPECT_EQ(crawl.max_response, 2u << 20);
+  EXPECT_EQ(crawl.allow_hosts, std::vector<std::string>{"h2"});
+  EXPECT_EQ(crawl.max_shrink, 1.0);
+  EXPECT_EQ(std::get<HttpExecutor>(Config::parse("[kinds.u]\nurl = \"http://h/\"\n", "t").kinds.at("u").executor)
+                .max_response,
+            16u << 20);
+  EXPECT_NE(config_error("[kinds.u]\nurl = \"http://h/\"\nenv_pass = [\"X\"]\n")
+                .find("kinds.u.env_pass only applies to a command kind"),
+            std::string::npos);
+  EXPECT_NE(config_error("[kinds.c]\ncommand = [\"x\"]\nmax_response = \"1MiB\"\n").find("kinds.c.max_response"),
+            std::string::npos);
+  EXPECT_NE(config_error("[kinds.r]\ncrawl = { url = \"http://h/?page={page}\", max_shrink = 1.5 }\n")
+                .find("kinds.r.crawl.max_shrink must be between 0 and 1"),
+            std::string::npos);
+}
+
 TEST(Config, EnvironmentOverridesFileAndFlagsOverrideBoth) {
   Config c = Config::parse("[worker]\nconcurrency = 4\nqueues=[\"a\"]\n", "t");
   c.apply_env({"DOCKET_WORKER_CONCURRENCY=12", "DOCKET_WORKER_QUEUES=x, y", "DATABASE_URL=postgresql:///x",

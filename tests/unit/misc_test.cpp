@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include "core/text.hpp"
 #include "db/array.hpp"
 #include "docket/job.hpp"
 #include "docket/time.hpp"
+#include "executors/executors.hpp"
+#include "executors/fetch.hpp"
 
 using namespace docket;
 
@@ -46,4 +49,47 @@ TEST(JobState, NamesRoundTrip) {
     EXPECT_EQ(to_string(*s), name);
   }
   EXPECT_FALSE(parse_job_state("done"));
+}
+
+TEST(CleanText, ReplacesNulAndInvalidBytesAndCutsOnCharacterBoundaries) {
+  using namespace docket;
+  EXPECT_EQ(clean_text(std::string("a\0b", 3)),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(clean_text("caf\xE9"), "caf\xEF\xBF\xBD");                            // Latin-1
+  EXPECT_EQ(clean_text("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+  EXPECT_EQ(clean_text("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // an overlong '/'
+  std::string e;
+  for (int i = 0; i < 10; ++i) e += "\xC3\xA9";                             // 20 bytes of U+00E9
+  EXPECT_EQ(clean_text(e, 10, Keep::head), "\xC3\xA9\xC3\xA9\xC3\xA9...");  // 7 bytes of room: 3 characters
+  EXPECT_EQ(clean_text(e, 10, Keep::tail), "...\xC3\xA9\xC3\xA9\xC3\xA9");
+  EXPECT_EQ(clean_text(e.substr(1), 100), "\xEF\xBF\xBD" + e.substr(2));  // a tail that starts mid-character
+  EXPECT_EQ(clean_text(std::string(1 << 20, 'x'), 100, Keep::tail).size(), 100u);
+}
+
+TEST(CleanText, JsonNulEscapesBecomeReplacementCharactersButEscapedBackslashesStay) {
+  using namespace docket;
+  EXPECT_EQ(clean_json_text(R"({"a":"x\u0000y","b":"\\u0000","c":"\\\u0000"})"),
+            R"({"a":"x\ufffdy","b":"\\u0000","c":"\\\ufffd"})");
+}
+
+TEST(RetryAfter, IsClampedToADayAndNeverOverflows) {
+  using namespace docket;
+  EXPECT_EQ(parse_retry_after("120"), Millis(120000));
+  EXPECT_EQ(parse_retry_after("3153600000"), kMaxRetryDelay);               // 100 years
+  EXPECT_EQ(parse_retry_after("99999999999999999999999"), kMaxRetryDelay);  // beyond a long long
+  EXPECT_EQ(parse_retry_after("Fri, 01 Jan 2126 00:00:00 GMT"), kMaxRetryDelay);
+  EXPECT_EQ(parse_retry_after("soon"), std::nullopt);
+}
+
+TEST(HttpUrl, OriginsAreLowercasedAndUserinfoIsRefused) {
+  using namespace docket;
+  EXPECT_EQ(parse_http_url("http://API.example.com:8080/x?y")->origin, "http://api.example.com:8080");
+  EXPECT_EQ(parse_http_url("https://a.example/")->target, "/");
+  EXPECT_FALSE(parse_http_url("http://user:pw@evil.example/"));
+  EXPECT_FALSE(parse_http_url("ftp://a.example/"));
+  EXPECT_FALSE(parse_http_url(std::string("http://a.example/x\0y", 20)));
+  EXPECT_FALSE(parse_http_url("http://a.example/x\r\nHost: evil"));
+  EXPECT_EQ(resolve_url("http://a.example/list?page=1", "//b.example/p"), "http://b.example/p");
+  EXPECT_EQ(resolve_url("http://a.example/v1/list?page=1", "next?page=2"), "http://a.example/v1/next?page=2");
 }

@@ -30,13 +30,15 @@ struct Backoff {
 /// Run a program per job: job JSON on stdin, exit code decides the outcome.
 struct CommandExecutor {
   std::vector<std::string> argv;
-  std::map<std::string, std::string> env;  ///< added to the worker's environment
+  std::map<std::string, std::string> env;  ///< set in the command's (clean) environment
+  std::vector<std::string> env_pass;       ///< worker environment variables passed on by name
 };
 
 /// POST the job JSON to a URL: 2xx completes, 429/5xx/timeouts retry, other 4xx fail.
 struct HttpExecutor {
   std::string url;
   std::map<std::string, std::string> headers;
+  std::size_t max_response = 16 << 20;  ///< response body bytes; a larger one fails the attempt
 };
 
 /// Walk a paginated HTTP source into docket.crawl_cache, then activate it into the live table.
@@ -53,6 +55,11 @@ struct CrawlExecutor {
   /// activation transaction ($1 = crawl id, $2 = collection).
   std::vector<std::string> activate_sql;
   int max_pages = 100000;
+  std::size_t max_response = 16 << 20;  ///< page body bytes; a larger page is a page error
+  /// Hosts other than the url's that next links may point to (they get no configured headers).
+  std::vector<std::string> allow_hosts;
+  /// Largest fraction of the live items one activation may remove; 1.0 disables the guard.
+  double max_shrink = 0.5;
 };
 
 /// Built-in demo kinds (docket dev): echo, sleep, fail.

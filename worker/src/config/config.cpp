@@ -441,8 +441,9 @@ CrawlExecutor parse_crawl(const toml::node& n, const std::string& origin, const 
     throw ConfigError(where(n, origin) + ": " + what + " must be a table like { url = \"...\", items = \"/items\" }");
   CrawlExecutor c;
   c.collection = kind;
-  static const std::vector<std::string> known = {"url",   "items",   "key",     "collection",   "next",
-                                                 "delay", "timeout", "headers", "activate_sql", "max_pages"};
+  static const std::vector<std::string> known = {
+      "url",     "items",        "key",       "collection",   "next",        "delay",     "timeout",
+      "headers", "activate_sql", "max_pages", "max_response", "allow_hosts", "max_shrink"};
   for (const auto& [k, v] : *t) {
     const std::string key(k.str());
     const std::string field = what + "." + key;
@@ -468,7 +469,15 @@ CrawlExecutor parse_crawl(const toml::node& n, const std::string& origin, const 
       if (c.activate_sql.empty()) throw ConfigError(where(v, origin) + ": " + field + " must not be empty");
     } else if (key == "max_pages")
       c.max_pages = static_cast<int>(as<long long>(from_node(v, Type::integer, field)));
-    else
+    else if (key == "max_response")
+      c.max_response = as<std::size_t>(from_node(v, Type::size, field));
+    else if (key == "allow_hosts")
+      c.allow_hosts = as<std::vector<std::string>>(from_node(v, Type::strings, field));
+    else if (key == "max_shrink") {
+      c.max_shrink = as<double>(from_node(v, Type::number, field));
+      if (!(c.max_shrink >= 0 && c.max_shrink <= 1))
+        throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1 (1 disables the guard)");
+    } else
       throw ConfigError(unknown_key(where(v, origin), key, what, known));
   }
   if (c.url.empty()) throw ConfigError(where(n, origin) + ": " + what + ".url is required");
@@ -481,10 +490,13 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   if (!t) throw ConfigError(where(n, origin) + ": [" + what + "] must be a table");
   KindConfig k;
   k.kind = kind;
-  static const std::vector<std::string> known = {"command", "env",         "url",     "headers", "crawl",
-                                                 "builtin", "max_retries", "backoff", "timeout", "max_running"};
+  static const std::vector<std::string> known = {"command", "env",         "env_pass",    "url",
+                                                 "headers", "crawl",       "max_retries", "backoff",
+                                                 "timeout", "max_running", "builtin",     "max_response"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
+  std::vector<std::string> env_pass;
+  std::optional<std::size_t> max_response;
   for (const auto& [key_node, v] : *t) {
     const std::string key(key_node.str());
     const std::string field = what + "." + key;
@@ -492,16 +504,20 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       auto argv = as<std::vector<std::string>>(from_node(v, Type::strings, field));
       if (argv.empty() || argv[0].empty())
         throw ConfigError(where(v, origin) + ": " + field + " must name a program: [\"/path/to/prog\", \"arg\"]");
-      k.executor = CommandExecutor{argv, {}};
+      k.executor = CommandExecutor{.argv = argv};
       executors.push_back("command");
     } else if (key == "env") {
       env = string_map(v, field);
+    } else if (key == "env_pass") {
+      env_pass = as<std::vector<std::string>>(from_node(v, Type::strings, field));
+    } else if (key == "max_response") {
+      max_response = as<std::size_t>(from_node(v, Type::size, field));
     } else if (key == "url") {
       const std::string url = str(v, field);
       if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
         throw ConfigError(where(v, origin) + ": " + field + " must start with http:// or https://");
       }
-      k.executor = HttpExecutor{url, {}};
+      k.executor = HttpExecutor{.url = url};
       executors.push_back("url");
     } else if (key == "headers") {
       headers = string_map(v, field);
@@ -531,14 +547,22 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
     throw ConfigError(where(n, origin) + ": [" + what + "] has both " + executors[0] + " and " + executors[1] +
                       "; a kind runs with exactly one of command, url, crawl or builtin");
   }
-  if (auto* cmd = std::get_if<CommandExecutor>(&k.executor))
+  if (auto* cmd = std::get_if<CommandExecutor>(&k.executor)) {
     cmd->env = env;
-  else if (!env.empty())
-    throw ConfigError(where(n, origin) + ": " + what + ".env only applies to a command kind");
-  if (auto* http = std::get_if<HttpExecutor>(&k.executor))
+    cmd->env_pass = env_pass;
+  } else if (!env.empty() || !env_pass.empty()) {
+    throw ConfigError(where(n, origin) + ": " + what + (env.empty() ? ".env_pass" : ".env") +
+                      " only applies to a command kind");
+  }
+  if (auto* http = std::get_if<HttpExecutor>(&k.executor)) {
     http->headers = headers;
-  else if (!headers.empty())
+    if (max_response) http->max_response = *max_response;
+  } else if (!headers.empty()) {
     throw ConfigError(where(n, origin) + ": " + what + ".headers only applies to a url kind");
+  } else if (max_response) {
+    throw ConfigError(where(n, origin) + ": " + what +
+                      ".max_response only applies to a url kind (a crawl sets crawl.max_response)");
+  }
   return k;
 }
 

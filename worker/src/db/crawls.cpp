@@ -60,6 +60,13 @@ bool Session::crawl_activate(std::int64_t crawl, const JobFence& f) {
   });
 }
 
+std::pair<std::int64_t, std::int64_t> Session::crawl_shrink(std::int64_t crawl) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto row = DOCKET_RUN("crawl_shrink", num(crawl))[0];
+    return std::make_pair(row[0].as<std::int64_t>(), row[1].as<std::int64_t>());
+  });
+}
+
 bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const std::vector<std::string>& statements,
                                     const std::string& collection) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {

@@ -727,10 +727,13 @@ int Session::prune(double completed_after_s, double failed_after_s) {
 }
 
 void Session::seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
-                        const std::optional<std::string>& crawl_collection) {
+                        const std::optional<std::string>& crawl_collection,
+                        std::optional<std::chrono::milliseconds> timeout) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     DOCKET_RUN("kind_seed", kind, max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
-               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt, crawl_collection);
+               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt, crawl_collection,
+               timeout ? std::optional<std::string>(std::to_string(static_cast<double>(timeout->count()) / 1000.0))
+                       : std::nullopt);
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // One database connection and the domain operations Docket runs over it. Not thread-safe: each
 // thread owns its Session (or leases one from a Pool). pqxx stays behind this header.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -164,7 +165,8 @@ class Session {
   ScheduleTick schedule_tick();
   int prune(double completed_after_s, double failed_after_s);
   void seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
-                 const std::optional<std::string>& crawl_collection = std::nullopt);
+                 const std::optional<std::string>& crawl_collection = std::nullopt,
+                 std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   // crawls (db/crawls.cpp) -------------------------------------------------------------------
   struct CrawlState {
@@ -192,6 +194,9 @@ class Session {
   bool crawl_error(std::int64_t crawl, const JobFence& fence, const std::string& error, bool final);
   bool crawl_finalizing(std::int64_t crawl, const JobFence& fence);
   bool crawl_activate(std::int64_t crawl, const JobFence& fence);
+  /// {removed, live}: the live items of the crawl's collection its activation would remove, and
+  /// how many there are now (the shrink guard's figures).
+  std::pair<std::int64_t, std::int64_t> crawl_shrink(std::int64_t crawl);
   /// Activation by the kind's own statements ($1 crawl id, $2 collection), in order, in one
   /// transaction with the cache clean-up. False: the job is no longer ours (nothing was done).
   bool crawl_activate_custom(std::int64_t crawl, const JobFence& fence, const std::vector<std::string>& statements,

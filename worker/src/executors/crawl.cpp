@@ -2,16 +2,17 @@
 // transaction per page with the checkpoint, politely (a minimum delay between requests, one
 // request at a time per host across the fleet, Retry-After honoured), then activates the cache
 // into docket.live_items (or the kind's own table) in one transaction.
-#include <httplib.h>
-
 #include <random>
 #include <thread>
 
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "core/url.hpp"
 #include "db/pool.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "executors/executors.hpp"
+#include "executors/fetch.hpp"
 
 namespace docket {
 
@@ -20,39 +21,6 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 constexpr double kMaxInlineRetryAfterS = 30;  // longer waits snooze the job instead of holding a slot
 constexpr int kMaxThrottledInARow = 10;
-
-struct Url {
-  std::string origin;  // scheme://host[:port]
-  std::string target;  // /path?query
-  std::string host;    // host[:port]: the politeness key
-};
-
-std::optional<Url> parse_url(const std::string& url) {
-  const bool https = url.rfind("https://", 0) == 0;
-  if (!https && url.rfind("http://", 0) != 0) return std::nullopt;
-  const std::size_t start = https ? 8 : 7;
-  const std::size_t slash = url.find_first_of("/?#", start);
-  Url u;
-  u.host = url.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-  if (u.host.empty()) return std::nullopt;
-  u.origin = url.substr(0, start) + u.host;
-  u.target = slash == std::string::npos ? "/" : url.substr(slash);
-  if (u.target.front() != '/') u.target = "/" + u.target;
-  if (auto hash = u.target.find('#'); hash != std::string::npos) u.target.resize(hash);
-  return u;
-}
-
-/// A link from a page, resolved against the page's URL.
-std::string resolve(const std::string& base, const std::string& ref) {
-  if (ref.rfind("http://", 0) == 0 || ref.rfind("https://", 0) == 0) return ref;
-  const auto u = parse_url(base);
-  if (!u) return ref;
-  if (ref.rfind("//", 0) == 0) return base.substr(0, base.find("//")) + ref;
-  if (!ref.empty() && ref.front() == '/') return u->origin + ref;
-  if (!ref.empty() && ref.front() == '?') return u->origin + u->target.substr(0, u->target.find('?')) + ref;
-  const std::string path = u->target.substr(0, u->target.find('?'));
-  return u->origin + path.substr(0, path.rfind('/') + 1) + ref;
-}
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
@@ -101,7 +69,7 @@ class CrawlRun {
  public:
   CrawlRun(const CrawlExecutor& spec, const Json::json_pointer& items, const Json::json_pointer& key, db::Pool& pool,
            JobContext& ctx)
-      : spec_(spec), items_(items), key_(key), pool_(pool), ctx_(ctx) {
+      : spec_(spec), items_(items), key_(key), pool_(pool), ctx_(ctx), origin_(parse_http_url(spec.url)->origin) {
     const Job& job = ctx.job();
     fence_ = {job.id, job.worker_id, job.attempt};
     holder_ = job.worker_id + ":" + std::to_string(job.id) + ":" + std::to_string(job.attempt);
@@ -118,7 +86,9 @@ class CrawlRun {
   bool stopping() const { return ctx_.stop_requested(); }
   /// Sleeps, waking early on a stop request. False when stopped.
   bool sleep_for(double seconds);
-  std::variant<httplib::Response, PageError> fetch(const std::string& url);
+  std::variant<FetchResult, PageError> get_page(const std::string& url);
+  /// Why the crawl may not follow `next` from a page; "" when it may.
+  std::string refuse_link(const std::string& next) const;
   Outcome page_failed(const PageError& e);
   Outcome activate();
   Outcome lost() { return Outcome::retry("this worker no longer owns the crawl's job"); }
@@ -134,7 +104,7 @@ class CrawlRun {
   int pages_ = 0;
   int items_total_ = 0;
   std::optional<SteadyClock::time_point> last_request_;
-  std::map<std::string, std::unique_ptr<httplib::Client>> clients_;
+  std::string origin_;  ///< the configured url's origin: the only one that gets spec_.headers
   std::mt19937 rng_{std::random_device{}()};
 };
 
@@ -149,8 +119,8 @@ bool CrawlRun::sleep_for(double seconds) {
   return !stopping();
 }
 
-std::variant<httplib::Response, PageError> CrawlRun::fetch(const std::string& url) {
-  const auto u = parse_url(url);
+std::variant<FetchResult, PageError> CrawlRun::get_page(const std::string& url) {
+  const auto u = parse_http_url(url);
   if (!u) return PageError{"\"" + url + "\" is not an http(s) URL", true, std::nullopt};
   const double timeout_s = std::chrono::duration<double>(spec_.request_timeout).count();
   const double delay_s = std::chrono::duration<double>(spec_.delay).count();
@@ -174,42 +144,51 @@ std::variant<httplib::Response, PageError> CrawlRun::fetch(const std::string& ur
     release(0);
     return PageError{"stopped", false, std::nullopt};
   }
-  auto& client = clients_[u->origin];
-  if (!client) {
-    client = std::make_unique<httplib::Client>(u->origin);
-    const auto secs = static_cast<time_t>(timeout_s);
-    const auto usecs = static_cast<time_t>((timeout_s - static_cast<double>(secs)) * 1e6);
-    client->set_connection_timeout(std::min<time_t>(secs, 10), secs < 10 ? usecs : 0);
-    client->set_read_timeout(secs, usecs);
-    client->set_follow_location(true);
-    client->set_keep_alive(true);
-  }
-  httplib::Headers headers = {{"Accept", "application/json"}, {"User-Agent", "docket-crawler/" DOCKET_VERSION}};
-  for (const auto& [k, v] : spec_.headers) headers.emplace(k, v);
-  auto res = client->Get(u->target, headers);
+  FetchRequest req;
+  req.url = url;
+  req.headers = {{"Accept", "application/json"}, {"User-Agent", "docket-crawler/" DOCKET_VERSION}};
+  req.credentials = spec_.headers;
+  req.credentials_origin = origin_;
+  req.max_bytes = spec_.max_response;
+  req.timeout = spec_.request_timeout;
+  req.max_redirects = 5;
+  req.stop = ctx_.stop_token();
+  FetchResult res = fetch(req);
   last_request_ = SteadyClock::now();
   double gap = delay_s;
   std::optional<double> retry_after;
-  if (res && (res->status == 429 || res->status == 503)) {
-    if (auto ra = parse_retry_after(res->get_header_value("Retry-After"))) {
+  if (res.status == 429 || res.status == 503) {
+    if (auto ra = parse_retry_after(res.header("Retry-After"))) {
       retry_after = std::chrono::duration<double>(*ra).count();
       gap = std::max(gap, *retry_after);  // every crawl of this host waits, not only this one
     }
   }
   release(gap);
-  if (!res) {
-    clients_.erase(u->origin);  // a broken connection is not reused
-    return PageError{"GET " + url + " failed: " + httplib::to_string(res.error()), false, std::nullopt};
-  }
-  if (res->status >= 200 && res->status < 300) return std::move(res.value());
-  const std::string msg = "GET " + url + ": HTTP " + std::to_string(res->status) +
-                          (tail(res->body, 200).empty() ? "" : " " + tail(res->body, 200));
-  const bool transient = res->status == 408 || res->status == 429 || res->status >= 500;
+  if (res.stopped) return PageError{"stopped", false, std::nullopt};
+  // A page over the cap will be over it again: fail the crawl rather than fetch it max_retries times.
+  if (res.status == 0) return PageError{res.error, res.too_large, std::nullopt};
+  if (res.status >= 200 && res.status < 300) return res;
+  const std::string msg = "GET " + res.url + ": HTTP " + std::to_string(res.status) +
+                          (tail(res.body, 200).empty() ? "" : " " + tail(res.body, 200));
+  const bool transient = res.status == 408 || res.status == 429 || res.status >= 500;
   return PageError{msg, !transient, retry_after};
 }
 
-Outcome CrawlRun::page_failed(const PageError& e) {
+std::string CrawlRun::refuse_link(const std::string& next) const {
+  const auto u = parse_http_url(next);
+  if (!u) return "the next link \"" + next + "\" is not an http(s) URL";
+  if (u->origin == origin_) return "";
+  const std::string host =
+      u->host.substr(0, u->host.rfind(':') == std::string::npos ? u->host.size() : u->host.rfind(':'));
+  for (const auto& allowed : spec_.allow_hosts) {
+    if (allowed == u->host || allowed == host) return "";
+  }
+  return "the next link " + next + " leaves " + origin_ + "; list its host in crawl.allow_hosts to follow it";
+}
+
+Outcome CrawlRun::page_failed(const PageError& raw) {
   if (stopping()) return Outcome::retry("stopped");
+  const PageError e{clean_text(raw.message, 4096, Keep::head), raw.permanent, raw.retry_after_s};
   const Job& job = ctx_.job();
   const bool final = e.permanent || job.attempt > job.max_retries;
   if (!db([&](db::Session& s) { return s.crawl_error(crawl_, fence_, e.message, final); })) return lost();
@@ -220,6 +199,17 @@ Outcome CrawlRun::page_failed(const PageError& e) {
 
 Outcome CrawlRun::activate() {
   const Job& job = ctx_.job();
+  if (spec_.activate_sql.empty() && spec_.max_shrink < 1.0) {
+    // A source that suddenly answers far fewer items is more often broken than emptied: refuse
+    // to wipe the live set, keep it as it is, and say so in docket.crawls.
+    const auto [removed, live] = db([&](db::Session& s) { return s.crawl_shrink(crawl_); });
+    if (live > 0 && static_cast<double>(removed) > spec_.max_shrink * static_cast<double>(live)) {
+      return page_failed({"refused to activate: it would remove " + std::to_string(removed) + " of " +
+                              std::to_string(live) + " live items (more than crawl.max_shrink = " +
+                              Json(spec_.max_shrink).dump() + "); the live items are unchanged",
+                          true, std::nullopt});
+    }
+  }
   const bool ok = db([&](db::Session& s) {
     return spec_.activate_sql.empty() ? s.crawl_activate(crawl_, fence_)
                                       : s.crawl_activate_custom(crawl_, fence_, spec_.activate_sql, spec_.collection);
@@ -274,7 +264,7 @@ Outcome CrawlRun::run() {
           {"gave up after " + std::to_string(pages_) + " pages (crawl.max_pages); is the source looping?", true,
            std::nullopt});
     }
-    auto fetched = fetch(url);
+    auto fetched = get_page(url);
     if (auto* e = std::get_if<PageError>(&fetched)) {
       // Throttled with a short Retry-After: wait here (the host's next request is already held
       // back for everyone) instead of spending an attempt.
@@ -289,45 +279,47 @@ Outcome CrawlRun::run() {
       return page_failed(*e);
     }
     throttled = 0;
-    const auto& res = std::get<httplib::Response>(fetched);
+    const auto& res = std::get<FetchResult>(fetched);
     const std::string where = "page " + std::to_string(pages_ + 1) + " (" + url + ")";
-    const std::string type = res.get_header_value("Content-Type");
+    const std::string type = res.header("Content-Type");
     if (!type.empty() && type.find("json") == std::string::npos) {
       return page_failed({where + ": expected a JSON response, got Content-Type " + type, false, std::nullopt});
     }
-    Json body = Json::parse(res.body, nullptr, false);
-    if (body.is_discarded()) {
-      return page_failed({where + ": the response is not valid JSON (" + std::to_string(res.body.size()) +
-                              " bytes: " + tail(res.body, 80) + ")",
-                          false, std::nullopt});
-    }
-    const bool has_items = body.contains(items_);
-    if (has_items && !body.at(items_).is_array()) {
+    std::string parse_error;
+    const auto parsed = try_parse_json(res.body, "the response is not valid JSON", &parse_error);
+    if (!parsed) {
       return page_failed(
-          {where + ": " + spec_.items + " is " + std::string(body.at(items_).type_name()) + ", not an array of items",
+          {where + ": " + parse_error + " (" + std::to_string(res.body.size()) + " bytes: " + tail(res.body, 80) + ")",
            false, std::nullopt});
     }
-    if (!has_items && mode != Mode::page) {
+    const Json& body = *parsed;
+    // A page must have the items array in every mode: a 200 without it (a maintenance page, an
+    // error object) is an error, never "the last page" (that would activate and wipe the live set).
+    if (!body.is_structured() || !body.contains(items_)) {
       return page_failed({where + ": the response has no items at " + spec_.items, false, std::nullopt});
     }
-    const Json empty = Json::array();
-    const Json& items = has_items ? body.at(items_) : empty;
+    const Json& items = body.at(items_);
+    if (!items.is_array()) {
+      return page_failed(
+          {where + ": " + spec_.items + " is " + std::string(items.type_name()) + ", not an array of items", false,
+           std::nullopt});
+    }
 
     // Where the next page is; nullopt when this page is the last.
     std::optional<std::string> next, cursor;
     if (mode == Mode::page) {
       if (!items.empty()) next = replace_all(spec_.url, "{page}", std::to_string(pages_ + 2));
     } else if (mode == Mode::link) {
-      if (auto n = link_next(res.get_header_value("Link"))) next = resolve(url, *n);
+      if (auto n = link_next(res.header("Link"))) next = resolve_url(url, *n);
     } else {
       const auto ptr = Json::json_pointer(spec_.next);
       if (body.contains(ptr) && !body.at(ptr).is_null()) {
         const Json& v = body.at(ptr);
         const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
         if (!text.empty()) {
-          cursor = text;
+          cursor = clean_text(text, 4096);  // stored as text: no NUL, valid UTF-8
           if (text.rfind("http://", 0) == 0 || text.rfind("https://", 0) == 0 || text.front() == '/') {
-            next = resolve(url, text);
+            next = resolve_url(url, text);
           } else if (spec_.url.find("{cursor}") != std::string::npos) {
             next = replace_all(spec_.url, "{cursor}", url_encode(text));
           } else {
@@ -337,6 +329,10 @@ Outcome CrawlRun::run() {
           }
         }
       }
+    }
+    if (next) {
+      if (const std::string why = refuse_link(*next); !why.empty())
+        return page_failed({where + ": " + why, true, std::nullopt});
     }
     if (mode == Mode::page && items.empty()) {
       // The page after the last: nothing to store.
@@ -358,7 +354,8 @@ Outcome CrawlRun::run() {
     Json rows = Json::array();
     for (const auto& [k, item] : by_key) rows.push_back(Json{{"key", k}, {"item", *item}});
     const auto stored = db([&](db::Session& s) {
-      return s.crawl_page(crawl_, fence_, rows.dump(-1, ' ', false, Json::error_handler_t::replace), next, cursor);
+      return s.crawl_page(crawl_, fence_, clean_json_text(rows.dump(-1, ' ', false, Json::error_handler_t::replace)),
+                          next, cursor);
     });
     if (!stored) return lost();
     pages_ = stored->first;
@@ -372,8 +369,8 @@ Outcome CrawlRun::run() {
 }  // namespace
 
 Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>& pool) {
-  if (spec.url.rfind("http://", 0) != 0 && spec.url.rfind("https://", 0) != 0) {
-    throw ConfigError("crawl.url must start with http:// or https://, got \"" + spec.url + "\"");
+  if (!parse_http_url(spec.url)) {
+    throw ConfigError("crawl.url must be an http:// or https:// URL without spaces, got \"" + spec.url + "\"");
   }
   if (spec.next.empty() && spec.url.find("{page}") == std::string::npos) {
     throw ConfigError("crawl.url \"" + spec.url +

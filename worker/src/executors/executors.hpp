@@ -24,9 +24,17 @@ Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>
 /// Names accepted by `builtin = "..."`.
 const std::vector<std::string>& builtin_names();
 
-/// Retry-After: delta-seconds or an HTTP-date. nullopt when absent or unreadable.
+/// Longest wait a retry or snooze is given (a Retry-After beyond it is clamped to it).
+inline constexpr Millis kMaxRetryDelay{24LL * 3600 * 1000};
+
+/// Retry-After: delta-seconds or an HTTP-date, at most kMaxRetryDelay. nullopt when absent or
+/// unreadable.
 std::optional<Millis> parse_retry_after(const std::string& value);
-/// The last `max` bytes of `text`, trimmed, for error messages.
+/// The last `max` bytes of `text`, trimmed and cleaned (clean_text), for error messages.
 std::string tail(const std::string& text, std::size_t max = 2000);
+/// A successful run's output (stdout, a response body): its JSON is the result; well-formed JSON
+/// the bounded parser refuses (too deep, huge integers) fails the job with the reason; text that
+/// is not JSON completes without a result.
+Outcome complete_with_output(const std::string& output, const std::string& what);
 
 }  // namespace docket

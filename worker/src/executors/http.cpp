@@ -1,30 +1,18 @@
-#include <httplib.h>
-
 #include <ctime>
 
 #include "executors/executors.hpp"
+#include "executors/fetch.hpp"
 
 namespace docket {
 
-namespace {
-struct Url {
-  std::string origin;  // scheme://host:port
-  std::string path;    // /path?query
-};
-
-Url split_url(const std::string& url) {
-  const auto scheme_end = url.find("://");
-  const auto path_start = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-  if (path_start == std::string::npos) return {url, "/"};
-  return {url.substr(0, path_start), url.substr(path_start)};
-}
-}  // namespace
-
 std::optional<Millis> parse_retry_after(const std::string& value) {
   if (value.empty()) return std::nullopt;
+  constexpr long long kMaxS = kMaxRetryDelay.count() / 1000;
   if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c) || c == ' '; })) {
     try {
-      return Millis(std::stoll(value) * 1000);
+      return Millis(std::min(std::stoll(value), kMaxS) * 1000);
+    } catch (const std::out_of_range&) {
+      return kMaxRetryDelay;  // more digits than a long long: far beyond the cap
     } catch (...) {
       return std::nullopt;
     }
@@ -33,37 +21,39 @@ std::optional<Millis> parse_retry_after(const std::string& value) {
   if (::strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S", &tm) == nullptr) return std::nullopt;
   const std::time_t at = ::timegm(&tm);
   const std::time_t now = std::time(nullptr);
-  return Millis(std::max<long long>(0, static_cast<long long>(at - now)) * 1000);
+  return Millis(std::clamp<long long>(static_cast<long long>(at - now), 0, kMaxS) * 1000);
 }
 
 Handler http_handler(const HttpExecutor& spec, Millis timeout) {
-  const Url url = split_url(spec.url);
-  return [spec, url, timeout](JobContext& ctx) -> Outcome {
+  const auto configured = parse_http_url(spec.url);
+  const std::string origin = configured ? configured->origin : "";
+  return [spec, origin, timeout](JobContext& ctx) -> Outcome {
     const Job& job = ctx.job();
     const Json body = {{"id", job.id},     {"kind", job.kind},       {"queue", job.queue},
                        {"args", job.args}, {"attempt", job.attempt}, {"max_retries", job.max_retries}};
-    httplib::Client client(url.origin);
-    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
-    const auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count() % 1000000;
-    client.set_connection_timeout(std::min<long long>(secs, 10), secs < 10 ? usecs : 0);
-    client.set_read_timeout(secs, usecs);
-    client.set_write_timeout(secs, usecs);
-    httplib::Headers headers = {{"X-Docket-Job-Id", std::to_string(job.id)},
-                                {"X-Docket-Attempt", std::to_string(job.attempt)}};
-    for (const auto& [k, v] : spec.headers) headers.emplace(k, v);
-    auto res = client.Post(url.path, headers, body.dump(), "application/json");
-    if (!res) {
-      return Outcome::retry("POST " + spec.url + " failed: " + httplib::to_string(res.error()));
-    }
-    const int status = res->status;
-    const std::string snippet = tail(res->body, 500);
-    if (status >= 200 && status < 300) {
-      Json result = Json::parse(res->body, nullptr, false);
-      return Outcome::complete(result.is_discarded() ? Json() : result);
-    }
+    FetchRequest req;
+    req.method = "POST";
+    req.url = spec.url;
+    req.headers = {{"X-Docket-Job-Id", std::to_string(job.id)}, {"X-Docket-Attempt", std::to_string(job.attempt)}};
+    req.credentials = spec.headers;
+    req.credentials_origin = origin;
+    req.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+    req.content_type = "application/json";
+    req.max_bytes = spec.max_response;
+    // The kind's timeout bounds the whole request, not each read: the worker's watchdog stops the
+    // job at `timeout` (through the stop token); the request's own deadline is a backstop.
+    req.timeout = timeout + Millis(500);
+    req.stop = ctx.stop_token();
+    const FetchResult res = fetch(req);
+    // Stopped or timed out: the worker's watchdog reason (cancel, timeout, shutdown) decides.
+    if (res.too_large) return Outcome::fail(res.error);  // the same answer again next time
+    if (res.status == 0) return Outcome::retry(res.error);
+    const int status = res.status;
+    const std::string snippet = tail(res.body, 500);
+    if (status >= 200 && status < 300) return complete_with_output(res.body, "the response of " + spec.url);
     const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
     if (status == 429 || status == 408 || status >= 500) {
-      return Outcome::retry(msg, parse_retry_after(res->get_header_value("Retry-After")));
+      return Outcome::retry(msg, parse_retry_after(res.header("Retry-After")));
     }
     return Outcome::fail(msg);
   };

@@ -38,7 +38,7 @@ std::string Maintainer::register_worker() {
   std::string id = session_.register_worker(row_);
   for (const auto& s : seeds_) {
     if (s.max_retries || s.max_running || s.crawl_collection) {
-      session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection);
+      session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection, s.timeout);
     }
   }
   return id;

@@ -38,6 +38,7 @@ struct KindSeed {
   std::optional<int> max_retries;
   std::optional<int> max_running;
   std::optional<std::string> crawl_collection;
+  std::optional<Millis> timeout;  ///< the kind's run timeout (docket.stuck_jobs)
 };
 
 class Maintainer {

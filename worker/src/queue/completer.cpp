@@ -5,6 +5,7 @@
 
 #include "core/log.hpp"
 #include "core/reconnect.hpp"
+#include "core/text.hpp"
 #include "docket/errors.hpp"
 
 namespace docket {
@@ -96,8 +97,25 @@ void Completer::loop(const std::stop_token& stop) {
       progress.swap(progress_);
     }
     try {
-      for (const auto& [id, p] : progress) session_.progress(std::get<0>(p), id, std::get<1>(p), std::get<2>(p));
-      const bool refilled = !batch.empty() && write(batch);
+      for (const auto& [id, p] : progress) {
+        try {
+          session_.progress(std::get<0>(p), id, std::get<1>(p), std::get<2>(p));
+        } catch (const Unavailable&) {
+          throw;
+        } catch (const std::exception& e) {
+          // Progress is advisory: one the database refuses is skipped, never the outcomes after it.
+          log::warn("job.progress_unwritable", {{"job_id", id}, {"error", e.what()}});
+        }
+      }
+      bool refilled = false;
+      try {
+        refilled = !batch.empty() && write(batch);
+      } catch (const Unavailable&) {
+        throw;
+      } catch (const std::exception& e) {
+        log::warn("completer.batch_failed", {{"error", e.what()}, {"outcomes", batch.size()}});
+        write_each(batch);
+      }
       if (delay.failing()) log::info("db.reconnected", {{"component", "completer"}});
       delay.reset();
       batch.clear();
@@ -121,15 +139,52 @@ void Completer::loop(const std::stop_token& stop) {
       }
       std::this_thread::sleep_for(wait);
     } catch (const std::exception& e) {
-      // A bug or an unexpected database error: log it and drop this batch rather than spin.
-      // The jobs stay `running` and are rescued when this worker's lease ends.
+      // write_each already tried every outcome alone; what is left is a bug. The jobs show in
+      // docket.stuck_jobs once past their timeout.
       log::error("completer.write_failed", {{"error", e.what()}, {"outcomes", batch.size()}});
       batch.clear();
     }
   }
 }
 
-bool Completer::write(std::vector<PendingFinish>& batch) {
+void Completer::write_each(std::vector<PendingFinish>& batch) {
+  std::size_t i = 0;
+  try {
+    for (; i < batch.size(); ++i) {
+      std::vector<PendingFinish> one{batch[i]};
+      try {
+        write(one, false);
+        continue;
+      } catch (const Unavailable&) {
+        throw;
+      } catch (const std::exception& e) {
+        // The database refuses this outcome (a value it cannot store, a trigger): record the
+        // failure on the job instead, so it never stays `running` with its outcome lost.
+        PendingFinish& p = one.front();
+        const std::string was = p.item.outcome;
+        log::error("job.outcome_unwritable",
+                   {{"job_id", p.item.id}, {"kind", p.kind}, {"outcome", was}, {"error", e.what()}});
+        p.item.outcome = was == "retry" || was == "release" ? "retry" : "fail";
+        p.item.result.reset();
+        p.item.delay_s = std::min(p.item.delay_s, 3600.0);
+        p.item.error = clean_text("the outcome (" + was + ") could not be stored: " + e.what(), 4096);
+      }
+      try {
+        write(one, false);
+      } catch (const Unavailable&) {
+        throw;
+      } catch (const std::exception& e) {
+        log::error("completer.write_failed", {{"job_id", one.front().item.id}, {"error", e.what()}});
+      }
+    }
+    batch.clear();
+  } catch (const Unavailable&) {
+    batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(i));  // the rest is put back
+    throw;
+  }
+}
+
+bool Completer::write(std::vector<PendingFinish>& batch, bool claim_too) {
   bool refilled = false;
   // One statement per worker id (normally one: a process has a second only after a lost lease).
   std::map<std::string, std::vector<std::size_t>> by_worker;
@@ -139,7 +194,7 @@ bool Completer::write(std::vector<PendingFinish>& batch) {
     items.reserve(indexes.size());
     for (auto i : indexes) items.push_back(batch[i].item);
     std::optional<Refill::Claim> claim;
-    if (refill_.begin) claim = refill_.begin(worker);
+    if (claim_too && refill_.begin) claim = refill_.begin(worker);
     std::vector<db::Finished> done;
     if (claim) {
       auto both = session_.finish_and_claim(worker, items, refill_.queues_literal, refill_.kinds_literal, claim->limit);

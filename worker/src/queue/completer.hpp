@@ -69,8 +69,11 @@ class Completer {
 
  private:
   void loop(const std::stop_token& stop);
-  /// Returns whether a claim went with the write.
-  bool write(std::vector<PendingFinish>& batch);
+  /// Returns whether a claim went with the write (only when `claim_too`).
+  bool write(std::vector<PendingFinish>& batch, bool claim_too = true);
+  /// After a batch failed for its content: writes each outcome alone, and one the database still
+  /// refuses as an error on its job instead. On Unavailable, `batch` keeps the unwritten ones.
+  void write_each(std::vector<PendingFinish>& batch);
 
   db::Session session_;
   std::function<void(bool)> on_flush_;

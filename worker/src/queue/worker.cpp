@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -14,6 +15,7 @@
 
 #include "core/log.hpp"
 #include "core/reconnect.hpp"
+#include "core/text.hpp"
 #include "core/wake.hpp"
 #include "db/array.hpp"
 #include "db/pool.hpp"
@@ -40,10 +42,15 @@ std::string host_name() {
   return buf;
 }
 
-std::string clip_error(std::string error) {
-  if (error.size() > kMaxErrorBytes) error = "..." + error.substr(error.size() - kMaxErrorBytes);
-  if (error.empty()) error = "(no message)";
-  return error;
+std::string clip_error(const std::string& error) {
+  if (error.empty()) return "(no message)";
+  return clean_text(error, kMaxErrorBytes, Keep::tail);
+}
+
+/// A retry or snooze delay in seconds, clamped to [0, kMaxRetryDelay]: run_at stays a valid
+/// timestamp whatever a handler or a Retry-After asked for.
+double delay_seconds(Millis wait) {
+  return static_cast<double>(std::clamp<long long>(wait.count(), 0, kMaxRetryDelay.count())) / 1000.0;
 }
 
 }  // namespace
@@ -126,7 +133,7 @@ void Worker::Impl::run() {
     kind_names.push_back(name);
     const auto* crawl = std::get_if<CrawlExecutor>(&entry.config.executor);
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
-                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt});
+                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout});
   }
   db::WorkerRow row;
   row.host = host_name();
@@ -397,8 +404,8 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
              {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
 
   Outcome outcome;
-  // The row may have been written by SQL around enqueue's checks: parse it bounded, and fail
-  // the job (naming why) rather than the worker.
+  // Args were written by anyone with SQL: parsed with the bounded parser, and refused args fail
+  // the job for good (a retry would read the same row), not the worker.
   std::string args_error;
   auto args = try_parse_json(claimed_job.args, "args", &args_error);
   if (!args) {
@@ -407,7 +414,8 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
     job.args = std::move(*args);
     const std::string worker_id = rj->worker;
     JobContext ctx(std::move(job), rj->stop.get_token(), [this, rj](const Json& value) {
-      completer->progress(rj->worker, rj->id, rj->attempt, value.dump());
+      completer->progress(rj->worker, rj->id, rj->attempt,
+                          clean_json_text(value.dump(-1, ' ', false, Json::error_handler_t::replace)));
     });
     try {
       outcome = entry.handler(ctx);
@@ -453,7 +461,7 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
     case Outcome::Kind::complete: {
       item.outcome = "complete";
       if (!outcome.result().is_null()) {
-        std::string text = outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace);
+        std::string text = clean_json_text(outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace));
         if (text.size() > kMaxResultBytes) {
           text = Json{{"error", "result larger than 1 MiB was dropped"}, {"bytes", text.size()}}.dump();
         }
@@ -470,13 +478,13 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
         std::lock_guard lock(rng_mutex);
         wait = entry.config.backoff.wait_after(rj->attempt, rng);
       }
-      item.delay_s = static_cast<double>(std::max<long long>(0, wait.count())) / 1000.0;
+      item.delay_s = delay_seconds(wait);
       item.error = clip_error(outcome.error());
       break;
     }
     case Outcome::Kind::snooze:
       item.outcome = "snooze";
-      item.delay_s = static_cast<double>(std::max<long long>(0, outcome.delay().value_or(Millis(0)).count())) / 1000.0;
+      item.delay_s = delay_seconds(outcome.delay().value_or(Millis(0)));
       break;
     case Outcome::Kind::fail:
       item.outcome = "fail";
