@@ -237,6 +237,14 @@ const std::vector<Section>& sections() {
             [](Config& c, const Value& v) { c.api.max_list_limit = static_cast<int>(as<long long>(v)); }},
            {"db_connections", Type::integer,
             [](Config& c, const Value& v) { c.api.db_connections = static_cast<int>(as<long long>(v)); }},
+           {"max_connections", Type::integer,
+            [](Config& c, const Value& v) { c.api.max_connections = static_cast<int>(as<long long>(v)); }},
+           {"max_header_bytes", Type::size,
+            [](Config& c, const Value& v) { c.api.max_header_bytes = as<std::size_t>(v); }},
+           {"max_response", Type::size, [](Config& c, const Value& v) { c.api.max_response = as<std::size_t>(v); }},
+           {"header_timeout", Type::duration, [](Config& c, const Value& v) { c.api.header_timeout = as<Millis>(v); }},
+           {"body_timeout", Type::duration, [](Config& c, const Value& v) { c.api.body_timeout = as<Millis>(v); }},
+           {"idle_timeout", Type::duration, [](Config& c, const Value& v) { c.api.idle_timeout = as<Millis>(v); }},
        }},
       {"log",
        {
@@ -613,6 +621,11 @@ void Config::apply_env(const std::vector<std::string>& env) {
       continue;
     }
     if (name.rfind("DOCKET_", 0) != 0) continue;
+    // A blank token list must not quietly mean "no authentication".
+    if (name == "DOCKET_API_TOKENS" && value.find_first_not_of(" ,\t") == std::string::npos) {
+      throw ConfigError("DOCKET_API_TOKENS is set but holds no token: unset it for tokenless loopback use, or set "
+                        "tokens (generate one with: openssl rand -hex 24)");
+    }
     std::string rest = name.substr(7);
     std::transform(rest.begin(), rest.end(), rest.begin(), [](unsigned char c) { return std::tolower(c); });
     for (const auto& s : sections()) {
@@ -661,6 +674,15 @@ void Config::validate() const {
   if (api.max_list_limit < 1) throw ConfigError("api.max_list_limit must be >= 1");
   if (api.db_connections < 1 || api.db_connections > 64)
     throw ConfigError("api.db_connections must be between 1 and 64");
+  if (api.max_connections < 8 || api.max_connections > 100000)
+    throw ConfigError("api.max_connections must be between 8 and 100000");
+  if (api.max_header_bytes < 1024 || api.max_header_bytes > (1u << 20))
+    throw ConfigError("api.max_header_bytes must be between 1KiB and 1MiB");
+  if (api.max_response < 4096) throw ConfigError("api.max_response must be at least 4KiB");
+  for (const auto& [key, d] : {std::pair{"api.header_timeout", api.header_timeout},
+                               {"api.body_timeout", api.body_timeout}, {"api.idle_timeout", api.idle_timeout}}) {
+    if (d < Millis(100)) throw ConfigError(std::string(key) + " must be at least 100ms");
+  }
 }
 
 }  // namespace docket
