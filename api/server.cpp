@@ -386,9 +386,10 @@ std::optional<Response> Server::Impl::check_head(const http::Message& head) cons
   const bool has_body = head.chunked() || (head.has_content_length() && field("Content-Length") != "0");
   if (tokens.empty() && write && has_body) {
     const std::string type = lower(field("Content-Type"));
-    const std::string media = type.substr(0, type.find(';'));
-    if (media.find_first_not_of(' ') == std::string::npos ||
-        media.substr(media.find_first_not_of(' '), 16) != "application/json") {
+    std::string media = type.substr(0, type.find(';'));
+    media.erase(0, std::min(media.size(), media.find_first_not_of(" \t")));
+    media.erase(media.find_last_not_of(" \t") + 1);
+    if (media != "application/json") {
       return refuse(415, "unsupported_media_type", "refused",
                     "a request body must be sent as Content-Type: application/json");
     }

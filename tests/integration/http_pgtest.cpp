@@ -296,6 +296,9 @@ TEST(HttpServer, TokenlessModeRefusesCrossSiteWrites) {
   EXPECT_EQ(r->status, 415);
   EXPECT_NE(r->body.find("unsupported_media_type"), std::string::npos);
   EXPECT_EQ(api.jobs(), 0);
+  EXPECT_EQ(c.Post("/jobs", R"({"kind":"evil"})", "application/jsonp")->status, 415);
+  EXPECT_EQ(c.Post("/jobs", R"({"kind":"evil"})", "")->status, 415);
+  EXPECT_EQ(api.jobs(), 0);
   // A foreign Origin is refused on writes, body or not.
   r = c.Post("/queues/default/pause", httplib::Headers{{"Origin", "http://evil.example"}}, "", "application/json");
   ASSERT_TRUE(r);
