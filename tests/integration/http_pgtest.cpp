@@ -359,6 +359,57 @@ TEST(HttpServer, ReadyFollowsTheDatabasesSchemaVersion) {
   EXPECT_NE(r->body.find("\"schema_version\":" + std::to_string(known_schema_version())), std::string::npos);
 }
 
+TEST(HttpServer, HealthAndReadyAnswerWithinASecondWhileTheDatabaseHangsAndThePoolIsBusy) {
+  // A "database" that accepts TCP connections and never says a word.
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(silent, 64), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
+  ApiConfig config;
+  config.threads = 1;
+  config.db_connections = 1;
+  api::Server server("postgresql://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/x", config, nullptr);
+  server.bind("127.0.0.1:0");
+  std::thread serving([&] { server.run(); });
+  // Occupy the only handler thread with requests stuck on the silent database.
+  std::vector<std::thread> stuck;
+  for (int i = 0; i < 3; ++i) {
+    stuck.emplace_back([&] {
+      httplib::Client c("127.0.0.1", server.port());
+      c.set_read_timeout(2, 0);
+      const auto t = SteadyClock::now();
+      auto r = c.Get("/queues");
+      std::printf("stuck GET /queues: %d after %.2fs\n", r ? r->status : -1,
+                  std::chrono::duration<double>(SteadyClock::now() - t).count());
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  httplib::Client c("127.0.0.1", server.port());
+  for (int round = 0; round < 3; ++round) {
+    auto t = SteadyClock::now();
+    auto r = c.Get("/health");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_LT(std::chrono::duration<double>(SteadyClock::now() - t).count(), 0.5);
+    t = SteadyClock::now();
+    r = c.Get("/ready");
+    ASSERT_TRUE(r);
+    const double secs = std::chrono::duration<double>(SteadyClock::now() - t).count();
+    std::printf("/ready with a silent database and a busy pool: %d in %.3fs\n", r->status, secs);
+    EXPECT_EQ(r->status, 503);
+    EXPECT_NE(r->body.find("unavailable"), std::string::npos) << r->body;
+    EXPECT_LT(secs, 1.5);
+  }
+  server.stop();
+  for (auto& t : stuck) t.join();
+  serving.join();
+  ::close(silent);
+}
+
 TEST(HttpServer, ListPagesAreCappedInBytesAndPagingStillSeesEveryRow) {
   ApiConfig config;
   config.max_response = 4096;
