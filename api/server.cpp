@@ -2,14 +2,20 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 
-#include <httplib.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <algorithm>
 #include <chrono>
+#include <future>
+#include <mutex>
+#include <regex>
+#include <thread>
 
 #include "docket/errors.hpp"
 #include "docket/time.hpp"
 #include "errors.hpp"
+#include "http_server.hpp"
 #include "requests.hpp"
 #include "submitter.hpp"
 
@@ -17,46 +23,27 @@ namespace docket::api {
 
 namespace {
 
-using Request = httplib::Request;
-using Response = httplib::Response;
-using SteadyClock = std::chrono::steady_clock;
+using Request = http::Request;
+using Response = http::Response;
+namespace net = boost::asio;
 
-// Per-request bookkeeping for the access metrics: httplib serves a request on one thread.
-thread_local SteadyClock::time_point t_started;
-thread_local const char* t_route = "unmatched";
+/// /ready's whole budget: the database must connect and answer within it.
+constexpr int kReadySeconds = 1;
 
 void write_json(Response& res, int status, const Json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+  res.content_type = "application/json";
+  res.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Response error_response(int status, const std::string& code, const std::string& message) {
+  Response res;
+  write_json(res, status, Json{{"error", {{"code", code}, {"message", message}}}});
+  return res;
 }
 
 void write_error(Response& res, int status, const std::string& code, const std::string& message) {
   write_json(res, status, Json{{"error", {{"code", code}, {"message", message}}}});
-}
-
-const char* code_for_status(int status) {
-  switch (status) {
-    case 400:
-      return "bad_request";
-    case 401:
-      return "unauthorized";
-    case 404:
-      return "not_found";
-    case 405:
-      return "method_not_allowed";
-    case 409:
-      return "conflict";
-    case 413:
-      return "payload_too_large";
-    case 414:
-      return "uri_too_long";
-    case 422:
-      return "unprocessable";
-    case 503:
-      return "unavailable";
-    default:
-      return status >= 500 ? "internal" : "error";
-  }
 }
 
 /// Compares without leaking where the first difference is: every byte of the longer string is
@@ -72,38 +59,115 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-/// A page of a list: {"<name>": [...], "next_after": the last id when the page is full, else null}.
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+/// A page of a list: {"<name>": [...], "next_after": id}. Rows stop when the page is full or the
+/// answer would pass `max_bytes` (one row is always answered); next_after is then the last id
+/// sent, else null.
 template <class T>
-void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit) {
-  Json body = {{name, rows}, {"next_after", nullptr}};
-  if (!rows.empty() && static_cast<int>(rows.size()) == limit) body["next_after"] = rows.back().id;
-  write_json(res, 200, body);
+void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit, std::size_t max_bytes) {
+  std::string body = std::string("{\"") + name + "\":[";
+  std::size_t sent = 0;
+  std::int64_t last = 0;
+  for (const auto& row : rows) {
+    std::string item = Json(row).dump(-1, ' ', false, Json::error_handler_t::replace);
+    if (sent > 0 && body.size() + item.size() + 64 > max_bytes) break;
+    if (sent > 0) body += ',';
+    body += item;
+    last = row.id;
+    ++sent;
+  }
+  const bool more = sent > 0 && (sent < rows.size() || static_cast<int>(rows.size()) == limit);
+  body += "],\"next_after\":" + (more ? std::to_string(last) : std::string("null")) + "}";
+  res.status = 200;
+  res.content_type = "application/json";
+  res.body = std::move(body);
 }
 
 std::int64_t path_id(const Request& req) {
   try {
-    return std::stoll(req.matches[1].str());
+    return std::stoll(req.groups.at(0));
   } catch (...) {
-    throw ApiError(404, "not_found", "no job with id " + req.matches[1].str());
+    throw ApiError(404, "not_found", "no job with id " + (req.groups.empty() ? std::string() : req.groups[0]));
   }
 }
 
-/// Widens httplib's listen backlog (compiled in as 5 in Debian's library): a burst of clients
-/// connecting at once would otherwise see SYNs dropped and wait a second to retry.
-void widen_backlog(int port) {
-  for (int fd = 3; fd < 4096; ++fd) {
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_storage addr{};
-    socklen_t alen = sizeof addr;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
-    int bound = -1;
-    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-    if (bound == port) ::listen(fd, 1024);
+/// Answers /ready from its own lane: one probe of the database at a time, shared by every request
+/// waiting for it, each of which gives up at its own deadline.
+class ReadyLane {
+ public:
+  /// What a probe found: the schema version, or why there is none.
+  struct Outcome {
+    int version = -1;
+    std::string error;
+  };
+
+  explicit ReadyLane(std::string url) : url_(std::move(url)), pool_(2) {}
+  ~ReadyLane() {
+    pool_.join();
+    std::lock_guard lock(mutex_);
+    if (probe_.joinable()) probe_.join();
   }
-}
+
+  /// Calls `done` with 200 or 503 within about kReadySeconds, whatever the database does.
+  void check(std::function<void(Response)> done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kReadySeconds);
+    net::post(pool_, [this, deadline, done = std::move(done)] {
+      Response res;
+      res.route = "/ready";
+      auto outcome = current();
+      if (outcome.wait_until(deadline) != std::future_status::ready) {
+        write_json(res, 503, Json{{"status", "unavailable"}, {"reason", "the database did not answer within 1s"}});
+        return done(std::move(res));
+      }
+      const Outcome o = outcome.get();
+      const int want = known_schema_version();
+      if (!o.error.empty()) {
+        write_json(res, 503, Json{{"status", "unavailable"}, {"reason", o.error}});
+      } else if (o.version != want) {
+        write_json(res, 503,
+                   Json{{"status", "schema_mismatch"},
+                        {"reason", o.version < 0 ? "the database has no docket schema: run `docket migrate`"
+                                                 : "the database schema is at version " + std::to_string(o.version) +
+                                                       ", this binary needs " + std::to_string(want)},
+                        {"schema_version", o.version},
+                        {"binary_schema_version", want}});
+      } else {
+        write_json(res, 200, Json{{"status", "ready"}, {"schema_version", o.version}});
+      }
+      done(std::move(res));
+    });
+  }
+
+ private:
+  /// The probe in flight, or a new one when the last has finished.
+  std::shared_future<Outcome> current() {
+    std::lock_guard lock(mutex_);
+    if (inflight_.valid() && inflight_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return inflight_;
+    if (probe_.joinable()) probe_.join();  // finished: its future is ready
+    auto promise = std::make_shared<std::promise<Outcome>>();
+    inflight_ = promise->get_future().share();
+    probe_ = std::thread([url = url_, promise] {
+      Outcome o;
+      try {
+        o.version = database_schema_version(url, kReadySeconds);
+      } catch (const std::exception& e) {
+        o.error = std::string("the database does not answer: ") + e.what();
+      }
+      promise->set_value(std::move(o));
+    });
+    return inflight_;
+  }
+
+  std::string url_;
+  net::thread_pool pool_;
+  std::mutex mutex_;
+  std::shared_future<Outcome> inflight_;
+  std::thread probe_;
+};
 
 }  // namespace
 
@@ -162,13 +226,36 @@ struct Server::Impl {
         client(url, ClientOptions{config.db_connections, "docket-api", true, config.statement_timeout,
                                   config.lock_timeout}),
         submitter(client, std::max(1, config.db_connections / 2)),  // the rest serve reads
-        tokens(parse_tokens(config.tokens)) {}
+        tokens(parse_tokens(config.tokens)),
+        http(limits(config), handlers()),
+        ready(url),
+        pool(static_cast<std::size_t>(std::max(1, config.threads))) {}
+  ~Impl() {
+    http.stop();
+    pool.join();
+  }
 
   using Handler = std::function<void(const Request&, Response&)>;
+  /// A route: the method, a pattern matched against the whole decoded path, the name metrics use.
+  struct Route {
+    std::string method;
+    std::regex pattern;
+    const char* name;
+    Handler handler;
+  };
   void route(const std::string& method, const std::string& pattern, const char* name, Handler handler);
   void routes();
+  static http::Limits limits(const ApiConfig& c);
+  http::Handlers handlers();
+  /// An answer to give before reading the body (auth, Host, Origin, Content-Type), or nullopt.
+  std::optional<Response> check_head(const http::Message& head) const;
   /// nullopt when the request may proceed; else the 401 message.
-  std::optional<std::string> auth_failure(const Request& req) const;
+  std::optional<std::string> auth_failure(const std::string& path, const http::Message& head) const;
+  /// Host values this server answers to without tokens: the listen address and loopback names, with the port.
+  bool allowed_host(const std::string& host) const;
+  /// Runs the matching route on the handler pool (health inline, ready on its lane).
+  void handle(Request req, std::function<void(Response)> done);
+  Response run_route(Request& req);
   std::vector<GaugeSample> database_gauges();
 
   ApiConfig config;
@@ -176,15 +263,51 @@ struct Server::Impl {
   Client client;
   Submitter submitter;
   std::vector<Token> tokens;
-  httplib::Server server;
+  std::vector<Route> table;
+  std::string listen_host;
   int port = -1;
+  // Destroyed in reverse order: the pools finish before the transport they answer through goes.
+  http::HttpServer http;
+  ReadyLane ready;
+  net::thread_pool pool;
 };
 
+http::Limits Server::Impl::limits(const ApiConfig& c) {
+  http::Limits l;
+  l.max_header_bytes = c.max_header_bytes;
+  l.max_body = c.max_body;
+  l.header_timeout = c.header_timeout;
+  l.body_timeout = c.body_timeout;
+  l.idle_timeout = c.idle_timeout;
+  l.max_connections = c.max_connections;
+  return l;
+}
+
+http::Handlers Server::Impl::handlers() {
+  http::Handlers h;
+  h.check_head = [this](const http::Message& head) { return check_head(head); };
+  h.handle = [this](Request req, std::function<void(Response)> done) { handle(std::move(req), std::move(done)); };
+  h.observe = [this](const std::string& method, const Response& res, double secs) {
+    metrics->api_request(res.route, method, res.status, secs);
+  };
+  h.error = &error_response;
+  return h;
+}
+
 void Server::Impl::route(const std::string& method, const std::string& pattern, const char* name, Handler handler) {
-  auto wrapped = [name, handler = std::move(handler)](const Request& req, Response& res) {
-    t_route = name;
+  table.push_back({method, std::regex(pattern), name, std::move(handler)});
+}
+
+Response Server::Impl::run_route(Request& req) {
+  Response res;
+  const std::string method = req.method();
+  for (const auto& r : table) {
+    std::smatch m;
+    if (r.method != method || !std::regex_match(req.path, m, r.pattern)) continue;
+    for (std::size_t i = 1; i < m.size(); ++i) req.groups.push_back(m[i].str());
+    res.route = r.name;
     try {
-      handler(req, res);
+      r.handler(req, res);
     } catch (const ApiError& e) {
       write_error(res, e.status(), e.code(), e.what());
     } catch (const TooLarge& e) {
@@ -204,20 +327,92 @@ void Server::Impl::route(const std::string& method, const std::string& pattern, 
     } catch (const std::exception& e) {
       write_error(res, 500, "internal", e.what());
     }
-  };
-  if (method == "GET") server.Get(pattern, wrapped);
-  if (method == "POST") server.Post(pattern, wrapped);
-  if (method == "PUT") server.Put(pattern, wrapped);
+    return res;
+  }
+  write_error(res, 404, "route_not_found", "no route " + method + " " + req.path + "; see GET /openapi.json");
+  return res;
 }
 
-std::optional<std::string> Server::Impl::auth_failure(const Request& req) const {
+void Server::Impl::handle(Request req, std::function<void(Response)> done) {
+  const bool get = req.method() == "GET";
+  if (get && req.path == "/health") {
+    // Liveness: answered on the I/O thread, needing neither the handler pool nor the database.
+    Response res;
+    res.route = "/health";
+    write_json(res, 200, Json{{"status", "ok"}, {"schema_version", known_schema_version()}});
+    return done(std::move(res));
+  }
+  if (get && req.path == "/ready") return ready.check(std::move(done));
+  net::post(pool, [this, req = std::move(req), done = std::move(done)]() mutable { done(run_route(req)); });
+}
+
+bool Server::Impl::allowed_host(const std::string& host) const {
+  const std::string p = ":" + std::to_string(port);
+  const std::string h = lower(host);
+  const std::string own = listen_host.find(':') != std::string::npos ? "[" + listen_host + "]" : listen_host;
+  return h == lower(own) + p || h == "localhost" + p || h == "127.0.0.1" + p || h == "[::1]" + p;
+}
+
+std::optional<Response> Server::Impl::check_head(const http::Message& head) const {
+  std::string path;
+  std::multimap<std::string, std::string> ignored;
+  http::split_target(std::string(head.target()), path, ignored);
+  const std::string method(head.method_string());
+  const bool write = method != "GET" && method != "HEAD" && method != "OPTIONS";
+  const auto field = [&head](const char* name) {
+    const auto it = head.find(name);
+    return it == head.end() ? std::string() : std::string(it->value());
+  };
+  const std::string host = field("Host");
+  auto refuse = [](int status, const char* code, const char* route, const std::string& message) {
+    Response res = error_response(status, code, message);
+    res.route = route;
+    return std::optional<Response>(std::move(res));
+  };
+  // Without tokens the only guard is the loopback address: a browser page on another site must
+  // not reach it by DNS rebinding (foreign Host) or by a cross-site form or fetch (foreign Origin).
+  if (tokens.empty() && !allowed_host(host)) {
+    return refuse(421, "misdirected_request", "refused",
+                  "Host \"" + host + "\" is not this server's address; without API tokens only localhost:" +
+                      std::to_string(port) + " (or 127.0.0.1, [::1]) is answered");
+  }
+  if (auto why = auth_failure(path, head)) {
+    auto res = refuse(401, "unauthorized", "auth", *why);
+    res->headers.emplace_back("WWW-Authenticate", "Bearer");
+    return res;
+  }
+  const std::string origin = lower(field("Origin"));
+  if (write && !origin.empty() && origin != "http://" + lower(host) && origin != "https://" + lower(host)) {
+    return refuse(403, "forbidden_origin", "refused",
+                  "cross-origin writes are refused (Origin \"" + field("Origin") + "\" is not this server)");
+  }
+  const bool has_body = head.chunked() || (head.has_content_length() && field("Content-Length") != "0");
+  if (tokens.empty() && write && has_body) {
+    const std::string type = lower(field("Content-Type"));
+    std::string media = type.substr(0, type.find(';'));
+    media.erase(0, std::min(media.size(), media.find_first_not_of(" \t")));
+    media.erase(media.find_last_not_of(" \t") + 1);
+    if (media != "application/json") {
+      return refuse(415, "unsupported_media_type", "refused",
+                    "a request body must be sent as Content-Type: application/json");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Server::Impl::auth_failure(const std::string& path, const http::Message& head) const {
   if (tokens.empty()) return std::nullopt;  // loopback only, enforced at bind
-  if (req.path == "/health") return std::nullopt;
-  if (req.path == "/metrics" && !config.metrics_auth) return std::nullopt;
-  const std::string header = req.get_header_value("Authorization");
-  if (header.empty()) return "missing Authorization: Bearer <token>";
-  if (header.rfind("Bearer ", 0) != 0) return "the Authorization header must be: Bearer <token>";
-  const std::string presented = header.substr(7);
+  if (path == "/health" || path == "/ready") return std::nullopt;
+  if (path == "/metrics" && !config.metrics_auth) return std::nullopt;
+  const auto it = head.find("Authorization");
+  if (it == head.end()) return "missing Authorization: Bearer <token>";
+  const std::string header(it->value());
+  const auto space = header.find(' ');
+  // RFC 7235: the scheme is case-insensitive.
+  if (space == std::string::npos || lower(header.substr(0, space)) != "bearer")
+    return "the Authorization header must be: Bearer <token>";
+  const auto begin = header.find_first_not_of(' ', space);
+  const std::string presented = begin == std::string::npos ? std::string() : header.substr(begin);
   for (const auto& t : tokens) {
     if (constant_time_equal(presented, t.secret)) {
       if (t.expires && Clock::now() >= *t.expires) return "this token has expired";
@@ -261,15 +456,15 @@ void Server::Impl::routes() {
   // jobs ---------------------------------------------------------------------------------------
   route("POST", "/jobs", "/jobs", [this](const Request& req, Response& res) {
     std::optional<std::string> idem;
-    if (req.has_header("Idempotency-Key")) idem = req.get_header_value("Idempotency-Key");
-    const EnqueueRequest r = parse_enqueue(req.body, idem);
+    if (req.message.find("Idempotency-Key") != req.message.end()) idem = req.header("Idempotency-Key");
+    const EnqueueRequest r = parse_enqueue(req.message.body(), idem);
     const Submitted s = submitter.submit(r);
-    res.set_header("Location", "/jobs/" + std::to_string(s.job.id));
+    res.headers.emplace_back("Location", "/jobs/" + std::to_string(s.job.id));
     write_json(res, s.created ? 201 : 200, Json(s.job));
   });
   route("GET", "/jobs", "/jobs", [this](const Request& req, Response& res) {
     const JobFilter f = parse_job_filter(req.params, config.max_list_limit);
-    write_page(res, "jobs", client.jobs(f), f.limit);
+    write_page(res, "jobs", client.jobs(f), f.limit, config.max_response);
   });
   route("GET", R"(/jobs/(\d{1,18}))", "/jobs/{id}", [this](const Request& req, Response& res) {
     const auto id = path_id(req);
@@ -317,7 +512,7 @@ void Server::Impl::routes() {
   for (const bool pause : {true, false}) {
     route("POST", pause ? R"(/queues/([^/]+)/pause)" : R"(/queues/([^/]+)/resume)",
           pause ? "/queues/{queue}/pause" : "/queues/{queue}/resume", [this, pause](const Request& req, Response& res) {
-            const std::string queue = req.matches[1].str();
+            const std::string queue = req.groups.at(0);
             if (pause) {
               client.pause(queue);
             } else {
@@ -330,8 +525,8 @@ void Server::Impl::routes() {
     write_json(res, 200, Json{{"limits", client.limits()}});
   });
   route("PUT", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
-    const std::string kind = req.matches[1].str();
-    const auto limit = parse_limit(req.body);
+    const std::string kind = req.groups.at(0);
+    const auto limit = parse_limit(req.message.body());
     client.set_limit(kind, limit);
     for (const auto& k : client.limits()) {
       if (k.kind == kind) return write_json(res, 200, Json(k));
@@ -342,7 +537,7 @@ void Server::Impl::routes() {
   // crawls ------------------------------------------------------------------------------------------
   route("GET", "/crawls", "/crawls", [this](const Request& req, Response& res) {
     const CrawlFilter f = parse_crawl_filter(req.params, config.max_list_limit);
-    write_page(res, "crawls", client.crawls(f), f.limit);
+    write_page(res, "crawls", client.crawls(f), f.limit, config.max_response);
   });
   route("GET", R"(/crawls/(\d{1,18}))", "/crawls/{id}", [this](const Request& req, Response& res) {
     const auto id = path_id(req);
@@ -352,81 +547,23 @@ void Server::Impl::routes() {
   });
 
   // operations -------------------------------------------------------------------------------------
-  route("GET", "/health", "/health", [this](const Request&, Response& res) {
-    client.ping();
-    write_json(res, 200, Json{{"status", "ok"}, {"database", "ok"}, {"schema_version", known_schema_version()}});
-  });
   route("GET", "/metrics", "/metrics", [this](const Request&, Response& res) {
     res.status = 200;
-    res.set_content(metrics->render(database_gauges()), "text/plain; version=0.0.4; charset=utf-8");
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res.body = metrics->render(database_gauges());
   });
   route("GET", "/openapi.json", "/openapi.json", [](const Request&, Response& res) {
     res.status = 200;
-    res.set_content(openapi_document(), "application/json");
+    res.body = openapi_document();
   });
 }
 
 Server::Server(const std::string& database_url, ApiConfig config, std::shared_ptr<Metrics> metrics)
     : impl_(std::make_unique<Impl>(database_url, std::move(config), std::move(metrics))) {
-  auto& s = impl_->server;
-  const int threads = impl_->config.threads;
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  s.set_payload_max_length(impl_->config.max_body);
-  // Headers and body go out in separate writes: without TCP_NODELAY, Nagle holds the body until
-  // the client's delayed ACK (40 ms) on every keep-alive request.
-  s.set_tcp_nodelay(true);
-  s.set_read_timeout(10, 0);
-  s.set_write_timeout(10, 0);
-  s.set_keep_alive_timeout(5);
-  // A keep-alive connection holds a pool thread while it lasts; recycling it every 100 requests
-  // lets connections beyond the pool size take turns instead of waiting seconds.
-  s.set_keep_alive_max_count(100);
-  s.set_pre_routing_handler([this](const Request& req, Response& res) {
-    t_started = SteadyClock::now();
-    t_route = "unmatched";
-    // `curl -X POST url` sends neither Content-Length nor a chunked body, which the (compiled)
-    // httplib rejects with a bare 400 when it reads the body, right after this hook. Such a
-    // request has no body: say so. The Request is httplib's own mutable object, passed as const.
-    if ((req.method == "POST" || req.method == "PUT") && !req.has_header("Content-Length") &&
-        !req.has_header("Transfer-Encoding")) {
-      const_cast<Request&>(req).headers.emplace("Content-Length", "0");
-    }
-    if (auto why = impl_->auth_failure(req)) {
-      t_route = "auth";
-      res.set_header("WWW-Authenticate", "Bearer");
-      write_error(res, 401, "unauthorized", *why);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // Errors httplib produces itself (404 for unknown routes, 413 over the body cap, 400 for
-  // unreadable requests) get the same JSON shape as ours. Our own errors already have a body.
-  s.set_error_handler(httplib::Server::HandlerWithResponse([](const Request& req, Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string message;
-    switch (res.status) {
-      case 404:
-        message = "no route " + req.method + " " + req.path + "; see GET /openapi.json";
-        break;
-      case 413:
-        message = "the request body is larger than the server accepts (api.max_body)";
-        break;
-      default:
-        message = std::string("HTTP ") + std::to_string(res.status) + " " + code_for_status(res.status);
-    }
-    write_error(res, res.status, res.status == 404 ? "route_not_found" : code_for_status(res.status), message);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  s.set_logger([this](const Request& req, const Response& res) {
-    const double secs = std::chrono::duration<double>(SteadyClock::now() - t_started).count();
-    impl_->metrics->api_request(t_route, req.method, res.status, secs);
-  });
   impl_->routes();
 }
 
-Server::~Server() {
-  stop();
-}
+Server::~Server() = default;
 
 void Server::bind(const std::string& listen) {
   const auto [host, port] = parse_listen(listen);
@@ -435,16 +572,13 @@ void Server::bind(const std::string& listen) {
         "refusing to listen on " + host +
         " without an API token: set api.tokens in the config or DOCKET_API_TOKENS, or listen on 127.0.0.1");
   }
-  if (port == 0) {
-    impl_->port = impl_->server.bind_to_any_port(host);
-  } else {
-    impl_->port = impl_->server.bind_to_port(host, port) ? port : -1;
-  }
-  if (impl_->port <= 0) {
-    throw ConfigError("cannot listen on " + listen + ": " + std::strerror(errno) +
+  try {
+    impl_->port = impl_->http.bind(host, port);
+  } catch (const std::exception& e) {
+    throw ConfigError("cannot listen on " + listen + ": " + e.what() +
                       " (is another process using the port? set api.listen or --listen)");
   }
-  widen_backlog(impl_->port);
+  impl_->listen_host = host;
 }
 
 int Server::port() const {
@@ -452,11 +586,11 @@ int Server::port() const {
 }
 
 bool Server::run() {
-  return impl_->server.listen_after_bind();
+  return impl_->http.run();
 }
 
 void Server::stop() {
-  if (impl_ && impl_->server.is_running()) impl_->server.stop();
+  if (impl_) impl_->http.stop();
 }
 
 }  // namespace docket::api

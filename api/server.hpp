@@ -1,6 +1,6 @@
 #pragma once
-// The HTTP API: a thin adapter over docket::Client (no SQL here), served by cpp-httplib with a
-// fixed thread pool and a small fixed pool of database connections.
+// The HTTP API: a thin adapter over docket::Client (no SQL here), served by Boost.Beast (http_server.hpp) with a
+// bounded handler pool and a small fixed pool of database connections.
 #include <memory>
 #include <string>
 #include <utility>

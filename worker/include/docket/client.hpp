@@ -84,5 +84,8 @@ class Client {
 int migrate(const std::string& database_url);
 /// The schema version this binary was built with.
 int known_schema_version();
+/// The schema version recorded in the database at `database_url` (-1: no docket schema), over a
+/// fresh connection that gives up after `timeout_seconds` to connect and to answer. Throws Unavailable.
+int database_schema_version(const std::string& database_url, int timeout_seconds);
 
 }  // namespace docket

@@ -104,11 +104,17 @@ struct ApiConfig {
   std::vector<std::string> tokens;
   bool metrics_auth = false;       ///< require a token for /metrics
   std::size_t max_body = 1 << 20;  ///< bytes; larger bodies get 413
-  int threads = 64;                /// fixed pool: connections beyond it wait their turn
+  int threads = 16;                ///< handler pool; slow or idle connections never hold one
   int max_list_limit = 500;
   int db_connections = 4;
   Millis statement_timeout{5000};  ///< per database statement of an API call: past it, 503
   Millis lock_timeout{2000};       ///< per lock wait (a unique_key held by an open transaction): past it, 503
+  int max_connections = 1024;              ///< open connections; more get 503 and are closed
+  std::size_t max_header_bytes = 16 << 10;  ///< request line plus headers; more get 431
+  std::size_t max_response = 8 << 20;       ///< list pages stop adding rows past this many bytes
+  Millis header_timeout{10'000};            ///< to receive a request's head; then 408 and close
+  Millis body_timeout{30'000};              ///< to receive a body (and to send an answer)
+  Millis idle_timeout{5'000};               ///< a keep-alive connection waiting for its next request
 };
 
 struct LogConfig {

@@ -240,6 +240,14 @@ const std::vector<Section>& sections() {
            {"statement_timeout", Type::duration,
             [](Config& c, const Value& v) { c.api.statement_timeout = as<Millis>(v); }},
            {"lock_timeout", Type::duration, [](Config& c, const Value& v) { c.api.lock_timeout = as<Millis>(v); }},
+           {"max_connections", Type::integer,
+            [](Config& c, const Value& v) { c.api.max_connections = static_cast<int>(as<long long>(v)); }},
+           {"max_header_bytes", Type::size,
+            [](Config& c, const Value& v) { c.api.max_header_bytes = as<std::size_t>(v); }},
+           {"max_response", Type::size, [](Config& c, const Value& v) { c.api.max_response = as<std::size_t>(v); }},
+           {"header_timeout", Type::duration, [](Config& c, const Value& v) { c.api.header_timeout = as<Millis>(v); }},
+           {"body_timeout", Type::duration, [](Config& c, const Value& v) { c.api.body_timeout = as<Millis>(v); }},
+           {"idle_timeout", Type::duration, [](Config& c, const Value& v) { c.api.idle_timeout = as<Millis>(v); }},
        }},
       {"log",
        {
@@ -640,6 +648,11 @@ void Config::apply_env(const std::vector<std::string>& env) {
       continue;
     }
     if (name.rfind("DOCKET_", 0) != 0) continue;
+    // A blank token list must not quietly mean "no authentication".
+    if (name == "DOCKET_API_TOKENS" && value.find_first_not_of(" ,\t") == std::string::npos) {
+      throw ConfigError("DOCKET_API_TOKENS is set but holds no token: unset it for tokenless loopback use, or set "
+                        "tokens (generate one with: openssl rand -hex 24)");
+    }
     std::string rest = name.substr(7);
     std::transform(rest.begin(), rest.end(), rest.begin(), [](unsigned char c) { return std::tolower(c); });
     for (const auto& s : sections()) {
@@ -692,6 +705,15 @@ void Config::validate() const {
     throw ConfigError("api.statement_timeout must be between 100ms and 1h");
   if (api.lock_timeout < Millis(10) || api.lock_timeout > api.statement_timeout)
     throw ConfigError("api.lock_timeout must be at least 10ms and at most api.statement_timeout");
+  if (api.max_connections < 8 || api.max_connections > 100000)
+    throw ConfigError("api.max_connections must be between 8 and 100000");
+  if (api.max_header_bytes < 1024 || api.max_header_bytes > (1u << 20))
+    throw ConfigError("api.max_header_bytes must be between 1KiB and 1MiB");
+  if (api.max_response < 4096) throw ConfigError("api.max_response must be at least 4KiB");
+  for (const auto& [key, d] : {std::pair{"api.header_timeout", api.header_timeout},
+                               {"api.body_timeout", api.body_timeout}, {"api.idle_timeout", api.idle_timeout}}) {
+    if (d < Millis(100)) throw ConfigError(std::string(key) + " must be at least 100ms");
+  }
 }
 
 }  // namespace docket

@@ -152,6 +152,11 @@ int migrate(const std::string& database_url) {
   return session.migrate();
 }
 
+int database_schema_version(const std::string& database_url, int timeout_seconds) {
+  db::Session session(db::with_timeouts(database_url, timeout_seconds), "docket-ready");
+  return session.schema_version();
+}
+
 int known_schema_version() {
   return db::migrations().empty() ? 0 : db::migrations().back().version;
 }

@@ -66,6 +66,17 @@ std::string with_connection_defaults(const std::string& url) {
   return out;
 }
 
+std::string with_timeouts(const std::string& url, int seconds) {
+  const std::string n = std::to_string(seconds);
+  const std::string ms = std::to_string(seconds * 1000);
+  // Later parameters win in libpq, so these override the URL's own.
+  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + n +
+           "&options=-c%20statement_timeout%3D" + ms;
+  }
+  return url + (url.empty() ? "" : " ") + "connect_timeout=" + n + " options='-c statement_timeout=" + ms + "'";
+}
+
 Session::Session(std::string url, std::string application_name, Plans plans)
     : url_(std::move(url)),
       application_name_(std::move(application_name)),

@@ -236,5 +236,7 @@ class Session {
 
 /// Adds keepalive and connect_timeout defaults to a libpq URI or conninfo string.
 std::string with_connection_defaults(const std::string& url);
+/// `url` with connect_timeout and statement_timeout set to `seconds`: for probes that must answer quickly.
+std::string with_timeouts(const std::string& url, int seconds);
 
 }  // namespace docket::db
