@@ -20,6 +20,9 @@ import yaml
 
 # The highest `systemd-analyze security` exposure a unit may have (deploy/README.md states it).
 MAX_EXPOSURE = 2.0
+# Seconds a worker must keep running on an example config (waiting for its database) to count
+# as having accepted it; refusals exit within milliseconds.
+CONFIG_PATIENCE = 1.5
 # worker.shutdown_timeout when the config sets none.
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 # Options every unit must carry, with their value (deploy/README.md lists what to relax).
@@ -145,8 +148,9 @@ def check_compose(bundle):
 
 
 def check_configs_load(bundle):
-    """docket itself reads every example docket.toml: exit 5 (database unreachable) means the
-    configuration was accepted; 2 is a configuration error, which docket names."""
+    """`docket worker` itself loads every example docket.toml against an unreachable database: a
+    worker that accepts its configuration (and has kinds to run) waits for the database; one that
+    refuses it exits at once with exit code 2 and says why."""
     errors = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_") and k != "DATABASE_URL"}
     with tempfile.TemporaryDirectory() as directory:
@@ -154,11 +158,16 @@ def check_configs_load(bundle):
             path = os.path.join(directory, "docket.toml")
             with open(path, "w") as f:
                 f.write(text)
-            run = subprocess.run([bundle["docket_bin"], "--config", path, "--database-url",
-                                  "postgresql://docket@127.0.0.1:1/none", "migrate"],
-                                 capture_output=True, text=True, env=env, timeout=30)
-            if run.returncode != 5:
-                errors.append(f"{label}: docket refuses it (exit {run.returncode}): {run.stderr.strip()}")
+            worker = subprocess.Popen([bundle["docket_bin"], "--config", path, "--database-url",
+                                       "postgresql://docket@127.0.0.1:1/none", "worker"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                code = worker.wait(timeout=CONFIG_PATIENCE)
+                errors.append(f"{label}: docket worker refuses it (exit {code}): {worker.stderr.read().strip()}")
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            worker.stderr.close()
     if not bundle["config_texts"]:
         errors.append("no docket.toml found in compose.yaml volumes or a k8s ConfigMap")
     return errors
@@ -538,6 +547,8 @@ def misspell_configmap(b):
 
 MUTATIONS = [
     ("ConfigMap docket.toml with a misspelt key", check_configs_load, misspell_configmap),
+    ("ConfigMap docket.toml without kinds", check_configs_load,
+     lambda b: b["config_texts"].update({k: v.split("[kinds.")[0] for k, v in b["config_texts"].items()})),
     ("compose docket.toml with a bad duration", check_configs_load,
      lambda b: b["config_texts"].update({"deploy/docket.toml": b["config_texts"]["deploy/docket.toml"].replace('"30s"', '"30x"')})),
     ("compose worker grace below shutdown_timeout", check_compose,
