@@ -7,6 +7,7 @@ Usage: check.py SOURCE_DIR DOCKET_BINARY   (run by ctest as deploy_files_are_val
 """
 import contextlib
 import copy
+import http.server
 import io
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import tomllib
 
 import yaml
@@ -170,6 +172,45 @@ def check_configs_load(bundle):
             worker.stderr.close()
     if not bundle["config_texts"]:
         errors.append("no docket.toml found in compose.yaml volumes or a k8s ConfigMap")
+    return errors
+
+
+def run_healthcheck(test, port, status):
+    """Runs compose's api healthcheck command (CMD form) against a local server whose /ready
+    answers `status`; True when the healthcheck passes."""
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status if self.path == "/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        argv = [str(a).replace(str(port), str(server.server_port)) for a in test[1:]]
+        return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def check_compose_healthcheck_runs(bundle):
+    """The api healthcheck really speaks HTTP: it passes on 200 from /ready and fails on 503."""
+    api = bundle["compose"].get("services", {}).get("api", {})
+    test = api.get("healthcheck", {}).get("test", [])
+    if not test or test[0] != "CMD":
+        return ["compose: the api healthcheck must be a CMD list"]
+    if not shutil.which(str(test[1])):
+        print(f"SKIP running the api healthcheck: {test[1]} is not installed")
+        return []
+    port = re.search(r":(\d+)$", str(api.get("ports", ["8080"])[0])).group(1)
+    errors = []
+    if not run_healthcheck(test, port, 200):
+        errors.append("compose: the api healthcheck fails although /ready answers 200")
+    if run_healthcheck(test, port, 503):
+        errors.append("compose: the api healthcheck passes although /ready answers 503")
     return errors
 
 
@@ -489,7 +530,7 @@ def check_units_security(bundle):
     return errors
 
 
-CHECKS = [check_configs_load, check_compose, check_k8s_objects, check_k8s_migrate, check_k8s_worker, check_k8s_api,
+CHECKS = [check_configs_load, check_compose, check_compose_healthcheck_runs, check_k8s_objects, check_k8s_migrate, check_k8s_worker, check_k8s_api,
           check_k8s_secrets, check_k8s_non_root, check_k8s_pdb_hpa, check_containerfile, check_units,
           check_units_verify, check_units_security]
 
@@ -556,6 +597,11 @@ MUTATIONS = [
     ("compose config shutdown_timeout raised above the grace", check_compose, config_shutdown_timeout),
     ("compose api healthcheck on /health", check_compose,
      lambda b: b["compose"]["services"]["api"]["healthcheck"].update({"test": ["CMD", "true", "/health"]})),
+    ("compose api healthcheck ignores the status", check_compose_healthcheck_runs,
+     lambda b: b["compose"]["services"]["api"]["healthcheck"]["test"].__setitem__(-1, "exec 3<>/dev/tcp/127.0.0.1/8080")),
+    ("compose api healthcheck asks another path", check_compose_healthcheck_runs,
+     lambda b: b["compose"]["services"]["api"]["healthcheck"]["test"].__setitem__(
+         -1, b["compose"]["services"]["api"]["healthcheck"]["test"][-1].replace("/ready", "/health"))),
     ("compose migrate restarts", check_compose,
      lambda b: b["compose"]["services"]["migrate"].update({"restart": "on-failure"})),
     ("compose worker starts before migrate completes", check_compose,
