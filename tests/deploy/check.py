@@ -433,7 +433,7 @@ def runtime_packages(docket_bin):
             found = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
         if found.returncode == 0:
             packages.add(found.stdout.split(":")[0])
-    return packages
+    return packages or None  # none found: the binary was not installed from Debian packages
 
 
 def check_containerfile(bundle):
@@ -500,48 +500,45 @@ def check_units(bundle):
     return errors
 
 
-def unit_copies(bundle, directory):
-    """The units with ExecStart pointing at the built binary; the template as instance @1."""
-    paths = []
-    for name, text in bundle["units"].items():
-        path = os.path.join(directory, name.replace("@.", "@1."))
-        with open(path, "w") as f:
-            f.write(text.replace("/usr/local/bin/docket", bundle["docket_bin"]))
-        paths.append(path)
-    return paths
+def systemd_analyze(bundle, check, *args):
+    """Runs `systemd-analyze ARGS UNIT` on a copy of each unit whose ExecStart points at the built
+    binary (verify wants an executable there), the template as instance @1: [(unit, run)], or
+    None when systemd-analyze is not installed."""
+    if not shutil.which("systemd-analyze"):
+        skip(check, f"systemd-analyze {args[0]}: systemd-analyze is not installed")
+        return None
+    runs = []
+    with tempfile.TemporaryDirectory() as directory:
+        for name, text in bundle["units"].items():
+            path = os.path.join(directory, name.replace("@.", "@1."))
+            with open(path, "w") as f:
+                f.write(text.replace("/usr/local/bin/docket", bundle["docket_bin"]))
+            runs.append((os.path.basename(path),
+                         subprocess.run(["systemd-analyze", *args, path], capture_output=True, text=True)))
+    return runs
 
 
 def check_units_verify(bundle):
-    if not shutil.which("systemd-analyze"):
-        return skip(check_units_verify, "systemd-analyze verify: systemd-analyze is not installed")
     errors = []
-    with tempfile.TemporaryDirectory() as directory:
-        for path in unit_copies(bundle, directory):
-            run = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
-            # verify exits 0 on unknown keys but says so: any output is a defect.
-            if run.returncode != 0 or run.stderr.strip() or run.stdout.strip():
-                errors.append(f"systemd-analyze verify {os.path.basename(path)}: exit {run.returncode}: "
-                              f"{(run.stderr + run.stdout).strip()}")
+    for unit, run in systemd_analyze(bundle, check_units_verify, "verify") or []:
+        # verify exits 0 on unknown keys but says so: any output is a defect.
+        if run.returncode != 0 or run.stderr.strip() or run.stdout.strip():
+            errors.append(f"systemd-analyze verify {unit}: exit {run.returncode}: {(run.stderr + run.stdout).strip()}")
     return errors
 
 
 def check_units_security(bundle):
-    if not shutil.which("systemd-analyze"):
-        return skip(check_units_security, "systemd-analyze security: systemd-analyze is not installed")
     errors = []
-    with tempfile.TemporaryDirectory() as directory:
-        for path in unit_copies(bundle, directory):
-            run = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", path],
-                                 capture_output=True, text=True)
-            score = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", run.stdout)
-            if run.returncode != 0 and score is None and "offline" in run.stderr:
-                return skip(check_units_security, "systemd-analyze security: this systemd has no --offline (needs 250+)")
-            if score is None:
-                errors.append(f"systemd-analyze security {os.path.basename(path)}: no score: {run.stderr.strip()}")
-            elif float(score.group(1)) > MAX_EXPOSURE:
-                errors.append(f"systemd {os.path.basename(path)}: exposure {score.group(1)} above {MAX_EXPOSURE}")
-            else:
-                print(f"systemd-analyze security {os.path.basename(path)}: exposure {score.group(1)}")
+    for unit, run in systemd_analyze(bundle, check_units_security, "security", "--offline=true", "--no-pager") or []:
+        score = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", run.stdout)
+        if run.returncode != 0 and score is None and "offline" in run.stderr:
+            return skip(check_units_security, "systemd-analyze security: this systemd has no --offline (needs 250+)")
+        if score is None:
+            errors.append(f"systemd-analyze security {unit}: no score: {run.stderr.strip()}")
+        elif float(score.group(1)) > MAX_EXPOSURE:
+            errors.append(f"systemd {unit}: exposure {score.group(1)} above {MAX_EXPOSURE}")
+        else:
+            print(f"systemd-analyze security {unit}: exposure {score.group(1)}")
     return errors
 
 
@@ -672,7 +669,7 @@ def main():
     bundle["docket_bin"] = os.path.abspath(sys.argv[2])
     bundle["runtime_packages"] = runtime_packages(bundle["docket_bin"])
     if bundle["runtime_packages"] is None:
-        print("SKIP runtime libraries of the Containerfile: readelf, ldd or dpkg is missing")
+        print("SKIP runtime libraries of the Containerfile: no Debian package found for docket's libraries (readelf, ldd, dpkg)")
         SKIPPED_MUTATIONS.add("Containerfile runtime misses libpq5")
     errors = [e for check in CHECKS for e in check(bundle)]
     tried = 0
