@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps deps-test configure build run test test-unit test-pg test-e2e bench bench-peers format lint clean
+.PHONY: all deps deps-test configure build run test test-unit test-pg test-e2e bench bench-peers format lint clean image
 
 all: build
 
@@ -46,6 +46,17 @@ bench: deps-test build
 # (REPS=3); writes bench/RESULTS.md. Not part of `make test`.
 bench-peers: deps-test build
 	@bench/peers.sh
+
+# The container image (deploy/container/Containerfile) with podman, buildah or docker, the first
+# one installed; fails with a message when there is none. IMAGE=registry/docket:1.2 to name it.
+IMAGE ?= docket:latest
+image:
+	@engine=$$(for e in podman buildah docker; do command -v $$e >/dev/null && echo $$e && break; done); \
+	if [ -z "$$engine" ]; then \
+	  echo "make image: no container engine found: install podman, buildah or docker" >&2; exit 1; fi; \
+	if [ "$$engine" = buildah ]; then set -- bud; else set -- build; fi; \
+	echo "make image: $$engine $$1 -t $(IMAGE)"; \
+	$$engine "$$1" -f deploy/container/Containerfile -t $(IMAGE) .
 
 format:
 	@find worker api tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

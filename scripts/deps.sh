@@ -2,8 +2,9 @@
 # Installs the Debian packages Docket needs, when any is missing. Idempotent and quiet when
 # everything is present; uses sudo when not root.
 #   scripts/deps.sh        build and run
-#   scripts/deps.sh test   also what the test suite uses: promtool (prometheus) and node/npm
-#                          (the OpenAPI validator, installed from npm by the test itself)
+#   scripts/deps.sh test   also what the test suite uses: promtool (prometheus), node/npm
+#                          (the OpenAPI validator, installed from npm by the test itself) and
+#                          python3-yaml (tests/deploy/check.py)
 set -euo pipefail
 mode=${1:-run}
 
@@ -16,7 +17,7 @@ packages=(
   ca-certificates procps
 )
 if [ "$mode" = test ]; then
-  packages+=(prometheus)
+  packages+=(prometheus python3-yaml)
   # Any node >= 18 will do; a machine may already have one from elsewhere (e.g. NodeSource).
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 fi
