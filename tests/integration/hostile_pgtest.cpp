@@ -323,7 +323,9 @@ TEST(Hostile, RowsWithInfiniteRunAtDoNotStallMaintenanceOrOps) {
   EXPECT_EQ(promoted[0][0].as<int>(), 2);                      // both -infinity rows were due
   EXPECT_DOUBLE_EQ(promoted[0][1].as<double>(), 86400.0);      // infinity: clamped to a day
   EXPECT_EQ(db.count("SELECT count(*) FROM docket.queue_summary"), 1);
-  EXPECT_EQ(db.scalar("SELECT oldest_available_age_s IS NULL FROM docket.queue_summary"), "t");
+  // The age of the oldest available job whose run_at is a real time (0005's view): the infinite
+  // rows neither break it nor hide the real backlog behind them.
+  EXPECT_EQ(db.scalar("SELECT oldest_available_age_s BETWEEN 0 AND 60 FROM docket.queue_summary"), "t");
   const auto worker = db.scalar("INSERT INTO docket.workers (name) VALUES ('w') RETURNING id");
   EXPECT_EQ(db.count("SELECT count(*) FROM docket.claim('" + worker + "', '{default}', '{inf,due}', 10)"), 4);
   db.query("UPDATE docket.jobs SET state = 'available', worker = NULL WHERE state = 'running'");
