@@ -211,7 +211,7 @@ max_retries = 3
   EXPECT_EQ(client.job(bigint)->state, JobState::failed);
   EXPECT_EQ(client.job(bigint)->attempt, 1);
   EXPECT_EQ(last_error(client, bigint),
-            "the command's stdout: integer 123456789012345678901234567890 does not fit in 64 bits (send it as a "
+            "the command's stdout: at n: integer 123456789012345678901234567890 does not fit in 64 bits (send it as a "
             "string)");
   EXPECT_TRUE(w->running());
   const auto after = client.enqueue({.kind = "echo", .args = Json{{"y", 2}}}).id;
