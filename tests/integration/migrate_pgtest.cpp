@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "db/session.hpp"
+#include "db/sql.hpp"
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
 #include "pg.hpp"
@@ -27,8 +28,11 @@ TEST(Migrate, FourConcurrentMigratorsApplyEachMigrationOnce) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(errors.load(), 0);
-  EXPECT_EQ(applied.load(), known_schema_version());
-  EXPECT_EQ(db->count("SELECT count(*) FROM docket.schema_migrations"), known_schema_version());
+  // Migration numbers are assigned per branch and may leave gaps: count the files, not the version.
+  const auto files = static_cast<long long>(db::migrations().size());
+  EXPECT_EQ(applied.load(), files);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.schema_migrations"), files);
+  EXPECT_EQ(db->count("SELECT max(version) FROM docket.schema_migrations"), known_schema_version());
   EXPECT_EQ(migrate(db->url()), 0);  // idempotent
 }
 
