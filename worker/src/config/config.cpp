@@ -1,16 +1,21 @@
 #include "docket/config.hpp"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 
 #include "docket/errors.hpp"
+#include "executors/process.hpp"
 
 extern char** environ;
 
@@ -22,6 +27,7 @@ namespace docket {
 Millis parse_duration(std::string_view text, const std::string& what) {
   std::string s(text);
   s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }), s.end());
+  if (!s.empty() && s[0] == '-') throw ConfigError(what + ": \"" + std::string(text) + "\" is negative; a duration is >= 0");
   std::size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
   const std::string number = s.substr(0, i);
@@ -92,6 +98,10 @@ std::size_t parse_size(const std::string& text, const std::string& what) {
     mult = 1024.0 * 1024 * 1024;
   else
     throw ConfigError(what + ": unknown size unit \"" + unit + "\"; use B, KiB, MiB or GiB");
+  // A byte count past 2^53 is no setting anyone means, and would not convert back exactly.
+  if (!std::isfinite(value * mult) || value * mult > 9007199254740992.0) {
+    throw ConfigError(what + ": size \"" + text + "\" is out of range");
+  }
   return static_cast<std::size_t>(value * mult);
 }
 
@@ -295,6 +305,15 @@ std::string type_name(Type t) {
   return "a value";
 }
 
+/// Every integer setting is an int: a larger value must not wrap around into a valid one.
+long long in_int_range(long long v, const std::string& what) {
+  if (v < INT_MIN || v > INT_MAX) {
+    throw ConfigError(what + " must be between " + std::to_string(INT_MIN) + " and " + std::to_string(INT_MAX) +
+                      ", got " + std::to_string(v));
+  }
+  return v;
+}
+
 Value from_node(const toml::node& node, Type type, const std::string& what) {
   auto wrong = [&]() -> ConfigError { return ConfigError(what + " must be " + type_name(type)); };
   switch (type) {
@@ -302,7 +321,7 @@ Value from_node(const toml::node& node, Type type, const std::string& what) {
       if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
       throw wrong();
     case Type::integer:
-      if (node.is_integer()) return *node.value<long long>();
+      if (node.is_integer()) return in_int_range(*node.value<long long>(), what);
       throw wrong();
     case Type::boolean:
       if (node.is_boolean()) return *node.value<bool>();
@@ -312,11 +331,11 @@ Value from_node(const toml::node& node, Type type, const std::string& what) {
       throw wrong();
     case Type::duration:
       if (node.is_string()) return parse_duration(*node.value<std::string>(), what);
-      if (node.is_integer()) return Millis(*node.value<long long>() * 1000);
+      if (node.is_integer()) return parse_duration(std::to_string(*node.value<long long>()) + "s", what);
       throw wrong();
     case Type::size:
       if (node.is_string()) return parse_size(*node.value<std::string>(), what);
-      if (node.is_integer()) return static_cast<std::size_t>(*node.value<long long>());
+      if (node.is_integer()) return parse_size(std::to_string(*node.value<long long>()), what);
       throw wrong();
     case Type::strings: {
       const auto* arr = node.as_array();
@@ -341,7 +360,9 @@ Value from_env(const std::string& text, Type type, const std::string& what) {
         std::size_t used = 0;
         long long v = std::stoll(text, &used);
         if (used != text.size()) throw std::invalid_argument("x");
-        return v;
+        return in_int_range(v, what);
+      } catch (const ConfigError&) {
+        throw;
       } catch (...) {
         throw ConfigError(what + " must be an integer, got \"" + text + "\"");
       }
@@ -595,12 +616,39 @@ Config Config::parse(std::string_view text, const std::string& origin) {
 }
 
 Config Config::load_file(const std::filesystem::path& path) {
+  // A config is a few KiB: refuse what is not a regular file (a directory reads as empty, a FIFO
+  // or /dev/zero never ends) and anything large, before reading it.
+  constexpr std::uintmax_t kMaxConfigBytes = 1 << 20;
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec) throw ConfigError("cannot read config file " + path.string() + ": " + ec.message());
+  if (std::filesystem::is_directory(status)) {
+    throw ConfigError("config file " + path.string() + " is a directory; pass the TOML file, e.g. " +
+                      (path / "docket.toml").string());
+  }
+  if (!std::filesystem::is_regular_file(status)) throw ConfigError("config file " + path.string() + " is not a regular file");
+  if (std::filesystem::file_size(path, ec) > kMaxConfigBytes || ec) {
+    throw ConfigError("config file " + path.string() + " is larger than 1 MiB");
+  }
   std::ifstream in(path);
   if (!in) throw ConfigError("cannot read config file " + path.string() + ": " + std::strerror(errno));
   std::stringstream buf;
   buf << in.rdbuf();
+  if (in.bad()) throw ConfigError("cannot read config file " + path.string() + ": " + std::strerror(errno));
   return parse(buf.str(), path.string());
 }
+
+namespace {
+/// DOCKET_* variables that are not settings: what Docket sets for the programs it runs (a job
+/// program may itself run docket), and what other parts of Docket read. DOCKET_TEST_* (the test
+/// suite's) are allowed as a prefix.
+const std::set<std::string, std::less<>>& not_settings() {
+  static const std::set<std::string, std::less<>> all = {
+      "DOCKET_JOB_ID", "DOCKET_JOB_KIND",   "DOCKET_ATTEMPT",    "DOCKET_QUEUE",     "DOCKET_API_TOKENS",
+      "DOCKET_CONTROL_FD", "DOCKET_BIN", "DOCKET_SOURCE_DIR", "DOCKET_PG_BIN", "DOCKET_EXTRA_PACKAGES"};
+  return all;
+}
+}  // namespace
 
 void Config::apply_env(const std::vector<std::string>& env) {
   for (const auto& entry : env) {
@@ -615,12 +663,31 @@ void Config::apply_env(const std::vector<std::string>& env) {
     if (name.rfind("DOCKET_", 0) != 0) continue;
     std::string rest = name.substr(7);
     std::transform(rest.begin(), rest.end(), rest.begin(), [](unsigned char c) { return std::tolower(c); });
+    bool known = false;
     for (const auto& s : sections()) {
       if (s.name.empty() || rest.rfind(s.name + "_", 0) != 0) continue;
       const std::string key = rest.substr(s.name.size() + 1);
       for (const auto& f : s.fields) {
-        if (f.key == key) f.set(*this, from_env(value, f.type, name));
+        if (f.key != key) continue;
+        f.set(*this, from_env(value, f.type, name));
+        known = true;
       }
+    }
+    if (!known && !not_settings().contains(name) && name.rfind("DOCKET_TEST_", 0) != 0) {
+      // A misspelt variable silently ignored is a setting silently not applied.
+      std::vector<std::string> names;
+      for (const auto& s : sections()) {
+        for (const auto& f : s.fields) {
+          std::string n = "DOCKET_" + (s.name.empty() ? "" : s.name + "_") + f.key;
+          std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::toupper(c); });
+          names.push_back(n);
+        }
+      }
+      const std::string hint = suggest(name, names);
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      throw ConfigError("environment variable " + name + " is not a Docket setting" +
+                        (hint.empty() ? "; known: " + list : "; did you mean " + hint + "?"));
     }
   }
 }
@@ -661,6 +728,45 @@ void Config::validate() const {
   if (api.max_list_limit < 1) throw ConfigError("api.max_list_limit must be >= 1");
   if (api.db_connections < 1 || api.db_connections > 64)
     throw ConfigError("api.db_connections must be between 1 and 64");
+  // Durations where zero (or a value too small to mean anything) cannot be what was meant.
+  if (worker.promote_interval < Millis(10)) throw ConfigError("worker.promote_interval must be at least 10ms");
+  if (worker.prune_interval < Millis(1000)) throw ConfigError("worker.prune_interval must be at least 1s");
+  if (worker.heartbeat_interval.count() > 0 && worker.heartbeat_interval < Millis(10)) {
+    throw ConfigError("worker.heartbeat_interval must be at least 10ms (or unset: a sixth of worker.lease)");
+  }
+  if (worker.rescue_interval.count() > 0 && worker.rescue_interval < Millis(10)) {
+    throw ConfigError("worker.rescue_interval must be at least 10ms (or unset: a quarter of worker.lease)");
+  }
+  for (const auto& [name, kind] : kinds) {
+    if (kind.timeout <= Millis(0)) {
+      throw ConfigError("kinds." + name + ".timeout must be greater than 0, got \"" + format_duration(kind.timeout) +
+                        "\": a job gets that long before it is stopped");
+    }
+    if (const auto* crawl = std::get_if<CrawlExecutor>(&kind.executor); crawl && crawl->request_timeout <= Millis(0)) {
+      throw ConfigError("kinds." + name + ".crawl.timeout must be greater than 0");
+    }
+  }
+}
+
+void Config::check_programs() const {
+  for (const auto& [name, kind] : kinds) {
+    const auto* cmd = std::get_if<CommandExecutor>(&kind.executor);
+    if (!cmd || cmd->argv.empty()) continue;
+    const std::string& program = cmd->argv[0];
+    std::vector<std::string> env;
+    for (const auto& [k, v] : cmd->env) env.push_back(k + "=" + v);
+    const std::string field = "kinds." + name + ".command";
+    const std::string found = resolve_program(program, env);
+    if (found.empty()) {
+      throw ConfigError(field + ": program \"" + program + "\" " +
+                        (program.find('/') != std::string::npos ? "does not exist or is not executable"
+                                                                : "is not an executable on PATH"));
+    }
+    struct stat st {};
+    if (::stat(found.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      throw ConfigError(field + ": program \"" + found + "\" is not a regular file");
+    }
+  }
 }
 
 }  // namespace docket
