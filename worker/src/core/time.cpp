@@ -1,5 +1,6 @@
 #include "docket/time.hpp"
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 
@@ -14,6 +15,12 @@ std::optional<Clock::time_point> parse_timestamp(std::string_view text) {
   int consumed = 0;
   if (std::sscanf(str.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6) {
     return std::nullopt;
+  }
+  // sscanf's %d also takes signs and spaces ("2026-01-01T-1:-1:-1Z"): the fields must be the
+  // fixed digits of RFC 3339, YYYY-MM-DD?hh:mm:ss.
+  if (consumed != 19) return std::nullopt;
+  for (std::size_t k : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
+    if (!std::isdigit(static_cast<unsigned char>(str[k]))) return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
   std::size_t i = static_cast<std::size_t>(consumed);
@@ -32,8 +39,13 @@ std::optional<Clock::time_point> parse_timestamp(std::string_view text) {
     if (str[i] == 'Z' || str[i] == 'z') {
       ++i;
     } else if (str[i] == '+' || str[i] == '-') {
-      int oh = 0, om = 0;
-      if (std::sscanf(str.c_str() + i + 1, "%2d:%2d", &oh, &om) < 1) return std::nullopt;
+      // Exactly +hh:mm (RFC 3339), hours to 23 and minutes to 59.
+      const std::string_view off = std::string_view(str).substr(i + 1);
+      auto digit = [&](std::size_t k) { return std::isdigit(static_cast<unsigned char>(off[k])) != 0; };
+      if (off.size() != 5 || !digit(0) || !digit(1) || off[2] != ':' || !digit(3) || !digit(4)) return std::nullopt;
+      const int oh = (off[0] - '0') * 10 + (off[1] - '0');
+      const int om = (off[3] - '0') * 10 + (off[4] - '0');
+      if (oh > 23 || om > 59) return std::nullopt;
       offset_s = (oh * 3600 + om * 60) * (str[i] == '+' ? 1 : -1);
       i = str.size();
     } else {
