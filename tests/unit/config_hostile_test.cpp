@@ -36,6 +36,7 @@ const Case kHostileToml[] = {
     {"[kinds.a]\nbuiltin=\"noop\"\ntimeout = \"1e400s\"\n", "kinds.a.timeout: unknown unit \"e400s\""},
     {"[kinds.a]\nbuiltin=\"noop\"\ntimeout = \"nans\"\n", "kinds.a.timeout: \"nans\" is not a duration"},
     {"[kinds.a]\nbuiltin=\"noop\"\ntimeout = \"99999999999999999999d\"\n", "kinds.a.timeout: duration out of range"},
+    {"[kinds.a]\nbuiltin=\"noop\"\ntimeout = \"36501d\"\n", "kinds.a.timeout: duration out of range (at most 36500d)"},
     {"[kinds.c]\ncrawl = { url = \"http://x/\", timeout = \"0s\" }\n", "kinds.c.crawl.timeout must be greater than 0"},
     {"[worker]\nlease = \"0s\"\n", "worker.lease must be at least 500ms"},
     {"[worker]\nshutdown_timeout = -1\n", "worker.shutdown_timeout: \"-1s\" is negative"},

@@ -56,7 +56,11 @@ Millis parse_duration(std::string_view text, const std::string& what) {
   } else {
     throw ConfigError(what + ": unknown unit \"" + unit + "\" in \"" + std::string(text) + "\"; use ms, s, m, h or d");
   }
-  if (!std::isfinite(ms) || ms < 0 || ms > 1e15) throw ConfigError(what + ": duration out of range");
+  // At most 100 years: a deadline is now + duration in nanoseconds (64 bits, ~292 years from the
+  // epoch), so anything longer would overflow it.
+  if (!std::isfinite(ms) || ms < 0 || ms > 36500.0 * 86400000) {
+    throw ConfigError(what + ": duration out of range (at most 36500d) in \"" + std::string(text) + "\"");
+  }
   return Millis(static_cast<long long>(std::llround(ms)));
 }
 

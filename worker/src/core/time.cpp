@@ -9,6 +9,11 @@
 
 namespace docket {
 
+namespace {
+/// Seconds from the epoch that Clock (nanoseconds, 64 bits) holds with room for a delay on top.
+constexpr std::time_t kMaxClockSeconds = 9'000'000'000;
+}  // namespace
+
 std::optional<Clock::time_point> parse_timestamp(std::string_view text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
   std::string str(text);
@@ -63,6 +68,9 @@ std::optional<Clock::time_point> parse_timestamp(std::string_view text) {
   tm.tm_min = mi;
   tm.tm_sec = s;
   const std::time_t t = ::timegm(&tm) - offset_s;
+  // Clock counts nanoseconds in 64 bits: 1678..2261. Outside that the conversion below overflows
+  // (UBSan, found by tests/fuzz/fuzz_enqueue with run_at 1013-11-21): refuse instead.
+  if (t < -kMaxClockSeconds || t > kMaxClockSeconds) return std::nullopt;
   return Clock::time_point(
       std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(t) + std::chrono::microseconds(micros)));
 }
