@@ -48,7 +48,8 @@ LAUNCHER = $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 test-asan: deps-test
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCKET_SANITIZE=address,undefined -DDOCKET_PCH=OFF \
 	  $(LAUNCHER) >/dev/null
-	@cmake --build build-asan -j $(JOBS)
+	@cmake --build build-asan -j $(JOBS) --target docket_unit_tests docket_pg_tests docket_pg_cluster \
+	  $(addprefix docket_replay_,$(FUZZ_TARGETS))
 	cd build-asan && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS) -L 'unit|integration' $(CTEST_ARGS)
 
 # ThreadSanitizer on the tests that run the worker's threads (claim loop, completer, maintainer,
