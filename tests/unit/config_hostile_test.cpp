@@ -63,6 +63,9 @@ const Case kHostileToml[] = {
     {"a = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
      "invalid TOML"},
     {"\xff\xfe = 1\n", "invalid TOML"},
+    // toml++ 3.3 reached __builtin_unreachable on these (fuzz_config): refused before it.
+    {"[worker]\nname\xc3\x8f = 1\n", "docket.toml:2: invalid TOML: a non-ASCII character outside a string"},
+    {"[worker]\nname = 1 \xc3\x8f\n", "docket.toml:2: invalid TOML: a non-ASCII character"},
 };
 
 }  // namespace
@@ -72,6 +75,15 @@ TEST(HostileConfig, EveryCaseIsRefusedNamingTheKey) {
     const auto msg = error_of([&] { Config::parse(c.toml, "docket.toml").validate(); });
     EXPECT_NE(msg.find(c.fragment), std::string::npos) << "config:\n" << c.toml << "\nerror: " << msg;
   }
+}
+
+TEST(HostileConfig, NonAsciiInStringsAndCommentsIsFine) {
+  const auto c = Config::parse(
+      "# caf\xc3\xa9 \"\n[worker]\nname = \"\xc3\x8f\\\"#\" # \xc3\x8f\n[kinds.\"\xc3\xa9t\xc3\xa9\"]\n"
+      "builtin = '''\n\xc3\x8f'''\n",
+      "docket.toml");
+  EXPECT_EQ(c.worker.name, "\xc3\x8f\"#");
+  EXPECT_EQ(c.kinds.count("\xc3\xa9t\xc3\xa9"), 1u);
 }
 
 TEST(HostileConfig, MisspeltEnvironmentVariableIsAnErrorWithTheRightName) {
