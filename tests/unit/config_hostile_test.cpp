@@ -66,6 +66,7 @@ const Case kHostileToml[] = {
     // toml++ 3.3 reached __builtin_unreachable on these (fuzz_config): refused before it.
     {"[worker]\nname\xc3\x8f = 1\n", "docket.toml:2: invalid TOML: a non-ASCII character outside a string"},
     {"[worker]\nname = 1 \xc3\x8f\n", "docket.toml:2: invalid TOML: a non-ASCII character"},
+    {"[worker]\nlease = 5*x 'a\xc3\x8f\xef\xbb\xbe'\n", "docket.toml:2"},
 };
 
 }  // namespace
