@@ -54,11 +54,11 @@ test-asan: deps-test
 
 # ThreadSanitizer on the tests that run the worker's threads (claim loop, completer, maintainer,
 # executors) in-process; in build-tsan. Not part of CI: see README "Testing the boundary".
-TSAN_TESTS ?= Engine|Worker|Quota|Lifecycle|Restart|Crash|Roles
+TSAN_TESTS ?= Engine|Quota|Shutdown|ExactlyOnce|Retries|Scheduling|Restart|Crash|Roles
 test-tsan: deps-test
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCKET_SANITIZE=thread -DDOCKET_PCH=OFF \
 	  $(LAUNCHER) >/dev/null
-	@cmake --build build-tsan -j $(JOBS)
+	@cmake --build build-tsan -j $(JOBS) --target docket_pg_tests docket_e2e_tests
 	cd build-tsan && $(SANITIZER_ENV) ctest --output-on-failure -R '$(TSAN_TESTS)' $(CTEST_ARGS)
 
 # libFuzzer targets of tests/fuzz (clang, build-fuzz): each runs FUZZ_SECONDS and its new inputs
