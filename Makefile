@@ -58,7 +58,7 @@ TSAN_TESTS ?= Engine|Quota|Shutdown|ExactlyOnce|Retries|Scheduling|Restart|Crash
 test-tsan: deps-test
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCKET_SANITIZE=thread -DDOCKET_PCH=OFF \
 	  $(LAUNCHER) >/dev/null
-	@cmake --build build-tsan -j $(JOBS) --target docket_pg_tests docket_e2e_tests
+	@cmake --build build-tsan -j $(JOBS) --target docket_pg_tests docket_e2e_tests docket_pg_cluster
 	cd build-tsan && $(SANITIZER_ENV) ctest --output-on-failure -R '$(TSAN_TESTS)' $(CTEST_ARGS)
 
 # libFuzzer targets of tests/fuzz (clang, build-fuzz): each runs FUZZ_SECONDS and its new inputs
