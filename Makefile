@@ -3,7 +3,8 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps deps-test configure build run test test-unit test-pg test-e2e bench bench-peers format lint clean image
+.PHONY: all deps deps-test configure build run test test-unit test-pg test-e2e test-asan test-tsan fuzz bench bench-peers \
+        format lint clean image
 
 all: build
 
@@ -38,6 +39,38 @@ test-pg: build
 test-e2e: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
 
+SANITIZER_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
+                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+LAUNCHER = $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+
+# The unit and integration suites (and the fuzz corpus replays) built with AddressSanitizer and
+# UndefinedBehaviorSanitizer in build-asan; any report fails the run.
+test-asan: deps-test
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCKET_SANITIZE=address,undefined -DDOCKET_PCH=OFF \
+	  $(LAUNCHER) >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target docket_unit_tests docket_pg_tests docket_pg_cluster \
+	  $(addprefix docket_replay_,$(FUZZ_TARGETS))
+	cd build-asan && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS) -L 'unit|integration' $(CTEST_ARGS)
+
+# ThreadSanitizer on the tests that run the worker's threads (claim loop, completer, maintainer,
+# executors) in-process; in build-tsan. Not part of CI: see README "Testing the boundary".
+TSAN_TESTS ?= Engine|Quota|Shutdown|ExactlyOnce|Retries|Scheduling|Restart|Crash|Roles
+test-tsan: deps-test
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCKET_SANITIZE=thread -DDOCKET_PCH=OFF \
+	  $(LAUNCHER) >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target docket_pg_tests docket_e2e_tests docket_pg_cluster
+	cd build-tsan && $(SANITIZER_ENV) ctest --output-on-failure -R '$(TSAN_TESTS)' $(CTEST_ARGS)
+
+# libFuzzer targets of tests/fuzz (clang, build-fuzz): each runs FUZZ_SECONDS and its new inputs
+# are merged into tests/fuzz/corpus/<target> (commit them: `make test` replays the corpus).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= json enqueue config time
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DDOCKET_FUZZ=ON \
+	  -DDOCKET_PCH=OFF $(LAUNCHER) >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(addprefix docket_fuzz_,$(FUZZ_TARGETS))
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh build-fuzz $(FUZZ_TARGETS)
+
 # Docket's benchmark scenarios on DATABASE_URL, or on a throwaway cluster of its own (REPS=1).
 bench: deps-test build
 	@bench/run.sh
@@ -68,4 +101,4 @@ lint: deps
 	  | grep -E "^/.*(warning|error):" | sort -u; true
 
 clean:
-	rm -rf $(BUILD_DIR) build-lint
+	rm -rf $(BUILD_DIR) build-lint build-asan build-tsan build-fuzz

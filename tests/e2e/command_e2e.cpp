@@ -17,6 +17,9 @@ TEST(Command, RunsWithJobJsonOnStdinAndEnvAndExitCodesDecide) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   const std::string d = dir.path().string();
+  // The worker refuses a missing program at start; one removed while it runs fails its jobs.
+  docket::test::write_file(dir / "vanishing", "#!/bin/sh\nexit 0\n");
+  std::filesystem::permissions(dir / "vanishing", std::filesystem::perms::owner_all);
   auto w = start_docket_worker(
       *db, dir,
       R"(
@@ -39,13 +42,16 @@ max_retries = 0
 [kinds.plain]
 command = ["/bin/echo", "not json"]
 [kinds.missing]
-command = ["/nonexistent/program"]
+command = [")" + d + R"(/vanishing"]
 max_retries = 0
 [kinds.slow]
 command = ["/bin/sleep", "30"]
 timeout = "1s"
 max_retries = 0
 )");
+  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") > 0; }, 20s))
+      << w->log_text();
+  std::filesystem::remove(dir / "vanishing");
   Client client(db->url());
   const auto ok = client.enqueue({.kind = "ok", .args = Json{{"x", 1}}}).id;
   const auto again = client.enqueue({.kind = "again"}).id;

@@ -33,8 +33,24 @@ TestDatabase::~TestDatabase() {
     pqxx::connection admin(cluster_.url("postgres"));
     pqxx::nontransaction tx(admin);
     tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name_) + " WITH (FORCE)");
+    for (const auto& role : roles_) tx.exec("DROP ROLE IF EXISTS " + tx.quote_name(role));
   } catch (...) {
   }
+}
+
+std::string TestDatabase::login_role(const std::string& suffix, const std::string& granted) {
+  const std::string role = name_ + "_" + suffix;
+  {
+    pqxx::connection admin(cluster_.url("postgres"));
+    pqxx::nontransaction tx(admin);
+    tx.exec("CREATE ROLE " + tx.quote_name(role) + " LOGIN");
+    roles_.push_back(role);
+    tx.exec("GRANT " + tx.quote_name(granted) + " TO " + tx.quote_name(role));
+  }
+  std::string url = url_;
+  const auto at = url.find("user=postgres");
+  url.replace(at, std::string("user=postgres").size(), "user=" + role);
+  return url;
 }
 
 pqxx::connection& TestDatabase::conn() {

@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "docket/embedded.hpp"
 
@@ -32,12 +33,16 @@ class TestDatabase {
   std::string scalar(const std::string& sql);
   long long count(const std::string& sql) { return std::stoll(scalar(sql)); }
   pqxx::result query(const std::string& sql);
+  /// Creates a login role `<database>_<suffix>` that is a member of `granted` (e.g. docket_worker)
+  /// and returns this database's URL as that role; the role is dropped with the database.
+  std::string login_role(const std::string& suffix, const std::string& granted);
 
  private:
   PgCluster& cluster_;
   std::string name_;
   std::string url_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::vector<std::string> roles_;
 };
 
 class PgCluster {

@@ -33,6 +33,22 @@ TEST(Timestamps, ParseRfc3339WithZones) {
   EXPECT_FALSE(parse_timestamp("2026-13-01T00:00:00Z"));
 }
 
+TEST(Timestamps, OnlyTheFixedDigitsOfRfc3339AreAccepted) {
+  // sscanf's %d took signs and spaces: these used to parse into some other instant.
+  for (const char* text : {"2026-01-01T-1:-1:-1Z", "-001-01-01T00:00:00Z", "2026-1-01T00:00:00Z",
+                           "2026-01-01T 1:00:00Z", "+202-01-01T00:00:00Z", "2026-01-01T00:00:00+-5:00",
+                           "2026-01-01T00:00:00+05", "2026-01-01T00:00:00+99:99", "2026-01-01T00:00:00+05:00x"}) {
+    EXPECT_FALSE(parse_timestamp(text)) << text;
+  }
+  EXPECT_TRUE(parse_timestamp("2026-01-01T00:00:00-05:30"));
+  // Clock holds 1678..2261; past that the conversion overflowed (UBSan, fuzz_enqueue).
+  EXPECT_FALSE(parse_timestamp("1013-11-21T10:00:00Z"));
+  EXPECT_FALSE(parse_timestamp("9999-12-31T23:59:59Z"));
+  EXPECT_TRUE(parse_timestamp("2200-01-01T00:00:00Z"));
+  EXPECT_FALSE(parse_run_at("+99999d"));
+  EXPECT_TRUE(parse_run_at("+36500d"));
+}
+
 TEST(Timestamps, RunAtAcceptsDelays) {
   const auto before = Clock::now();
   const auto t = parse_run_at("+30s");

@@ -140,6 +140,10 @@ struct Config {
   void apply_process_env();
   /// Checks cross-field rules; throws ConfigError.
   void validate() const;
+  /// Checks that every command kind's program exists and is executable (a bare name is looked
+  /// up on PATH), so a worker refuses a typo at start instead of failing each job. Throws
+  /// ConfigError naming the kind and the path.
+  void check_programs() const;
 };
 
 /// Parses "250ms", "30s", "10m", "2h", "7d" (decimals allowed). Throws ConfigError naming `what`.

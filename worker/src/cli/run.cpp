@@ -107,6 +107,7 @@ void apply_worker_flags(Config& config, const std::vector<std::string>& queues, 
   if (!queues.empty()) config.worker.queues = queues;
   if (concurrency > 0) config.worker.concurrency = concurrency;
   config.validate();
+  config.check_programs();  // only where jobs run: other commands may load a worker's config elsewhere
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "docket/time.hpp"
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 

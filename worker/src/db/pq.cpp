@@ -35,6 +35,10 @@ void throw_translated(const pqxx::sql_error& e) {
   if (state == "42P01" || state == "42883" || state == "3F000" || state == "42704") {
     throw SchemaMismatch(msg + " (is the docket schema installed and current? run `docket migrate`)");
   }
+  // libpqxx 6 leaves sqlstate() empty for this class: know it by type.
+  if (state == "42501" || dynamic_cast<const pqxx::insufficient_privilege*>(&e)) {
+    throw Error(msg + " (the login role needs docket_enqueuer, docket_worker or docket_ops: README, Roles)");
+  }
   throw Error(msg.empty() ? std::string("database error ") + state : msg);
 }
 

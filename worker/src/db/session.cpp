@@ -360,54 +360,62 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
           impl_->prepared.insert(name);
         }
       }
-      pqxx::work tx(c);
-      const auto floor_row = tx.exec_prepared("job_copy_floor")[0];
-      const auto floor = floor_row[0].as<std::int64_t>();
-      const auto db_now = Clock::time_point(
-          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row[1].as<double>())));
-      const std::string now_text = format_timestamp(db_now);
-      {
-        // Only the columns some request sets: every column COPY parses costs the server time,
-        // and the defaults (priority 0, run_at now(), state available) are what most bulk
-        // enqueues want.
-        const bool priorities =
-            std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.priority != 0; });
-        const bool retries =
-            std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.max_retries.has_value(); });
-        const bool timed =
-            std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.run_at.has_value(); });
-        std::vector<std::string> columns{"kind", "queue", "args"};
-        if (priorities) columns.emplace_back("priority");
-        if (retries) columns.emplace_back("max_retries");
-        if (timed) columns.insert(columns.end(), {"run_at", "state"});
-        pqxx::stream_to copy(tx, "docket.jobs", columns);
-        using CopyRows =
-            void (*)(pqxx::stream_to&, const std::vector<EnqueueRequest>&, const std::string&, Clock::time_point);
-        static constexpr CopyRows kCopyRows[] = {
-            copy_rows<false, false, false>, copy_rows<false, false, true>, copy_rows<false, true, false>,
-            copy_rows<false, true, true>,   copy_rows<true, false, false>, copy_rows<true, false, true>,
-            copy_rows<true, true, false>,   copy_rows<true, true, true>,
-        };
-        kCopyRows[(priorities ? 4 : 0) + (retries ? 2 : 0) + (timed ? 1 : 0)](copy, requests, now_text, db_now);
-        copy.complete();
+      if (impl_->copy_denied) return std::nullopt;
+      try {
+        pqxx::work tx(c);
+        const auto floor_row = tx.exec_prepared("job_copy_floor")[0];
+        const auto floor = floor_row[0].as<std::int64_t>();
+        const auto db_now = Clock::time_point(
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row[1].as<double>())));
+        const std::string now_text = format_timestamp(db_now);
+        {
+          // Only the columns some request sets: every column COPY parses costs the server time,
+          // and the defaults (priority 0, run_at now(), state available) are what most bulk
+          // enqueues want.
+          const bool priorities =
+              std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.priority != 0; });
+          const bool retries =
+              std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.max_retries.has_value(); });
+          const bool timed =
+              std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.run_at.has_value(); });
+          std::vector<std::string> columns{"kind", "queue", "args"};
+          if (priorities) columns.emplace_back("priority");
+          if (retries) columns.emplace_back("max_retries");
+          if (timed) columns.insert(columns.end(), {"run_at", "state"});
+          pqxx::stream_to copy(tx, "docket.jobs", columns);
+          using CopyRows =
+              void (*)(pqxx::stream_to&, const std::vector<EnqueueRequest>&, const std::string&, Clock::time_point);
+          static constexpr CopyRows kCopyRows[] = {
+              copy_rows<false, false, false>, copy_rows<false, false, true>, copy_rows<false, true, false>,
+              copy_rows<false, true, true>,   copy_rows<true, false, false>, copy_rows<true, false, true>,
+              copy_rows<true, true, false>,   copy_rows<true, true, true>,
+          };
+          kCopyRows[(priorities ? 4 : 0) + (retries ? 2 : 0) + (timed ? 1 : 0)](copy, requests, now_text, db_now);
+          copy.complete();
+        }
+        std::vector<EnqueueResult> out;
+        out.reserve(requests.size());
+        const auto n = static_cast<std::int64_t>(requests.size());
+        const auto last = tx.exec_prepared("job_copy_last")[0][0].as<std::int64_t>();
+        if (last - floor == n) {
+          // Nobody else drew ids meanwhile: ours are floor+1 .. last, in input order.
+          for (std::int64_t id = floor + 1; id <= last; ++id) out.push_back({id, true});
+        } else {
+          const auto ids = tx.exec_prepared("job_copied_ids", floor);
+          for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
+        }
+        if (out.size() != requests.size()) {
+          throw Error("bulk enqueue inserted " + std::to_string(out.size()) + " jobs for " +
+                      std::to_string(requests.size()) + " requests");
+        }
+        tx.commit();
+        return out;
+      } catch (const pqxx::insufficient_privilege&) {
+        // A role that may only enqueue through docket.enqueue_many (docket_enqueuer) cannot COPY
+        // into docket.jobs: the function path below is the one it is granted.
+        impl_->copy_denied = true;
+        return std::nullopt;
       }
-      std::vector<EnqueueResult> out;
-      out.reserve(requests.size());
-      const auto n = static_cast<std::int64_t>(requests.size());
-      const auto last = tx.exec_prepared("job_copy_last")[0][0].as<std::int64_t>();
-      if (last - floor == n) {
-        // Nobody else drew ids meanwhile: ours are floor+1 .. last, in input order.
-        for (std::int64_t id = floor + 1; id <= last; ++id) out.push_back({id, true});
-      } else {
-        const auto ids = tx.exec_prepared("job_copied_ids", floor);
-        for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
-      }
-      if (out.size() != requests.size()) {
-        throw Error("bulk enqueue inserted " + std::to_string(out.size()) + " jobs for " +
-                    std::to_string(requests.size()) + " requests");
-      }
-      tx.commit();
-      return out;
     });
     if (copied) return std::move(*copied);
   }

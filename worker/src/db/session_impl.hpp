@@ -29,6 +29,8 @@ struct Session::Impl {
   std::vector<std::unique_ptr<Receiver>> receivers;
   std::vector<Notification> pending;
   bool schema_checked = false;
+  /// The role may not COPY into docket.jobs (docket_enqueuer): bulk enqueues use the function.
+  bool copy_denied = false;
 };
 
 /// Runs `body` on the session's connection, connecting first; translates pqxx errors into
