@@ -70,7 +70,13 @@ DECLARE
     "pause": ["docket_ops"],
     "resume": ["docket_ops"],
     "cancel": ["docket_ops"],
-    "retry": ["docket_ops"]
+    "retry": ["docket_ops"],
+    "schedule_tick": ["docket_worker"],
+    "schedule": ["docket_ops"],
+    "unschedule": ["docket_ops"],
+    "pause_schedule": ["docket_ops"],
+    "resume_schedule": ["docket_ops"],
+    "run_schedule_now": ["docket_ops"]
   }';
   roles constant text[] := ARRAY['docket_enqueuer', 'docket_worker', 'docket_ops'];
   f record;

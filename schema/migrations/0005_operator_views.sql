@@ -91,3 +91,6 @@ CREATE OR REPLACE VIEW docket.queue_summary AS
               THEN greatest(0, extract(epoch FROM now() - p.oldest_available_at))::float8 END AS oldest_available_age_s,
          q.paused_at IS NOT NULL AS paused
     FROM names n LEFT JOIN per_queue p ON p.queue = n.queue LEFT JOIN docket.queues q ON q.name = n.queue;
+
+-- The roles of 0004 read the new views (and keep their grants on the replaced ones).
+SELECT docket.apply_security();

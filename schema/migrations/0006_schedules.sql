@@ -498,3 +498,7 @@ CREATE VIEW docket.schedule_status AS
          s.on_missed, s.enabled, s.source, s.next_run_at, s.last_slot, s.last_run_at, s.last_job_id,
          j.state AS last_job_state, s.skipped, s.created_at, s.updated_at
     FROM docket.schedules s LEFT JOIN docket.jobs j ON j.id = s.last_job_id;
+
+-- The schedule functions run as their owner with a pinned search_path, callable by the roles
+-- of 0004 (docket_ops manages schedules, docket_worker ticks them), like the rest of the API.
+SELECT docket.apply_security();
