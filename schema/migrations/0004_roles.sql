@@ -100,6 +100,11 @@ BEGIN
   END LOOP;
   -- Only its owner re-applies the security attributes.
   REVOKE ALL ON FUNCTION docket.apply_security() FROM PUBLIC;
+  -- Internal steps of the definer functions: nobody calls them directly.
+  FOR f IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+            WHERE p.pronamespace = 'docket'::regnamespace AND p.proname IN ('schedule_enqueue') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
+  END LOOP;
 
   FOREACH r IN ARRAY present LOOP
     EXECUTE format('GRANT USAGE ON SCHEMA docket TO %I', r);

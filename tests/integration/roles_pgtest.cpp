@@ -139,10 +139,12 @@ TEST(Roles, WorkerMayNotRewriteWhatAJobIs) {
 
 TEST(Roles, TheSqlApiRunsAsDefinerWithAFixedSearchPath) {
   auto db = PgCluster::shared().fresh_database();
-  // Every function a role may call: SECURITY DEFINER, search_path pinned, not executable by PUBLIC.
+  // Every function a role may call that can write (VOLATILE): SECURITY DEFINER, search_path
+  // pinned, not executable by PUBLIC. IMMUTABLE and STABLE helpers (validators, cron
+  // arithmetic, seconds_since in the claim queries) cannot write and may stay callable.
   const auto loose = db->scalar(
       "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p"
-      " WHERE p.pronamespace = 'docket'::regnamespace"
+      " WHERE p.pronamespace = 'docket'::regnamespace AND p.provolatile = 'v'"
       "   AND (has_function_privilege('docket_enqueuer', p.oid, 'EXECUTE')"
       "     OR has_function_privilege('docket_worker', p.oid, 'EXECUTE')"
       "     OR has_function_privilege('docket_ops', p.oid, 'EXECUTE'))"
