@@ -328,6 +328,23 @@ TEST(HttpServer, TokenlessModeRefusesCrossSiteWrites) {
   EXPECT_EQ(api.paused(), 1);
 }
 
+// httplib's server dropped a header with an empty value before our code saw it, so an empty
+// Idempotency-Key silently meant "no key": over raw bytes it is a 400 and nothing is written.
+TEST(HttpServer, AnEmptyIdempotencyKeyIs400NotIgnored) {
+  Served api;
+  Raw c(api.port());
+  const std::string body = R"({"kind":"report"})";
+  c.send("POST /jobs HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(api.port()) +
+         "\r\nContent-Type: application/json\r\nIdempotency-Key:\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body);
+  bool closed = false;
+  const std::string answer = c.read_all(3s, closed);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Idempotency-Key header is empty"), std::string::npos) << answer;
+  EXPECT_EQ(api.jobs(), 0);
+  EXPECT_EQ(api.get("/health"), 200);
+}
+
 TEST(HttpServer, BearerSchemeIsCaseInsensitiveAndForeignOriginsAreRefusedWithTokens) {
   Served api(with_token());
   httplib::Client c("127.0.0.1", api.port());
