@@ -54,10 +54,17 @@ std::string_view level_name(spdlog::level::level_enum level) {
   return "off";
 }
 
+// The one logger, installed as spdlog's default before main runs, so before any thread that logs
+// exists (the stop-signal thread starts before the configuration is read): setup() then changes
+// only its level and pattern, which spdlog synchronizes. Replacing the default logger later raced
+// with that thread's reads (ThreadSanitizer, make test-tsan).
+[[maybe_unused]] const bool g_installed = [] {
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("docket"));
+  return true;
+}();
+
 void setup(const std::string& level, const std::string& format) {
   g_json = format == "json";
-  auto logger = spdlog::stderr_logger_mt("docket");
-  spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
   // Every line carries its own timestamp and level, written by event(): spdlog's own names
   // ("warning", "critical") are not the conventional ones and its clock is local time.
