@@ -9,27 +9,11 @@ using namespace docket;
 using namespace docket::e2e;
 using docket::test::run;
 
-namespace {
-/// The port a process logged in `key`=http://host:PORT..., once it appears.
-int logged_port(const Child& child, const std::string& key) {
-  int port = -1;
-  wait_until(
-      [&] {
-        std::smatch m;
-        const std::string log = child.log_text();
-        if (std::regex_search(log, m, std::regex(key + "=?\"?http://127\\.0\\.0\\.1:(\\d+)"))) port = std::stoi(m[1]);
-        return port > 0;
-      },
-      20s);
-  return port;
-}
-}  // namespace
-
 TEST(ApiProcess, ServesAndStopsOnSigterm) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   Child api({DOCKET_BIN, "api", "--listen", "127.0.0.1:0"}, {{"DATABASE_URL", db->url()}}, dir / "api.log");
-  const int port = logged_port(api, "url");
+  const int port = api_port_from_log(api, "url");
   ASSERT_GT(port, 0) << api.log_text();
   httplib::Client http("127.0.0.1", port);
   auto r = http.Post("/jobs", R"({"kind":"report","args":{"n":1}})", "application/json");
@@ -64,7 +48,7 @@ max_retries = 0
 )");
   Child worker({DOCKET_BIN, "--config", (dir / "docket.toml").string(), "worker"}, {{"DATABASE_URL", db->url()}},
                dir / "worker.log");
-  const int port = logged_port(worker, "url");
+  const int port = api_port_from_log(worker, "url");
   ASSERT_GT(port, 0) << worker.log_text();
   Client client(db->url());
   client.enqueue_many(std::vector<EnqueueRequest>(5, EnqueueRequest{.kind = "noop"}));
