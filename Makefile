@@ -66,6 +66,7 @@ test-tsan: deps-test
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= json enqueue config time
 fuzz: deps
+	@DOCKET_EXTRA_PACKAGES="clang libclang-rt-14-dev" scripts/deps.sh
 	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DDOCKET_FUZZ=ON \
 	  -DDOCKET_PCH=OFF $(LAUNCHER) >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target $(addprefix docket_fuzz_,$(FUZZ_TARGETS))
