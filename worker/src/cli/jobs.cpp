@@ -12,10 +12,6 @@ namespace docket::cli {
 
 namespace {
 
-std::unique_ptr<Client> make_client(const GlobalOptions& global) {
-  return cli_client(global);
-}
-
 std::int64_t parse_id(const std::string& text) {
   try {
     std::size_t used = 0;
@@ -134,7 +130,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           r.max_retries = *max_retries;
         }
         if (!unique_key->empty()) r.unique_key = *unique_key;
-        auto client = make_client(global);
+        auto client = cli_client(global);
         const auto res = client->enqueue(r);
         if (global.json) {
           std::cout << Json{{"id", res.id}, {"created", res.created}}.dump() << '\n';
@@ -184,7 +180,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         f.limit = std::min(*limit, 10000);
         if (*after < 0) throw InvalidInput("--after must be a job id");
         if (*after > 0) f.after = *after;
-        auto client = make_client(global);
+        auto client = cli_client(global);
         const auto jobs = client->jobs(f);
         if (global.json) {
           std::cout << Json(jobs).dump() << '\n';
@@ -212,7 +208,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->callback([&, id, run] {
       action = [&, id, run] {
         const auto job_id = parse_id(*id);
-        auto client = make_client(global);
+        auto client = cli_client(global);
         return run(*client, job_id);
       };
     });
@@ -270,7 +266,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         if (!status->empty()) f.status = *status;
         if (*limit < 0) throw InvalidInput("--limit must be >= 0, got " + std::to_string(*limit));
         f.limit = std::min(*limit, 10000);
-        auto client = make_client(global);
+        auto client = cli_client(global);
         const auto crawls = client->crawls(f);
         if (global.json) {
           std::cout << Json(crawls).dump() << '\n';
@@ -322,7 +318,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_flag("--json", global.json, "Print JSON");
     cmd->callback([&, kind, value] {
       action = [&, kind, value] {
-        auto client = make_client(global);
+        auto client = cli_client(global);
         if (kind->empty()) {
           const auto limits = client->limits();
           if (global.json) {
@@ -366,7 +362,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_option("queue", *queue, "Queue")->required();
     cmd->callback([&, queue, pause] {
       action = [&, queue, pause] {
-        auto client = make_client(global);
+        auto client = cli_client(global);
         if (pause) {
           client->pause(*queue);
         } else {
