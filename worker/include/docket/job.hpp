@@ -13,8 +13,38 @@ namespace docket {
 using Json = nlohmann::json;
 using Clock = std::chrono::system_clock;
 
-/// The seven states of docket.job_state.
+/// The seven states of docket.job_state (Lifecycle.CppStatesAreTheSqlEnum keeps the two equal).
+/// Who moves a job into and out of each state (SQL functions in schema/migrations, newest wins):
+///   available  in:  enqueue (run_at now), promote (a due scheduled/retryable job), rescue (its worker
+///                   died), the `release` outcome (SIGTERM hands it back), retry (operator)
+///              out: claim / finish_and_claim -> running; cancel -> cancelled
+///   scheduled  in:  enqueue (run_at later), the `snooze` outcome, a schedule's slot
+///              out: promote -> available; cancel -> cancelled
+///   running    in:  claim / finish_and_claim (worker and attempt set)
+///              out: the worker's fenced outcome (finish_and_claim: complete, retry, snooze, fail,
+///                   cancel, release); rescue -> available / failed / cancelled
+///   retryable  in:  the `retry` outcome with attempts left
+///              out: promote -> available; cancel -> cancelled
+///   completed, failed, cancelled (finished: finished_at set)
+///              in:  outcomes, rescue past max_retries, cancel of a job that is not running
+///              out: retry (operator) -> available; prune deletes them past their retention
 enum class JobState { available, scheduled, running, retryable, completed, failed, cancelled };
+
+/// Whether a job in `state` is finished (it will not run again unless an operator retries it).
+constexpr bool is_finished(JobState state) {
+  switch (state) {
+    case JobState::available:
+    case JobState::scheduled:
+    case JobState::running:
+    case JobState::retryable:
+      return false;
+    case JobState::completed:
+    case JobState::failed:
+    case JobState::cancelled:
+      return true;
+  }
+  return false;  // unreachable: the switch names every state (-Wswitch)
+}
 
 /// The SQL spelling of a state.
 std::string_view to_string(JobState state);

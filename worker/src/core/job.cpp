@@ -9,8 +9,8 @@
 namespace docket {
 
 namespace {
-constexpr std::array<std::string_view, 7> kStateNames = {"available", "scheduled", "running",  "retryable",
-                                                         "completed", "failed",    "cancelled"};
+constexpr std::array kAllStates = {JobState::available, JobState::scheduled, JobState::running, JobState::retryable,
+                                   JobState::completed, JobState::failed,    JobState::cancelled};
 
 template <class T>
 std::optional<T> opt(const Json& in, const char* key) {
@@ -21,18 +21,39 @@ std::optional<T> opt(const Json& in, const char* key) {
 }  // namespace
 
 std::string_view to_string(JobState state) {
-  return kStateNames[static_cast<std::size_t>(state)];
+  // No default: a new state fails to compile (-Werror=switch) until it is named here.
+  switch (state) {
+    case JobState::available:
+      return "available";
+    case JobState::scheduled:
+      return "scheduled";
+    case JobState::running:
+      return "running";
+    case JobState::retryable:
+      return "retryable";
+    case JobState::completed:
+      return "completed";
+    case JobState::failed:
+      return "failed";
+    case JobState::cancelled:
+      return "cancelled";
+  }
+  return "unknown";  // unreachable for a valid enum value
 }
 
 std::optional<JobState> parse_job_state(std::string_view name) {
-  for (std::size_t i = 0; i < kStateNames.size(); ++i) {
-    if (kStateNames[i] == name) return static_cast<JobState>(i);
+  for (const auto state : kAllStates) {
+    if (to_string(state) == name) return state;
   }
   return std::nullopt;
 }
 
 const std::vector<std::string>& job_state_names() {
-  static const std::vector<std::string> names(kStateNames.begin(), kStateNames.end());
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto state : kAllStates) out.emplace_back(to_string(state));
+    return out;
+  }();
   return names;
 }
 
