@@ -32,13 +32,7 @@ TEST(ScheduleProcess, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPe
   db->query("SELECT docket.pause_schedule('tick')");
   const double seconds = seconds_since(started);
   // Slots are whole seconds: count those from the first slot to the last.
-  const long long jobs = db->count("SELECT count(*) FROM docket.jobs WHERE schedule = 'tick'");
-  const long long span = db->count(
-      "SELECT extract(epoch FROM max(scheduled_for) - min(scheduled_for))::bigint + 1 FROM docket.jobs "
-      "WHERE schedule = 'tick'");
-  const long long twice = db->count(
-      "SELECT count(*) FROM (SELECT scheduled_for FROM docket.jobs WHERE schedule = 'tick' "
-      "GROUP BY 1 HAVING count(*) > 1) d");
+  const auto [jobs, span, twice] = schedule_slots(*db, "tick");
   const auto r = db->query(
       "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), "
       "max(ms) FROM (SELECT extract(epoch FROM inserted_at - scheduled_for) * 1000 AS ms FROM docket.jobs "

@@ -205,3 +205,26 @@ TEST(Suggest, OnlyCloseWords) {
   EXPECT_EQ(suggest("concurency", {"concurrency", "queues"}), "concurrency");
   EXPECT_EQ(suggest("xyz", {"concurrency", "queues"}), "");
 }
+
+TEST(Config, PoolerAndListenUrlFromTomlAndEnvAndABadPoolerNamesTheField) {
+  auto c = Config::parse("pooler = \"transaction\"\nlisten_url = \"postgresql://db:5432/app\"\n");
+  EXPECT_EQ(c.pooler, Pooler::transaction);
+  EXPECT_EQ(c.worker.listen_url, "postgresql://db:5432/app");
+  Config d;
+  EXPECT_EQ(d.pooler, Pooler::none);
+  d.apply_env({"DOCKET_POOLER=transaction", "DOCKET_LISTEN_URL=postgresql:///direct"});
+  EXPECT_EQ(d.pooler, Pooler::transaction);
+  EXPECT_EQ(d.worker.listen_url, "postgresql:///direct");
+  d.apply_env({"DOCKET_POOLER=none"});
+  EXPECT_EQ(d.pooler, Pooler::none);
+  try {
+    (void)Config::parse("pooler = \"statement\"\n");
+    FAIL() << "a statement pooler was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("pooler must be \"none\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("got \"statement\""), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(d.apply_env({"DOCKET_POOLER=session"}), ConfigError);
+  EXPECT_EQ(d.pooler, Pooler::none);  // a refused value changes nothing
+  EXPECT_THROW((void)Config::parse("listen_url = 5\n"), ConfigError);
+}

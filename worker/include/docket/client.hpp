@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "docket/config.hpp"
 #include "docket/job.hpp"
 #include "docket/schedule.hpp"
 
@@ -79,6 +80,10 @@ class Client {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Sets how the connections this process opens from now on reach PostgreSQL: call once at start,
+/// before any Client or Worker (the CLI does, from the `pooler` setting).
+void set_pooler(Pooler pooler);
 
 /// Applies pending migrations (idempotent, safe to run concurrently). Returns the number applied.
 int migrate(const std::string& database_url);

@@ -79,6 +79,14 @@ struct KindConfig {
   std::optional<int> max_running;  ///< seeds docket.set_limit at worker start
 };
 
+/// How this process's connections reach PostgreSQL (README, Beyond one host).
+enum class Pooler {
+  none,         ///< directly, or through a pooler in session mode
+  transaction,  ///< through a pooler in transaction mode: no session state, no named prepared statements
+};
+/// "none" or "transaction"; anything else is a ConfigError naming `field`.
+Pooler parse_pooler(const std::string& text, const std::string& field);
+
 struct WorkerConfig {
   std::vector<std::string> queues{"default"};
   int concurrency = 8;             ///< jobs this process runs at once
@@ -94,6 +102,9 @@ struct WorkerConfig {
   Millis retain_failed{7LL * 24 * 3600 * 1000};
   std::string name;            ///< shown in docket.workers (default host:pid)
   std::string metrics_listen;  ///< host:port for this worker's /metrics ("" = none)
+  /// A direct (or session-pooled) URL for LISTEN when the database URL goes through a
+  /// transaction pooler; "" there: poll only. Unused without a transaction pooler.
+  std::string listen_url;
 
   Millis effective_heartbeat() const;
   Millis effective_rescue() const;
@@ -125,6 +136,7 @@ struct LogConfig {
 
 struct Config {
   std::string database_url;  ///< empty: the embedded cluster under ./.docket
+  Pooler pooler = Pooler::none;  ///< what database_url goes through (top-level `pooler`)
   WorkerConfig worker;
   ApiConfig api;
   LogConfig log;

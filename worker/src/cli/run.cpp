@@ -119,7 +119,13 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->callback([&] {
       action = [&] {
         const Config config = load_config(global);
-        const int applied = migrate(database_url(config));
+        std::string url = database_url(config);
+        if (config.pooler == Pooler::transaction && !config.worker.listen_url.empty()) {
+          // The migration lock needs a session of its own: the listen URL goes around the pooler.
+          set_pooler(Pooler::none);
+          url = config.worker.listen_url;
+        }
+        const int applied = migrate(url);
         std::cout << (applied == 0 ? "schema is up to date" : "applied " + std::to_string(applied) + " migration(s)")
                   << " (version " << known_schema_version() << ")\n";
         return kOk;

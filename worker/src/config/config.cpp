@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/text.hpp"
 #include "docket/errors.hpp"
 #include "executors/process.hpp"
 
@@ -183,6 +184,14 @@ Millis WorkerConfig::effective_rescue() const {
   return std::max(Millis(100), lease / 4);
 }
 
+Pooler parse_pooler(const std::string& text, const std::string& field) {
+  if (text == "none") return Pooler::none;
+  if (text == "transaction") return Pooler::transaction;
+  throw ConfigError(field + " must be \"none\" (a direct connection or a session pool) or \"transaction\" (a pooler "
+                    "in transaction mode, e.g. PgBouncer pool_mode=transaction), got \"" +
+                    clean_text(text, 64, Keep::head) + "\"");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Typed fields shared by the TOML file and DOCKET_* variables
 
@@ -212,6 +221,9 @@ const std::vector<Section>& sections() {
       {"",
        {
            {"database_url", Type::string, [](Config& c, const Value& v) { c.database_url = as<std::string>(v); }},
+           {"pooler", Type::string,
+            [](Config& c, const Value& v) { c.pooler = parse_pooler(as<std::string>(v), "pooler"); }},
+           {"listen_url", Type::string, [](Config& c, const Value& v) { c.worker.listen_url = as<std::string>(v); }},
        }},
       {"worker",
        {
@@ -715,7 +727,7 @@ Config Config::parse(std::string_view text, const std::string& origin) {
                       ": invalid TOML: " + std::string(e.description()));
   }
   Config cfg;
-  std::vector<std::string> top_known = {"database_url", "worker", "api", "log", "kinds"};
+  std::vector<std::string> top_known = {"database_url", "pooler", "listen_url", "worker", "api", "log", "kinds"};
   for (const auto& [key_node, node] : root) {
     const std::string key(key_node.str());
     if (key == "kinds") {
@@ -813,8 +825,9 @@ void Config::apply_env(const std::vector<std::string>& env) {
     std::transform(rest.begin(), rest.end(), rest.begin(), [](unsigned char c) { return std::tolower(c); });
     bool known = false;
     for (const auto& s : sections()) {
-      if (s.name.empty() || rest.rfind(s.name + "_", 0) != 0) continue;
-      const std::string key = rest.substr(s.name.size() + 1);
+      // Top-level settings are DOCKET_<KEY> (DOCKET_POOLER); DATABASE_URL is handled above.
+      if (!s.name.empty() && rest.rfind(s.name + "_", 0) != 0) continue;
+      const std::string key = s.name.empty() ? rest : rest.substr(s.name.size() + 1);
       for (const auto& f : s.fields) {
         if (f.key != key) continue;
         f.set(*this, from_env(value, f.type, name));

@@ -1,6 +1,7 @@
 #include "docket/client.hpp"
 
 #include "db/pool.hpp"
+#include "db/session.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
 
@@ -145,6 +146,10 @@ std::optional<std::int64_t> Client::run_schedule_now(const std::string& name) {
 void Client::ping() {
   auto lease = impl_->pool.acquire();
   lease->ping();
+}
+
+void set_pooler(Pooler pooler) {
+  db::set_transaction_pooling(pooler == Pooler::transaction);
 }
 
 int migrate(const std::string& database_url) {

@@ -3,6 +3,8 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <atomic>
+
 #include "db/array.hpp"
 #include "db/session_impl.hpp"
 #include "docket/time.hpp"
@@ -66,9 +68,29 @@ std::string with_connection_defaults(const std::string& url) {
   return out;
 }
 
+namespace {
+std::atomic<bool> g_transaction_pooling{false};
+}  // namespace
+
+void set_transaction_pooling(bool on) {
+  g_transaction_pooling = on;
+}
+
+bool transaction_pooling() {
+  return g_transaction_pooling.load();
+}
+
 std::string with_timeouts(const std::string& url, int seconds) {
   const std::string n = std::to_string(seconds);
   const std::string ms = std::to_string(seconds * 1000);
+  if (transaction_pooling()) {
+    // PgBouncer refuses the `options` startup parameter: only the connect timeout here (the
+    // statement's is the pooler's query_timeout).
+    return url + (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0
+                      ? (url.find('?') == std::string::npos ? "?" : "&")
+                      : (url.empty() ? "" : " ")) +
+           "connect_timeout=" + n;
+  }
   // Later parameters win in libpq, so these override the URL's own.
   if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
     return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + n +
@@ -77,11 +99,14 @@ std::string with_timeouts(const std::string& url, int seconds) {
   return url + (url.empty() ? "" : " ") + "connect_timeout=" + n + " options='-c statement_timeout=" + ms + "'";
 }
 
-Session::Session(std::string url, std::string application_name, Plans plans)
+Session::Session(std::string url, std::string application_name, Plans plans, Route route)
     : url_(std::move(url)),
       application_name_(std::move(application_name)),
       plans_(plans),
-      impl_(std::make_unique<Impl>()) {}
+      pooled_(route == Route::process_default && transaction_pooling()),
+      impl_(std::make_unique<Impl>()) {
+  impl_->pooled = pooled_;
+}
 
 Session::~Session() {
   disconnect();
@@ -106,6 +131,11 @@ void Session::disconnect() {
 void Session::set_timeouts(std::chrono::milliseconds statement, std::chrono::milliseconds lock) {
   statement_timeout_ = statement;
   lock_timeout_ = lock;
+  impl_->local_settings.clear();
+  if (pooled_ && (statement.count() > 0 || lock.count() > 0)) {
+    impl_->local_settings = "SET LOCAL statement_timeout = " + std::to_string(statement.count()) +
+                            "; SET LOCAL lock_timeout = " + std::to_string(lock.count());
+  }
 }
 
 void Session::connect() {
@@ -140,13 +170,20 @@ void Session::connect() {
     conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
     pqxx::nontransaction tx(*conn);
-    tx.exec("SET application_name = " + tx.quote(application_name_) +
-            "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'" +
-            "; SET statement_timeout = " + std::to_string(statement_timeout_.count()) +
-            "; SET lock_timeout = " + std::to_string(lock_timeout_.count()) +
-            (plans_ == Plans::custom ? "; SET plan_cache_mode = force_custom_plan"
-                                     : "; SET enable_seqscan = off; SET enable_bitmapscan = off;"
-                                       " SET plan_cache_mode = force_generic_plan"));
+    if (pooled_) {
+      // A transaction pooler carries only the parameters the server reports (application_name,
+      // TimeZone) from one server session to the next; any other SET would stay behind on a
+      // server session another client gets. Timeouts go with each statement (set_timeouts).
+      tx.exec("SET application_name = " + tx.quote(application_name_) + "; SET TIME ZONE 'UTC'");
+    } else {
+      tx.exec("SET application_name = " + tx.quote(application_name_) +
+              "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'" +
+              "; SET statement_timeout = " + std::to_string(statement_timeout_.count()) +
+              "; SET lock_timeout = " + std::to_string(lock_timeout_.count()) +
+              (plans_ == Plans::custom ? "; SET plan_cache_mode = force_custom_plan"
+                                       : "; SET enable_seqscan = off; SET enable_bitmapscan = off;"
+                                         " SET plan_cache_mode = force_generic_plan"));
+    }
     impl_->conn = std::move(conn);
   } catch (const pqxx::broken_connection& e) {
     const std::string why = first_line(e.what());
@@ -195,6 +232,13 @@ void Session::check_schema() {
 }
 
 int Session::migrate() {
+  if (pooled_) {
+    // The migration lock is a session advisory lock: through a transaction pooler it would stay
+    // on whichever server session took it, and the unlock could run on another.
+    throw ConfigError(
+        "docket migrate needs a session of its own, not a transaction pooler: set listen_url (DOCKET_LISTEN_URL) "
+        "to a direct URL, or run it with --database-url of the server or of a session pool");
+  }
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     // One migrator at a time across all processes; the lock is released with the session.
     {
@@ -253,7 +297,7 @@ EnqueueResult Session::enqueue(const EnqueueRequest& r) {
              r.run_at ? std::optional<std::string>(format_timestamp(*r.run_at)) : std::nullopt,
              r.max_retries ? std::optional<std::string>(std::to_string(*r.max_retries)) : std::nullopt,
              r.unique_key};
-    auto res = run(c, impl_->prepared, "job_enqueue", p);
+    auto res = run(c, *impl_, "job_enqueue", p);
     return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>()};
   });
 }
@@ -275,7 +319,7 @@ std::string batch_json(const std::vector<EnqueueRequest>& requests) {
 
 std::vector<Submitted> Session::submit_many(const std::vector<EnqueueRequest>& requests) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, impl_->prepared, "job_enqueue_many_jobs", Params{batch_json(requests)});
+    auto res = run(c, *impl_, "job_enqueue_many_jobs", Params{batch_json(requests)});
     std::vector<Submitted> out;
     out.reserve(res.size());
     for (const auto& row : res) out.push_back({parse_job(row[2]), row[1].as<bool>()});
@@ -354,16 +398,10 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
         // constraints remain the backstop).
         check_enqueue_request(requests[i], "jobs[" + std::to_string(i) + "].");
       }
-      for (const char* name : {"job_copy_floor", "job_copy_last", "job_copied_ids"}) {
-        if (!impl_->prepared.contains(name)) {
-          c.prepare(name, queries().find(name)->second);
-          impl_->prepared.insert(name);
-        }
-      }
       if (impl_->copy_denied) return std::nullopt;
       try {
         pqxx::work tx(c);
-        const auto floor_row = tx.exec_prepared("job_copy_floor")[0];
+        const auto floor_row = exec_query(tx, *impl_, "job_copy_floor")[0];
         const auto floor = floor_row[0].as<std::int64_t>();
         const auto db_now = Clock::time_point(
             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row[1].as<double>())));
@@ -396,12 +434,12 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
         std::vector<EnqueueResult> out;
         out.reserve(requests.size());
         const auto n = static_cast<std::int64_t>(requests.size());
-        const auto last = tx.exec_prepared("job_copy_last")[0][0].as<std::int64_t>();
+        const auto last = exec_query(tx, *impl_, "job_copy_last")[0][0].as<std::int64_t>();
         if (last - floor == n) {
           // Nobody else drew ids meanwhile: ours are floor+1 .. last, in input order.
           for (std::int64_t id = floor + 1; id <= last; ++id) out.push_back({id, true});
         } else {
-          const auto ids = tx.exec_prepared("job_copied_ids", floor);
+          const auto ids = exec_query(tx, *impl_, "job_copied_ids", floor);
           for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
         }
         if (out.size() != requests.size()) {
@@ -420,7 +458,7 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
     if (copied) return std::move(*copied);
   }
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, impl_->prepared, "job_enqueue_many", Params{batch_json(requests)});
+    auto res = run(c, *impl_, "job_enqueue_many", Params{batch_json(requests)});
     std::vector<EnqueueResult> out;
     out.reserve(res.size());
     for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].as<bool>()});
@@ -440,7 +478,7 @@ std::vector<JobRecord> Session::jobs(const JobFilter& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     Params p{f.kind, f.queue, f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
              f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt, std::to_string(f.limit)};
-    auto res = run(c, impl_->prepared, "job_list", p);
+    auto res = run(c, *impl_, "job_list", p);
     std::vector<JobRecord> out;
     out.reserve(res.size());
     for (const auto& row : res) out.push_back(parse_job(row[0]));
@@ -759,7 +797,7 @@ void Session::seed_kind(const std::string& kind, std::optional<int> max_retries,
 std::vector<std::vector<std::optional<std::string>>> Session::query(
     const std::string& name, const std::vector<std::optional<std::string>>& params) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, impl_->prepared, name, params);
+    auto res = run(c, *impl_, name, params);
     std::vector<std::vector<std::optional<std::string>>> rows;
     for (const auto& row : res) {
       std::vector<std::optional<std::string>> out;

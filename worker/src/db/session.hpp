@@ -88,7 +88,13 @@ class Session {
     /// custom plans for the claim: 0.4 ms each) would cost latency.
     pinned,
   };
-  Session(std::string url, std::string application_name, Plans plans = Plans::custom);
+  /// Where the session's connection goes.
+  enum class Route {
+    process_default,  ///< as set_transaction_pooling says for the whole process
+    direct,           ///< a session of its own (LISTEN, migrations), whatever the process default
+  };
+  Session(std::string url, std::string application_name, Plans plans = Plans::custom,
+          Route route = Route::process_default);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -102,6 +108,9 @@ class Session {
   /// Drops the connection (the next call reconnects).
   void disconnect();
   const std::string& url() const { return url_; }
+  /// True when this session goes through a transaction pooler: each statement may run on
+  /// another server session, so it keeps no session state and prepares nothing by name.
+  bool pooled() const { return pooled_; }
 
   /// -1 when docket is not installed.
   int schema_version();
@@ -229,10 +238,15 @@ class Session {
   std::string url_;
   std::string application_name_;
   Plans plans_;
+  bool pooled_;
   std::chrono::milliseconds statement_timeout_{0};
   std::chrono::milliseconds lock_timeout_{0};
   std::unique_ptr<Impl> impl_;
 };
+
+/// The process default for new Sessions: through a pooler in transaction mode, or not.
+void set_transaction_pooling(bool on);
+bool transaction_pooling();
 
 /// Adds keepalive and connect_timeout defaults to a libpq URI or conninfo string.
 std::string with_connection_defaults(const std::string& url);

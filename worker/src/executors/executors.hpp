@@ -28,8 +28,9 @@ const std::vector<std::string>& builtin_names();
 inline constexpr Millis kMaxRetryDelay{24LL * 3600 * 1000};
 
 /// Retry-After: delta-seconds or an HTTP-date, at most kMaxRetryDelay. nullopt when absent or
-/// unreadable.
-std::optional<Millis> parse_retry_after(const std::string& value);
+/// unreadable. An HTTP-date counts from the response's `date` header (the server's clock, so a
+/// worker whose clock is off waits what the server meant), else from the worker's clock.
+std::optional<Millis> parse_retry_after(const std::string& value, const std::string& date = "");
 /// The last `max` bytes of `text`, trimmed and cleaned (clean_text), for error messages.
 std::string tail(const std::string& text, std::size_t max = 2000);
 /// A successful run's output (stdout, a response body): its JSON is the result; well-formed JSON

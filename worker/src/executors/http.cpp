@@ -5,7 +5,16 @@
 
 namespace docket {
 
-std::optional<Millis> parse_retry_after(const std::string& value) {
+namespace {
+/// An IMF-fixdate (`Fri, 01 Jan 2027 00:00:00 GMT`) as seconds since the epoch.
+std::optional<std::time_t> parse_http_date(const std::string& value) {
+  std::tm tm{};
+  if (::strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S", &tm) == nullptr) return std::nullopt;
+  return ::timegm(&tm);
+}
+}  // namespace
+
+std::optional<Millis> parse_retry_after(const std::string& value, const std::string& date) {
   if (value.empty()) return std::nullopt;
   constexpr long long kMaxS = kMaxRetryDelay.count() / 1000;
   if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c) || c == ' '; })) {
@@ -17,11 +26,10 @@ std::optional<Millis> parse_retry_after(const std::string& value) {
       return std::nullopt;
     }
   }
-  std::tm tm{};
-  if (::strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S", &tm) == nullptr) return std::nullopt;
-  const std::time_t at = ::timegm(&tm);
-  const std::time_t now = std::time(nullptr);
-  return Millis(std::clamp<long long>(static_cast<long long>(at - now), 0, kMaxS) * 1000);
+  const auto at = parse_http_date(value);
+  if (!at) return std::nullopt;
+  const std::time_t now = parse_http_date(date).value_or(std::time(nullptr));
+  return Millis(std::clamp<long long>(static_cast<long long>(*at - now), 0, kMaxS) * 1000);
 }
 
 Handler http_handler(const HttpExecutor& spec, Millis timeout) {
@@ -53,7 +61,7 @@ Handler http_handler(const HttpExecutor& spec, Millis timeout) {
     if (status >= 200 && status < 300) return complete_with_output(res.body, "the response of " + spec.url);
     const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
     if (status == 429 || status == 408 || status >= 500) {
-      return Outcome::retry(msg, parse_retry_after(res.header("Retry-After")));
+      return Outcome::retry(msg, parse_retry_after(res.header("Retry-After"), res.header("Date")));
     }
     return Outcome::fail(msg);
   };

@@ -259,9 +259,25 @@ void Worker::Impl::run() {
 
 void Worker::Impl::produce(const std::stop_token& stop) {
   db::Session session(url, "docket-producer", db::Session::Plans::pinned);
-  session.listen("docket_jobs");
-  session.listen("docket_cancel");
-  session.listen("docket_control");
+  // LISTEN needs a session of its own: the claim session's, or through a transaction pooler the
+  // listen URL's (around the pooler); without one the producer polls.
+  std::unique_ptr<db::Session> own_listener;
+  db::Session* listener = &session;
+  if (session.pooled()) {
+    listener = nullptr;
+    if (!cfg.listen_url.empty()) {
+      own_listener = std::make_unique<db::Session>(cfg.listen_url, "docket-listener", db::Session::Plans::custom,
+                                                   db::Session::Route::direct);
+      listener = own_listener.get();
+    }
+    log::info("worker.pooled", {{"listen", listener ? "listen_url" : "none: polling"},
+                                {"poll_interval_ms", cfg.poll_interval.count()}});
+  }
+  if (listener) {
+    for (const char* channel : {"docket_jobs", "docket_cancel", "docket_control"}) listener->listen(channel);
+  }
+  ReconnectDelay listener_delay;
+  auto listener_retry_at = SteadyClock::time_point::min();
   const std::set<std::string> queue_set(cfg.queues.begin(), cfg.queues.end());
   std::mt19937_64 prng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
@@ -285,7 +301,21 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   auto deferred_since = SteadyClock::time_point::max();
 
   auto handle_notifications = [&]() {
-    for (const auto& n : session.take_notifications()) {
+    if (!listener) return;
+    if (own_listener && !own_listener->connected()) {
+      // The claim session reconnects through its claims; a listener of its own here, with backoff.
+      if (SteadyClock::now() < listener_retry_at) return;
+      try {
+        own_listener->connect();
+        listener_delay.reset();
+      } catch (const Error& e) {
+        const auto wait = listener_delay.next();
+        log::warn("db.unavailable", {{"component", "listener"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+        listener_retry_at = SteadyClock::now() + wait;
+        return;
+      }
+    }
+    for (const auto& n : listener->take_notifications()) {
       if (n.channel == "docket_jobs") {
         if (n.payload == "*" || queue_set.contains(n.payload)) want = true;
       } else if (n.channel == "docket_cancel") {
@@ -352,7 +382,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
         until = std::max(until, deferred_since + kClaimWindow);
       timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
     }
-    pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {session.socket(), POLLIN, 0}};
+    pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {listener ? listener->socket() : -1, POLLIN, 0}};
     const nfds_t nfds = fds[1].fd >= 0 ? 2 : 1;
     ::poll(fds, nfds, timeout_ms);
     if (fds[0].revents & POLLIN) {
