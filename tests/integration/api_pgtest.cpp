@@ -415,6 +415,7 @@ TEST(Api, OpenApiDocumentPassesAValidatorAndMatchesTheRoutes) {
       if (method == "get") res = http.Get(concrete);
       if (method == "post") res = http.Post(concrete, "{}", "application/json");
       if (method == "put") res = http.Put(concrete, R"({"max_running": 1})", "application/json");
+      if (method == "delete") res = http.Delete(concrete);
       ASSERT_TRUE(res) << method << " " << concrete;
       if (res->status == 404) {
         EXPECT_NE(error_code(res), "route_not_found") << method << " " << concrete << " " << res->body;
