@@ -77,6 +77,11 @@ TEST(DashboardE2e, EveryPageAndActionInHeadlessChromium) {
   const std::string crawl_job = job("'crawl_products', 'crawls', 'running', '{}', 1, now(), now(), NULL, '[]', NULL, NULL");
   db->query("INSERT INTO docket.crawls (job_id, kind, collection, status, pages, items, last_error) VALUES (" +
             crawl_job + ", 'crawl_products', 'products', 'crawling', 3, 120, 'page 2 failed: HTTP 503')");
+  // Markup in every field a page shows: it must appear as text and never run.
+  const std::string hostile = job(
+      "'<img src=x onerror=window.pwned=1>', '<b>bold</b>', 'failed', "
+      "'{\"html\": \"<script>window.pwned=2</script>\"}', 1, now(), now(), now(), "
+      "'[{\"attempt\":1,\"at\":\"2026-01-01T00:00:00Z\",\"error\":\"<img src=y onerror=window.pwned=3>\"}]', NULL, NULL");
   db->query("INSERT INTO docket.kinds (kind) VALUES ('build_report')");
   db->query("SELECT docket.schedule('nightly', '0 3 * * *', 'build_report')");
   const long long jobs_before = db->count("SELECT count(*) FROM docket.jobs");
@@ -92,7 +97,8 @@ TEST(DashboardE2e, EveryPageAndActionInHeadlessChromium) {
   const Json fixture = {{"available", std::stoll(available)},
                         {"completed", std::stoll(completed)},
                         {"failed", std::stoll(failed)},
-                        {"failed2", std::stoll(failed2)}};
+                        {"failed2", std::stoll(failed2)},
+                        {"hostile", std::stoll(hostile)}};
   const auto started = std::chrono::steady_clock::now();
   const auto check = run({"/usr/bin/env", "node", (tools / "check.mjs").string()},
                          {{"DASH_URL", "http://127.0.0.1:" + std::to_string(port)},

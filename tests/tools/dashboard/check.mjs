@@ -130,6 +130,17 @@ try {
   expect(await page.$eval('.bar > span', (s) => s.style.width) === '100%', 'progress bar full');
   await shot('job');
 
+  // Markup in a job's kind, queue, args and errors is shown as text and never runs.
+  await go(`#/jobs/${fx.hostile}`, '[data-page=job] #args');
+  t = await text();
+  expect(t.includes('<script>window.pwned=2</script>') && t.includes('<img src=y onerror=window.pwned=3>')
+    && t.includes('<img src=x onerror=window.pwned=1>') && t.includes('<b>bold</b>'), 'markup shown as text');
+  for (const hash of ['#/overview', '#/kinds', '#/jobs?queue=%3Cb%3Ebold%3C%2Fb%3E']) {
+    await go(hash, 'section[data-page] table');
+    expect(await page.evaluate(() => window.pwned === undefined && !document.querySelector('#view img, #view b, #view script')),
+      `no injected markup on ${hash}`);
+  }
+
   // Workers, crawls, schedules.
   await go('#/workers', '[data-page=workers] table');
   t = await text();
