@@ -60,7 +60,8 @@ std::string SessionStore::create(std::size_t token, std::optional<Clock::time_po
   if (token_expires) expires = std::min(expires, *token_expires);
   std::string id = random_id();
   std::lock_guard lock(mutex_);
-  std::erase_if(sessions_, [now](const auto& kv) { return kv.second.expires <= now; });
+  // Full: drop the expired, then (still full) the one closest to expiry. A linear pass, only at the cap.
+  if (sessions_.size() >= kMaxSessions) std::erase_if(sessions_, [now](const auto& kv) { return kv.second.expires <= now; });
   if (sessions_.size() >= kMaxSessions) {
     sessions_.erase(std::min_element(sessions_.begin(), sessions_.end(), [](const auto& a, const auto& b) {
       return a.second.expires < b.second.expires;
