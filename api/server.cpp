@@ -12,7 +12,11 @@
 #include <regex>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
+#include "dashboard.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "docket/time.hpp"
 #include "errors.hpp"
 #include "http_server.hpp"
@@ -94,6 +98,12 @@ std::int64_t path_id(const Request& req) {
     throw ApiError(404, "not_found", "no job with id " + (req.groups.empty() ? std::string() : req.groups[0]));
   }
 }
+
+/// The dashboard's session cookie, and the header its page sends with every request: a cookie is
+/// accepted only with that header, which a cross-site form or image cannot send and a cross-site
+/// script could send only after a CORS preflight this server never grants.
+constexpr const char* kSessionCookie = "docket_session";
+constexpr const char* kDashboardHeader = "X-Docket-Dashboard";
 
 /// Answers /ready from its own lane: one probe of the database at a time, shared by every request
 /// waiting for it, each of which gives up at its own deadline.
@@ -206,13 +216,26 @@ std::vector<Token> parse_tokens(const std::vector<std::string>& specs) {
       throw ConfigError("API tokens must be at least 16 characters (one is " + std::to_string(t.secret.size()) +
                         "); generate one with: openssl rand -hex 24");
     }
-    if (semi != std::string::npos) {
-      const std::string rest = spec.substr(semi + 1);
-      if (rest.rfind("expires=", 0) != 0) {
-        throw ConfigError("API token options must be ;expires=<RFC 3339 time>, got \";" + rest + "\"");
+    std::size_t pos = semi;
+    bool seen_expires = false, seen_scope = false;
+    while (pos != std::string::npos) {
+      const auto next = spec.find(';', pos + 1);
+      const std::string option = spec.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+      pos = next;
+      if (option.rfind("expires=", 0) == 0 && !seen_expires) {
+        seen_expires = true;
+        t.expires = parse_timestamp(option.substr(8));
+        if (!t.expires) throw ConfigError("API token expiry \"" + option.substr(8) + "\" is not an RFC 3339 time");
+      } else if (option.rfind("scope=", 0) == 0 && !seen_scope) {
+        seen_scope = true;
+        const std::string scope = option.substr(6);
+        if (scope != "read" && scope != "write")
+          throw ConfigError("API token scope must be read or write, got \"" + scope.substr(0, 64) + "\"");
+        t.read_only = scope == "read";
+      } else {
+        throw ConfigError("API token options are ;expires=<RFC 3339 time> and ;scope=read|write, each at most once; got \";" +
+                          option.substr(0, 64) + "\"");
       }
-      t.expires = parse_timestamp(rest.substr(8));
-      if (!t.expires) throw ConfigError("API token expiry \"" + rest.substr(8) + "\" is not an RFC 3339 time");
     }
     out.push_back(std::move(t));
   }
@@ -249,8 +272,18 @@ struct Server::Impl {
   http::Handlers handlers();
   /// An answer to give before reading the body (auth, Host, Origin, Content-Type), or nullopt.
   std::optional<Response> check_head(const http::Message& head) const;
-  /// nullopt when the request may proceed; else the 401 message.
-  std::optional<std::string> auth_failure(const std::string& path, const http::Message& head) const;
+  /// Who a request speaks for: a configured token (its place in `tokens`), or why none.
+  struct Caller {
+    std::optional<std::size_t> token;
+    std::string why;
+  };
+  /// The caller by its bearer token, or by its dashboard session cookie (accepted only with the
+  /// X-Docket-Dashboard header, which a cross-site form cannot send).
+  Caller caller(const http::Message& head) const;
+  /// An answer refusing the request (401 no or bad credentials, 403 a read-only token writing), or nullopt.
+  std::optional<Response> auth_failure(const std::string& path, bool write, const http::Message& head) const;
+  /// GET, POST and DELETE /session: the dashboard's sign-in.
+  void session_routes();
   /// Host values this server answers to without tokens: the listen address and loopback names, with the port.
   bool allowed_host(const std::string& host) const;
   /// Runs the matching route on the handler pool (health inline, ready on its lane).
@@ -263,6 +296,7 @@ struct Server::Impl {
   Client client;
   Submitter submitter;
   std::vector<Token> tokens;
+  mutable SessionStore sessions;
   std::vector<Route> table;
   std::string listen_host;
   int port = -1;
@@ -376,11 +410,7 @@ std::optional<Response> Server::Impl::check_head(const http::Message& head) cons
                   "Host \"" + host + "\" is not this server's address; without API tokens only localhost:" +
                       std::to_string(port) + " (or 127.0.0.1, [::1]) is answered");
   }
-  if (auto why = auth_failure(path, head)) {
-    auto res = refuse(401, "unauthorized", "auth", *why);
-    res->headers.emplace_back("WWW-Authenticate", "Bearer");
-    return res;
-  }
+  if (auto refused = auth_failure(path, write, head)) return refused;
   const std::string origin = lower(field("Origin"));
   if (write && !origin.empty() && origin != "http://" + lower(host) && origin != "https://" + lower(host)) {
     return refuse(403, "forbidden_origin", "refused",
@@ -400,26 +430,55 @@ std::optional<Response> Server::Impl::check_head(const http::Message& head) cons
   return std::nullopt;
 }
 
-std::optional<std::string> Server::Impl::auth_failure(const std::string& path, const http::Message& head) const {
-  if (tokens.empty()) return std::nullopt;  // loopback only, enforced at bind
-  if (path == "/health" || path == "/ready") return std::nullopt;
-  if (path == "/metrics" && !config.metrics_auth) return std::nullopt;
-  const auto it = head.find("Authorization");
-  if (it == head.end()) return "missing Authorization: Bearer <token>";
-  const std::string header(it->value());
+Server::Impl::Caller Server::Impl::caller(const http::Message& head) const {
+  const auto auth = head.find("Authorization");
+  if (auth == head.end()) {
+    const auto cookie = head.find("Cookie");
+    const std::string id = cookie == head.end() ? std::string() : cookie_value(std::string(cookie->value()), kSessionCookie);
+    if (id.empty()) return {std::nullopt, "missing Authorization: Bearer <token>"};
+    if (head.find(kDashboardHeader) == head.end())
+      return {std::nullopt, std::string("a session cookie is accepted only with the ") + kDashboardHeader +
+                                " header the dashboard sends (a cross-site request cannot send it)"};
+    const auto token = sessions.find(id);
+    if (!token || *token >= tokens.size()) return {std::nullopt, "the session has ended; sign in again"};
+    if (tokens[*token].expires && Clock::now() >= *tokens[*token].expires) return {std::nullopt, "this token has expired"};
+    return {token, {}};
+  }
+  const std::string header(auth->value());
   const auto space = header.find(' ');
   // RFC 7235: the scheme is case-insensitive.
   if (space == std::string::npos || lower(header.substr(0, space)) != "bearer")
-    return "the Authorization header must be: Bearer <token>";
+    return {std::nullopt, "the Authorization header must be: Bearer <token>"};
   const auto begin = header.find_first_not_of(' ', space);
   const std::string presented = begin == std::string::npos ? std::string() : header.substr(begin);
-  for (const auto& t : tokens) {
-    if (constant_time_equal(presented, t.secret)) {
-      if (t.expires && Clock::now() >= *t.expires) return "this token has expired";
-      return std::nullopt;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (constant_time_equal(presented, tokens[i].secret)) {
+      if (tokens[i].expires && Clock::now() >= *tokens[i].expires) return {std::nullopt, "this token has expired"};
+      return {i, {}};
     }
   }
-  return "invalid token";
+  return {std::nullopt, "invalid token"};
+}
+
+std::optional<Response> Server::Impl::auth_failure(const std::string& path, bool write,
+                                                   const http::Message& head) const {
+  if (tokens.empty()) return std::nullopt;  // loopback only, enforced at bind
+  if (path == "/health" || path == "/ready" || path == "/session") return std::nullopt;
+  if (path == "/metrics" && !config.metrics_auth) return std::nullopt;
+  if (!write && dashboard_asset(path)) return std::nullopt;  // the page itself holds no data
+  const Caller c = caller(head);
+  if (!c.token) {
+    Response res = error_response(401, "unauthorized", c.why);
+    res.route = "auth";
+    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return res;
+  }
+  if (write && tokens[*c.token].read_only) {
+    Response res = error_response(403, "forbidden_scope", "this token's scope is read: it can see, not change");
+    res.route = "auth";
+    return res;
+  }
+  return std::nullopt;
 }
 
 std::vector<GaugeSample> Server::Impl::database_gauges() {
@@ -534,6 +593,43 @@ void Server::Impl::routes() {
     write_json(res, 200, Json(KindLimit{kind, limit, 0, std::nullopt}));
   });
 
+  route("POST", R"(/kinds/([^/]+)/retry_failed)", "/kinds/{kind}/retry_failed", [this](const Request& req, Response& res) {
+    // One batch per request, so each answers within the statement budget; the caller repeats
+    // with `after` = next until next is null (the dashboard does).
+    std::optional<std::string> after;
+    int limit = 500;
+    for (const auto& [name, value] : req.params) {
+      if (name == "after") {
+        after = value;
+      } else if (name == "limit") {
+        try {
+          std::size_t used = 0;
+          limit = std::stoi(value, &used);
+          if (used != value.size()) throw std::invalid_argument(value);
+        } catch (const std::exception&) {
+          throw InvalidInput("limit must be a number 1-1000, got \"" + value.substr(0, 32) + "\"");
+        }
+      } else {
+        throw InvalidInput("unknown parameter \"" + name.substr(0, 64) + "\"; use after, limit");
+      }
+    }
+    const RetryBatch b = client.retry_failed(req.groups.at(0), after, limit);
+    write_json(res, 200,
+               Json{{"kind", req.groups.at(0)},
+                    {"retried", b.retried},
+                    {"skipped", b.skipped},
+                    {"next", b.next ? Json(*b.next) : Json(nullptr)}});
+  });
+
+  // stats and schedules (read) ---------------------------------------------------------------------
+  route("GET", "/stats", "/stats", [this](const Request&, Response& res) { write_json(res, 200, client.stats()); });
+  route("GET", "/stats/throughput", "/stats/throughput", [this](const Request&, Response& res) {
+    write_json(res, 200, Json{{"throughput", client.throughput()}});
+  });
+  route("GET", "/schedules", "/schedules", [this](const Request&, Response& res) {
+    write_json(res, 200, Json{{"schedules", client.schedules(config.max_list_limit)}});
+  });
+
   // crawls ------------------------------------------------------------------------------------------
   route("GET", "/crawls", "/crawls", [this](const Request& req, Response& res) {
     const CrawlFilter f = parse_crawl_filter(req.params, config.max_list_limit);
@@ -546,6 +642,17 @@ void Server::Impl::routes() {
     write_json(res, 200, Json(*crawl));
   });
 
+  // dashboard ----------------------------------------------------------------------------------------
+  route("GET", R"(/|/index\.html|/dashboard/[a-z]+\.(js|css))", "/dashboard", [](const Request& req, Response& res) {
+    const auto asset = dashboard_asset(req.path);
+    if (!asset) throw ApiError(404, "not_found", "no dashboard file " + req.path.substr(0, 64));
+    res.status = 200;
+    res.content_type = asset->content_type;
+    res.body = *asset->body;
+    res.headers = dashboard_headers();
+  });
+  session_routes();
+
   // operations -------------------------------------------------------------------------------------
   route("GET", "/metrics", "/metrics", [this](const Request&, Response& res) {
     res.status = 200;
@@ -555,6 +662,44 @@ void Server::Impl::routes() {
   route("GET", "/openapi.json", "/openapi.json", [](const Request&, Response& res) {
     res.status = 200;
     res.body = openapi_document();
+  });
+}
+
+void Server::Impl::session_routes() {
+  auto scope_of = [this](const std::optional<std::size_t>& token) {
+    return tokens.empty() ? Json("write") : token ? Json(tokens[*token].read_only ? "read" : "write") : Json(nullptr);
+  };
+  route("GET", "/session", "/session", [this, scope_of](const Request& req, Response& res) {
+    const Caller c = tokens.empty() ? Caller{} : caller(req.message);
+    const bool in = tokens.empty() || c.token.has_value();
+    write_json(res, 200, Json{{"auth_required", !tokens.empty()}, {"signed_in", in}, {"scope", scope_of(c.token)}});
+  });
+  route("POST", "/session", "/session", [this, scope_of](const Request& req, Response& res) {
+    if (tokens.empty()) throw ApiError(409, "conflict", "no API tokens are configured: nothing to sign in to");
+    const Json body = parse_json(req.message.body(), "the sign-in body");
+    if (!body.is_object() || body.size() != 1 || !body.contains("token") || !body.at("token").is_string())
+      throw ApiError(400, "bad_request", "the sign-in body must be {\"token\": \"<an API token>\"}");
+    const std::string presented = body.at("token").get<std::string>();
+    std::optional<std::size_t> found;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      if (constant_time_equal(presented, tokens[i].secret)) found = i;
+    }
+    if (!found) throw ApiError(401, "unauthorized", "invalid token");
+    if (tokens[*found].expires && Clock::now() >= *tokens[*found].expires)
+      throw ApiError(401, "unauthorized", "this token has expired");
+    const std::string id = sessions.create(*found, tokens[*found].expires);
+    // HttpOnly: no script reads it; SameSite=Strict: no other site's request carries it.
+    res.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + id +
+                                               "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+                                               std::to_string(std::chrono::seconds(SessionStore::kLifetime).count()));
+    spdlog::info("api.signed_in token={} scope={}", *found, tokens[*found].read_only ? "read" : "write");
+    write_json(res, 200, Json{{"auth_required", true}, {"signed_in", true}, {"scope", scope_of(found)}});
+  });
+  route("DELETE", "/session", "/session", [this](const Request& req, Response& res) {
+    sessions.erase(cookie_value(req.header("Cookie"), kSessionCookie));
+    res.headers.emplace_back("Set-Cookie",
+                             std::string(kSessionCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    write_json(res, 200, Json{{"auth_required", !tokens.empty()}, {"signed_in", tokens.empty()}});
   });
 }
 

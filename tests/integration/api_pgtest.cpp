@@ -415,10 +415,200 @@ TEST(Api, OpenApiDocumentPassesAValidatorAndMatchesTheRoutes) {
       if (method == "get") res = http.Get(concrete);
       if (method == "post") res = http.Post(concrete, "{}", "application/json");
       if (method == "put") res = http.Put(concrete, R"({"max_running": 1})", "application/json");
+      if (method == "delete") res = http.Delete(concrete);
       ASSERT_TRUE(res) << method << " " << concrete;
       if (res->status == 404) {
         EXPECT_NE(error_code(res), "route_not_found") << method << " " << concrete << " " << res->body;
       }
     }
   }
+}
+
+// --- the dashboard: its files, sign-in sessions, token scopes, its own routes ---------------------
+
+namespace {
+
+constexpr const char* kReadToken = "read-token-0123456789abcdef";
+
+ApiConfig dashboard_config() {
+  ApiConfig config;
+  config.tokens = {kToken, std::string(kReadToken) + ";scope=read"};
+  return config;
+}
+
+/// Signs in with `token`; the session cookie ("docket_session=...") or "" when refused.
+std::string sign_in(httplib::Client& http, const std::string& token, int* status = nullptr) {
+  const auto r = http.Post("/session", Json{{"token", token}}.dump(), "application/json");
+  if (status) *status = r ? r->status : -1;
+  if (!r || !r->has_header("Set-Cookie")) return {};
+  const std::string set = r->get_header_value("Set-Cookie");
+  return set.substr(0, set.find(';'));
+}
+
+}  // namespace
+
+TEST(Dashboard, ServesItsFilesWithAStrictPolicyAndNoTokenNeeded) {
+  ApiFixture api(dashboard_config());
+  auto http = api.http();
+  const auto page = http.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("<script type=\"module\" src=\"/dashboard/app.js\">"), std::string::npos);
+  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("script-src 'self'"), std::string::npos);
+  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("frame-ancestors 'none'"), std::string::npos);
+  EXPECT_EQ(page->get_header_value("X-Content-Type-Options"), "nosniff");
+  for (const char* file : {"/dashboard/app.js", "/dashboard/style.css"}) {
+    const auto r = http.Get(file);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << file;
+    EXPECT_GT(r->body.size(), 1000u) << file;
+  }
+  // No other path is a file; no data without a token.
+  EXPECT_EQ(http.Get("/dashboard/nope.js")->status, 401);
+  EXPECT_EQ(http.Get("/dashboard/nope.js", {{"Authorization", std::string("Bearer ") + kToken}})->status, 404);
+  EXPECT_EQ(http.Get("/dashboard/../server.cpp")->status, 401);
+  EXPECT_EQ(http.Get("/jobs")->status, 401);
+  EXPECT_EQ(body_of(http.Get("/session")), (Json{{"auth_required", true}, {"signed_in", false}, {"scope", nullptr}}));
+}
+
+TEST(Dashboard, SessionCookieCountsOnlyWithTheHeaderAndReadScopeCannotWrite) {
+  ApiFixture api(dashboard_config());
+  auto http = api.http();
+  // Refused sign-ins store nothing and set no cookie.
+  int status = 0;
+  EXPECT_EQ(sign_in(http, "wrong-token-0123456789abcdef", &status), "");
+  EXPECT_EQ(status, 401);
+  for (const std::string& body : {std::string(R"({"token": 5})"), std::string(R"({"token":"x","more":1})"),
+                                  std::string("not json"), std::string(200, '[') + std::string(200, ']')}) {
+    const auto r = http.Post("/session", body, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->status == 400 || r->status == 422) << body.substr(0, 40) << " " << r->status;
+    EXPECT_FALSE(r->has_header("Set-Cookie")) << body.substr(0, 40);
+  }
+  const std::string cookie = sign_in(http, kToken, &status);
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(cookie.rfind("docket_session=", 0), 0u) << cookie;
+  EXPECT_EQ(cookie.size(), std::string("docket_session=").size() + 64);
+  {
+    const auto r = http.Post("/session", Json{{"token", kToken}}.dump(), "application/json");
+    const std::string set = r->get_header_value("Set-Cookie");
+    EXPECT_NE(set.find("; HttpOnly"), std::string::npos) << set;
+    EXPECT_NE(set.find("; SameSite=Strict"), std::string::npos) << set;
+  }
+  const httplib::Headers cookie_only = {{"Cookie", cookie}};
+  const httplib::Headers dashboard = {{"Cookie", cookie}, {"X-Docket-Dashboard", "1"}};
+  // The cookie alone (what a cross-site form sends) is refused, reads and writes.
+  EXPECT_EQ(http.Get("/queues", cookie_only)->status, 401);
+  EXPECT_EQ(http.Post("/queues/mail/pause", cookie_only, "", "text/plain")->status, 401);
+  EXPECT_EQ(http.Post("/jobs", cookie_only, R"({"kind":"evil"})", "text/plain")->status, 401);
+  EXPECT_EQ(api.db().count("SELECT count(*) FROM docket.queues"), 0);
+  EXPECT_EQ(api.jobs(), 0);
+  // With the header it works; a foreign Origin is still refused.
+  EXPECT_EQ(http.Get("/queues", dashboard)->status, 200);
+  httplib::Headers foreign = dashboard;
+  foreign.emplace("Origin", "http://evil.example");
+  EXPECT_EQ(http.Post("/queues/mail/pause", foreign, "", "text/plain")->status, 403);
+  EXPECT_EQ(api.db().count("SELECT count(*) FROM docket.queues"), 0);
+  EXPECT_EQ(http.Post("/queues/mail/pause", dashboard, "", "text/plain")->status, 200);
+  EXPECT_EQ(api.db().scalar("SELECT paused_at IS NOT NULL FROM docket.queues WHERE name = 'mail'"), "t");
+  EXPECT_EQ(body_of(http.Get("/session", dashboard)),
+            (Json{{"auth_required", true}, {"signed_in", true}, {"scope", "write"}}));
+
+  // A read-only token, by bearer or by session: reads answer, writes get 403 and write nothing.
+  const std::string read_cookie = sign_in(http, kReadToken, &status);
+  ASSERT_EQ(status, 200);
+  const httplib::Headers read_session = {{"Cookie", read_cookie}, {"X-Docket-Dashboard", "1"}};
+  const httplib::Headers read_bearer = {{"Authorization", std::string("Bearer ") + kReadToken}};
+  for (const auto& h : {read_session, read_bearer}) {
+    EXPECT_EQ(http.Get("/jobs", h)->status, 200);
+    const auto w = http.Post("/jobs", h, R"({"kind":"k"})", "application/json");
+    EXPECT_EQ(w->status, 403);
+    EXPECT_EQ(error_code(w), "forbidden_scope");
+    EXPECT_EQ(http.Post("/queues/mail/resume", h, "", "text/plain")->status, 403);
+    EXPECT_EQ(http.Put("/limits/k", h, R"({"max_running": 1})", "application/json")->status, 403);
+  }
+  EXPECT_EQ(api.jobs(), 0);
+  EXPECT_EQ(api.db().scalar("SELECT paused_at IS NOT NULL FROM docket.queues WHERE name = 'mail'"), "t");
+  EXPECT_EQ(api.db().count("SELECT count(*) FROM docket.kinds"), 0);
+  EXPECT_EQ(body_of(http.Get("/session", read_session))["scope"], "read");
+
+  // Signing out ends the session on the server, not just in the browser.
+  EXPECT_EQ(http.Delete("/session", dashboard)->status, 200);
+  EXPECT_EQ(http.Get("/queues", dashboard)->status, 401);
+  EXPECT_EQ(http.Get("/health")->status, 200);
+}
+
+TEST(Dashboard, TokenScopeSyntax) {
+  const std::string t(kToken);
+  EXPECT_FALSE(api::parse_tokens({t}).at(0).read_only);
+  EXPECT_TRUE(api::parse_tokens({t + ";scope=read"}).at(0).read_only);
+  EXPECT_FALSE(api::parse_tokens({t + ";scope=write"}).at(0).read_only);
+  const auto both = api::parse_tokens({t + ";scope=read;expires=2099-01-01T00:00:00Z"}).at(0);
+  EXPECT_TRUE(both.read_only);
+  EXPECT_TRUE(both.expires.has_value());
+  EXPECT_EQ(both.secret, t);
+  for (const std::string& bad : {t + ";scope=admin", t + ";scope=read;scope=write", t + ";", t + ";role=read"}) {
+    try {
+      api::parse_tokens({bad});
+      ADD_FAILURE() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()).find(t), std::string::npos) << "the secret is not echoed: " << e.what();
+    }
+  }
+}
+
+TEST(Dashboard, RetryFailedPagesThroughAKindAndSkipsWhatCannotBeRetried) {
+  ApiFixture api;
+  auto& db = api.db();
+  db.query("INSERT INTO docket.jobs (kind, state, finished_at, unique_key) "
+           "SELECT 'resize', 'failed', now() - g * interval '1 s', CASE WHEN g = 2 THEN 'held' END "
+           "  FROM generate_series(1, 5) g");
+  db.query("INSERT INTO docket.jobs (kind, state, unique_key) VALUES ('resize', 'available', 'held')");
+  db.query("INSERT INTO docket.jobs (kind, state, finished_at) VALUES ('other', 'failed', now())");
+  auto http = api.http();
+  // Hostile parameters: 422 naming the parameter, nothing retried.
+  for (const std::string q : {"?limit=0", "?limit=1001", "?limit=x", "?after=1", "?after=1.2.3", "?after=99999999999999999999.1",
+                               "?bogus=1"}) {
+    const auto r = http.Post("/kinds/resize/retry_failed" + q, "", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 422) << q << " " << r->body;
+  }
+  EXPECT_EQ(db.count("SELECT count(*) FROM docket.jobs WHERE state = 'failed'"), 6);
+  // Two per call: the held one is skipped, the rest go, oldest first; the other kind stays failed.
+  std::optional<std::string> after;
+  int retried = 0, skipped = 0, calls = 0;
+  do {
+    const auto r = http.Post("/kinds/resize/retry_failed?limit=2" + (after ? "&after=" + *after : std::string()), "",
+                             "application/json");
+    ASSERT_EQ(r->status, 200) << r->body;
+    const Json b = body_of(r);
+    retried += b.at("retried").get<int>();
+    skipped += b.at("skipped").get<int>();
+    after = b.at("next").is_null() ? std::nullopt : std::optional(b.at("next").get<std::string>());
+    ASSERT_LT(++calls, 10);
+  } while (after);
+  EXPECT_EQ(retried, 4);
+  EXPECT_EQ(skipped, 1);
+  EXPECT_EQ(db.count("SELECT count(*) FROM docket.jobs WHERE kind = 'resize' AND state = 'failed'"), 1);
+  EXPECT_EQ(db.scalar("SELECT unique_key FROM docket.jobs WHERE kind = 'resize' AND state = 'failed'"), "held");
+  EXPECT_EQ(db.count("SELECT count(*) FROM docket.jobs WHERE kind = 'other' AND state = 'failed'"), 1);
+}
+
+TEST(Dashboard, ThroughputCountsTheLastHourPerQueueAndMinute) {
+  ApiFixture api;
+  api.db().query(
+      "INSERT INTO docket.jobs (kind, queue, state, finished_at) VALUES "
+      "('k', 'mail', 'completed', now()), ('k', 'mail', 'completed', now()), ('k', 'mail', 'failed', now()), "
+      "('k', 'mail', 'completed', now() - interval '2 hours'), ('k', 'mail', 'cancelled', now()), "
+      "('k', 'other', 'failed', now() - interval '30 minutes')");
+  const Json t = body_of(api.http().Get("/stats/throughput")).at("throughput");
+  ASSERT_EQ(t.size(), 2u) << t.dump();
+  EXPECT_EQ(t[0].at("queue"), "mail");
+  EXPECT_EQ(t[0].at("completed"), 2);
+  EXPECT_EQ(t[0].at("failed"), 1);
+  EXPECT_EQ(t[1].at("queue"), "other");
+  EXPECT_EQ(t[1].at("failed"), 1);
+  const Json stats = body_of(api.http().Get("/stats"));
+  EXPECT_TRUE(stats.contains("kinds") && stats.contains("workers")) << stats.dump();
 }

@@ -21,6 +21,13 @@ struct ClientOptions {
   std::chrono::milliseconds lock_timeout{0};       ///< per lock wait; 0: none (a timeout throws Timeout)
 };
 
+/// What one call of Client::retry_failed did.
+struct RetryBatch {
+  int retried = 0;                  ///< failed jobs now available again
+  int skipped = 0;                  ///< could not be retried (e.g. another unfinished job holds the unique_key)
+  std::optional<std::string> next;  ///< the cursor for the next call; nullopt when no failed job is left
+};
+
 /// A thread-safe handle to a Docket database with a small fixed pool of connections.
 class Client {
  public:
@@ -52,6 +59,13 @@ class Client {
   /// quota, completed/failed over 5 min and 1 h, failure rate, run and wait p50/p95), live workers,
   /// stuck jobs and unserved work (README: Watching it run).
   Json stats();
+  /// Completed and failed jobs per queue and minute over the last hour, as a JSON array of
+  /// {queue, minute, completed, failed} (the dashboard's chart; at most 61 rows per queue).
+  Json throughput();
+  /// Retries up to `limit` (1-1000) of `kind`'s failed jobs, oldest failure first, after the
+  /// cursor a previous call returned. Each job is retried on its own, so one that cannot be is
+  /// skipped and counted. Throws InvalidInput for a bad cursor or limit.
+  RetryBatch retry_failed(const std::string& kind, const std::optional<std::string>& after, int limit);
   std::vector<KindLimit> limits();
   /// Jobs per queue and state (the docket.queue_states view).
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();

@@ -260,6 +260,7 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             << "    enqueue    docket enqueue demo.echo '{\"hi\":1}'          (another terminal, this directory)\n"
             << "               " << psql << " -c \"SELECT docket.enqueue('demo.sleep', '{\\\"ms\\\": 2000}')\"\n"
             << "    watch      docket jobs      docket job ID      docket stats\n"
+            << "    dashboard  " << api.base_url() << "/\n"
             << "    http       curl -s " << auth << api.base_url()
             << "/jobs -d '{\"kind\":\"demo.echo\",\"args\":{\"hi\":2}}'\n"
             << "               curl -s " << auth << api.base_url() << "/jobs?limit=5\n"

@@ -1,5 +1,7 @@
 #include "docket/client.hpp"
 
+#include <regex>
+
 #include "db/pool.hpp"
 #include "db/session.hpp"
 #include "db/sql.hpp"
@@ -82,6 +84,40 @@ void Client::resume(const std::string& queue) {
 
 Json Client::stats() {
   return impl_->with_session([&](db::Session& s) { return s.stats(); }, true);
+}
+
+Json Client::throughput() {
+  // 61 minutes per queue; past this many rows the busiest queues' tail is cut, not the answer.
+  constexpr int kMaxRows = 61 * 200;
+  return impl_->with_session([&](db::Session& s) { return s.throughput(kMaxRows); }, true);
+}
+
+RetryBatch Client::retry_failed(const std::string& kind, const std::optional<std::string>& after, int limit) {
+  if (limit < 1 || limit > 1000) throw InvalidInput("limit must be 1-1000, got " + std::to_string(limit));
+  std::optional<std::pair<std::int64_t, std::int64_t>> cursor;
+  if (after) {
+    // "<finished_at in µs>.<id>", as this function returned it: digits only, each within int64.
+    static const std::regex shape(R"((\d{1,18})\.(\d{1,18}))");
+    std::smatch m;
+    if (!std::regex_match(*after, m, shape))
+      throw InvalidInput("after \"" + after->substr(0, 64) + "\" is not a cursor this API returned");
+    cursor.emplace(std::stoll(m[1].str()), std::stoll(m[2].str()));
+  }
+  const auto page = impl_->with_session([&](db::Session& s) { return s.failed_page(kind, cursor, limit); }, true);
+  RetryBatch out;
+  for (const auto& [id, finished_us] : page) {
+    try {
+      retry(id);
+      ++out.retried;
+    } catch (const Conflict&) {
+      ++out.skipped;  // running again, or its unique_key is held: the rest still go
+    } catch (const NotFound&) {
+      ++out.skipped;  // pruned meanwhile
+    }
+  }
+  if (static_cast<int>(page.size()) == limit)
+    out.next = std::to_string(page.back().second) + "." + std::to_string(page.back().first);
+  return out;
 }
 
 std::vector<QueueSummary> Client::queues() {

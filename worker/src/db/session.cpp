@@ -521,6 +521,25 @@ Json Session::stats() {
   });
 }
 
+Json Session::throughput(int max_rows) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("stats_throughput", std::to_string(max_rows));
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> Session::failed_page(
+    const std::string& kind, const std::optional<std::pair<std::int64_t, std::int64_t>>& after, int limit) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res =
+        DOCKET_RUN("job_failed_page", kind, after ? std::optional(std::to_string(after->first)) : std::nullopt,
+                   after ? std::optional(std::to_string(after->second)) : std::nullopt, std::to_string(limit));
+    std::vector<std::pair<std::int64_t, std::int64_t>> out;
+    for (const auto& row : res) out.emplace_back(row[0].as<std::int64_t>(), row[1].as<std::int64_t>());
+    return out;
+  });
+}
+
 std::vector<QueueSummary> Session::queues() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("queue_summary");

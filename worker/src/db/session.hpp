@@ -133,6 +133,13 @@ class Session {
   std::vector<QueueSummary> queues();
   /// The stats document (schema/queries/stats_snapshot.sql): queues, kinds, workers, stuck, unserved.
   Json stats();
+  /// Completed and failed jobs per queue and minute over the last hour (stats_throughput.sql),
+  /// at most `max_rows` rows.
+  Json throughput(int max_rows);
+  /// A page of `kind`'s failed jobs after the cursor (finished_at in µs since the epoch, id),
+  /// oldest failure first: each row's id and finished_at in µs.
+  std::vector<std::pair<std::int64_t, std::int64_t>> failed_page(
+      const std::string& kind, const std::optional<std::pair<std::int64_t, std::int64_t>>& after, int limit);
   std::vector<KindLimit> limits();
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   void ping();
