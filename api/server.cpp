@@ -12,6 +12,7 @@
 #include <regex>
 #include <thread>
 
+#include "core/log.hpp"
 #include "docket/errors.hpp"
 #include "docket/time.hpp"
 #include "errors.hpp"
@@ -245,6 +246,8 @@ struct Server::Impl {
   };
   void route(const std::string& method, const std::string& pattern, const char* name, Handler handler);
   void routes();
+  /// 200 with the kind's quota as it now stands (GET /limits row), also for a kind with no row.
+  void write_limit(Response& res, const std::string& kind);
   static http::Limits limits(const ApiConfig& c);
   http::Handlers handlers();
   /// An answer to give before reading the body (auth, Host, Origin, Content-Type), or nullopt.
@@ -452,6 +455,13 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
   return g;
 }
 
+void Server::Impl::write_limit(Response& res, const std::string& kind) {
+  for (const auto& k : client.limits()) {
+    if (k.kind == kind) return write_json(res, 200, Json(k));
+  }
+  write_json(res, 200, Json(KindLimit{.kind = kind}));
+}
+
 void Server::Impl::routes() {
   // jobs ---------------------------------------------------------------------------------------
   route("POST", "/jobs", "/jobs", [this](const Request& req, Response& res) {
@@ -460,7 +470,10 @@ void Server::Impl::routes() {
     const EnqueueRequest r = parse_enqueue(req.message.body(), idem);
     const Submitted s = submitter.submit(r);
     res.headers.emplace_back("Location", "/jobs/" + std::to_string(s.job.id));
-    write_json(res, s.created ? 201 : 200, Json(s.job));
+    Json body(s.job);
+    // The job is in, but no live worker would run it (a typo'd kind, a queue nobody claims).
+    if (s.warning) body["warnings"] = Json::array({*s.warning});
+    write_json(res, s.created ? 201 : 200, body);
   });
   route("GET", "/jobs", "/jobs", [this](const Request& req, Response& res) {
     const JobFilter f = parse_job_filter(req.params, config.max_list_limit);
@@ -528,10 +541,17 @@ void Server::Impl::routes() {
     const std::string kind = req.groups.at(0);
     const auto limit = parse_limit(req.message.body());
     client.set_limit(kind, limit);
-    for (const auto& k : client.limits()) {
-      if (k.kind == kind) return write_json(res, 200, Json(k));
+    log::info("kind.limit_changed", {{"kind", kind},
+                                     {"max_running", limit ? std::to_string(*limit) : std::string("none")},
+                                     {"source", "operator"}});
+    write_limit(res, kind);
+  });
+  route("DELETE", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
+    const std::string kind = req.groups.at(0);
+    if (client.reset_limit(kind)) {
+      log::info("kind.limit_reset", {{"kind", kind}, {"source", "operator"}});
     }
-    write_json(res, 200, Json(KindLimit{kind, limit, 0, std::nullopt}));
+    write_limit(res, kind);
   });
 
   // crawls ------------------------------------------------------------------------------------------

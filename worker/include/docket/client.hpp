@@ -43,7 +43,11 @@ class Client {
   /// Throws NotFound, or Conflict for a running job.
   void retry(std::int64_t id);
   /// The global quota; nullopt removes it. Throws InvalidInput for a negative limit.
+  /// An operator's value: it holds across worker restarts (their TOML does not replace it).
   void set_limit(const std::string& kind, std::optional<int> max_running);
+  /// Clears an operator's quota so the workers' TOML max_running (or none) applies again; false
+  /// when the kind had no operator value.
+  bool reset_limit(const std::string& kind);
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();

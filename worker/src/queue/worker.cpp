@@ -132,8 +132,11 @@ void Worker::Impl::run() {
   for (const auto& [name, entry] : kinds) {
     kind_names.push_back(name);
     const auto* crawl = std::get_if<CrawlExecutor>(&entry.config.executor);
+    // A worker's [worker] retention applies to its own kinds that set none.
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
-                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout});
+                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout,
+                     entry.config.queue, entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
+                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed});
   }
   db::WorkerRow row;
   row.host = host_name();
