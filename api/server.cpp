@@ -447,6 +447,27 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                    {{"queue", q.queue}},
                    q.oldest_available_age_s.value_or(0)});
     }
+    const Json stats = client.stats();
+    for (const auto& u : stats.at("unserved")) {
+      const std::map<std::string, std::string> where{{"kind", u.at("kind")}, {"queue", u.at("queue")}};
+      g.push_back({"docket_unserved_jobs", "Waiting jobs no live worker can run (docket.unserved_jobs)", where,
+                   u.at("jobs").get<double>()});
+      g.push_back({"docket_unserved_oldest_due_age_seconds", "How long the oldest due unserved job has waited",
+                   where, u.value("oldest_due_age_s", Json()).is_number() ? u.at("oldest_due_age_s").get<double>() : 0});
+    }
+    // Per kind over the last hour (docket.kind_stats): the same figures as docket stats.
+    for (const auto& k : stats.at("kinds")) {
+      const std::map<std::string, std::string> kind{{"kind", k.at("kind")}};
+      g.push_back({"docket_kind_completed_1h", "Jobs completed in the last hour", kind, k.at("completed_1h").get<double>()});
+      g.push_back({"docket_kind_failed_1h", "Jobs failed in the last hour", kind, k.at("failed_1h").get<double>()});
+      for (const char* figure : {"run_p50", "run_p95", "wait_p50", "wait_p95"}) {
+        const Json& ms = k.value(std::string(figure) + "_ms", Json());
+        if (!ms.is_number()) continue;
+        g.push_back({std::string("docket_kind_") + figure + "_seconds",
+                     std::string(figure[0] == 'r' ? "Run" : "Wait") + " time percentile over the last hour", kind,
+                     ms.get<double>() / 1000.0});
+      }
+    }
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 1});
   } catch (const std::exception&) {
     g.clear();
@@ -520,7 +541,7 @@ void Server::Impl::routes() {
       item["states"] = counts;
       out.push_back(std::move(item));
     }
-    write_json(res, 200, Json{{"queues", out}});
+    write_json(res, 200, Json{{"queues", out}, {"unserved", client.unserved()}});
   });
   for (const bool pause : {true, false}) {
     route("POST", pause ? R"(/queues/([^/]+)/pause)" : R"(/queues/([^/]+)/resume)",

@@ -382,6 +382,15 @@ TEST(Api, MetricsPassPromtool) {
   ASSERT_TRUE(std::filesystem::exists(promtool)) << "promtool missing: make deps installs the prometheus package";
   const auto check = test::run({promtool, "check", "metrics"}, {}, r->body);
   EXPECT_EQ(check.status, 0) << check.out << check.err << "\n" << r->body;
+  // No worker runs kind k: its job is unserved work, with the oldest due age.
+  EXPECT_NE(r->body.find("docket_unserved_jobs{kind=\"k\",queue=\"q \\\"quoted\\\" \\\\ back\"} 1"), std::string::npos)
+      << r->body;
+  EXPECT_NE(r->body.find("docket_unserved_oldest_due_age_seconds{kind=\"k\""), std::string::npos) << r->body;
+  // GET /queues lists it too.
+  const auto q = body_of(http.Get("/queues"));
+  ASSERT_EQ(q.at("unserved").size(), 1U) << q.dump();
+  EXPECT_EQ(q.at("unserved").at(0).at("kind"), "k");
+  EXPECT_EQ(q.at("unserved").at(0).at("reason"), "no live worker runs kind k");
 }
 
 TEST(Api, OpenApiDocumentPassesAValidatorAndMatchesTheRoutes) {

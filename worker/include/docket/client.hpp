@@ -56,6 +56,9 @@ class Client {
   /// stuck jobs and unserved work (README: Watching it run).
   Json stats();
   std::vector<KindLimit> limits();
+  /// Waiting jobs no live worker can run (docket.unserved_jobs): queue, kind, jobs, due,
+  /// oldest_due_age_s and the reason, as a JSON array.
+  Json unserved();
   /// Jobs per queue and state (the docket.queue_states view).
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   /// Crawls, newest first.

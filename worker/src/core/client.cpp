@@ -91,6 +91,10 @@ std::vector<QueueSummary> Client::queues() {
   return impl_->with_session([&](db::Session& s) { return s.queues(); }, true);
 }
 
+Json Client::unserved() {
+  return impl_->with_session([&](db::Session& s) { return s.unserved(); }, true);
+}
+
 std::vector<KindLimit> Client::limits() {
   return impl_->with_session([&](db::Session& s) { return s.limits(); }, true);
 }

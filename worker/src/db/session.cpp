@@ -512,6 +512,13 @@ std::vector<QueueSummary> Session::queues() {
   });
 }
 
+Json Session::unserved() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("unserved_jobs");
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
 std::vector<KindLimit> Session::limits() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("kind_limits");

@@ -125,6 +125,8 @@ class Session {
   /// The stats document (schema/queries/stats_snapshot.sql): queues, kinds, workers, stuck, unserved.
   Json stats();
   std::vector<KindLimit> limits();
+  /// docket.unserved_jobs as a JSON array.
+  Json unserved();
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   void ping();
 
