@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "dashboard.hpp"
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
@@ -268,6 +269,8 @@ struct Server::Impl {
   };
   void route(const std::string& method, const std::string& pattern, const char* name, Handler handler);
   void routes();
+  /// 200 with the kind's quota as it now stands (GET /limits row), also for a kind with no row.
+  void write_limit(Response& res, const std::string& kind);
   static http::Limits limits(const ApiConfig& c);
   http::Handlers handlers();
   /// An answer to give before reading the body (auth, Host, Origin, Content-Type), or nullopt.
@@ -503,12 +506,40 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                    {{"queue", q.queue}},
                    q.oldest_available_age_s.value_or(0)});
     }
+    const Json stats = client.stats();
+    for (const auto& u : stats.at("unserved")) {
+      const std::map<std::string, std::string> where{{"kind", u.at("kind")}, {"queue", u.at("queue")}};
+      g.push_back({"docket_unserved_jobs", "Waiting jobs no live worker can run (docket.unserved_jobs)", where,
+                   u.at("jobs").get<double>()});
+      g.push_back({"docket_unserved_oldest_due_age_seconds", "How long the oldest due unserved job has waited",
+                   where, u.value("oldest_due_age_s", Json()).is_number() ? u.at("oldest_due_age_s").get<double>() : 0});
+    }
+    // Per kind over the last hour (docket.kind_stats): the same figures as docket stats.
+    for (const auto& k : stats.at("kinds")) {
+      const std::map<std::string, std::string> kind{{"kind", k.at("kind")}};
+      g.push_back({"docket_kind_completed_1h", "Jobs completed in the last hour", kind, k.at("completed_1h").get<double>()});
+      g.push_back({"docket_kind_failed_1h", "Jobs failed in the last hour", kind, k.at("failed_1h").get<double>()});
+      for (const char* figure : {"run_p50", "run_p95", "wait_p50", "wait_p95"}) {
+        const Json& ms = k.value(std::string(figure) + "_ms", Json());
+        if (!ms.is_number()) continue;
+        g.push_back({std::string("docket_kind_") + figure + "_seconds",
+                     std::string(figure[0] == 'r' ? "Run" : "Wait") + " time percentile over the last hour", kind,
+                     ms.get<double>() / 1000.0});
+      }
+    }
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 1});
   } catch (const std::exception&) {
     g.clear();
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 0});
   }
   return g;
+}
+
+void Server::Impl::write_limit(Response& res, const std::string& kind) {
+  for (const auto& k : client.limits()) {
+    if (k.kind == kind) return write_json(res, 200, Json(k));
+  }
+  write_json(res, 200, Json(KindLimit{.kind = kind}));
 }
 
 void Server::Impl::routes() {
@@ -519,7 +550,10 @@ void Server::Impl::routes() {
     const EnqueueRequest r = parse_enqueue(req.message.body(), idem);
     const Submitted s = submitter.submit(r);
     res.headers.emplace_back("Location", "/jobs/" + std::to_string(s.job.id));
-    write_json(res, s.created ? 201 : 200, Json(s.job));
+    Json body(s.job);
+    // The job is in, but no live worker would run it (a typo'd kind, a queue nobody claims).
+    if (s.warning) body["warnings"] = Json::array({*s.warning});
+    write_json(res, s.created ? 201 : 200, body);
   });
   route("GET", "/jobs", "/jobs", [this](const Request& req, Response& res) {
     const JobFilter f = parse_job_filter(req.params, config.max_list_limit);
@@ -566,7 +600,7 @@ void Server::Impl::routes() {
       item["states"] = counts;
       out.push_back(std::move(item));
     }
-    write_json(res, 200, Json{{"queues", out}});
+    write_json(res, 200, Json{{"queues", out}, {"unserved", client.unserved()}});
   });
   for (const bool pause : {true, false}) {
     route("POST", pause ? R"(/queues/([^/]+)/pause)" : R"(/queues/([^/]+)/resume)",
@@ -587,10 +621,17 @@ void Server::Impl::routes() {
     const std::string kind = req.groups.at(0);
     const auto limit = parse_limit(req.message.body());
     client.set_limit(kind, limit);
-    for (const auto& k : client.limits()) {
-      if (k.kind == kind) return write_json(res, 200, Json(k));
+    log::info("kind.limit_changed", {{"kind", kind},
+                                     {"max_running", limit ? std::to_string(*limit) : std::string("none")},
+                                     {"source", "operator"}});
+    write_limit(res, kind);
+  });
+  route("DELETE", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
+    const std::string kind = req.groups.at(0);
+    if (client.reset_limit(kind)) {
+      log::info("kind.limit_reset", {{"kind", kind}, {"source", "operator"}});
     }
-    write_json(res, 200, Json(KindLimit{kind, limit, 0, std::nullopt}));
+    write_limit(res, kind);
   });
 
   route("POST", R"(/kinds/([^/]+)/retry_failed)", "/kinds/{kind}/retry_failed", [this](const Request& req, Response& res) {

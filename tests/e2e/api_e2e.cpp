@@ -68,6 +68,7 @@ max_retries = 0
   EXPECT_NE(body.find("docket_jobs_finished_total{kind=\"noop\",state=\"completed\"} 5"), std::string::npos) << body;
   EXPECT_NE(body.find("docket_job_duration_seconds_count{kind=\"noop\"} 5"), std::string::npos) << body;
   EXPECT_NE(body.find("docket_job_queue_latency_seconds_count{queue=\"default\"} 6"), std::string::npos) << body;
+  EXPECT_NE(body.find("docket_job_wait_seconds_count{kind=\"noop\"} 5"), std::string::npos) << body;
   const auto check = run({"/usr/bin/promtool", "check", "metrics"}, {}, body);
   EXPECT_EQ(check.status, 0) << check.out << check.err;
   worker.signal(SIGTERM);

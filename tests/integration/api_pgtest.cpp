@@ -382,6 +382,15 @@ TEST(Api, MetricsPassPromtool) {
   ASSERT_TRUE(std::filesystem::exists(promtool)) << "promtool missing: make deps installs the prometheus package";
   const auto check = test::run({promtool, "check", "metrics"}, {}, r->body);
   EXPECT_EQ(check.status, 0) << check.out << check.err << "\n" << r->body;
+  // No worker runs kind k: its job is unserved work, with the oldest due age.
+  EXPECT_NE(r->body.find("docket_unserved_jobs{kind=\"k\",queue=\"q \\\"quoted\\\" \\\\ back\"} 1"), std::string::npos)
+      << r->body;
+  EXPECT_NE(r->body.find("docket_unserved_oldest_due_age_seconds{kind=\"k\""), std::string::npos) << r->body;
+  // GET /queues lists it too.
+  const auto q = body_of(http.Get("/queues"));
+  ASSERT_EQ(q.at("unserved").size(), 1U) << q.dump();
+  EXPECT_EQ(q.at("unserved").at(0).at("kind"), "k");
+  EXPECT_EQ(q.at("unserved").at(0).at("reason"), "no live worker runs kind k");
 }
 
 TEST(Api, OpenApiDocumentPassesAValidatorAndMatchesTheRoutes) {
@@ -611,4 +620,63 @@ TEST(Dashboard, ThroughputCountsTheLastHourPerQueueAndMinute) {
   EXPECT_EQ(t[1].at("failed"), 1);
   const Json stats = body_of(api.http().Get("/stats"));
   EXPECT_TRUE(stats.contains("kinds") && stats.contains("workers")) << stats.dump();
+}
+
+TEST(Api, EnqueueOfWorkNoLiveWorkerRunsCarriesAWarning) {
+  ApiFixture api;
+  auto http = api.http();
+  api.db().query("INSERT INTO docket.workers (name, queues, kinds) VALUES ('w', '{default}', '{import}')");
+  auto r = http.Post("/jobs", R"({"kind":"import"})", "application/json");
+  ASSERT_EQ(r->status, 201) << r->body;
+  EXPECT_FALSE(body_of(r).contains("warnings")) << r->body;
+  r = http.Post("/jobs", R"({"kind":"imprt"})", "application/json");
+  ASSERT_EQ(r->status, 201) << r->body;  // status unchanged: the job is in
+  EXPECT_EQ(body_of(r).at("warnings"), Json::array({"no live worker runs kind imprt"}));
+  EXPECT_EQ(body_of(r).at("state"), "available");
+  r = http.Post("/jobs", R"({"kind":"import","queue":"nobody","unique_key":"u1"})", "application/json");
+  ASSERT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(body_of(r).at("warnings"), Json::array({"no live worker claims queue nobody"}));
+  r = http.Post("/jobs", R"({"kind":"import","queue":"nobody","unique_key":"u1"})", "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;  // the existing job: still unserved, still said
+  EXPECT_EQ(body_of(r).at("warnings"), Json::array({"no live worker claims queue nobody"}));
+  EXPECT_EQ(api.jobs(), 3);
+}
+
+TEST(Api, StrictKindsRefusesAnUnregisteredKindWith422AndWritesNothing) {
+  ApiFixture api;
+  api.db().query("INSERT INTO docket.kinds (kind, seen_at) VALUES ('import', now())");
+  api.db().query("ALTER DATABASE " + api.db().name() + " SET docket.strict_kinds = on");
+  auto http = api.http();
+  // (The API opens its connections on first use: they see the database's setting.)
+  auto r = http.Post("/jobs", R"({"kind":"imprt"})", "application/json");
+  ASSERT_EQ(r->status, 422) << r->body;
+  EXPECT_EQ(error_code(r), "unprocessable");
+  EXPECT_NE(error_message(r).find("kind \"imprt\" is not run by any worker that ever started"), std::string::npos)
+      << r->body;
+  EXPECT_EQ(api.db().count("SELECT count(*) FROM docket.jobs WHERE kind = 'imprt'"), 0);
+  r = http.Post("/jobs", R"({"kind":"import"})", "application/json");
+  EXPECT_EQ(r->status, 201) << r->body;
+}
+
+TEST(Api, LimitsShowTheirSourceAndDeleteResetsAnOperatorsLimit) {
+  ApiFixture api;
+  api.db().query("INSERT INTO docket.kinds (kind, max_running, config_max_running, limit_source) "
+                 "VALUES ('import', 5, 5, 'config')");
+  auto http = api.http();
+  auto r = http.Put("/limits/import", R"({"max_running": 3})", "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r).at("max_running"), 3);
+  EXPECT_EQ(body_of(r).at("source"), "operator");
+  EXPECT_EQ(body_of(r).at("config_max_running"), 5);
+  r = http.Delete("/limits/import");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r).at("max_running"), 5);
+  EXPECT_EQ(body_of(r).at("source"), "config");
+  r = http.Get("/limits");
+  EXPECT_EQ(body_of(r).at("limits").at(0).at("source"), "config");
+  // A kind with no row: 200, no limit, nothing written.
+  r = http.Delete("/limits/nothing");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(body_of(r).at("max_running").is_null());
+  EXPECT_EQ(api.db().count("SELECT count(*) FROM docket.kinds WHERE kind = 'nothing'"), 0);
 }

@@ -198,7 +198,7 @@ const std::vector<Case>& hot_queries() {
       Case{
           "job_promote", {}, false, {"jobs_waiting_idx"}, "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
       Case{"job_rescue", {}, false, {"jobs_running_idx"}},
-      Case{"job_prune", {"86400", "604800"}, false, {"jobs_finished_idx"}},
+      Case{"job_prune", {}, false, {"jobs_finished_kind_idx"}},
       // Clients and the API.
       Case{"job_get", {"12345"}, false, {"jobs_pkey"}},
       Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100"}, false, {"jobs_pkey"}},

@@ -228,3 +228,35 @@ TEST(Config, PoolerAndListenUrlFromTomlAndEnvAndABadPoolerNamesTheField) {
   EXPECT_EQ(d.pooler, Pooler::none);  // a refused value changes nothing
   EXPECT_THROW((void)Config::parse("listen_url = 5\n"), ConfigError);
 }
+
+TEST(Config, AKindsQueueAndRetentionParseAndItsQueueMustBeClaimed) {
+  auto c = Config::parse(R"(
+[worker]
+queues = ["default", "imports"]
+retain_failed = "3d"
+[kinds.import]
+command = ["/bin/true"]
+queue = "imports"
+retain_completed = "30s"
+)");
+  c.validate();
+  const auto& k = c.kinds.at("import");
+  EXPECT_EQ(k.queue, "imports");
+  EXPECT_EQ(k.retain_completed, Millis(30000));
+  EXPECT_EQ(k.retain_failed, std::nullopt);  // the worker's value applies when it seeds the kind
+  EXPECT_EQ(c.worker.retain_failed, Millis(3LL * 24 * 3600 * 1000));
+  EXPECT_EQ(c.worker.retain_completed, std::nullopt);  // unset: the fleet default in the database
+  // A queue this worker does not claim would leave the kind's jobs waiting forever.
+  auto orphan = Config::parse("[kinds.import]\ncommand = [\"/bin/true\"]\nqueue = \"imports\"\n");
+  try {
+    orphan.validate();
+    ADD_FAILURE() << "a kind's queue outside worker.queues was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("kinds.import.queue is \"imports\" but this worker does not claim it"),
+              std::string::npos)
+        << e.what();
+  }
+  auto blank = Config::parse("[worker]\nqueues = [\" \"]\n[kinds.import]\ncommand = [\"/bin/true\"]\nqueue = \" \"\n");
+  EXPECT_THROW(blank.validate(), ConfigError);
+  EXPECT_THROW(Config::parse("[kinds.import]\ncommand = [\"/bin/true\"]\nretain_failed = \"soon\"\n"), ConfigError);
+}

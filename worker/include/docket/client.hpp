@@ -51,7 +51,11 @@ class Client {
   /// Throws NotFound, or Conflict for a running job.
   void retry(std::int64_t id);
   /// The global quota; nullopt removes it. Throws InvalidInput for a negative limit.
+  /// An operator's value: it holds across worker restarts (their TOML does not replace it).
   void set_limit(const std::string& kind, std::optional<int> max_running);
+  /// Clears an operator's quota so the workers' TOML max_running (or none) applies again; false
+  /// when the kind had no operator value.
+  bool reset_limit(const std::string& kind);
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();
@@ -67,6 +71,9 @@ class Client {
   /// skipped and counted. Throws InvalidInput for a bad cursor or limit.
   RetryBatch retry_failed(const std::string& kind, const std::optional<std::string>& after, int limit);
   std::vector<KindLimit> limits();
+  /// Waiting jobs no live worker can run (docket.unserved_jobs): queue, kind, jobs, due,
+  /// oldest_due_age_s and the reason, as a JSON array.
+  Json unserved();
   /// Jobs per queue and state (the docket.queue_states view).
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   /// Crawls, newest first.

@@ -76,7 +76,12 @@ struct KindConfig {
   std::optional<int> max_retries;  ///< seeds docket.kinds.max_retries (default for new jobs)
   Backoff backoff;
   Millis timeout{30 * 60 * 1000};  ///< a run longer than this is stopped and retried
-  std::optional<int> max_running;  ///< seeds docket.set_limit at worker start
+  /// Seeds the kind's quota (docket.kinds.config_max_running); it applies unless an operator set
+  /// one with `docket limit`, which holds until `docket limit KIND --reset`.
+  std::optional<int> max_running;
+  std::optional<std::string> queue;      ///< where enqueues that name no queue land (docket.kinds.queue)
+  std::optional<Millis> retain_completed;  ///< how long its completed jobs are kept (else the fleet default)
+  std::optional<Millis> retain_failed;     ///< how long its failed and cancelled jobs are kept
 };
 
 /// How this process's connections reach PostgreSQL (README, Beyond one host).
@@ -98,8 +103,10 @@ struct WorkerConfig {
   Millis promote_interval{1000};   ///< longest sleep of the scheduler between checks
   int claim_batch = 500;           ///< most jobs claimed in one round trip
   Millis prune_interval{60000};
-  Millis retain_completed{24LL * 3600 * 1000};
-  Millis retain_failed{7LL * 24 * 3600 * 1000};
+  /// Retention of this worker's kinds that set none in [kinds.X] (unset: the fleet default in
+  /// docket.settings, 24h and 7d). It never applies to kinds this worker does not run.
+  std::optional<Millis> retain_completed;
+  std::optional<Millis> retain_failed;
   std::string name;            ///< shown in docket.workers (default host:pid)
   std::string metrics_listen;  ///< host:port for this worker's /metrics ("" = none)
   /// A direct (or session-pooled) URL for LISTEN when the database URL goes through a

@@ -57,7 +57,7 @@ const std::vector<std::string>& job_state_names();
 struct EnqueueRequest {
   std::string kind;
   Json args = Json::object();
-  std::string queue = "default";
+  std::optional<std::string> queue;  ///< empty: the kind's queue ([kinds.X] queue), else "default"
   int priority = 0;
   std::optional<Clock::time_point> run_at;  ///< empty: now
   std::optional<int> max_retries;           ///< empty: the kind's default, else 20
@@ -76,6 +76,9 @@ bool valid_utf8(std::string_view s);
 struct EnqueueResult {
   std::int64_t id = 0;
   bool created = true;
+  /// Why no live worker would run the job (a kind none runs, a queue none claims); empty when one
+  /// would, and for enqueue_many (it does not look).
+  std::optional<std::string> warning;
 };
 
 struct JobRecord;
@@ -110,6 +113,7 @@ void from_json(const Json& in, JobRecord& job);
 struct Submitted {
   JobRecord job;
   bool created = true;
+  std::optional<std::string> warning;  ///< as EnqueueResult::warning
 };
 
 /// Filters for listing jobs, newest first. `after` is the last id of the previous page.
@@ -144,6 +148,9 @@ struct KindLimit {
   std::optional<int> max_running;
   std::int64_t running = 0;
   std::optional<int> max_retries;
+  /// Who set max_running: "config" (a worker's TOML) or "operator" (docket limit); empty: nobody.
+  std::optional<std::string> source;
+  std::optional<int> config_max_running;  ///< the workers' TOML value (applies after `docket limit K --reset`)
 };
 
 void to_json(Json& out, const QueueSummary& q);

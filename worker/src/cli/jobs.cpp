@@ -99,25 +99,27 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto* cmd = app.add_subcommand("enqueue", "Enqueue a job: docket enqueue KIND ['{\"json\":\"args\"}']");
     auto kind = std::make_shared<std::string>();
     auto args = std::make_shared<std::string>("{}");
-    auto queue = std::make_shared<std::string>("default");
+    auto queue = std::make_shared<std::string>();
     auto priority = std::make_shared<int>(0);
     auto run_at = std::make_shared<std::string>();
     auto max_retries = std::make_shared<std::optional<int>>();  // unset: the kind's default
     auto unique_key = std::make_shared<std::string>();
     cmd->add_option("kind", *kind, "Job kind (which handler runs it)")->required();
     cmd->add_option("args", *args, "Job arguments: a JSON object (default {})");
-    cmd->add_option("--queue,-q", *queue, "Queue (default: default)");
+    auto* queue_opt =
+        cmd->add_option("--queue,-q", *queue, "Queue (default: the kind's queue from its config, else default)");
     cmd->add_option("--priority,-p", *priority, "0 runs first, up to 1000 (default 0)");
     cmd->add_option("--run-at", *run_at, "When to run: RFC 3339 time or a delay like +30s (default now)");
     cmd->add_option("--max-retries", *max_retries, "Retries after the first attempt (default: the kind's, else 20)");
     cmd->add_option("--unique-key", *unique_key, "At most one unfinished job per key: returns the existing one");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, args, queue, priority, run_at, max_retries, unique_key] {
-      action = [&, kind, args, queue, priority, run_at, max_retries, unique_key] {
+    cmd->callback([&, kind, args, queue, queue_opt, priority, run_at, max_retries, unique_key] {
+      const bool queue_given = queue_opt->count() > 0;
+      action = [&, kind, args, queue, queue_given, priority, run_at, max_retries, unique_key] {
         EnqueueRequest r;
         r.kind = *kind;
         r.args = parse_json(*args, "args are not valid JSON");
-        r.queue = *queue;
+        if (queue_given) r.queue = *queue;
         r.priority = *priority;
         if (!run_at->empty()) {
           r.run_at = parse_time_field(*run_at, "--run-at", true);
@@ -132,8 +134,16 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         if (!unique_key->empty()) r.unique_key = *unique_key;
         auto client = cli_client(global);
         const auto res = client->enqueue(r);
+        if (res.warning) {
+          // The job is in, but nothing will run it until a worker for it starts: say so now, not
+          // after it has waited for hours (stdout still carries only the id).
+          std::cerr << "warning: job " << res.id << ": " << *res.warning
+                    << "; it waits until one does (docket stats lists unserved work)\n";
+        }
         if (global.json) {
-          std::cout << Json{{"id", res.id}, {"created", res.created}}.dump() << '\n';
+          Json out{{"id", res.id}, {"created", res.created}};
+          if (res.warning) out["warnings"] = Json::array({*res.warning});
+          std::cout << out.dump() << '\n';
         } else if (res.created) {
           std::cout << res.id << '\n';
         } else {
@@ -310,14 +320,19 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
                  });
   // limit -----------------------------------------------------------------------------------
   {
-    auto* cmd = app.add_subcommand("limit", "Set a kind's global quota: docket limit KIND N|none; no args lists them");
+    auto* cmd = app.add_subcommand(
+        "limit",
+        "Set a kind's global quota: docket limit KIND N|none (holds across worker restarts until "
+        "docket limit KIND --reset); no args lists them with their source");
     auto kind = std::make_shared<std::string>();
     auto value = std::make_shared<std::string>();
+    auto reset = std::make_shared<bool>(false);
     cmd->add_option("kind", *kind, "Kind");
     cmd->add_option("max_running", *value, "Most jobs of the kind running at once across all workers, or none");
+    cmd->add_flag("--reset", *reset, "Clear the operator's limit: the workers' config (max_running) applies again");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, value] {
-      action = [&, kind, value] {
+    cmd->callback([&, kind, value, reset] {
+      action = [&, kind, value, reset] {
         auto client = cli_client(global);
         if (kind->empty()) {
           const auto limits = client->limits();
@@ -325,15 +340,30 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             std::cout << Json(limits).dump() << '\n';
             return kOk;
           }
-          Table t({"KIND", "RUNNING", "MAX_RUNNING", "MAX_RETRIES"});
+          Table t({"KIND", "RUNNING", "MAX_RUNNING", "SOURCE", "CONFIG", "MAX_RETRIES"});
+          const auto num = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("-"); };
           for (const auto& k : limits) {
-            t.add({k.kind, std::to_string(k.running), k.max_running ? std::to_string(*k.max_running) : "-",
-                   k.max_retries ? std::to_string(*k.max_retries) : "-"});
+            t.add({k.kind, std::to_string(k.running), num(k.max_running), k.source.value_or("-"),
+                   num(k.config_max_running), num(k.max_retries)});
           }
           t.print(std::cout);
           return kOk;
         }
-        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none)");
+        if (*reset) {
+          if (!value->empty()) throw InvalidInput("give either a limit or --reset, not both");
+          const bool cleared = client->reset_limit(*kind);
+          std::optional<KindLimit> now;
+          for (const auto& k : client->limits()) {
+            if (k.kind == *kind) now = k;
+          }
+          const std::string applies =
+              now && now->max_running ? "at most " + std::to_string(*now->max_running) + " " + *kind +
+                                            " jobs run at once (source: " + now->source.value_or("config") + ")"
+                                      : "no limit on " + *kind;
+          std::cout << (cleared ? "" : "no operator limit was set; ") << applies << '\n';
+          return kOk;
+        }
+        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none), or --reset");
         std::optional<int> limit;
         if (*value != "none") {
           try {
@@ -348,7 +378,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         client->set_limit(*kind, limit);
         std::cout << (limit ? "at most " + std::to_string(*limit) + " " + *kind + " jobs run at once"
                             : "no limit on " + *kind)
-                  << '\n';
+                  << " (source: operator; holds until docket limit " << *kind << " --reset)\n";
         return kOk;
       };
     });

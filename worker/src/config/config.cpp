@@ -538,7 +538,8 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   k.kind = kind;
   static const std::vector<std::string> known = {"command", "env",         "env_pass",    "url",
                                                  "headers", "crawl",       "max_retries", "backoff",
-                                                 "timeout", "max_running", "builtin",     "max_response"};
+                                                 "timeout", "max_running", "builtin",     "max_response",
+                                                 "queue",   "retain_completed", "retain_failed"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;
@@ -585,6 +586,12 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       const auto r = as<long long>(from_node(v, Type::integer, field));
       if (r < 0 || r > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1000000");
       k.max_running = static_cast<int>(r);
+    } else if (key == "queue") {
+      k.queue = str(v, field);
+    } else if (key == "retain_completed") {
+      k.retain_completed = as<Millis>(from_node(v, Type::duration, field));
+    } else if (key == "retain_failed") {
+      k.retain_failed = as<Millis>(from_node(v, Type::duration, field));
     } else {
       throw ConfigError(unknown_key(where(v, origin), key, what, known));
     }
@@ -915,6 +922,17 @@ void Config::validate() const {
     if (kind.timeout <= Millis(0)) {
       throw ConfigError("kinds." + name + ".timeout must be greater than 0, got \"" + format_duration(kind.timeout) +
                         "\": a job gets that long before it is stopped");
+    }
+    if (kind.queue) {
+      const auto& q = *kind.queue;
+      const bool printable = std::none_of(q.begin(), q.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+      if (q.find_first_not_of(" \t") == std::string::npos || q.size() > 200 || !printable) {
+        throw ConfigError("kinds." + name + ".queue must be a non-empty string of at most 200 printable characters");
+      }
+      if (std::find(worker.queues.begin(), worker.queues.end(), q) == worker.queues.end()) {
+        throw ConfigError("kinds." + name + ".queue is \"" + q +
+                          "\" but this worker does not claim it: add it to worker.queues, or its jobs wait forever");
+      }
     }
     if (const auto* crawl = std::get_if<CrawlExecutor>(&kind.executor); crawl && crawl->request_timeout <= Millis(0)) {
       throw ConfigError("kinds." + name + ".crawl.timeout must be greater than 0");

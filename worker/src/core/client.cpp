@@ -74,6 +74,10 @@ void Client::set_limit(const std::string& kind, std::optional<int> max_running) 
   impl_->with_session([&](db::Session& s) { s.set_limit(kind, max_running); }, true);
 }
 
+bool Client::reset_limit(const std::string& kind) {
+  return impl_->with_session([&](db::Session& s) { return s.reset_limit(kind); }, true);
+}
+
 void Client::pause(const std::string& queue) {
   impl_->with_session([&](db::Session& s) { s.pause(queue); }, true);
 }
@@ -122,6 +126,10 @@ RetryBatch Client::retry_failed(const std::string& kind, const std::optional<std
 
 std::vector<QueueSummary> Client::queues() {
   return impl_->with_session([&](db::Session& s) { return s.queues(); }, true);
+}
+
+Json Client::unserved() {
+  return impl_->with_session([&](db::Session& s) { return s.unserved(); }, true);
 }
 
 std::vector<KindLimit> Client::limits() {

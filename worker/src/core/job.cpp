@@ -157,7 +157,9 @@ void to_json(Json& out, const KindLimit& k) {
   out = Json{{"kind", k.kind},
              {"max_running", k.max_running ? Json(*k.max_running) : Json()},
              {"running", k.running},
-             {"max_retries", k.max_retries ? Json(*k.max_retries) : Json()}};
+             {"max_retries", k.max_retries ? Json(*k.max_retries) : Json()},
+             {"source", k.source ? Json(*k.source) : Json()},
+             {"config_max_running", k.config_max_running ? Json(*k.config_max_running) : Json()}};
 }
 
 bool valid_utf8(std::string_view s) {
@@ -213,7 +215,7 @@ void check_name(const std::string& field, const std::string& value) {
 
 void check_enqueue_request(const EnqueueRequest& r, const std::string& where) {
   check_name(where + "kind", r.kind);
-  check_name(where + "queue", r.queue);
+  if (r.queue) check_name(where + "queue", *r.queue);
   if (!r.args.is_object()) {
     throw InvalidInput(where + "args must be a JSON object, got " + std::string(r.args.type_name()));
   }

@@ -298,16 +298,20 @@ EnqueueResult Session::enqueue(const EnqueueRequest& r) {
              r.max_retries ? std::optional<std::string>(std::to_string(*r.max_retries)) : std::nullopt,
              r.unique_key};
     auto res = run(c, *impl_, "job_enqueue", p);
-    return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>()};
+    return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>(), opt_text(res[0][2])};
   });
 }
 
 namespace {
+/// The queue of a job that names none and whose kind has no queue of its own.
+const std::string kDefaultQueue = "default";
+
 /// The JSON array docket.enqueue_many takes.
 std::string batch_json(const std::vector<EnqueueRequest>& requests) {
   Json batch = Json::array();
   for (const auto& r : requests) {
-    Json item = {{"kind", r.kind}, {"args", r.args}, {"queue", r.queue}, {"priority", r.priority}};
+    Json item = {{"kind", r.kind}, {"args", r.args}, {"priority", r.priority}};
+    if (r.queue) item["queue"] = *r.queue;
     if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);
     if (r.max_retries) item["max_retries"] = *r.max_retries;
     if (r.unique_key) item["unique_key"] = *r.unique_key;
@@ -322,7 +326,7 @@ std::vector<Submitted> Session::submit_many(const std::vector<EnqueueRequest>& r
     auto res = run(c, *impl_, "job_enqueue_many_jobs", Params{batch_json(requests)});
     std::vector<Submitted> out;
     out.reserve(res.size());
-    for (const auto& row : res) out.push_back({parse_job(row[2]), row[1].as<bool>()});
+    for (const auto& row : res) out.push_back({parse_job(row[2]), row[1].as<bool>(), opt_text(row[3])});
     return out;
   });
 }
@@ -340,7 +344,9 @@ void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& request
     args = r.args.dump(-1, ' ', false, Json::error_handler_t::strict);
     if (args.size() > (1u << 20))
       throw TooLarge("args is " + std::to_string(args.size()) + " bytes; the limit is 1 MiB");
-    auto row = std::tuple_cat(std::make_tuple(std::cref(r.kind), std::cref(r.queue), std::cref(args)), [&] {
+    auto row = std::tuple_cat(std::make_tuple(std::cref(r.kind), std::cref(r.queue ? *r.queue : kDefaultQueue),
+                                              std::cref(args)),
+                              [&] {
       if constexpr (Priority)
         return std::make_tuple(r.priority);
       else
@@ -390,10 +396,15 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
     // any INSERT, the statement trigger still sends the NOTIFY, and reading back what this
     // transaction inserted gives the ids in request order.
     auto copied = guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::vector<EnqueueResult>> {
-      std::set<std::string, std::less<>> crawl_kinds;
-      for (const auto& row : DOCKET_RUN("kind_crawl_kinds")) crawl_kinds.insert(row[0].c_str());
+      // Kinds whose enqueue must go through docket.enqueue_many (crawls, default queues) and
+      // strict mode (a NULL row): the function path checks and resolves them.
+      std::set<std::string, std::less<>> function_kinds;
+      for (const auto& row : DOCKET_RUN("kind_crawl_kinds")) {
+        if (row[0].is_null()) return std::nullopt;
+        function_kinds.insert(row[0].c_str());
+      }
       for (std::size_t i = 0; i < requests.size(); ++i) {
-        if (crawl_kinds.contains(requests[i].kind)) return std::nullopt;
+        if (function_kinds.contains(requests[i].kind)) return std::nullopt;
         // The rules of docket.check_job_fields, for the COPY path that bypasses it (CHECK
         // constraints remain the backstop).
         check_enqueue_request(requests[i], "jobs[" + std::to_string(i) + "].");
@@ -558,6 +569,13 @@ std::vector<QueueSummary> Session::queues() {
   });
 }
 
+Json Session::unserved() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("unserved_jobs");
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
 std::vector<KindLimit> Session::limits() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("kind_limits");
@@ -568,6 +586,8 @@ std::vector<KindLimit> Session::limits() {
       if (!row[1].is_null()) k.max_running = row[1].as<int>();
       k.running = row[2].as<std::int64_t>();
       if (!row[3].is_null()) k.max_retries = row[3].as<int>();
+      k.source = opt_text(row[4]);
+      if (!row[5].is_null()) k.config_max_running = row[5].as<int>();
       out.push_back(std::move(k));
     }
     return out;
@@ -796,21 +816,41 @@ ScheduleTick Session::schedule_tick() {
   });
 }
 
-int Session::prune(double completed_after_s, double failed_after_s) {
+int Session::prune() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("job_prune")[0][0].as<int>(); });
+}
+
+namespace {
+std::optional<std::string> seconds_text(std::optional<std::chrono::milliseconds> d) {
+  return d ? std::optional<std::string>(std::to_string(static_cast<double>(d->count()) / 1000.0)) : std::nullopt;
+}
+std::optional<std::string> int_text(std::optional<int> n) {
+  return n ? std::optional<std::string>(std::to_string(*n)) : std::nullopt;
+}
+std::optional<int> opt_int(const pqxx::field& f) {
+  return f.is_null() ? std::nullopt : std::optional<int>(f.as<int>());
+}
+}  // namespace
+
+Session::SeedOutcome Session::seed_kind(const std::string& kind, std::optional<int> max_retries,
+                                        std::optional<int> max_running,
+                                        const std::optional<std::string>& crawl_collection,
+                                        std::optional<std::chrono::milliseconds> timeout,
+                                        const std::optional<std::string>& queue,
+                                        std::optional<std::chrono::milliseconds> retain_completed,
+                                        std::optional<std::chrono::milliseconds> retain_failed) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("job_prune", std::to_string(completed_after_s), std::to_string(failed_after_s))[0][0].as<int>();
+    const auto res = DOCKET_RUN("kind_seed", kind, int_text(max_retries), int_text(max_running), crawl_collection,
+                                seconds_text(timeout), queue, seconds_text(retain_completed),
+                                seconds_text(retain_failed));
+    const auto row = res[0];
+    return SeedOutcome{row[4].as<bool>(), opt_int(row[0]), opt_int(row[1]), opt_text(row[2]), opt_int(row[3])};
   });
 }
 
-void Session::seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
-                        const std::optional<std::string>& crawl_collection,
-                        std::optional<std::chrono::milliseconds> timeout) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    DOCKET_RUN("kind_seed", kind, max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
-               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt, crawl_collection,
-               timeout ? std::optional<std::string>(std::to_string(static_cast<double>(timeout->count()) / 1000.0))
-                       : std::nullopt);
-  });
+bool Session::reset_limit(const std::string& kind) {
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return DOCKET_RUN("kind_reset_limit", kind)[0][0].as<bool>(); });
 }
 
 std::vector<std::vector<std::optional<std::string>>> Session::query(

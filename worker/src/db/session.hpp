@@ -141,6 +141,8 @@ class Session {
   std::vector<std::pair<std::int64_t, std::int64_t>> failed_page(
       const std::string& kind, const std::optional<std::pair<std::int64_t, std::int64_t>>& after, int limit);
   std::vector<KindLimit> limits();
+  /// docket.unserved_jobs as a JSON array.
+  Json unserved();
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   void ping();
 
@@ -179,10 +181,26 @@ class Session {
   std::optional<std::int64_t> run_schedule_now(const std::string& name);
   /// Enqueues the jobs of due schedules, once per slot across the fleet.
   ScheduleTick schedule_tick();
-  int prune(double completed_after_s, double failed_after_s);
-  void seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
-                 const std::optional<std::string>& crawl_collection = std::nullopt,
-                 std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  /// Deletes finished jobs past their kind's retention (the rule stored in the database).
+  int prune();
+  /// What seeding a kind did to its quota, so the worker can log it with its source.
+  struct SeedOutcome {
+    bool existed = false;                ///< the kind had a row before
+    std::optional<int> before;           ///< max_running before
+    std::optional<int> after;            ///< max_running now
+    std::optional<std::string> source;   ///< "config", "operator" or none
+    std::optional<int> config_max_running;  ///< the TOML value stored for the kind
+  };
+  /// Seeds a kind's settings from a worker's config: a nullopt leaves the stored value. The TOML
+  /// max_running becomes the quota only when no operator set one (docket.set_limit).
+  SeedOutcome seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
+                        const std::optional<std::string>& crawl_collection = std::nullopt,
+                        std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                        const std::optional<std::string>& queue = std::nullopt,
+                        std::optional<std::chrono::milliseconds> retain_completed = std::nullopt,
+                        std::optional<std::chrono::milliseconds> retain_failed = std::nullopt);
+  /// Clears an operator's quota (the TOML value, or none, applies again); false when there was none.
+  bool reset_limit(const std::string& kind);
 
   // crawls (db/crawls.cpp) -------------------------------------------------------------------
   struct CrawlState {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/log.hpp"
 #include "core/text.hpp"
 #include "docket/json.hpp"
 #include "executors/executors.hpp"
@@ -19,15 +20,27 @@ std::string tail(const std::string& text, std::size_t max) {
   return clean_text(std::string_view(text).substr(start, end - start + 1), max, Keep::tail);
 }
 
-Outcome complete_with_output(const std::string& output, const std::string& what) {
+Outcome complete_without_result(const Job& job, const std::string& reason, std::string_view output) {
+  Json trace = {{"docket_result_dropped", reason}};
+  if (!output.empty()) trace["output"] = clean_text(output, kDroppedOutputMax, Keep::head);
+  log::warn("job.result_dropped", {{"job_id", job.id},
+                                   {"kind", job.kind},
+                                   {"queue", job.queue},
+                                   {"attempt", job.attempt},
+                                   {"worker", job.worker_id},
+                                   {"reason", reason}});
+  return Outcome::complete(std::move(trace));
+}
+
+Outcome complete_with_output(const Job& job, const std::string& output, const std::string& what) {
   if (output.find_first_not_of(" \t\r\n") == std::string::npos) return Outcome::complete();
   std::string error;
   if (auto result = try_parse_json(output, what, &error)) return Outcome::complete(std::move(*result));
   // Well-formed JSON the bounded parser refuses (too deep, numbers beyond 64 bits) fails for good:
   // the work is done, and a rerun would answer the same. Json::accept only checks the syntax, with
-  // nlohmann's iterative parser: no DOM, no recursion. Other text is not a result.
+  // nlohmann's iterative parser: no DOM, no recursion. Other text is not a result: the job says so.
   if (Json::accept(output)) return Outcome::fail(error);
-  return Outcome::complete();
+  return complete_without_result(job, what + " is not JSON", output);
 }
 
 namespace {
@@ -79,8 +92,12 @@ Handler command_handler(const CommandExecutor& spec) {
     const std::string err = tail(r.stderr_tail);
     auto with_stderr = [&](const std::string& msg) { return err.empty() ? msg : msg + ": " + err; };
     if (r.exited && r.exit_code == 0) {
-      if (r.stdout_truncated) return Outcome::complete();
-      return complete_with_output(r.stdout_data, "the command's stdout");
+      if (r.stdout_truncated) {
+        return complete_without_result(job, "the command's stdout is larger than its " +
+                                                std::to_string(p.max_stdout >> 20) + " MiB cap",
+                                       r.stdout_data);
+      }
+      return complete_with_output(job, r.stdout_data, "the command's stdout");
     }
     if (r.exited && r.exit_code == 75) return Outcome::retry(with_stderr("exit 75 (retry requested)"));
     if (r.exited) return Outcome::retry(with_stderr("exit " + std::to_string(r.exit_code)));

@@ -35,7 +35,13 @@ std::optional<Millis> parse_retry_after(const std::string& value, const std::str
 std::string tail(const std::string& text, std::size_t max = 2000);
 /// A successful run's output (stdout, a response body): its JSON is the result; well-formed JSON
 /// the bounded parser refuses (too deep, huge integers) fails the job with the reason; text that
-/// is not JSON completes without a result.
-Outcome complete_with_output(const std::string& output, const std::string& what);
+/// is not JSON completes with a trace as its result (complete_without_result).
+Outcome complete_with_output(const Job& job, const std::string& output, const std::string& what);
+/// Most bytes of an output that was not kept shown in its trace.
+constexpr std::size_t kDroppedOutputMax = 4096;
+/// A run that succeeded but whose output is not a result (not JSON, over the cap): completed with
+/// {"docket_result_dropped": reason, "output": its first kDroppedOutputMax bytes as a string}, and
+/// a job.result_dropped log line, so the loss is visible on the job and in the log.
+Outcome complete_without_result(const Job& job, const std::string& reason, std::string_view output);
 
 }  // namespace docket

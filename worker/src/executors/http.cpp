@@ -58,7 +58,7 @@ Handler http_handler(const HttpExecutor& spec, Millis timeout) {
     if (res.status == 0) return Outcome::retry(res.error);
     const int status = res.status;
     const std::string snippet = tail(res.body, 500);
-    if (status >= 200 && status < 300) return complete_with_output(res.body, "the response of " + spec.url);
+    if (status >= 200 && status < 300) return complete_with_output(job, res.body, "the response of " + spec.url);
     const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
     if (status == 429 || status == 408 || status >= 500) {
       return Outcome::retry(msg, parse_retry_after(res.header("Retry-After"), res.header("Date")));

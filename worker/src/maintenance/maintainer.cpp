@@ -37,8 +37,21 @@ std::string Maintainer::register_worker() {
   session_.check_schema();
   std::string id = session_.register_worker(row_);
   for (const auto& s : seeds_) {
-    if (s.max_retries || s.max_running || s.crawl_collection) {
-      session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection, s.timeout);
+    const auto r = session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection, s.timeout, s.queue,
+                                      s.retain_completed, s.retain_failed);
+    const auto text = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("none"); };
+    if (r.after != r.before) {
+      log::info("kind.limit_changed", {{"kind", s.kind},
+                                       {"max_running", text(r.after)},
+                                       {"previous", r.existed ? text(r.before) : std::string("none")},
+                                       {"source", "config"}});
+    } else if (r.source == "operator" && s.max_running && r.after != s.max_running) {
+      // The deploy's TOML value waits: an operator's limit holds until `docket limit KIND --reset`.
+      log::info("kind.limit_kept", {{"kind", s.kind},
+                                    {"max_running", text(r.after)},
+                                    {"source", "operator"},
+                                    {"config_max_running", *s.max_running},
+                                    {"hint", "docket limit " + s.kind + " --reset applies the config value"}});
     }
   }
   return id;
@@ -152,9 +165,7 @@ void Maintainer::loop(const std::stop_token& stop) {
       }
       if (now >= next_prune) {
         next_prune = now + jittered(config_.prune_interval, rng);
-        if (const int n =
-                session_.prune(config_.retain_completed.count() / 1000.0, config_.retain_failed.count() / 1000.0);
-            n > 0) {
+        if (const int n = session_.prune(); n > 0) {
           log::info("job.pruned", {{"count", n}});
         }
       }

@@ -39,6 +39,9 @@ struct KindSeed {
   std::optional<int> max_running;
   std::optional<std::string> crawl_collection;
   std::optional<Millis> timeout;  ///< the kind's run timeout (docket.stuck_jobs)
+  std::optional<std::string> queue;
+  std::optional<Millis> retain_completed;
+  std::optional<Millis> retain_failed;
 };
 
 class Maintainer {

@@ -132,8 +132,11 @@ void Worker::Impl::run() {
   for (const auto& [name, entry] : kinds) {
     kind_names.push_back(name);
     const auto* crawl = std::get_if<CrawlExecutor>(&entry.config.executor);
+    // A worker's [worker] retention applies to its own kinds that set none.
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
-                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout});
+                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout,
+                     entry.config.queue, entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
+                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed});
   }
   db::WorkerRow row;
   row.host = host_name();
@@ -182,7 +185,12 @@ void Worker::Impl::run() {
   hooks.lease_lost = [this](const std::string& old_id) {
     // Those jobs are being rescued and re-run elsewhere; their writes would be refused anyway.
     for (const auto& rj : running.stop_all(StopReason::lost, old_id)) {
-      log::warn("job.lost", {{"job_id", rj->id}, {"kind", rj->kind}, {"reason", "lease lost"}});
+      log::warn("job.lost", {{"job_id", rj->id},
+                             {"kind", rj->kind},
+                             {"queue", rj->queue},
+                             {"attempt", rj->attempt},
+                             {"worker", rj->worker},
+                             {"reason", "lease lost"}});
     }
   };
   hooks.cancel_requested = [this](std::int64_t id) { running.stop(id, StopReason::cancel); };
@@ -233,7 +241,7 @@ void Worker::Impl::run() {
       item.attempt = rj->attempt;
       item.max_retries = rj->max_retries;
       item.outcome = "release";
-      completer->push({rj->worker, item, rj->kind, 0});
+      completer->push({rj->worker, item, rj->kind, rj->queue, 0});
     }
     // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
     std::unique_lock lock(stop_mutex);
@@ -408,6 +416,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     rj->attempt = job.attempt;
     rj->max_retries = job.max_retries;
     rj->kind = job.kind;
+    rj->queue = job.queue;
     rj->worker = worker_id;
     rj->started = now;
     rj->deadline = now + entry.config.timeout;
@@ -430,8 +439,12 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   job.priority = claimed_job.priority;
   job.unique_key = claimed_job.unique_key;
   job.worker_id = rj->worker;
-  log::debug("job.started",
-             {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
+  log::debug("job.started", {{"job_id", job.id},
+                             {"kind", job.kind},
+                             {"queue", job.queue},
+                             {"attempt", job.attempt},
+                             {"worker", job.worker_id},
+                             {"args", claimed_job.args}});
 
   Outcome outcome;
   // Args were written by anyone with SQL: parsed with the bounded parser, and refused args fail
@@ -462,14 +475,19 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   const StopReason reason = rj->reason.load();
   if (reason == StopReason::shutdown || reason == StopReason::lost) {
     log::debug("job.outcome_dropped",
-               {{"job_id", rj->id}, {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
+               {{"job_id", rj->id},
+                {"kind", rj->kind},
+                {"queue", rj->queue},
+                {"attempt", rj->attempt},
+                {"worker", rj->worker},
+                {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
   } else {
     if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::retry("timed out after " + format_duration(entry.config.timeout));
     } else if (reason == StopReason::cancel && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::cancel("cancelled on request while running");
     }
-    completer->push({rj->worker, finish_item(rj, entry, outcome), rj->kind, duration_ms});
+    completer->push({rj->worker, finish_item(rj, entry, outcome), rj->kind, rj->queue, duration_ms});
   }
   // Wake the producer only when the free slots reach a claim's worth (or the last job ends),
   // not once per job.
