@@ -62,7 +62,8 @@ class Client {
   /// naming the field, with nothing written.
   Json schedule(const ScheduleSpec& spec);
   /// Schedules with next/last slot and last job state, by name (docket.schedule_status).
-  Json schedules(int limit = 1000);
+  /// `after`: only names sorting after it (the next page of a keyset listing).
+  Json schedules(int limit = 1000, const std::optional<std::string>& after = std::nullopt);
   /// One schedule, or nullopt.
   std::optional<Json> find_schedule(const std::string& name);
   /// Deletes a schedule (its jobs stay); false when there was none.

@@ -1,6 +1,7 @@
 #include "docket/client.hpp"
 
 #include "db/pool.hpp"
+#include "core/text.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
 
@@ -113,11 +114,14 @@ std::optional<CrawlRecord> Client::crawl(std::int64_t id) {
 }
 
 Json Client::schedule(const ScheduleSpec& spec) {
+  // jsonb refuses \u0000 with a message that names no field; every surface comes through here.
+  const std::string args = spec.args.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (args != clean_json_text(args)) throw InvalidInput("args must not contain NUL characters (\\u0000)");
   return impl_->with_session([&](db::Session& s) { return s.schedule(spec); }, false);
 }
 
-Json Client::schedules(int limit) {
-  return impl_->with_session([&](db::Session& s) { return s.schedules(std::nullopt, limit); }, true);
+Json Client::schedules(int limit, const std::optional<std::string>& after) {
+  return impl_->with_session([&](db::Session& s) { return s.schedules(std::nullopt, limit, after); }, true);
 }
 
 std::optional<Json> Client::find_schedule(const std::string& name) {

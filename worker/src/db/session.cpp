@@ -701,9 +701,9 @@ Json Session::schedule(const ScheduleSpec& s) {
   });
 }
 
-Json Session::schedules(const std::optional<std::string>& name, int limit) {
+Json Session::schedules(const std::optional<std::string>& name, int limit, const std::optional<std::string>& after) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit));
+    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit), after);
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
   });
 }

@@ -156,7 +156,8 @@ class Session {
   /// docket.schedule: the row as JSON.
   Json schedule(const ScheduleSpec& spec);
   /// Schedules as JSON (docket.schedule_status), one by name or all.
-  Json schedules(const std::optional<std::string>& name, int limit);
+  Json schedules(const std::optional<std::string>& name, int limit,
+                 const std::optional<std::string>& after = std::nullopt);
   bool unschedule(const std::string& name);
   void pause_schedule(const std::string& name);
   void resume_schedule(const std::string& name);
