@@ -17,6 +17,7 @@
 #include "core/url.hpp"
 #include "errors.hpp"
 #include "http_server.hpp"
+#include "metrics_server.hpp"
 #include "requests.hpp"
 #include "submitter.hpp"
 
@@ -453,6 +454,7 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                    {{"queue", q.queue}},
                    q.oldest_available_age_s.value_or(0)});
     }
+    for (auto& s : schedule_gauges(client)) g.push_back(std::move(s));
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 1});
   } catch (const std::exception&) {
     g.clear();
