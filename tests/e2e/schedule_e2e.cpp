@@ -119,6 +119,7 @@ TEST(ScheduleProcess, TomlSchedulesAreDeployedByMigrateAndWorkersAndShownByStats
     args.insert(args.begin(), {DOCKET_BIN, "--config", (dir / "docket.toml").string()});
     return docket::test::run(args, env);
   };
+  db->query("INSERT INTO docket.kinds (kind) VALUES ('tick')");
   db->query("SELECT docket.schedule('mine', '@daily', 'tick')");  // run-time: no deploy touches it
   const std::string mine = db->scalar("SELECT to_jsonb(s)::text FROM docket.schedules s WHERE name = 'mine'");
   toml("[schedules.nightly]\ncron = \"30 2 * * *\"\nkind = \"tick\"\ntz = \"Europe/Lisbon\"\nargs = { n = 1 }\n"

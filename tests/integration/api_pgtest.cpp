@@ -507,6 +507,13 @@ TEST(Api, SchedulesEveryRouteHappyPath) {
   EXPECT_EQ(s.at("next_run_at"), before);
   EXPECT_EQ(s.at("last_job_id"), id);
   EXPECT_EQ(s.at("last_job_state"), "available");
+  // The API's /metrics counts schedules per state; late: enabled and due over 5 s ago without its job.
+  api.db().query("UPDATE docket.schedules SET next_run_at = now() - interval '1 minute' WHERE name = 'b'");
+  http.Post("/schedules/project%2F42%20daily/pause", "", "application/json");
+  const std::string metrics = http.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("docket_schedules{state=\"enabled\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("docket_schedules{state=\"paused\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("docket_schedules_late 1"), std::string::npos) << metrics;
   // DELETE, then 404 on every route of the gone schedule; its job stays
   r = http.Delete("/schedules/b");
   ASSERT_EQ(r->status, 200) << r->body;
