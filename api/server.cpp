@@ -19,8 +19,10 @@
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
 #include "docket/time.hpp"
+#include "core/url.hpp"
 #include "errors.hpp"
 #include "http_server.hpp"
+#include "metrics_server.hpp"
 #include "requests.hpp"
 #include "submitter.hpp"
 
@@ -69,27 +71,33 @@ std::string lower(std::string s) {
   return s;
 }
 
-/// A page of a list: {"<name>": [...], "next_after": id}. Rows stop when the page is full or the
-/// answer would pass `max_bytes` (one row is always answered); next_after is then the last id
-/// sent, else null.
-template <class T>
-void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit, std::size_t max_bytes) {
+/// A page of a list: {"<name>": [...], "next_after": cursor}. Rows stop when the page is full or
+/// the answer would pass `max_bytes` (one row is always answered); next_after is then the cursor
+/// of the last row sent (its id, or a schedule's name), else null.
+template <class Rows, class Cursor>
+void write_page(Response& res, const char* name, const Rows& rows, int limit, std::size_t max_bytes, Cursor cursor) {
   std::string body = std::string("{\"") + name + "\":[";
   std::size_t sent = 0;
-  std::int64_t last = 0;
+  Json last;
   for (const auto& row : rows) {
     std::string item = Json(row).dump(-1, ' ', false, Json::error_handler_t::replace);
     if (sent > 0 && body.size() + item.size() + 64 > max_bytes) break;
     if (sent > 0) body += ',';
     body += item;
-    last = row.id;
+    last = cursor(row);
     ++sent;
   }
   const bool more = sent > 0 && (sent < rows.size() || static_cast<int>(rows.size()) == limit);
-  body += "],\"next_after\":" + (more ? std::to_string(last) : std::string("null")) + "}";
+  body += "],\"next_after\":" + (more ? last.dump(-1, ' ', false, Json::error_handler_t::replace) : std::string("null")) +
+          "}";
   res.status = 200;
   res.content_type = "application/json";
   res.body = std::move(body);
+}
+
+template <class T>
+void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit, std::size_t max_bytes) {
+  write_page(res, name, rows, limit, max_bytes, [](const T& row) { return Json(row.id); });
 }
 
 std::int64_t path_id(const Request& req) {
@@ -293,6 +301,8 @@ struct Server::Impl {
   void handle(Request req, std::function<void(Response)> done);
   Response run_route(Request& req);
   std::vector<GaugeSample> database_gauges();
+  /// The schedule's status row, or a 404.
+  Json found_schedule(const std::string& name);
 
   ApiConfig config;
   std::shared_ptr<Metrics> metrics;
@@ -527,6 +537,7 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                      ms.get<double>() / 1000.0});
       }
     }
+    for (auto& s : schedule_gauges(client)) g.push_back(std::move(s));
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 1});
   } catch (const std::exception&) {
     g.clear();
@@ -540,6 +551,12 @@ void Server::Impl::write_limit(Response& res, const std::string& kind) {
     if (k.kind == kind) return write_json(res, 200, Json(k));
   }
   write_json(res, 200, Json(KindLimit{.kind = kind}));
+}
+
+Json Server::Impl::found_schedule(const std::string& name) {
+  auto row = client.find_schedule(name);
+  if (!row) throw NotFound("no schedule named " + name);
+  return std::move(*row);
 }
 
 void Server::Impl::routes() {
@@ -662,13 +679,10 @@ void Server::Impl::routes() {
                     {"next", b.next ? Json(*b.next) : Json(nullptr)}});
   });
 
-  // stats and schedules (read) ---------------------------------------------------------------------
+  // stats ---------------------------------------------------------------------
   route("GET", "/stats", "/stats", [this](const Request&, Response& res) { write_json(res, 200, client.stats()); });
   route("GET", "/stats/throughput", "/stats/throughput", [this](const Request&, Response& res) {
     write_json(res, 200, Json{{"throughput", client.throughput()}});
-  });
-  route("GET", "/schedules", "/schedules", [this](const Request&, Response& res) {
-    write_json(res, 200, Json{{"schedules", client.schedules(config.max_list_limit)}});
   });
 
   // crawls ------------------------------------------------------------------------------------------
@@ -693,6 +707,55 @@ void Server::Impl::routes() {
     res.headers = dashboard_headers();
   });
   session_routes();
+
+  // schedules -----------------------------------------------------------------------------------
+  // A name is any printable text, "/" included: the path after /schedules/ is the name, decoded.
+  route("GET", "/schedules", "/schedules", [this](const Request& req, Response& res) {
+    const ScheduleFilter f = parse_schedule_filter(req.params, config.max_list_limit);
+    write_page(res, "schedules", client.schedules(f.limit, f.after), f.limit, config.max_response,
+               [](const Json& row) { return row.at("name"); });
+  });
+  route("GET", R"(/schedules/([\s\S]+))", "/schedules/{name}", [this](const Request& req, Response& res) {
+    write_json(res, 200, found_schedule(schedule_name(req.groups.at(0))));
+  });
+  route("PUT", R"(/schedules/([\s\S]+))", "/schedules/{name}", [this](const Request& req, Response& res) {
+    const ScheduleSpec spec = parse_schedule(req.groups.at(0), req.message.body());
+    const Json row = client.schedule(spec);
+    // Both stamps are the transaction's now() only when this request inserted the row.
+    const bool created = row.at("created_at") == row.at("updated_at");
+    if (created) res.headers.emplace_back("Location", "/schedules/" + url_encode(spec.name));
+    write_json(res, created ? 201 : 200, found_schedule(spec.name));
+  });
+  route("DELETE", R"(/schedules/([\s\S]+))", "/schedules/{name}", [this](const Request& req, Response& res) {
+    const std::string name = schedule_name(req.groups.at(0));
+    if (!client.unschedule(name)) throw NotFound("no schedule named " + name);
+    write_json(res, 200, Json{{"name", name}, {"deleted", true}});
+  });
+  route("POST", R"(/schedules/([\s\S]+)/run)", "/schedules/{name}/run", [this](const Request& req, Response& res) {
+    const std::string name = schedule_name(req.groups.at(0));
+    const auto id = client.run_schedule_now(name);
+    if (!id) {
+      throw ApiError(409, "conflict",
+                     "schedule " + name + ": its kind's unique job is still unfinished; nothing enqueued");
+    }
+    const auto job = client.job(*id);
+    if (!job) throw NotFound("job " + std::to_string(*id) + " of schedule " + name + " is gone");
+    res.headers.emplace_back("Location", "/jobs/" + std::to_string(*id));
+    write_json(res, 201, Json(*job));
+  });
+  for (const bool pause : {true, false}) {
+    route("POST", pause ? R"(/schedules/([\s\S]+)/pause)" : R"(/schedules/([\s\S]+)/resume)",
+          pause ? "/schedules/{name}/pause" : "/schedules/{name}/resume",
+          [this, pause](const Request& req, Response& res) {
+            const std::string name = schedule_name(req.groups.at(0));
+            if (pause) {
+              client.pause_schedule(name);
+            } else {
+              client.resume_schedule(name);
+            }
+            write_json(res, 200, found_schedule(name));
+          });
+  }
 
   // operations -------------------------------------------------------------------------------------
   route("GET", "/metrics", "/metrics", [this](const Request&, Response& res) {

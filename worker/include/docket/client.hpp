@@ -84,9 +84,15 @@ class Client {
   /// naming the field, with nothing written.
   Json schedule(const ScheduleSpec& spec);
   /// Schedules with next/last slot and last job state, by name (docket.schedule_status).
-  Json schedules(int limit = 1000);
+  /// `after`: only names sorting after it (the next page of a keyset listing).
+  Json schedules(int limit = 1000, const std::optional<std::string>& after = std::nullopt);
   /// One schedule, or nullopt.
   std::optional<Json> find_schedule(const std::string& name);
+  /// Applies a config's [schedules] (docket migrate): all or none, source config; run-time
+  /// schedules are never changed; with `prune`, config schedules not in `specs` are deleted.
+  ScheduleDeploy deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune);
+  /// Schedules per state (enabled, paused, late), for /metrics.
+  ScheduleCounts schedule_counts();
   /// Deletes a schedule (its jobs stay); false when there was none.
   bool unschedule(const std::string& name);
   /// Throw NotFound for an unknown name.

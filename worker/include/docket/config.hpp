@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "docket/schedule.hpp"
+
 namespace docket {
 
 using Millis = std::chrono::milliseconds;
@@ -148,6 +150,11 @@ struct Config {
   ApiConfig api;
   LogConfig log;
   std::map<std::string, KindConfig> kinds;
+  /// [schedules.NAME]: applied with source config by `docket migrate` and at a worker's start.
+  std::map<std::string, ScheduleSpec> schedules;
+  /// The file has a [schedules] table (even empty): `docket migrate` then deletes the config
+  /// schedules it no longer declares. Without one, a deploy deletes nothing.
+  bool schedules_declared = false;
 
   /// Reads a TOML file. Unknown keys are errors that name the key and suggest the right one.
   static Config load_file(const std::filesystem::path& path);

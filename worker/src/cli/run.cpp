@@ -9,6 +9,7 @@
 
 #include "bench.hpp"
 #include "cli/commands.hpp"
+#include "maintenance/maintainer.hpp"
 #include "core/log.hpp"
 #include "docket/client.hpp"
 #include "docket/embedded.hpp"
@@ -128,6 +129,18 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         const int applied = migrate(url);
         std::cout << (applied == 0 ? "schema is up to date" : "applied " + std::to_string(applied) + " migration(s)")
                   << " (version " << known_schema_version() << ")\n";
+        if (config.schedules_declared) {
+          // The deploy step: the file's [schedules] in one statement; config schedules it no longer
+          // declares are deleted (a worker's start applies them too, but never deletes).
+          std::vector<ScheduleSpec> specs;
+          for (const auto& [name, spec] : config.schedules) specs.push_back(spec);
+          const ScheduleDeploy d = Client(database_url(config), ClientOptions{1, "docket-migrate", true})
+                                       .deploy_schedules(specs, true);
+          log_deploy(d);
+          std::cout << "schedules: " << d.applied.size() << " applied, " << d.deleted.size() << " deleted";
+          if (!d.runtime.empty()) std::cout << ", " << d.runtime.size() << " left alone (run-time schedules of that name)";
+          std::cout << '\n';
+        }
         return kOk;
       };
     });
@@ -154,7 +167,8 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         if (!config.worker.metrics_listen.empty()) {
           auto metrics = std::make_shared<Metrics>();
           worker.set_metrics(metrics);
-          metrics_server = std::make_unique<api::MetricsServer>(config.worker.metrics_listen, metrics);
+          metrics_server =
+              std::make_unique<api::MetricsServer>(config.worker.metrics_listen, metrics, database_url(config));
           log::info("worker.metrics", {{"url", "http://" + api::parse_listen(config.worker.metrics_listen).first + ":" +
                                                    std::to_string(metrics_server->port()) + "/metrics"}});
         }

@@ -4,6 +4,7 @@
 
 #include "db/pool.hpp"
 #include "db/session.hpp"
+#include "core/text.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
 
@@ -157,18 +158,38 @@ std::optional<CrawlRecord> Client::crawl(std::int64_t id) {
   return impl_->with_session([&](db::Session& s) { return s.crawl(id); }, true);
 }
 
+namespace {
+
+/// jsonb refuses \u0000 with a message that names no field: refused here, naming it.
+void check_schedule_args(const ScheduleSpec& spec, const std::string& where) {
+  const std::string args = spec.args.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (args != clean_json_text(args)) throw InvalidInput(where + "args must not contain NUL characters (\\u0000)");
+}
+
+}  // namespace
+
 Json Client::schedule(const ScheduleSpec& spec) {
+  check_schedule_args(spec, "");
   return impl_->with_session([&](db::Session& s) { return s.schedule(spec); }, false);
 }
 
-Json Client::schedules(int limit) {
-  return impl_->with_session([&](db::Session& s) { return s.schedules(std::nullopt, limit); }, true);
+Json Client::schedules(int limit, const std::optional<std::string>& after) {
+  return impl_->with_session([&](db::Session& s) { return s.schedules(std::nullopt, limit, after); }, true);
 }
 
 std::optional<Json> Client::find_schedule(const std::string& name) {
   Json found = impl_->with_session([&](db::Session& s) { return s.schedules(name, 1); }, true);
   if (found.empty()) return std::nullopt;
   return found.at(0);
+}
+
+ScheduleDeploy Client::deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune) {
+  for (const auto& spec : specs) check_schedule_args(spec, "schedules." + spec.name + ": ");
+  return impl_->with_session([&](db::Session& s) { return s.deploy_schedules(specs, prune); }, false);
+}
+
+ScheduleCounts Client::schedule_counts() {
+  return impl_->with_session([&](db::Session& s) { return s.schedule_counts(); }, true);
 }
 
 bool Client::unschedule(const std::string& name) {

@@ -778,10 +778,45 @@ Json Session::schedule(const ScheduleSpec& s) {
   });
 }
 
-Json Session::schedules(const std::optional<std::string>& name, int limit) {
+Json Session::schedules(const std::optional<std::string>& name, int limit, const std::optional<std::string>& after) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit));
+    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit), after);
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
+ScheduleDeploy Session::deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune) {
+  Json rows = Json::array();
+  for (const auto& s : specs) {
+    rows.push_back({{"name", s.name},
+                    {"cron", s.cron},
+                    {"kind", s.kind},
+                    {"args", s.args},
+                    {"tz", s.tz},
+                    {"queue", s.queue ? Json(*s.queue) : Json()},
+                    {"spread_s", s.spread ? Json(static_cast<double>(s.spread->count()) / 1000.0) : Json()},
+                    {"on_overlap", s.on_overlap},
+                    {"on_missed", s.on_missed},
+                    {"enabled", s.enabled},
+                    {"priority", s.priority},
+                    {"max_retries", s.max_retries ? Json(*s.max_retries) : Json()}});
+  }
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("schedule_deploy", rows.dump(-1, ' ', false, Json::error_handler_t::replace),
+                                prune ? "true" : "false");
+    ScheduleDeploy d;
+    for (const auto& a : Json::parse(res[0][0].c_str())) {
+      (a.at("source") == "config" ? d.applied : d.runtime).push_back(a.at("name"));
+    }
+    for (const auto& n : Json::parse(res[0][1].c_str())) d.deleted.push_back(n);
+    return d;
+  });
+}
+
+ScheduleCounts Session::schedule_counts() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("schedule_counts");
+    return ScheduleCounts{res[0][0].as<std::int64_t>(), res[0][1].as<std::int64_t>(), res[0][2].as<std::int64_t>()};
   });
 }
 

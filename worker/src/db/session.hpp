@@ -174,8 +174,14 @@ class Session {
   /// docket.schedule: the row as JSON.
   Json schedule(const ScheduleSpec& spec);
   /// Schedules as JSON (docket.schedule_status), one by name or all.
-  Json schedules(const std::optional<std::string>& name, int limit);
+  Json schedules(const std::optional<std::string>& name, int limit,
+                 const std::optional<std::string>& after = std::nullopt);
   bool unschedule(const std::string& name);
+  /// Schedules per state (enabled, paused, late).
+  ScheduleCounts schedule_counts();
+  /// The config's schedules, all or none (source config; run-time ones are left alone); with
+  /// `prune`, config schedules not among them are deleted.
+  ScheduleDeploy deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune);
   void pause_schedule(const std::string& name);
   void resume_schedule(const std::string& name);
   std::optional<std::int64_t> run_schedule_now(const std::string& name);

@@ -18,12 +18,24 @@ SteadyClock::duration jittered(Millis interval, std::mt19937_64& rng) {
 }
 }  // namespace
 
+void log_deploy(const ScheduleDeploy& d) {
+  for (const auto& name : d.runtime) {
+    log::warn("schedule.config_skipped",
+              {{"schedule", name}, {"reason", "a run-time schedule has this name; deploys never change it"}});
+  }
+  for (const auto& name : d.deleted) log::info("schedule.config_deleted", {{"schedule", name}});
+  log::info("schedule.config_applied", {{"applied", static_cast<std::int64_t>(d.applied.size())},
+                                        {"skipped", static_cast<std::int64_t>(d.runtime.size())},
+                                        {"deleted", static_cast<std::int64_t>(d.deleted.size())}});
+}
+
 Maintainer::Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds,
-                       Identity& identity, Hooks hooks)
+                       std::vector<ScheduleSpec> schedules, Identity& identity, Hooks hooks)
     : url_(std::move(url)),
       config_(std::move(config)),
       row_(std::move(row)),
       seeds_(std::move(seeds)),
+      schedules_(std::move(schedules)),
       identity_(identity),
       hooks_(std::move(hooks)),
       session_(url_, "docket-maintainer") {}
@@ -54,6 +66,8 @@ std::string Maintainer::register_worker() {
                                     {"hint", "docket limit " + s.kind + " --reset applies the config value"}});
     }
   }
+  // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
+  if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));
   return id;
 }
 

@@ -77,6 +77,7 @@ struct Worker::Impl {
   std::string url;
   WorkerConfig cfg;
   std::map<std::string, KindEntry> kinds;
+  std::vector<ScheduleSpec> schedules;  ///< the config's, applied at start
 
   Identity identity;
   Running running;
@@ -197,7 +198,7 @@ void Worker::Impl::run() {
   hooks.schedule_enqueued = [this](double lateness_s) {
     if (metrics) metrics->schedule_enqueued(lateness_s);
   };
-  maintainer = std::make_unique<Maintainer>(url, cfg, row, seeds, identity, hooks);
+  maintainer = std::make_unique<Maintainer>(url, cfg, row, seeds, schedules, identity, hooks);
   if (!maintainer->start([this] { return stop_requested(); })) {
     completer->drain(Millis(0));
     return;
@@ -575,6 +576,8 @@ void Worker::add_kind(const KindConfig& kind) {
 
 void Worker::add_kinds(const Config& config) {
   for (const auto& [name, kind] : config.kinds) add_kind(kind);
+  impl_->schedules.clear();
+  for (const auto& [name, schedule] : config.schedules) impl_->schedules.push_back(schedule);
 }
 
 void Worker::set_metrics(std::shared_ptr<Metrics> metrics) {
