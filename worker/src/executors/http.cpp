@@ -1,5 +1,7 @@
 #include <ctime>
 
+#include "docket/json.hpp"
+#include "executors/control.hpp"
 #include "executors/executors.hpp"
 #include "executors/fetch.hpp"
 
@@ -23,6 +25,24 @@ std::optional<Millis> parse_retry_after(const std::string& value) {
   const std::time_t now = std::time(nullptr);
   return Millis(std::clamp<long long>(static_cast<long long>(at - now), 0, kMaxS) * 1000);
 }
+
+namespace {
+
+/// A response's outcome by its status: 2xx completes (a JSON body is the result unless it was a
+/// control object), 422 discards, 408/429/5xx retry honouring Retry-After, the rest fail.
+Outcome status_outcome(const FetchResult& res, const std::string& what, bool controlled) {
+  const int status = res.status;
+  if (status >= 200 && status < 300) return controlled ? Outcome::complete() : complete_with_output(res.body, what);
+  const std::string snippet = tail(res.body, 500);
+  const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
+  if (status == 422) return Outcome::fail("discarded: " + msg);
+  if (status == 429 || status == 408 || status >= 500) {
+    return Outcome::retry(msg, parse_retry_after(res.header("Retry-After")));
+  }
+  return Outcome::fail(msg);
+}
+
+}  // namespace
 
 Handler http_handler(const HttpExecutor& spec, Millis timeout) {
   const auto configured = parse_http_url(spec.url);
@@ -48,14 +68,15 @@ Handler http_handler(const HttpExecutor& spec, Millis timeout) {
     // Stopped or timed out: the worker's watchdog reason (cancel, timeout, shutdown) decides.
     if (res.too_large) return Outcome::fail(res.error);  // the same answer again next time
     if (res.status == 0) return Outcome::retry(res.error);
-    const int status = res.status;
-    const std::string snippet = tail(res.body, 500);
-    if (status >= 200 && status < 300) return complete_with_output(res.body, "the response of " + spec.url);
-    const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
-    if (status == 429 || status == 408 || status >= 500) {
-      return Outcome::retry(msg, parse_retry_after(res.header("Retry-After")));
-    }
-    return Outcome::fail(msg);
+    const std::string what = "the response of " + spec.url;
+    // A JSON object of control keys ({"snooze": "10m"}, {"result": ..., "progress": ...}) decides
+    // like a command's control lines, whatever the status; any other body keeps the status rules.
+    ControlChannel control([&ctx](Json value) { ctx.progress(std::move(value)); });
+    std::string body_error;
+    const auto answer = try_parse_json(res.body, what, &body_error);
+    const bool controlled = answer && ControlChannel::is_control_object(*answer);
+    if (controlled) control.apply(*answer, what);
+    return control.decide(status_outcome(res, what, controlled));
   };
 }
 
