@@ -341,3 +341,54 @@ TEST(Outcomes, UrlKindsMapStatusesRetryAfterAndControlBodies) {
       << last_error(client, ids["broken"]);
   expect_alive_then_stop(*w);
 }
+
+TEST(Outcomes, AJobsOwnTimeoutOverridesItsKindsFromSqlHttpClientAndCli) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  auto w = start_docket_worker(*db, dir, worker_toml(R"([kinds.slow]
+command = ["/bin/sleep", "30"]
+timeout = "30s"
+max_retries = 0
+[kinds.quick]
+command = ["/bin/sleep", "2"]
+timeout = "1s"
+max_retries = 0
+)"));
+  ASSERT_TRUE(wait_registered(*db, "w")) << w->log_text();
+  Client client(db->url());
+  const auto started = std::chrono::steady_clock::now();
+  const auto by_client = client.enqueue({.kind = "slow", .timeout = 1s}).id;
+  const auto by_sql = std::stoll(db->scalar("SELECT docket.enqueue('slow', timeout => '1500 milliseconds')"));
+  const auto by_batch = client.enqueue_many({{.kind = "slow", .timeout = 1s}, {.kind = "quick", .timeout = 10s}});
+  const auto env = std::map<std::string, std::string>{{"DATABASE_URL", db->url()}};
+  const auto cli = docket::test::run({DOCKET_BIN, "enqueue", "slow", "--timeout", "1s"}, env);
+  ASSERT_EQ(cli.status, 0) << cli.err;
+  const auto by_cli = std::stoll(cli.out);
+  // The kind's 1 s would kill `sleep 2`; the job's 10 s lets it finish.
+  const auto longer = by_batch[1].id;
+  const std::vector<std::int64_t> timed_out = {by_client, by_sql, by_batch[0].id, by_cli};
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return settled(client, longer) &&
+               std::all_of(timed_out.begin(), timed_out.end(), [&](auto id) { return settled(client, id); });
+      },
+      20s))
+      << w->log_text();
+  // Well before the kind's 30 s.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 15.0);
+  for (const auto id : timed_out) {
+    EXPECT_EQ(client.job(id)->state, JobState::failed) << id;
+    EXPECT_EQ(last_error(client, id), id == by_sql ? "timed out after 1.5s" : "timed out after 1s") << id;
+  }
+  EXPECT_EQ(client.job(longer)->state, JobState::completed) << last_error(client, longer);
+
+  // A timeout the CLI refuses: exit 2 naming the option, nothing written.
+  const auto jobs_before = db->count("SELECT count(*) FROM docket.jobs");
+  for (const std::string bad : {"soon", "0s", "400d"}) {
+    const auto r = docket::test::run({DOCKET_BIN, "enqueue", "slow", "--timeout", bad}, env);
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_NE(r.err.find("timeout"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), jobs_before);
+  expect_alive_then_stop(*w);
+}

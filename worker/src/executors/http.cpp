@@ -60,9 +60,10 @@ Handler http_handler(const HttpExecutor& spec, Millis timeout) {
     req.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
     req.content_type = "application/json";
     req.max_bytes = spec.max_response;
-    // The kind's timeout bounds the whole request, not each read: the worker's watchdog stops the
-    // job at `timeout` (through the stop token); the request's own deadline is a backstop.
-    req.timeout = timeout + Millis(500);
+    // The run's timeout (the job's own, else the kind's) bounds the whole request, not each read:
+    // the worker's watchdog stops the job at it (through the stop token); the request's own
+    // deadline is a backstop.
+    req.timeout = (job.timeout.count() > 0 ? job.timeout : timeout) + Millis(500);
     req.stop = ctx.stop_token();
     const FetchResult res = fetch(req);
     // Stopped or timed out: the worker's watchdog reason (cancel, timeout, shutdown) decides.

@@ -380,7 +380,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     rj->kind = job.kind;
     rj->worker = worker_id;
     rj->started = now;
-    rj->deadline = now + entry.config.timeout;
+    rj->deadline = now + job.timeout.value_or(entry.config.timeout);
     running.add(rj);
     in_flight.fetch_add(1);
     claimed.fetch_add(1);
@@ -399,7 +399,9 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   job.max_retries = claimed_job.max_retries;
   job.priority = claimed_job.priority;
   job.unique_key = claimed_job.unique_key;
+  job.timeout = claimed_job.timeout.value_or(entry.config.timeout);
   job.worker_id = rj->worker;
+  const Millis timeout = job.timeout;
   log::debug("job.started",
              {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
 
@@ -435,7 +437,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
                {{"job_id", rj->id}, {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
   } else {
     if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
-      outcome = Outcome::retry("timed out after " + format_duration(entry.config.timeout));
+      outcome = Outcome::retry("timed out after " + format_duration(timeout));
     } else if (reason == StopReason::cancel && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::cancel("cancelled on request while running");
     }
