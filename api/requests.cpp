@@ -1,5 +1,7 @@
 #include "requests.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 
@@ -13,8 +15,8 @@ namespace docket::api {
 
 namespace {
 
-const std::vector<std::string> kEnqueueFields = {"kind",   "args",        "queue",     "priority",
-                                                 "run_at", "max_retries", "unique_key"};
+const std::vector<std::string> kEnqueueFields = {"kind",        "args",       "queue",  "priority", "run_at",
+                                                 "max_retries", "unique_key", "timeout"};
 
 std::string unknown_field(const std::string& name, const std::vector<std::string>& known) {
   std::string msg = "unknown field \"" + name + "\"";
@@ -45,6 +47,22 @@ int int_field(const Json& body, const std::string& field) {
     throw unprocessable(field + " is out of range");
   }
   return static_cast<int>(n);
+}
+
+/// A duration field: "30s" (parse_duration's spellings) or a number of seconds. The range is
+/// checked with the rest of the job (check_enqueue_request: 422).
+std::chrono::milliseconds duration_field(const Json& body, const std::string& field) {
+  const auto& v = body.at(field);
+  if (v.is_number()) {
+    const double s = v.get<double>();
+    // Beyond a year is refused by the range check; clamp first so the cast cannot overflow.
+    return std::chrono::milliseconds(static_cast<long long>(std::llround(std::clamp(s, -1.0, 1e9) * 1000)));
+  }
+  try {
+    return parse_duration(string_field(body, field), field);
+  } catch (const ConfigError& e) {
+    throw bad_request(e.what());
+  }
 }
 
 long long query_int(const std::string& name, const std::string& text) {
@@ -147,6 +165,7 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
     r.max_retries = int_field(body, "max_retries");
   }
   if (body.contains("unique_key") && !body.at("unique_key").is_null()) r.unique_key = string_field(body, "unique_key");
+  if (body.contains("timeout") && !body.at("timeout").is_null()) r.timeout = duration_field(body, "timeout");
   if (idempotency_key) {
     // A header is raw bytes: refuse what no job's unique_key can be, before it joins a batch.
     if (idempotency_key->empty()) throw bad_request("the Idempotency-Key header is empty; send 1 to 1000 characters");

@@ -205,7 +205,7 @@ const std::vector<Case>& hot_queries() {
       Case{"job_list", {"NULL", "NULL", "'failed'", "NULL", "100"}, false, {}},
       Case{"job_list", {"'a'", "'default'", "'available'", "50000", "100"}, false, {}},
       Case{
-          "job_enqueue", {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'"}, false, {"jobs_unique_key_idx"}},
+          "job_enqueue", {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'", "NULL"}, false, {"jobs_unique_key_idx"}},
       Case{"job_cancel", {"1"}, false, {"jobs_pkey"}}, Case{"job_retry", {"2"}, false, {"jobs_pkey"}},
       Case{"job_copied_ids", {"99000"}, false, {"jobs_pkey"}}, Case{"kind_limits", {}, false, {"jobs_running_idx"}}};
   return all;

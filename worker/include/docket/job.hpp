@@ -62,11 +62,17 @@ struct EnqueueRequest {
   std::optional<Clock::time_point> run_at;  ///< empty: now
   std::optional<int> max_retries;           ///< empty: the kind's default, else 20
   std::optional<std::string> unique_key;
+  /// This job's run timeout, overriding its kind's; empty: the kind's. More than 0, at most
+  /// kMaxJobTimeout.
+  std::optional<std::chrono::milliseconds> timeout;
 };
+
+/// Longest per-job timeout accepted (docket.timeout_ok).
+inline constexpr std::chrono::milliseconds kMaxJobTimeout{365LL * 86400 * 1000};
 
 /// docket.check_job_fields in C++, so a bad request is refused before it joins a batch: kind and
 /// queue are 1-200 printable characters, priority 0-1000, max_retries >= 0, unique_key 1-1000
-/// characters of valid UTF-8, run_at in the documented range. Throws InvalidInput whose message
+/// characters of valid UTF-8, run_at in the documented range, timeout in (0, kMaxJobTimeout]. Throws InvalidInput whose message
 /// starts with `where` ("" or "jobs[3].") and names the field.
 void check_enqueue_request(const EnqueueRequest& r, const std::string& where = "");
 /// Whether `s` is well-formed UTF-8 (what PostgreSQL accepts as text).

@@ -104,6 +104,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto run_at = std::make_shared<std::string>();
     auto max_retries = std::make_shared<std::optional<int>>();  // unset: the kind's default
     auto unique_key = std::make_shared<std::string>();
+    auto timeout = std::make_shared<std::string>();
     cmd->add_option("kind", *kind, "Job kind (which handler runs it)")->required();
     cmd->add_option("args", *args, "Job arguments: a JSON object (default {})");
     auto* queue_opt =
@@ -112,10 +113,11 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_option("--run-at", *run_at, "When to run: RFC 3339 time or a delay like +30s (default now)");
     cmd->add_option("--max-retries", *max_retries, "Retries after the first attempt (default: the kind's, else 20)");
     cmd->add_option("--unique-key", *unique_key, "At most one unfinished job per key: returns the existing one");
+    cmd->add_option("--timeout", *timeout, "This job's run timeout, like 90s or 2h (default: the kind's)");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, args, queue, queue_opt, priority, run_at, max_retries, unique_key] {
+    cmd->callback([&, kind, args, queue, queue_opt, priority, run_at, max_retries, unique_key, timeout] {
       const bool queue_given = queue_opt->count() > 0;
-      action = [&, kind, args, queue, queue_given, priority, run_at, max_retries, unique_key] {
+      action = [&, kind, args, queue, queue_given, priority, run_at, max_retries, unique_key, timeout] {
         EnqueueRequest r;
         r.kind = *kind;
         r.args = parse_json(*args, "args are not valid JSON");
@@ -132,6 +134,14 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           r.max_retries = *max_retries;
         }
         if (!unique_key->empty()) r.unique_key = *unique_key;
+        if (!timeout->empty()) {
+          try {
+            r.timeout = parse_duration(*timeout, "--timeout");
+          } catch (const ConfigError& e) {
+            throw InvalidInput(e.what());
+          }
+          check_enqueue_request(r);  // names --timeout's range before any connection
+        }
         auto client = cli_client(global);
         const auto res = client->enqueue(r);
         if (res.warning) {

@@ -236,6 +236,10 @@ void check_enqueue_request(const EnqueueRequest& r, const std::string& where) {
   if (r.run_at && !time_in_range(*r.run_at)) {
     throw InvalidInput(where + "run_at must be between 1970-01-01T00:00:00Z and 2199-12-31T23:59:59Z");
   }
+  if (r.timeout && (r.timeout->count() <= 0 || *r.timeout > kMaxJobTimeout)) {
+    throw InvalidInput(where + "timeout must be more than 0 and at most 365 days, got " +
+                       std::to_string(r.timeout->count()) + "ms");
+  }
 }
 
 }  // namespace docket

@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <atomic>
+#include <cmath>
 
 #include "db/array.hpp"
 #include "db/session_impl.hpp"
@@ -12,6 +13,11 @@
 namespace docket::db {
 
 namespace {
+
+/// A duration as PostgreSQL interval text.
+std::string interval_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " milliseconds";
+}
 
 bool has_param(const std::string& url, const std::string& name) {
   return url.find(name + "=") != std::string::npos;
@@ -296,7 +302,8 @@ EnqueueResult Session::enqueue(const EnqueueRequest& r) {
              std::to_string(r.priority),
              r.run_at ? std::optional<std::string>(format_timestamp(*r.run_at)) : std::nullopt,
              r.max_retries ? std::optional<std::string>(std::to_string(*r.max_retries)) : std::nullopt,
-             r.unique_key};
+             r.unique_key,
+             r.timeout ? std::optional<std::string>(interval_text(*r.timeout)) : std::nullopt};
     auto res = run(c, *impl_, "job_enqueue", p);
     return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>(), opt_text(res[0][2])};
   });
@@ -315,6 +322,7 @@ std::string batch_json(const std::vector<EnqueueRequest>& requests) {
     if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);
     if (r.max_retries) item["max_retries"] = *r.max_retries;
     if (r.unique_key) item["unique_key"] = *r.unique_key;
+    if (r.timeout) item["timeout"] = interval_text(*r.timeout);
     batch.push_back(std::move(item));
   }
   return batch.dump(-1, ' ', false, Json::error_handler_t::strict);
@@ -370,7 +378,7 @@ void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& request
 }
 
 /// A claimed job from a result row: id, then (after `skip` columns) kind, queue, args, attempt,
-/// max_retries, priority, unique_key, queue_latency_s.
+/// max_retries, priority, unique_key, queue_latency_s, timeout_ms.
 ClaimedJob claimed_job(const pqxx::row& row, int skip) {
   ClaimedJob j;
   j.id = row[0].as<std::int64_t>();
@@ -383,14 +391,16 @@ ClaimedJob claimed_job(const pqxx::row& row, int skip) {
   j.priority = at(6).as<int>();
   j.unique_key = opt_text(at(7));
   j.queue_latency_s = at(8).is_null() ? 0.0 : at(8).as<double>();
+  if (!at(9).is_null()) j.timeout = std::chrono::milliseconds(std::llround(at(9).as<double>()));
   return j;
 }
 
 }  // namespace
 
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
-  const bool plain =
-      std::none_of(requests.begin(), requests.end(), [](const auto& r) { return r.unique_key.has_value(); });
+  // COPY writes no per-job timeout: such a batch takes the function path.
+  const bool plain = std::none_of(requests.begin(), requests.end(),
+                                  [](const auto& r) { return r.unique_key.has_value() || r.timeout.has_value(); });
   if (plain && !requests.empty()) {
     // Jobs without unique keys (and of no crawl kind) go in by COPY: several times faster than
     // any INSERT, the statement trigger still sends the NOTIFY, and reading back what this

@@ -24,6 +24,7 @@ struct ClaimedJob {
   int priority = 0;
   std::optional<std::string> unique_key;
   double queue_latency_s = 0;  ///< run_at -> claim, by the database clock
+  std::optional<std::chrono::milliseconds> timeout;  ///< the job's own timeout; empty: its kind's
 };
 
 /// One fenced finishing write: outcome is complete|retry|fail|cancel|snooze|release.

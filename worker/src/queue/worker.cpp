@@ -420,7 +420,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     rj->queue = job.queue;
     rj->worker = worker_id;
     rj->started = now;
-    rj->deadline = now + entry.config.timeout;
+    rj->deadline = now + job.timeout.value_or(entry.config.timeout);
     running.add(rj);
     in_flight.fetch_add(1);
     claimed.fetch_add(1);
@@ -439,7 +439,9 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   job.max_retries = claimed_job.max_retries;
   job.priority = claimed_job.priority;
   job.unique_key = claimed_job.unique_key;
+  job.timeout = claimed_job.timeout.value_or(entry.config.timeout);
   job.worker_id = rj->worker;
+  const Millis timeout = job.timeout;
   log::debug("job.started", {{"job_id", job.id},
                              {"kind", job.kind},
                              {"queue", job.queue},
@@ -484,7 +486,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
                 {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
   } else {
     if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
-      outcome = Outcome::retry("timed out after " + format_duration(entry.config.timeout));
+      outcome = Outcome::retry("timed out after " + format_duration(timeout));
     } else if (reason == StopReason::cancel && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::cancel("cancelled on request while running");
     }
