@@ -181,10 +181,12 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
 
 JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params, int max_limit) {
   JobFilter f;
-  list_params(params, {"kind", "queue", "state"}, max_limit, f.limit, f.after,
+  list_params(params, {"kind", "queue", "state", "unique_key"}, max_limit, f.limit, f.after,
               [&](const std::string& name, const std::string& value) {
                 if (name == "kind") {
                   f.kind = value;
+                } else if (name == "unique_key") {
+                  f.unique_key = value;
                 } else if (name == "queue") {
                   f.queue = value;
                 } else {

@@ -917,3 +917,26 @@ TEST(Api, ScheduleListingIsByteCappedAndPagesThroughEveryName) {
     EXPECT_EQ(seen[static_cast<std::size_t>(i)], want);
   }
 }
+
+TEST(Api, JobsFilteredByUniqueKeyIncludeFinishedOnesNewestFirst) {
+  ApiFixture api;
+  // A report made once, finished, then requested again: both are "the jobs of key report-7".
+  const auto first = api.db().scalar("SELECT docket.enqueue('report', unique_key => 'report-7')");
+  api.db().query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = " + first);
+  const auto second = api.db().scalar("SELECT docket.enqueue('report', unique_key => 'report-7')");
+  ASSERT_NE(first, second);
+  api.db().query("SELECT docket.enqueue('report', unique_key => 'report-8'); SELECT docket.enqueue('report')");
+  auto http = api.http();
+  auto r = http.Get("/jobs?unique_key=report-7");
+  ASSERT_EQ(r->status, 200) << r->body;
+  const Json jobs = body_of(r).at("jobs");
+  ASSERT_EQ(jobs.size(), 2u) << r->body;
+  EXPECT_EQ(jobs[0].at("id"), std::stoll(second));
+  EXPECT_EQ(jobs[0].at("state"), "available");
+  EXPECT_EQ(jobs[1].at("id"), std::stoll(first));
+  EXPECT_EQ(jobs[1].at("state"), "completed");
+  r = http.Get("/jobs?unique_key=report-7&state=completed");
+  EXPECT_EQ(body_of(r).at("jobs").size(), 1u) << r->body;
+  r = http.Get("/jobs?unique_key=nobody");
+  EXPECT_TRUE(body_of(r).at("jobs").empty()) << r->body;
+}

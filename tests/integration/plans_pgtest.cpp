@@ -201,9 +201,10 @@ const std::vector<Case>& hot_queries() {
       Case{"job_prune", {}, false, {"jobs_finished_kind_idx"}},
       // Clients and the API.
       Case{"job_get", {"12345"}, false, {"jobs_pkey"}},
-      Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100"}, false, {"jobs_pkey"}},
-      Case{"job_list", {"NULL", "NULL", "'failed'", "NULL", "100"}, false, {}},
-      Case{"job_list", {"'a'", "'default'", "'available'", "50000", "100"}, false, {}},
+      Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100", "NULL"}, false, {"jobs_pkey"}},
+      Case{"job_list", {"NULL", "NULL", "'failed'", "NULL", "100", "NULL"}, false, {}},
+      Case{"job_list", {"'a'", "'default'", "'available'", "50000", "100", "NULL"}, false, {}},
+      Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100", "'key-10'"}, false, {"jobs_key_idx"}},
       Case{
           "job_enqueue", {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'", "NULL"}, false, {"jobs_unique_key_idx"}},
       Case{"job_cancel", {"1"}, false, {"jobs_pkey"}}, Case{"job_retry", {"2"}, false, {"jobs_pkey"}},

@@ -127,6 +127,7 @@ struct JobFilter {
   std::optional<std::string> kind;
   std::optional<std::string> queue;
   std::optional<JobState> state;
+  std::optional<std::string> unique_key;  ///< the jobs made with this key, newest first (jobs_key_idx)
   int limit = 50;
   std::optional<std::int64_t> after;
 };

@@ -174,19 +174,22 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto kind = std::make_shared<std::string>();
     auto queue = std::make_shared<std::string>();
     auto state = std::make_shared<std::string>();
+    auto key = std::make_shared<std::string>();
     auto limit = std::make_shared<int>(20);
     auto after = std::make_shared<long long>(0);
     cmd->add_option("--kind,-k", *kind, "Only this kind");
+    cmd->add_option("--unique-key", *key, "Only the jobs made with this unique key (finished ones too)");
     cmd->add_option("--queue,-q", *queue, "Only this queue");
     cmd->add_option("--state,-s", *state,
                     "Only this state: available, scheduled, running, retryable, completed, failed, cancelled");
     cmd->add_option("--limit,-n", *limit, "How many (default 20)");
     cmd->add_option("--after", *after, "Page: jobs older than this id");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, queue, state, limit, after] {
-      action = [&, kind, queue, state, limit, after] {
+    cmd->callback([&, kind, queue, state, key, limit, after] {
+      action = [&, kind, queue, state, key, limit, after] {
         JobFilter f;
         if (!kind->empty()) f.kind = *kind;
+        if (!key->empty()) f.unique_key = *key;
         if (!queue->empty()) f.queue = *queue;
         if (!state->empty()) {
           f.state = parse_job_state(*state);

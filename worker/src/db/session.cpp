@@ -498,7 +498,8 @@ std::optional<JobRecord> Session::job(std::int64_t id) {
 std::vector<JobRecord> Session::jobs(const JobFilter& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     Params p{f.kind, f.queue, f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
-             f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt, std::to_string(f.limit)};
+             f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt, std::to_string(f.limit),
+             f.unique_key};
     auto res = run(c, *impl_, "job_list", p);
     std::vector<JobRecord> out;
     out.reserve(res.size());
