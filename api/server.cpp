@@ -526,12 +526,15 @@ void Server::Impl::routes() {
   });
   route("PUT", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.groups.at(0);
-    const auto limit = parse_limit(req.message.body());
-    client.set_limit(kind, limit);
+    const auto change = parse_limit(req.message.body());
+    // The rate first: it has the checks that can refuse (docket.parse_rate), so a refused
+    // request changes neither setting.
+    if (change.rate) client.set_rate(kind, *change.rate, change.burst);
+    if (change.max_running) client.set_limit(kind, *change.max_running);
     for (const auto& k : client.limits()) {
       if (k.kind == kind) return write_json(res, 200, Json(k));
     }
-    write_json(res, 200, Json(KindLimit{kind, limit, 0, std::nullopt}));
+    write_json(res, 200, Json(KindLimit{.kind = kind}));
   });
 
   // crawls ------------------------------------------------------------------------------------------

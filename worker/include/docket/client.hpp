@@ -44,6 +44,9 @@ class Client {
   void retry(std::int64_t id);
   /// The global quota; nullopt removes it. Throws InvalidInput for a negative limit.
   void set_limit(const std::string& kind, std::optional<int> max_running);
+  /// The fleet-wide rate: "N/PERIOD" (100/1m) or nullopt to remove it; burst nullopt is one
+  /// second's worth. Throws InvalidInput naming the field for a bad rate or burst.
+  void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst = std::nullopt);
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();

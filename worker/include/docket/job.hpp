@@ -108,12 +108,17 @@ struct QueueSummary {
   bool paused = false;
 };
 
-/// Running jobs of a kind against its global quota.
+/// Running jobs of a kind against its global quota, and its rate limit.
 struct KindLimit {
   std::string kind;
   std::optional<int> max_running;
   std::int64_t running = 0;
   std::optional<int> max_retries;
+  std::optional<int> rate_limit;        ///< N jobs started per rate_period_s, across the fleet
+  std::optional<double> rate_period_s;
+  std::optional<double> rate_burst;     ///< the bucket's size
+  std::optional<double> rate_tokens;    ///< starts the bucket allows right now
+  std::int64_t held = 0;                ///< available jobs a limit holds back right now
 };
 
 void to_json(Json& out, const QueueSummary& q);

@@ -314,14 +314,20 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
                  });
   // limit -----------------------------------------------------------------------------------
   {
-    auto* cmd = app.add_subcommand("limit", "Set a kind's global quota: docket limit KIND N|none; no args lists them");
+    auto* cmd = app.add_subcommand(
+        "limit", "Set a kind's global quota and rate: docket limit KIND [N|none] [--rate 100/1m|none] [--burst N]; "
+                 "no args lists them");
     auto kind = std::make_shared<std::string>();
     auto value = std::make_shared<std::string>();
+    auto rate = std::make_shared<std::string>();
+    auto burst = std::make_shared<std::optional<int>>();
     cmd->add_option("kind", *kind, "Kind");
     cmd->add_option("max_running", *value, "Most jobs of the kind running at once across all workers, or none");
+    cmd->add_option("--rate", *rate, "Most jobs of the kind started per period across all workers (100/1m), or none");
+    cmd->add_option("--burst", *burst, "The rate's bucket: starts allowed at once (default one second's worth)");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, value] {
-      action = [&, kind, value] {
+    cmd->callback([&, kind, value, rate, burst] {
+      action = [&, kind, value, rate, burst] {
         auto client = make_client(global);
         if (kind->empty()) {
           const auto limits = client->limits();
@@ -329,15 +335,26 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             std::cout << Json(limits).dump() << '\n';
             return kOk;
           }
-          Table t({"KIND", "RUNNING", "MAX_RUNNING", "MAX_RETRIES"});
+          Table t({"KIND", "RUNNING", "MAX_RUNNING", "MAX_RETRIES", "RATE", "TOKENS", "HELD"});
           for (const auto& k : limits) {
             t.add({k.kind, std::to_string(k.running), k.max_running ? std::to_string(*k.max_running) : "-",
-                   k.max_retries ? std::to_string(*k.max_retries) : "-"});
+                   k.max_retries ? std::to_string(*k.max_retries) : "-", rate_text(k.rate_limit, k.rate_period_s),
+                   k.rate_tokens ? std::to_string(static_cast<long long>(*k.rate_tokens)) + "/" +
+                                       std::to_string(static_cast<long long>(k.rate_burst.value_or(0)))
+                                 : "-",
+                   std::to_string(k.held)});
           }
           t.print(std::cout);
           return kOk;
         }
-        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none)");
+        if (burst->has_value() && rate->empty()) throw InvalidInput("--burst needs --rate");
+        if (!rate->empty()) {
+          const std::optional<std::string> r = *rate == "none" ? std::nullopt : std::optional<std::string>(*rate);
+          client->set_rate(*kind, r, *burst);
+          std::cout << (r ? "at most " + *r + " " + *kind + " jobs start" : "no rate limit on " + *kind) << '\n';
+          if (value->empty()) return kOk;
+        }
+        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N|none [--rate N/PERIOD|none]");
         std::optional<int> limit;
         if (*value != "none") {
           try {

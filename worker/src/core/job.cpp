@@ -136,7 +136,12 @@ void to_json(Json& out, const KindLimit& k) {
   out = Json{{"kind", k.kind},
              {"max_running", k.max_running ? Json(*k.max_running) : Json()},
              {"running", k.running},
-             {"max_retries", k.max_retries ? Json(*k.max_retries) : Json()}};
+             {"max_retries", k.max_retries ? Json(*k.max_retries) : Json()},
+             {"rate_limit", k.rate_limit ? Json(*k.rate_limit) : Json()},
+             {"rate_period_s", k.rate_period_s ? Json(*k.rate_period_s) : Json()},
+             {"rate_burst", k.rate_burst ? Json(*k.rate_burst) : Json()},
+             {"rate_tokens", k.rate_tokens ? Json(*k.rate_tokens) : Json()},
+             {"held", k.held}};
 }
 
 bool valid_utf8(std::string_view s) {

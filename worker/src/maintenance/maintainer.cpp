@@ -40,6 +40,7 @@ std::string Maintainer::register_worker() {
     if (s.max_retries || s.max_running || s.crawl_collection) {
       session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection, s.timeout);
     }
+    if (s.rate) session_.set_rate(s.kind, s.rate, s.burst);
   }
   return id;
 }
