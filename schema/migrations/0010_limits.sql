@@ -167,8 +167,10 @@ BEGIN
 END $$;
 
 -- Running jobs per kind against its quota and its rate (columns may only be added at the end):
--- the rate as N and period, the bucket's size and the tokens it holds now, and `held`: available
--- jobs of a kind that a limit holds back right now (running at max_running, or no whole token).
+-- the rate as N and period, the bucket's size and the tokens it holds now, and `at_limit`: a limit
+-- holds the kind's available jobs back right now (running at max_running, or no whole token). (A
+-- count of those jobs would need an index of available jobs by kind, written on every enqueue and
+-- claim of every kind: not worth it on the hot path.)
 CREATE OR REPLACE VIEW docket.kind_limits AS
   WITH running AS (SELECT j.kind, count(*) AS running FROM docket.jobs j WHERE j.state = 'running' GROUP BY j.kind)
   SELECT coalesce(k.kind, r.kind) AS kind, k.max_running, coalesce(r.running, 0) AS running, k.max_retries,
@@ -176,9 +178,7 @@ CREATE OR REPLACE VIEW docket.kind_limits AS
          CASE WHEN k.rate_limit IS NOT NULL THEN docket.rate_capacity(k.rate_limit, k.rate_period, k.rate_burst) END
            AS rate_burst,
          docket.rate_tokens_at(k, now()) AS rate_tokens,
-         CASE WHEN coalesce(r.running, 0) >= k.max_running OR docket.rate_tokens_at(k, now()) < 1
-              THEN (SELECT count(*) FROM docket.jobs j WHERE j.state = 'available' AND j.kind = k.kind)
-              ELSE 0 END AS held
+         coalesce(coalesce(r.running, 0) >= k.max_running OR docket.rate_tokens_at(k, now()) < 1, false) AS at_limit
     FROM docket.kinds k FULL JOIN running r ON r.kind = k.kind;
 
 -- The claim is pinned as in 0001 (CREATE OR REPLACE dropped its settings).

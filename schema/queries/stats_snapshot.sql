@@ -1,5 +1,5 @@
 -- Everything `docket stats` and GET /stats show, in one round trip, as one JSON document:
--- queues, kinds (quota, rate and held-back jobs, throughput, timings), live workers, stuck jobs and unserved work.
+-- queues, kinds (quota, rate, at its limit now, throughput, timings), live workers, stuck jobs and unserved work.
 -- No parameters. Reads the ops views; nothing here runs on the claim or finish paths.
 SELECT jsonb_build_object(
   'queues', (SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -9,7 +9,7 @@ SELECT jsonb_build_object(
   'kinds', (SELECT coalesce(jsonb_agg(jsonb_build_object(
               'kind', coalesce(l.kind, s.kind), 'running', coalesce(l.running, 0), 'max_running', l.max_running,
               'rate_limit', l.rate_limit, 'rate_period_s', l.rate_period_s, 'rate_burst', l.rate_burst,
-              'rate_tokens', l.rate_tokens, 'held', coalesce(l.held, 0),
+              'rate_tokens', l.rate_tokens, 'at_limit', coalesce(l.at_limit, false),
               'completed_5m', coalesce(s.completed_5m, 0), 'failed_5m', coalesce(s.failed_5m, 0),
               'completed_1h', coalesce(s.completed_1h, 0), 'failed_1h', coalesce(s.failed_1h, 0),
               'failure_rate_1h', coalesce(s.failure_rate_1h, 0),

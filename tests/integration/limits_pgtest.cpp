@@ -107,9 +107,10 @@ TEST_F(Limits, TheDefaultBurstIsOneSecondsWorthAndSettingTheSameRateKeepsTheBuck
   // ...a changed one starts full.
   client->set_rate("a", "100/1m", 1);
   EXPECT_EQ(claim({"a"}, 10).size(), 1u);
-  EXPECT_EQ(limits[0].held, 0);
+  EXPECT_FALSE(limits[0].at_limit);
   const auto after = client->limits();
-  EXPECT_EQ(after[0].held, 2);  // two available jobs wait for a token
+  EXPECT_TRUE(after[0].at_limit);  // no whole token: the kind is held back
+  EXPECT_FALSE(after[1].at_limit);
 }
 
 TEST_F(Limits, BadRatesAreRefusedNamingTheFieldAndWriteNothing) {

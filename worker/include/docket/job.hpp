@@ -118,7 +118,7 @@ struct KindLimit {
   std::optional<double> rate_period_s;
   std::optional<double> rate_burst;     ///< the bucket's size
   std::optional<double> rate_tokens;    ///< starts the bucket allows right now
-  std::int64_t held = 0;                ///< available jobs a limit holds back right now
+  bool at_limit = false;                ///< a limit holds the kind's jobs back right now
 };
 
 void to_json(Json& out, const QueueSummary& q);

@@ -335,14 +335,14 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             std::cout << Json(limits).dump() << '\n';
             return kOk;
           }
-          Table t({"KIND", "RUNNING", "MAX_RUNNING", "MAX_RETRIES", "RATE", "TOKENS", "HELD"});
+          Table t({"KIND", "RUNNING", "MAX_RUNNING", "MAX_RETRIES", "RATE", "TOKENS", "AT_LIMIT"});
           for (const auto& k : limits) {
             t.add({k.kind, std::to_string(k.running), k.max_running ? std::to_string(*k.max_running) : "-",
                    k.max_retries ? std::to_string(*k.max_retries) : "-", rate_text(k.rate_limit, k.rate_period_s),
                    k.rate_tokens ? std::to_string(static_cast<long long>(*k.rate_tokens)) + "/" +
                                        std::to_string(static_cast<long long>(k.rate_burst.value_or(0)))
                                  : "-",
-                   std::to_string(k.held)});
+                   k.at_limit ? "yes" : "no"});
           }
           t.print(std::cout);
           return kOk;

@@ -60,7 +60,7 @@ void print_stats(const Json& stats, std::ostream& out) {
   q.print(out);
   if (!stats.at("kinds").empty()) {
     out << '\n';
-    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "HELD", "DONE_5M", "FAILED_5M", "DONE_1H", "FAILED_1H", "FAIL%", "RUN_P50",
+    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "AT_LIMIT", "DONE_5M", "FAILED_5M", "DONE_1H", "FAILED_1H", "FAIL%", "RUN_P50",
              "RUN_P95", "WAIT_P50", "WAIT_P95"});
     for (const auto& s : stats.at("kinds")) {
       char rate[16];
@@ -75,7 +75,7 @@ void print_stats(const Json& stats, std::ostream& out) {
       k.add({s.at("kind"), number(s.at("running")), number(s.at("max_running")),
              rate_text(rl.is_number() ? std::optional<int>(rl.get<int>()) : std::nullopt,
                        rp.is_number() ? std::optional<double>(rp.get<double>()) : std::nullopt),
-             tokens, number(s.at("held")), number(s.at("completed_5m")),
+             tokens, s.at("at_limit").get<bool>() ? "yes" : "no", number(s.at("completed_5m")),
              number(s.at("failed_5m")), number(s.at("completed_1h")), number(s.at("failed_1h")), rate,
              millis(s.at("run_p50_ms")), millis(s.at("run_p95_ms")), millis(s.at("wait_p50_ms")),
              millis(s.at("wait_p95_ms"))});

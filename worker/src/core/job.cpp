@@ -141,7 +141,7 @@ void to_json(Json& out, const KindLimit& k) {
              {"rate_period_s", k.rate_period_s ? Json(*k.rate_period_s) : Json()},
              {"rate_burst", k.rate_burst ? Json(*k.rate_burst) : Json()},
              {"rate_tokens", k.rate_tokens ? Json(*k.rate_tokens) : Json()},
-             {"held", k.held}};
+             {"at_limit", k.at_limit}};
 }
 
 bool valid_utf8(std::string_view s) {

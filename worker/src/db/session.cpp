@@ -521,7 +521,7 @@ std::vector<KindLimit> Session::limits() {
       if (!row[5].is_null()) k.rate_period_s = row[5].as<double>();
       if (!row[6].is_null()) k.rate_burst = row[6].as<double>();
       if (!row[7].is_null()) k.rate_tokens = row[7].as<double>();
-      k.held = row[8].as<std::int64_t>();
+      k.at_limit = row[8].as<bool>();
       out.push_back(std::move(k));
     }
     return out;
