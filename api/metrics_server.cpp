@@ -7,21 +7,43 @@
 
 namespace docket::api {
 
+std::vector<GaugeSample> schedule_gauges(Client& client) {
+  try {
+    const ScheduleCounts n = client.schedule_counts();
+    const char* help = "Schedules by state (docket.schedules.enabled)";
+    return {{"docket_schedules", help, {{"state", "enabled"}}, double(n.enabled)},
+            {"docket_schedules", help, {{"state", "paused"}}, double(n.paused)},
+            {"docket_schedules_late",
+             "Enabled schedules whose job is due more than 5s ago and not enqueued (no worker ticks them?)",
+             {},
+             double(n.late)}};
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
 struct MetricsServer::Impl {
   httplib::Server server;
   std::shared_ptr<Metrics> metrics;
+  std::unique_ptr<Client> client;  ///< for the schedule gauges; null without a database URL
   int port = -1;
   std::thread thread;
 };
 
-MetricsServer::MetricsServer(const std::string& listen, std::shared_ptr<Metrics> metrics)
+MetricsServer::MetricsServer(const std::string& listen, std::shared_ptr<Metrics> metrics,
+                             const std::string& database_url)
     : impl_(std::make_unique<Impl>()) {
   impl_->metrics = std::move(metrics);
+  if (!database_url.empty()) {
+    impl_->client = std::make_unique<Client>(
+        database_url, ClientOptions{1, "docket-metrics", false, std::chrono::seconds(1), std::chrono::seconds(1)});
+  }
   auto& s = impl_->server;
   s.new_task_queue = [] { return new httplib::ThreadPool(2); };
   s.set_tcp_nodelay(true);
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(impl_->metrics->render({}), "text/plain; version=0.0.4; charset=utf-8");
+    res.set_content(impl_->metrics->render(impl_->client ? schedule_gauges(*impl_->client) : std::vector<GaugeSample>{}),
+                    "text/plain; version=0.0.4; charset=utf-8");
   });
   s.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");

@@ -1,5 +1,7 @@
 #include "requests.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 
@@ -13,8 +15,8 @@ namespace docket::api {
 
 namespace {
 
-const std::vector<std::string> kEnqueueFields = {"kind",   "args",        "queue",     "priority",
-                                                 "run_at", "max_retries", "unique_key"};
+const std::vector<std::string> kEnqueueFields = {"kind",        "args",       "queue",  "priority", "run_at",
+                                                 "max_retries", "unique_key", "timeout"};
 
 std::string unknown_field(const std::string& name, const std::vector<std::string>& known) {
   std::string msg = "unknown field \"" + name + "\"";
@@ -45,6 +47,22 @@ int int_field(const Json& body, const std::string& field) {
     throw unprocessable(field + " is out of range");
   }
   return static_cast<int>(n);
+}
+
+/// A duration field: "30s" (parse_duration's spellings) or a number of seconds. The range is
+/// checked with the rest of the job (check_enqueue_request: 422).
+std::chrono::milliseconds duration_field(const Json& body, const std::string& field) {
+  const auto& v = body.at(field);
+  if (v.is_number()) {
+    const double s = v.get<double>();
+    // Beyond a year is refused by the range check; clamp first so the cast cannot overflow.
+    return std::chrono::milliseconds(static_cast<long long>(std::llround(std::clamp(s, -1.0, 1e9) * 1000)));
+  }
+  try {
+    return parse_duration(string_field(body, field), field);
+  } catch (const ConfigError& e) {
+    throw bad_request(e.what());
+  }
 }
 
 long long query_int(const std::string& name, const std::string& text) {
@@ -147,6 +165,7 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
     r.max_retries = int_field(body, "max_retries");
   }
   if (body.contains("unique_key") && !body.at("unique_key").is_null()) r.unique_key = string_field(body, "unique_key");
+  if (body.contains("timeout") && !body.at("timeout").is_null()) r.timeout = duration_field(body, "timeout");
   if (idempotency_key) {
     // A header is raw bytes: refuse what no job's unique_key can be, before it joins a batch.
     if (idempotency_key->empty()) throw bad_request("the Idempotency-Key header is empty; send 1 to 1000 characters");
@@ -191,6 +210,81 @@ CrawlFilter parse_crawl_filter(const std::multimap<std::string, std::string>& pa
                   f.status = value;
                 }
               });
+  return f;
+}
+
+std::string schedule_name(const std::string& text, const std::string& field) {
+  // 800 bytes: 200 characters of up to 4 bytes; the SQL function counts the characters.
+  if (text.empty() || text.size() > 800 || !valid_utf8(text)) {
+    throw unprocessable(field + " must be a schedule name: 1 to 200 characters of valid UTF-8");
+  }
+  for (const unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) throw unprocessable(field + " must not contain control characters");
+  }
+  return text;
+}
+
+ScheduleSpec parse_schedule(const std::string& name, const std::string& body_text) {
+  static const std::vector<std::string> kFields = {"cron",     "kind",      "args",    "tz",       "queue",      "spread",
+                                                   "on_overlap", "on_missed", "enabled", "priority", "max_retries"};
+  const Json body = parse_object(body_text);
+  for (const auto& [key, value] : body.items()) {
+    if (key == "name") throw bad_request("name is the path (/schedules/{name}), not a body field");
+    if (std::find(kFields.begin(), kFields.end(), key) == kFields.end()) throw bad_request(unknown_field(key, kFields));
+  }
+  ScheduleSpec s;
+  s.name = schedule_name(name);
+  for (const char* required : {"cron", "kind"}) {
+    if (!body.contains(required)) throw bad_request(std::string(required) + " is required");
+  }
+  s.cron = string_field(body, "cron");
+  s.kind = string_field(body, "kind");
+  const auto present = [&body](const char* f) { return body.contains(f) && !body.at(f).is_null(); };
+  if (present("args")) {
+    if (!body.at("args").is_object()) {
+      throw bad_request("args must be a JSON object, got " + std::string(body.at("args").type_name()));
+    }
+    s.args = body.at("args");
+  }
+  if (present("tz")) s.tz = string_field(body, "tz");
+  if (present("queue")) s.queue = string_field(body, "queue");
+  if (present("spread")) {
+    try {
+      s.spread = parse_duration(string_field(body, "spread"), "spread");
+    } catch (const ConfigError& e) {
+      throw unprocessable(e.what());
+    }
+  }
+  if (present("on_overlap")) s.on_overlap = string_field(body, "on_overlap");
+  if (present("on_missed")) s.on_missed = string_field(body, "on_missed");
+  if (present("enabled")) {
+    if (!body.at("enabled").is_boolean()) {
+      throw bad_request("enabled must be true or false, got " + std::string(body.at("enabled").type_name()));
+    }
+    s.enabled = body.at("enabled").get<bool>();
+  }
+  if (present("priority")) s.priority = int_field(body, "priority");
+  if (present("max_retries")) s.max_retries = int_field(body, "max_retries");
+  return s;
+}
+
+ScheduleFilter parse_schedule_filter(const std::multimap<std::string, std::string>& params, int max_limit) {
+  ScheduleFilter f;
+  f.limit = std::min(f.limit, max_limit);
+  std::vector<std::string> known = {"limit", "after"};
+  for (const auto& [name, value] : params) {
+    if (name == "limit") {
+      const long long n = query_int(name, value);
+      if (n < 0) throw unprocessable("limit must be >= 0, got " + value);
+      f.limit = static_cast<int>(std::min<long long>(n, max_limit));
+    } else if (name == "after") {
+      f.after = schedule_name(value, "after");
+    } else {
+      const std::string hint = suggest(name, known);
+      throw bad_request("unknown query parameter \"" + name + "\"" +
+                        (hint.empty() ? "; known: limit, after" : "; did you mean \"" + hint + "\"?"));
+    }
+  }
   return f;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "docket/job.hpp"
+#include "docket/schedule.hpp"
 
 namespace docket::api {
 
@@ -22,6 +23,19 @@ struct LimitChange {
 };
 /// PUT /limits/{kind}: {"max_running": N | null, "rate": "100/1m" | null, "burst": N}, at least one.
 LimitChange parse_limit(const std::string& body);
+/// A schedule's name (from the path, or `field` of the query): 1 to 200 characters of valid
+/// UTF-8, no control characters; else 422 naming the field (nothing reaches the database).
+std::string schedule_name(const std::string& text, const std::string& field = "name");
+/// PUT /schedules/{name}: {"cron", "kind", "args", "tz", "queue", "spread", "on_overlap",
+/// "on_missed", "enabled", "priority", "max_retries"}; the SQL function checks the values.
+ScheduleSpec parse_schedule(const std::string& name, const std::string& body);
+/// GET /schedules?limit=&after=NAME ; limit is capped at `max_limit`.
+struct ScheduleFilter {
+  int limit = 100;
+  std::optional<std::string> after;  ///< names sorting after this one
+};
+/// Reads GET /schedules' query string.
+ScheduleFilter parse_schedule_filter(const std::multimap<std::string, std::string>& params, int max_limit);
 /// A request body as a JSON object, or a 400 that says what is wrong with it.
 Json parse_object(const std::string& body);
 

@@ -12,10 +12,17 @@
 #include <regex>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
+#include "core/log.hpp"
+#include "dashboard.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "docket/time.hpp"
+#include "core/url.hpp"
 #include "errors.hpp"
 #include "http_server.hpp"
+#include "metrics_server.hpp"
 #include "requests.hpp"
 #include "submitter.hpp"
 
@@ -64,27 +71,33 @@ std::string lower(std::string s) {
   return s;
 }
 
-/// A page of a list: {"<name>": [...], "next_after": id}. Rows stop when the page is full or the
-/// answer would pass `max_bytes` (one row is always answered); next_after is then the last id
-/// sent, else null.
-template <class T>
-void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit, std::size_t max_bytes) {
+/// A page of a list: {"<name>": [...], "next_after": cursor}. Rows stop when the page is full or
+/// the answer would pass `max_bytes` (one row is always answered); next_after is then the cursor
+/// of the last row sent (its id, or a schedule's name), else null.
+template <class Rows, class Cursor>
+void write_page(Response& res, const char* name, const Rows& rows, int limit, std::size_t max_bytes, Cursor cursor) {
   std::string body = std::string("{\"") + name + "\":[";
   std::size_t sent = 0;
-  std::int64_t last = 0;
+  Json last;
   for (const auto& row : rows) {
     std::string item = Json(row).dump(-1, ' ', false, Json::error_handler_t::replace);
     if (sent > 0 && body.size() + item.size() + 64 > max_bytes) break;
     if (sent > 0) body += ',';
     body += item;
-    last = row.id;
+    last = cursor(row);
     ++sent;
   }
   const bool more = sent > 0 && (sent < rows.size() || static_cast<int>(rows.size()) == limit);
-  body += "],\"next_after\":" + (more ? std::to_string(last) : std::string("null")) + "}";
+  body += "],\"next_after\":" + (more ? last.dump(-1, ' ', false, Json::error_handler_t::replace) : std::string("null")) +
+          "}";
   res.status = 200;
   res.content_type = "application/json";
   res.body = std::move(body);
+}
+
+template <class T>
+void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit, std::size_t max_bytes) {
+  write_page(res, name, rows, limit, max_bytes, [](const T& row) { return Json(row.id); });
 }
 
 std::int64_t path_id(const Request& req) {
@@ -94,6 +107,12 @@ std::int64_t path_id(const Request& req) {
     throw ApiError(404, "not_found", "no job with id " + (req.groups.empty() ? std::string() : req.groups[0]));
   }
 }
+
+/// The dashboard's session cookie, and the header its page sends with every request: a cookie is
+/// accepted only with that header, which a cross-site form or image cannot send and a cross-site
+/// script could send only after a CORS preflight this server never grants.
+constexpr const char* kSessionCookie = "docket_session";
+constexpr const char* kDashboardHeader = "X-Docket-Dashboard";
 
 /// Answers /ready from its own lane: one probe of the database at a time, shared by every request
 /// waiting for it, each of which gives up at its own deadline.
@@ -206,13 +225,26 @@ std::vector<Token> parse_tokens(const std::vector<std::string>& specs) {
       throw ConfigError("API tokens must be at least 16 characters (one is " + std::to_string(t.secret.size()) +
                         "); generate one with: openssl rand -hex 24");
     }
-    if (semi != std::string::npos) {
-      const std::string rest = spec.substr(semi + 1);
-      if (rest.rfind("expires=", 0) != 0) {
-        throw ConfigError("API token options must be ;expires=<RFC 3339 time>, got \";" + rest + "\"");
+    std::size_t pos = semi;
+    bool seen_expires = false, seen_scope = false;
+    while (pos != std::string::npos) {
+      const auto next = spec.find(';', pos + 1);
+      const std::string option = spec.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+      pos = next;
+      if (option.rfind("expires=", 0) == 0 && !seen_expires) {
+        seen_expires = true;
+        t.expires = parse_timestamp(option.substr(8));
+        if (!t.expires) throw ConfigError("API token expiry \"" + option.substr(8) + "\" is not an RFC 3339 time");
+      } else if (option.rfind("scope=", 0) == 0 && !seen_scope) {
+        seen_scope = true;
+        const std::string scope = option.substr(6);
+        if (scope != "read" && scope != "write")
+          throw ConfigError("API token scope must be read or write, got \"" + scope.substr(0, 64) + "\"");
+        t.read_only = scope == "read";
+      } else {
+        throw ConfigError("API token options are ;expires=<RFC 3339 time> and ;scope=read|write, each at most once; got \";" +
+                          option.substr(0, 64) + "\"");
       }
-      t.expires = parse_timestamp(rest.substr(8));
-      if (!t.expires) throw ConfigError("API token expiry \"" + rest.substr(8) + "\" is not an RFC 3339 time");
     }
     out.push_back(std::move(t));
   }
@@ -245,24 +277,39 @@ struct Server::Impl {
   };
   void route(const std::string& method, const std::string& pattern, const char* name, Handler handler);
   void routes();
+  /// 200 with the kind's quota as it now stands (GET /limits row), also for a kind with no row.
+  void write_limit(Response& res, const std::string& kind);
   static http::Limits limits(const ApiConfig& c);
   http::Handlers handlers();
   /// An answer to give before reading the body (auth, Host, Origin, Content-Type), or nullopt.
   std::optional<Response> check_head(const http::Message& head) const;
-  /// nullopt when the request may proceed; else the 401 message.
-  std::optional<std::string> auth_failure(const std::string& path, const http::Message& head) const;
+  /// Who a request speaks for: a configured token (its place in `tokens`), or why none.
+  struct Caller {
+    std::optional<std::size_t> token;
+    std::string why;
+  };
+  /// The caller by its bearer token, or by its dashboard session cookie (accepted only with the
+  /// X-Docket-Dashboard header, which a cross-site form cannot send).
+  Caller caller(const http::Message& head) const;
+  /// An answer refusing the request (401 no or bad credentials, 403 a read-only token writing), or nullopt.
+  std::optional<Response> auth_failure(const std::string& path, bool write, const http::Message& head) const;
+  /// GET, POST and DELETE /session: the dashboard's sign-in.
+  void session_routes();
   /// Host values this server answers to without tokens: the listen address and loopback names, with the port.
   bool allowed_host(const std::string& host) const;
   /// Runs the matching route on the handler pool (health inline, ready on its lane).
   void handle(Request req, std::function<void(Response)> done);
   Response run_route(Request& req);
   std::vector<GaugeSample> database_gauges();
+  /// The schedule's status row, or a 404.
+  Json found_schedule(const std::string& name);
 
   ApiConfig config;
   std::shared_ptr<Metrics> metrics;
   Client client;
   Submitter submitter;
   std::vector<Token> tokens;
+  mutable SessionStore sessions;
   std::vector<Route> table;
   std::string listen_host;
   int port = -1;
@@ -376,11 +423,7 @@ std::optional<Response> Server::Impl::check_head(const http::Message& head) cons
                   "Host \"" + host + "\" is not this server's address; without API tokens only localhost:" +
                       std::to_string(port) + " (or 127.0.0.1, [::1]) is answered");
   }
-  if (auto why = auth_failure(path, head)) {
-    auto res = refuse(401, "unauthorized", "auth", *why);
-    res->headers.emplace_back("WWW-Authenticate", "Bearer");
-    return res;
-  }
+  if (auto refused = auth_failure(path, write, head)) return refused;
   const std::string origin = lower(field("Origin"));
   if (write && !origin.empty() && origin != "http://" + lower(host) && origin != "https://" + lower(host)) {
     return refuse(403, "forbidden_origin", "refused",
@@ -400,26 +443,55 @@ std::optional<Response> Server::Impl::check_head(const http::Message& head) cons
   return std::nullopt;
 }
 
-std::optional<std::string> Server::Impl::auth_failure(const std::string& path, const http::Message& head) const {
-  if (tokens.empty()) return std::nullopt;  // loopback only, enforced at bind
-  if (path == "/health" || path == "/ready") return std::nullopt;
-  if (path == "/metrics" && !config.metrics_auth) return std::nullopt;
-  const auto it = head.find("Authorization");
-  if (it == head.end()) return "missing Authorization: Bearer <token>";
-  const std::string header(it->value());
+Server::Impl::Caller Server::Impl::caller(const http::Message& head) const {
+  const auto auth = head.find("Authorization");
+  if (auth == head.end()) {
+    const auto cookie = head.find("Cookie");
+    const std::string id = cookie == head.end() ? std::string() : cookie_value(std::string(cookie->value()), kSessionCookie);
+    if (id.empty()) return {std::nullopt, "missing Authorization: Bearer <token>"};
+    if (head.find(kDashboardHeader) == head.end())
+      return {std::nullopt, std::string("a session cookie is accepted only with the ") + kDashboardHeader +
+                                " header the dashboard sends (a cross-site request cannot send it)"};
+    const auto token = sessions.find(id);
+    if (!token || *token >= tokens.size()) return {std::nullopt, "the session has ended; sign in again"};
+    if (tokens[*token].expires && Clock::now() >= *tokens[*token].expires) return {std::nullopt, "this token has expired"};
+    return {token, {}};
+  }
+  const std::string header(auth->value());
   const auto space = header.find(' ');
   // RFC 7235: the scheme is case-insensitive.
   if (space == std::string::npos || lower(header.substr(0, space)) != "bearer")
-    return "the Authorization header must be: Bearer <token>";
+    return {std::nullopt, "the Authorization header must be: Bearer <token>"};
   const auto begin = header.find_first_not_of(' ', space);
   const std::string presented = begin == std::string::npos ? std::string() : header.substr(begin);
-  for (const auto& t : tokens) {
-    if (constant_time_equal(presented, t.secret)) {
-      if (t.expires && Clock::now() >= *t.expires) return "this token has expired";
-      return std::nullopt;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (constant_time_equal(presented, tokens[i].secret)) {
+      if (tokens[i].expires && Clock::now() >= *tokens[i].expires) return {std::nullopt, "this token has expired"};
+      return {i, {}};
     }
   }
-  return "invalid token";
+  return {std::nullopt, "invalid token"};
+}
+
+std::optional<Response> Server::Impl::auth_failure(const std::string& path, bool write,
+                                                   const http::Message& head) const {
+  if (tokens.empty()) return std::nullopt;  // loopback only, enforced at bind
+  if (path == "/health" || path == "/ready" || path == "/session") return std::nullopt;
+  if (path == "/metrics" && !config.metrics_auth) return std::nullopt;
+  if (!write && dashboard_asset(path)) return std::nullopt;  // the page itself holds no data
+  const Caller c = caller(head);
+  if (!c.token) {
+    Response res = error_response(401, "unauthorized", c.why);
+    res.route = "auth";
+    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return res;
+  }
+  if (write && tokens[*c.token].read_only) {
+    Response res = error_response(403, "forbidden_scope", "this token's scope is read: it can see, not change");
+    res.route = "auth";
+    return res;
+  }
+  return std::nullopt;
 }
 
 std::vector<GaugeSample> Server::Impl::database_gauges() {
@@ -444,12 +516,47 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                    {{"queue", q.queue}},
                    q.oldest_available_age_s.value_or(0)});
     }
+    const Json stats = client.stats();
+    for (const auto& u : stats.at("unserved")) {
+      const std::map<std::string, std::string> where{{"kind", u.at("kind")}, {"queue", u.at("queue")}};
+      g.push_back({"docket_unserved_jobs", "Waiting jobs no live worker can run (docket.unserved_jobs)", where,
+                   u.at("jobs").get<double>()});
+      g.push_back({"docket_unserved_oldest_due_age_seconds", "How long the oldest due unserved job has waited",
+                   where, u.value("oldest_due_age_s", Json()).is_number() ? u.at("oldest_due_age_s").get<double>() : 0});
+    }
+    // Per kind over the last hour (docket.kind_stats): the same figures as docket stats.
+    for (const auto& k : stats.at("kinds")) {
+      const std::map<std::string, std::string> kind{{"kind", k.at("kind")}};
+      g.push_back({"docket_kind_completed_1h", "Jobs completed in the last hour", kind, k.at("completed_1h").get<double>()});
+      g.push_back({"docket_kind_failed_1h", "Jobs failed in the last hour", kind, k.at("failed_1h").get<double>()});
+      for (const char* figure : {"run_p50", "run_p95", "wait_p50", "wait_p95"}) {
+        const Json& ms = k.value(std::string(figure) + "_ms", Json());
+        if (!ms.is_number()) continue;
+        g.push_back({std::string("docket_kind_") + figure + "_seconds",
+                     std::string(figure[0] == 'r' ? "Run" : "Wait") + " time percentile over the last hour", kind,
+                     ms.get<double>() / 1000.0});
+      }
+    }
+    for (auto& s : schedule_gauges(client)) g.push_back(std::move(s));
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 1});
   } catch (const std::exception&) {
     g.clear();
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 0});
   }
   return g;
+}
+
+void Server::Impl::write_limit(Response& res, const std::string& kind) {
+  for (const auto& k : client.limits()) {
+    if (k.kind == kind) return write_json(res, 200, Json(k));
+  }
+  write_json(res, 200, Json(KindLimit{.kind = kind}));
+}
+
+Json Server::Impl::found_schedule(const std::string& name) {
+  auto row = client.find_schedule(name);
+  if (!row) throw NotFound("no schedule named " + name);
+  return std::move(*row);
 }
 
 void Server::Impl::routes() {
@@ -460,7 +567,10 @@ void Server::Impl::routes() {
     const EnqueueRequest r = parse_enqueue(req.message.body(), idem);
     const Submitted s = submitter.submit(r);
     res.headers.emplace_back("Location", "/jobs/" + std::to_string(s.job.id));
-    write_json(res, s.created ? 201 : 200, Json(s.job));
+    Json body(s.job);
+    // The job is in, but no live worker would run it (a typo'd kind, a queue nobody claims).
+    if (s.warning) body["warnings"] = Json::array({*s.warning});
+    write_json(res, s.created ? 201 : 200, body);
   });
   route("GET", "/jobs", "/jobs", [this](const Request& req, Response& res) {
     const JobFilter f = parse_job_filter(req.params, config.max_list_limit);
@@ -507,7 +617,7 @@ void Server::Impl::routes() {
       item["states"] = counts;
       out.push_back(std::move(item));
     }
-    write_json(res, 200, Json{{"queues", out}});
+    write_json(res, 200, Json{{"queues", out}, {"unserved", client.unserved()}});
   });
   for (const bool pause : {true, false}) {
     route("POST", pause ? R"(/queues/([^/]+)/pause)" : R"(/queues/([^/]+)/resume)",
@@ -529,12 +639,62 @@ void Server::Impl::routes() {
     const auto change = parse_limit(req.message.body());
     // The rate first: it has the checks that can refuse (docket.parse_rate), so a refused
     // request changes neither setting.
-    if (change.rate) client.set_rate(kind, *change.rate, change.burst);
-    if (change.max_running) client.set_limit(kind, *change.max_running);
-    for (const auto& k : client.limits()) {
-      if (k.kind == kind) return write_json(res, 200, Json(k));
+    if (change.rate) {
+      client.set_rate(kind, *change.rate, change.burst);
+      log::info("kind.rate_changed", {{"kind", kind},
+                                      {"rate", *change.rate ? **change.rate : std::string("none")},
+                                      {"burst", change.burst ? std::to_string(*change.burst) : std::string("default")},
+                                      {"source", "operator"}});
     }
-    write_json(res, 200, Json(KindLimit{.kind = kind}));
+    if (change.max_running) {
+      const std::optional<int> limit = *change.max_running;
+      client.set_limit(kind, limit);
+      log::info("kind.limit_changed", {{"kind", kind},
+                                       {"max_running", limit ? std::to_string(*limit) : std::string("none")},
+                                       {"source", "operator"}});
+    }
+    write_limit(res, kind);
+  });
+  route("DELETE", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
+    const std::string kind = req.groups.at(0);
+    if (client.reset_limit(kind)) {
+      log::info("kind.limit_reset", {{"kind", kind}, {"source", "operator"}});
+    }
+    write_limit(res, kind);
+  });
+
+  route("POST", R"(/kinds/([^/]+)/retry_failed)", "/kinds/{kind}/retry_failed", [this](const Request& req, Response& res) {
+    // One batch per request, so each answers within the statement budget; the caller repeats
+    // with `after` = next until next is null (the dashboard does).
+    std::optional<std::string> after;
+    int limit = 500;
+    for (const auto& [name, value] : req.params) {
+      if (name == "after") {
+        after = value;
+      } else if (name == "limit") {
+        try {
+          std::size_t used = 0;
+          limit = std::stoi(value, &used);
+          if (used != value.size()) throw std::invalid_argument(value);
+        } catch (const std::exception&) {
+          throw InvalidInput("limit must be a number 1-1000, got \"" + value.substr(0, 32) + "\"");
+        }
+      } else {
+        throw InvalidInput("unknown parameter \"" + name.substr(0, 64) + "\"; use after, limit");
+      }
+    }
+    const RetryBatch b = client.retry_failed(req.groups.at(0), after, limit);
+    write_json(res, 200,
+               Json{{"kind", req.groups.at(0)},
+                    {"retried", b.retried},
+                    {"skipped", b.skipped},
+                    {"next", b.next ? Json(*b.next) : Json(nullptr)}});
+  });
+
+  // stats ---------------------------------------------------------------------
+  route("GET", "/stats", "/stats", [this](const Request&, Response& res) { write_json(res, 200, client.stats()); });
+  route("GET", "/stats/throughput", "/stats/throughput", [this](const Request&, Response& res) {
+    write_json(res, 200, Json{{"throughput", client.throughput()}});
   });
 
   // crawls ------------------------------------------------------------------------------------------
@@ -549,6 +709,66 @@ void Server::Impl::routes() {
     write_json(res, 200, Json(*crawl));
   });
 
+  // dashboard ----------------------------------------------------------------------------------------
+  route("GET", R"(/|/index\.html|/dashboard/[a-z]+\.(js|css))", "/dashboard", [](const Request& req, Response& res) {
+    const auto asset = dashboard_asset(req.path);
+    if (!asset) throw ApiError(404, "not_found", "no dashboard file " + req.path.substr(0, 64));
+    res.status = 200;
+    res.content_type = asset->content_type;
+    res.body = *asset->body;
+    res.headers = dashboard_headers();
+  });
+  session_routes();
+
+  // schedules -----------------------------------------------------------------------------------
+  // A name is any printable text, "/" included: the path after /schedules/ is the name, decoded.
+  route("GET", "/schedules", "/schedules", [this](const Request& req, Response& res) {
+    const ScheduleFilter f = parse_schedule_filter(req.params, config.max_list_limit);
+    write_page(res, "schedules", client.schedules(f.limit, f.after), f.limit, config.max_response,
+               [](const Json& row) { return row.at("name"); });
+  });
+  route("GET", R"(/schedules/([\s\S]+))", "/schedules/{name}", [this](const Request& req, Response& res) {
+    write_json(res, 200, found_schedule(schedule_name(req.groups.at(0))));
+  });
+  route("PUT", R"(/schedules/([\s\S]+))", "/schedules/{name}", [this](const Request& req, Response& res) {
+    const ScheduleSpec spec = parse_schedule(req.groups.at(0), req.message.body());
+    const Json row = client.schedule(spec);
+    // Both stamps are the transaction's now() only when this request inserted the row.
+    const bool created = row.at("created_at") == row.at("updated_at");
+    if (created) res.headers.emplace_back("Location", "/schedules/" + url_encode(spec.name));
+    write_json(res, created ? 201 : 200, found_schedule(spec.name));
+  });
+  route("DELETE", R"(/schedules/([\s\S]+))", "/schedules/{name}", [this](const Request& req, Response& res) {
+    const std::string name = schedule_name(req.groups.at(0));
+    if (!client.unschedule(name)) throw NotFound("no schedule named " + name);
+    write_json(res, 200, Json{{"name", name}, {"deleted", true}});
+  });
+  route("POST", R"(/schedules/([\s\S]+)/run)", "/schedules/{name}/run", [this](const Request& req, Response& res) {
+    const std::string name = schedule_name(req.groups.at(0));
+    const auto id = client.run_schedule_now(name);
+    if (!id) {
+      throw ApiError(409, "conflict",
+                     "schedule " + name + ": its kind's unique job is still unfinished; nothing enqueued");
+    }
+    const auto job = client.job(*id);
+    if (!job) throw NotFound("job " + std::to_string(*id) + " of schedule " + name + " is gone");
+    res.headers.emplace_back("Location", "/jobs/" + std::to_string(*id));
+    write_json(res, 201, Json(*job));
+  });
+  for (const bool pause : {true, false}) {
+    route("POST", pause ? R"(/schedules/([\s\S]+)/pause)" : R"(/schedules/([\s\S]+)/resume)",
+          pause ? "/schedules/{name}/pause" : "/schedules/{name}/resume",
+          [this, pause](const Request& req, Response& res) {
+            const std::string name = schedule_name(req.groups.at(0));
+            if (pause) {
+              client.pause_schedule(name);
+            } else {
+              client.resume_schedule(name);
+            }
+            write_json(res, 200, found_schedule(name));
+          });
+  }
+
   // operations -------------------------------------------------------------------------------------
   route("GET", "/metrics", "/metrics", [this](const Request&, Response& res) {
     res.status = 200;
@@ -558,6 +778,44 @@ void Server::Impl::routes() {
   route("GET", "/openapi.json", "/openapi.json", [](const Request&, Response& res) {
     res.status = 200;
     res.body = openapi_document();
+  });
+}
+
+void Server::Impl::session_routes() {
+  auto scope_of = [this](const std::optional<std::size_t>& token) {
+    return tokens.empty() ? Json("write") : token ? Json(tokens[*token].read_only ? "read" : "write") : Json(nullptr);
+  };
+  route("GET", "/session", "/session", [this, scope_of](const Request& req, Response& res) {
+    const Caller c = tokens.empty() ? Caller{} : caller(req.message);
+    const bool in = tokens.empty() || c.token.has_value();
+    write_json(res, 200, Json{{"auth_required", !tokens.empty()}, {"signed_in", in}, {"scope", scope_of(c.token)}});
+  });
+  route("POST", "/session", "/session", [this, scope_of](const Request& req, Response& res) {
+    if (tokens.empty()) throw ApiError(409, "conflict", "no API tokens are configured: nothing to sign in to");
+    const Json body = parse_json(req.message.body(), "the sign-in body");
+    if (!body.is_object() || body.size() != 1 || !body.contains("token") || !body.at("token").is_string())
+      throw ApiError(400, "bad_request", "the sign-in body must be {\"token\": \"<an API token>\"}");
+    const std::string presented = body.at("token").get<std::string>();
+    std::optional<std::size_t> found;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      if (constant_time_equal(presented, tokens[i].secret)) found = i;
+    }
+    if (!found) throw ApiError(401, "unauthorized", "invalid token");
+    if (tokens[*found].expires && Clock::now() >= *tokens[*found].expires)
+      throw ApiError(401, "unauthorized", "this token has expired");
+    const std::string id = sessions.create(*found, tokens[*found].expires);
+    // HttpOnly: no script reads it; SameSite=Strict: no other site's request carries it.
+    res.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + id +
+                                               "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+                                               std::to_string(std::chrono::seconds(SessionStore::kLifetime).count()));
+    spdlog::info("api.signed_in token={} scope={}", *found, tokens[*found].read_only ? "read" : "write");
+    write_json(res, 200, Json{{"auth_required", true}, {"signed_in", true}, {"scope", scope_of(found)}});
+  });
+  route("DELETE", "/session", "/session", [this](const Request& req, Response& res) {
+    sessions.erase(cookie_value(req.header("Cookie"), kSessionCookie));
+    res.headers.emplace_back("Set-Cookie",
+                             std::string(kSessionCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    write_json(res, 200, Json{{"auth_required", !tokens.empty()}, {"signed_in", tokens.empty()}});
   });
 }
 

@@ -16,10 +16,13 @@ std::pair<std::string, int> parse_listen(const std::string& listen);
 /// 127.0.0.0/8, ::1 and localhost.
 bool is_loopback(const std::string& host);
 
-/// A bearer token from api.tokens / DOCKET_API_TOKENS: "secret" or "secret;expires=<RFC 3339>".
+/// A bearer token from api.tokens / DOCKET_API_TOKENS: "secret", then options separated by ';':
+/// "expires=<RFC 3339>" and "scope=read" (sees everything, changes nothing) or "scope=write" (the
+/// default), e.g. "secret;scope=read;expires=2027-01-01T00:00:00Z".
 struct Token {
   std::string secret;
   std::optional<Clock::time_point> expires;
+  bool read_only = false;  ///< scope=read: every method but GET/HEAD/OPTIONS is refused with 403
 };
 std::vector<Token> parse_tokens(const std::vector<std::string>& specs);
 

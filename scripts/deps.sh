@@ -4,7 +4,10 @@
 #   scripts/deps.sh        build and run
 #   scripts/deps.sh test   also what the test suite uses: promtool (prometheus), node/npm
 #                          (the OpenAPI validator, installed from npm by the test itself) and
-#                          python3-yaml (tests/deploy/check.py)
+#                          python3-yaml (tests/deploy/check.py), pgbouncer (the PgBouncer tests),
+#                          faketime (the clock-skew test), iproute2 (ip netns and tc for the
+#                          partition tests), chromium (the dashboard's browser test drives it
+#                          headless with puppeteer-core from npm)
 set -euo pipefail
 mode=${1:-run}
 
@@ -17,7 +20,7 @@ packages=(
   ca-certificates procps
 )
 if [ "$mode" = test ]; then
-  packages+=(prometheus python3-yaml)
+  packages+=(prometheus python3-yaml pgbouncer faketime iproute2 chromium)
   # Any node >= 18 will do; a machine may already have one from elsewhere (e.g. NodeSource).
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 fi

@@ -166,7 +166,8 @@ BEGIN
   END IF;
 END $$;
 
--- Running jobs per kind against its quota and its rate (columns may only be added at the end):
+-- Running jobs per kind against its quota (with 0007's source, TOML value and queue) and its rate
+-- (columns may only be added at the end):
 -- the rate as N and period, the bucket's size and the tokens it holds now, and `at_limit`: a limit
 -- holds the kind's available jobs back right now (running at max_running, or no whole token). (A
 -- count of those jobs would need an index of available jobs by kind, written on every enqueue and
@@ -174,7 +175,7 @@ END $$;
 CREATE OR REPLACE VIEW docket.kind_limits AS
   WITH running AS (SELECT j.kind, count(*) AS running FROM docket.jobs j WHERE j.state = 'running' GROUP BY j.kind)
   SELECT coalesce(k.kind, r.kind) AS kind, k.max_running, coalesce(r.running, 0) AS running, k.max_retries,
-         k.rate_limit, extract(epoch FROM k.rate_period)::float8 AS rate_period_s,
+         k.limit_source, k.config_max_running, k.queue, k.rate_limit, extract(epoch FROM k.rate_period)::float8 AS rate_period_s,
          CASE WHEN k.rate_limit IS NOT NULL THEN docket.rate_capacity(k.rate_limit, k.rate_period, k.rate_burst) END
            AS rate_burst,
          docket.rate_tokens_at(k, now()) AS rate_tokens,
@@ -186,7 +187,8 @@ ALTER FUNCTION docket.claim(uuid, text[], text[], int) SET enable_seqscan = off;
 ALTER FUNCTION docket.claim(uuid, text[], text[], int) SET enable_bitmapscan = off;
 ALTER FUNCTION docket.claim(uuid, text[], text[], int) SET plan_cache_mode = force_generic_plan;
 
--- set_rate steers like set_limit (docket_ops); rate_wait is read by the worker's claim.
+-- set_rate steers like set_limit (docket_ops); rate_wait is read by the worker's claim. The map is
+-- 0008's (with 0007's entries) plus these two.
 CREATE OR REPLACE FUNCTION docket.apply_security() RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -224,7 +226,12 @@ DECLARE
     "unschedule": ["docket_ops"],
     "pause_schedule": ["docket_ops"],
     "resume_schedule": ["docket_ops"],
-    "run_schedule_now": ["docket_ops"]
+    "run_schedule_now": ["docket_ops"],
+    "reset_limit": ["docket_ops"],
+    "set_retention": ["docket_ops"],
+    "unserved_reason": ["docket_enqueuer", "docket_worker", "docket_ops"],
+    "schedule_from_config": ["docket_worker", "docket_ops"],
+    "prune_config_schedules": ["docket_ops"]
   }';
   roles constant text[] := ARRAY['docket_enqueuer', 'docket_worker', 'docket_ops'];
   f record;

@@ -32,10 +32,11 @@ claimed AS (
      SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker = $1::uuid
    WHERE j.id = ANY (ARRAY(SELECT c.id FROM c))
   RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_retries, j.priority, j.unique_key,
-            docket.seconds_since(greatest(j.run_at, j.inserted_at)) AS queue_latency_s
+            docket.seconds_since(greatest(j.run_at, j.inserted_at)) AS queue_latency_s,
+            extract(epoch FROM j.timeout)::float8 * 1000 AS timeout_ms
 )
 SELECT c.id, c.kind, c.queue, c.args, c.attempt, coalesce(c.max_retries, k.max_retries, 20), c.priority,
-       c.unique_key, c.queue_latency_s
+       c.unique_key, c.queue_latency_s, c.timeout_ms
   FROM claimed c LEFT JOIN docket.kinds k ON k.kind = c.kind
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM limited)
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM limited)

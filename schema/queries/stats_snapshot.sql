@@ -1,5 +1,6 @@
 -- Everything `docket stats` and GET /stats show, in one round trip, as one JSON document:
--- queues, kinds (quota, rate, at its limit now, throughput, timings), live workers, stuck jobs and unserved work.
+-- queues, kinds (quota and its source, rate, at its limit now, throughput, timings, retention), the default retention,
+-- live workers, stuck jobs and unserved work.
 -- No parameters. Reads the ops views; nothing here runs on the claim or finish paths.
 SELECT jsonb_build_object(
   'queues', (SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -14,8 +15,15 @@ SELECT jsonb_build_object(
               'completed_1h', coalesce(s.completed_1h, 0), 'failed_1h', coalesce(s.failed_1h, 0),
               'failure_rate_1h', coalesce(s.failure_rate_1h, 0),
               'run_p50_ms', s.run_p50_ms, 'run_p95_ms', s.run_p95_ms,
-              'wait_p50_ms', s.wait_p50_ms, 'wait_p95_ms', s.wait_p95_ms) ORDER BY coalesce(l.kind, s.kind)), '[]')
-              FROM docket.kind_limits l FULL JOIN docket.kind_stats s ON s.kind = l.kind),
+              'wait_p50_ms', s.wait_p50_ms, 'wait_p95_ms', s.wait_p95_ms, 'limit_source', l.limit_source,
+              'retain_completed_s', extract(epoch FROM coalesce(kr.retain_completed, d.retain_completed))::float8,
+              'retain_failed_s', extract(epoch FROM coalesce(kr.retain_failed, d.retain_failed))::float8)
+              ORDER BY coalesce(l.kind, s.kind)), '[]')
+              FROM docket.kind_limits l FULL JOIN docket.kind_stats s ON s.kind = l.kind
+              LEFT JOIN docket.kinds kr ON kr.kind = coalesce(l.kind, s.kind) CROSS JOIN docket.settings d),
+  'retention', (SELECT jsonb_build_object('retain_completed_s', extract(epoch FROM d.retain_completed)::float8,
+                                          'retain_failed_s', extract(epoch FROM d.retain_failed)::float8)
+                  FROM docket.settings d),
   'workers', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'id', w.id, 'name', w.name, 'host', w.host, 'pid', w.pid, 'queues', to_jsonb(w.queues),
                 'kinds', to_jsonb(w.kinds), 'concurrency', w.concurrency, 'running', w.running,

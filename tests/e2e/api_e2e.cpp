@@ -68,6 +68,14 @@ max_retries = 0
   EXPECT_NE(body.find("docket_jobs_finished_total{kind=\"noop\",state=\"completed\"} 5"), std::string::npos) << body;
   EXPECT_NE(body.find("docket_job_duration_seconds_count{kind=\"noop\"} 5"), std::string::npos) << body;
   EXPECT_NE(body.find("docket_job_queue_latency_seconds_count{queue=\"default\"} 6"), std::string::npos) << body;
+  EXPECT_NE(body.find("docket_job_wait_seconds_count{kind=\"noop\"} 5"), std::string::npos) << body;
+  // Schedule gauges, read from the database at scrape time (no schedule yet: zeros, then counts).
+  EXPECT_NE(body.find("docket_schedules{state=\"enabled\"} 0"), std::string::npos) << body;
+  db->query("SELECT docket.schedule('a', '@hourly', 'noop'); SELECT docket.schedule('b', '@hourly', 'noop', enabled => false)");
+  body = http.Get("/metrics")->body;
+  EXPECT_NE(body.find("docket_schedules{state=\"enabled\"} 1"), std::string::npos) << body;
+  EXPECT_NE(body.find("docket_schedules{state=\"paused\"} 1"), std::string::npos) << body;
+  EXPECT_NE(body.find("docket_schedules_late 0"), std::string::npos) << body;
   const auto check = run({"/usr/bin/promtool", "check", "metrics"}, {}, body);
   EXPECT_EQ(check.status, 0) << check.out << check.err;
   worker.signal(SIGTERM);

@@ -2,6 +2,8 @@
 // stderr as the error, timeouts, and processes that never outlive the worker.
 #include <signal.h>
 
+#include <regex>
+
 #include "e2e.hpp"
 
 using namespace docket;
@@ -41,6 +43,8 @@ command = ["/bin/sh", "-c", "echo 'line one' >&2; echo 'the real reason' >&2; ex
 max_retries = 0
 [kinds.plain]
 command = ["/bin/echo", "not json"]
+[kinds.huge]
+command = ["/bin/sh", "-c", "head -c 1100000 /dev/zero | tr '\\0' x"]
 [kinds.missing]
 command = [")" + d + R"(/vanishing"]
 max_retries = 0
@@ -57,6 +61,7 @@ max_retries = 0
   const auto again = client.enqueue({.kind = "again"}).id;
   const auto broken = client.enqueue({.kind = "broken"}).id;
   const auto plain = client.enqueue({.kind = "plain"}).id;
+  const auto huge = client.enqueue({.kind = "huge"}).id;
   const auto missing = client.enqueue({.kind = "missing"}).id;
   const auto slow = client.enqueue({.kind = "slow"}).id;
   auto finished = [&](std::int64_t id) {
@@ -65,7 +70,7 @@ max_retries = 0
   };
   ASSERT_TRUE(wait_until(
       [&] {
-        for (auto id : {ok, again, broken, plain, missing, slow}) {
+        for (auto id : {ok, again, broken, plain, huge, missing, slow}) {
           if (!finished(id)) return false;
         }
         return true;
@@ -96,7 +101,22 @@ max_retries = 0
   EXPECT_EQ(b->errors[0].at("error"), "exit 3: line one\nthe real reason");
 
   EXPECT_EQ(client.job(plain)->state, JobState::completed);
-  EXPECT_TRUE(client.job(plain)->result.is_null());
+  // Output that is not a result leaves a trace on the job and in the log, not a silent null.
+  EXPECT_EQ(client.job(plain)->result,
+            (Json{{"docket_result_dropped", "the command's stdout is not JSON"}, {"output", "not json\n"}}));
+  const auto h = client.job(huge);
+  EXPECT_EQ(h->state, JobState::completed);
+  EXPECT_EQ(h->result.at("docket_result_dropped"), "the command's stdout is larger than its 1 MiB cap");
+  const std::string shown = h->result.at("output");
+  EXPECT_LE(shown.size(), 4096U);
+  EXPECT_EQ(shown.substr(0, 100), std::string(100, 'x'));
+  const std::string log = w->log_text();
+  EXPECT_NE(log.find("job.result_dropped job_id=" + std::to_string(plain)), std::string::npos) << log;
+  EXPECT_NE(log.find("job.result_dropped job_id=" + std::to_string(huge)), std::string::npos) << log;
+  // Every job event names the job, its kind, queue, attempt and the worker that ran it.
+  const std::regex failed_line("job\\.failed job_id=" + std::to_string(broken) +
+                               " kind=broken queue=default attempt=1 worker=[0-9a-f-]{36} ");
+  EXPECT_TRUE(std::regex_search(log, failed_line)) << log;
   EXPECT_NE(client.job(missing)->errors[0].at("error").get<std::string>().find("not found"), std::string::npos);
   const auto s = client.job(slow);
   EXPECT_EQ(s->state, JobState::failed);

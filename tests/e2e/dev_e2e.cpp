@@ -52,6 +52,14 @@ TEST(Dev, ZeroConfigRunsJobsOnItsOwnPostgres) {
         return got && Json::parse(got->body).at("state") == "completed";
       },
       20s));
+  // The dashboard is served too, without tokens (loopback): no sign-in, full scope.
+  EXPECT_NE(log.find("dashboard  http://127.0.0.1:" + m[1].str() + "/"), std::string::npos) << log;
+  const auto page = http.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("/dashboard/app.js"), std::string::npos);
+  EXPECT_EQ(Json::parse(http.Get("/session")->body),
+            (Json{{"auth_required", false}, {"signed_in", true}, {"scope", "write"}}));
   auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("docket_jobs_finished_total{kind=\"demo.echo\",state=\"completed\"}"),

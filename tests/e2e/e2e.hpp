@@ -102,6 +102,20 @@ inline long long count_state(TestDatabase& db, const std::string& state) {
   return db.count("SELECT count(*) FROM docket.jobs WHERE state = '" + state + "'");
 }
 
+/// The jobs a schedule made: how many, the whole-second slots from its first to its last, and how
+/// many slots got more than one job.
+struct Slots {
+  long long jobs = 0;
+  long long span = 0;
+  long long twice = 0;
+};
+inline Slots schedule_slots(TestDatabase& db, const std::string& schedule) {
+  const std::string where = " FROM docket.jobs WHERE schedule = " + db.conn().quote(schedule);
+  return {db.count("SELECT count(*)" + where),
+          db.count("SELECT extract(epoch FROM max(scheduled_for) - min(scheduled_for))::bigint + 1" + where),
+          db.count("SELECT count(*) FROM (SELECT scheduled_for" + where + " GROUP BY 1 HAVING count(*) > 1) d")};
+}
+
 inline double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }

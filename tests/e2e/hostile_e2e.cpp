@@ -207,7 +207,8 @@ max_retries = 3
   const auto bigint = client.enqueue({.kind = "bigint"}).id;
   ASSERT_TRUE(wait_until([&] { return finished(client, logline) && finished(client, bigint); }, 10s));
   EXPECT_EQ(client.job(logline)->state, JobState::completed);
-  EXPECT_TRUE(client.job(logline)->result.is_null());
+  EXPECT_EQ(client.job(logline)->result.at("docket_result_dropped"), "the command's stdout is not JSON");
+  EXPECT_EQ(client.job(logline)->result.at("output"), "[INFO] imported 5 rows\n");
   EXPECT_EQ(client.job(bigint)->state, JobState::failed);
   EXPECT_EQ(client.job(bigint)->attempt, 1);
   EXPECT_EQ(last_error(client, bigint),

@@ -32,13 +32,7 @@ TEST(ScheduleProcess, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPe
   db->query("SELECT docket.pause_schedule('tick')");
   const double seconds = seconds_since(started);
   // Slots are whole seconds: count those from the first slot to the last.
-  const long long jobs = db->count("SELECT count(*) FROM docket.jobs WHERE schedule = 'tick'");
-  const long long span = db->count(
-      "SELECT extract(epoch FROM max(scheduled_for) - min(scheduled_for))::bigint + 1 FROM docket.jobs "
-      "WHERE schedule = 'tick'");
-  const long long twice = db->count(
-      "SELECT count(*) FROM (SELECT scheduled_for FROM docket.jobs WHERE schedule = 'tick' "
-      "GROUP BY 1 HAVING count(*) > 1) d");
+  const auto [jobs, span, twice] = schedule_slots(*db, "tick");
   const auto r = db->query(
       "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), "
       "max(ms) FROM (SELECT extract(epoch FROM inserted_at - scheduled_for) * 1000 AS ms FROM docket.jobs "
@@ -102,4 +96,68 @@ TEST(ScheduleProcess, CliManagesSchedulesAndRefusesBadOnesWithExitTwo) {
   EXPECT_EQ(docket({"schedule", "rm", "project-42"}).status, 3);
   EXPECT_EQ(docket({"schedule", "pause", "project-42"}).status, 3);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.schedules"), 0);
+}
+
+// [schedules.NAME] in TOML: `docket migrate --config` applies and prunes, a worker's start applies,
+// an operator's pause survives both, a refused file changes nothing, docket stats shows them.
+TEST(ScheduleProcess, TomlSchedulesAreDeployedByMigrateAndWorkersAndShownByStats) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  const std::map<std::string, std::string> env = {{"DATABASE_URL", db->url()}, {"DOCKET_LOG_LEVEL", "warn"}};
+  const auto toml = [&](const std::string& schedules) {
+    const std::string text = "[worker]\nname = \"cfg\"\n[kinds.tick]\nbuiltin = \"noop\"\n" + schedules;
+    docket::test::write_file(dir / "docket.toml", text);
+    return text;
+  };
+  const auto docket = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {DOCKET_BIN, "--config", (dir / "docket.toml").string()});
+    return docket::test::run(args, env);
+  };
+  db->query("INSERT INTO docket.kinds (kind) VALUES ('tick')");
+  db->query("SELECT docket.schedule('mine', '@daily', 'tick')");  // run-time: no deploy touches it
+  const std::string mine = db->scalar("SELECT to_jsonb(s)::text FROM docket.schedules s WHERE name = 'mine'");
+  toml("[schedules.nightly]\ncron = \"30 2 * * *\"\nkind = \"tick\"\ntz = \"Europe/Lisbon\"\nargs = { n = 1 }\n"
+       "[schedules.mine]\ncron = \"@hourly\"\nkind = \"tick\"\n");
+  auto r = docket({"migrate"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("schedules: 1 applied, 0 deleted, 1 left alone"), std::string::npos) << r.out;
+  EXPECT_EQ(db->scalar("SELECT source || ' ' || tz || ' ' || (args->>'n') FROM docket.schedules WHERE name = 'nightly'"),
+            "config Europe/Lisbon 1");
+  EXPECT_EQ(db->scalar("SELECT to_jsonb(s)::text FROM docket.schedules s WHERE name = 'mine'"), mine);
+  // The operator pauses it; a worker's start and another migrate leave the pause alone.
+  ASSERT_EQ(docket({"schedule", "pause", "nightly"}).status, 0);
+  auto worker = start_docket_worker(*db, dir, toml("[schedules.nightly]\ncron = \"30 2 * * *\"\nkind = \"tick\"\n"
+                                                   "tz = \"Europe/Lisbon\"\nargs = { n = 2 }\n"),
+                                    "docket");
+  ASSERT_TRUE(wait_registered(*db, "cfg")) << worker->log_text();
+  ASSERT_TRUE(wait_until([&] { return db->scalar("SELECT args->>'n' FROM docket.schedules WHERE name = 'nightly'") == "2"; },
+                         10s))
+      << worker->log_text();
+  EXPECT_EQ(db->scalar("SELECT enabled FROM docket.schedules WHERE name = 'nightly'"), "f");
+  ASSERT_EQ(docket({"migrate"}).status, 0);
+  EXPECT_EQ(db->scalar("SELECT enabled FROM docket.schedules WHERE name = 'nightly'"), "f");
+  // docket stats lists schedules with their next run and last job state.
+  r = docket({"stats"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("SCHEDULES: 1 enabled, 1 paused, 0 late"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nightly"), std::string::npos) << r.out;
+  // A refused schedule: exit 2 naming it and the field, nothing changed (not even the prune).
+  const std::string before = db->scalar("SELECT string_agg(to_jsonb(s)::text, ',' ORDER BY name) FROM docket.schedules s");
+  toml("[schedules.bad]\ncron = \"61 * * * *\"\nkind = \"tick\"\n");
+  r = docket({"migrate"});
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("schedules.bad: cron: 61 in the minute field is out of range"), std::string::npos) << r.err;
+  toml("[schedules.bad]\ncron = \"@hourly\"\nkind = \"tikc\"\n");
+  r = docket({"migrate"});
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("schedules.bad.kind \"tikc\" is not a kind of this file"), std::string::npos) << r.err;
+  EXPECT_EQ(db->scalar("SELECT string_agg(to_jsonb(s)::text, ',' ORDER BY name) FROM docket.schedules s"), before);
+  // Removed from the file: migrate deletes it (an empty [schedules] declares "none"); run-time stays.
+  toml("[schedules]\n");
+  r = docket({"migrate"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("schedules: 0 applied, 1 deleted"), std::string::npos) << r.out;
+  EXPECT_EQ(db->scalar("SELECT string_agg(name, ',') FROM docket.schedules"), "mine");
+  worker->signal(SIGTERM);
+  EXPECT_EQ(worker->wait(20s).value_or(-1), 0) << worker->log_text();
 }

@@ -92,7 +92,7 @@ TEST(Hostile, SqlCallsGetTheExactErrorNamingTheFieldAndWriteNothing) {
       {"SELECT docket.set_limit(E'k\\x7f', 1)", "22023", "kind must be a non-empty string of at most 200 printable"},
       {"SELECT docket.set_limit(repeat('k', 100000), 1)", "22023", "kind must be a non-empty string"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"a","prio":1}]'))", "22023",
-       R"(jobs[1]: unknown field "prio"; fields are kind, args, queue, priority, run_at, max_retries, unique_key)"},
+       R"(jobs[1]: unknown field "prio"; fields are kind, args, queue, priority, run_at, max_retries, unique_key, timeout)"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":7}]'))", "22023", "jobs[1].kind must be a string, got number"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":["a"]}]'))", "22023", "jobs[1].kind must be a string, got array"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"a"},{"kind":"a"},{"kind":"a","priority":"x"}]'))", "22023",
@@ -125,6 +125,24 @@ TEST(Hostile, SqlCallsGetTheExactErrorNamingTheFieldAndWriteNothing) {
       {R"(SELECT docket.enqueue_many('[{"queue":"q"}]'))", "22023", "jobs[0].kind is required"},
       {R"(SELECT docket.enqueue_many('[3]'))", "22023", "jobs[0] must be a JSON object, got number"},
       {R"(SELECT docket.enqueue_many('{"kind":"a"}'))", "22023", "jobs must be a JSON array of job objects"},
+      // A job's own timeout (0009): more than 0, at most 365 days, a duration or seconds.
+      {"SELECT docket.enqueue('k', timeout => '0 seconds')", "22023",
+       "timeout must be more than 0 and at most 365 days, got 00:00:00"},
+      {"SELECT docket.enqueue('k', timeout => '-1 second')", "22023", "timeout must be more than 0"},
+      {"SELECT docket.enqueue('k', timeout => '366 days')", "22023",
+       "timeout must be more than 0 and at most 365 days, got 366 days"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","timeout":"soon"}]'))", "22023",
+       R"(jobs[0].timeout must be a duration like "30s" or a number of seconds, got soon)"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","timeout":true}]'))", "22023",
+       R"(jobs[0].timeout must be a duration like "30s" or a number of seconds, got boolean)"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"a","timeout":0}]'))", "22023",
+       "jobs[1].timeout must be more than 0 and at most 365 days, got 00:00:00"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","timeout":1e300}]'))", "22023",
+       "jobs[0].timeout must be more than 0 and at most 365 days"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","timeout":"1e300 seconds"}]'))", "22023",
+       R"(jobs[0].timeout must be a duration like "30s" or a number of seconds, got 1e300 seconds)"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","timeout":"400 days"}]'))", "22023",
+       "jobs[0].timeout must be more than 0 and at most 365 days, got 400 days"},
   };
   pqxx::connection c(db->url());
   for (const auto& k : cases) {
@@ -144,7 +162,11 @@ TEST(Hostile, SqlCallsGetTheExactErrorNamingTheFieldAndWriteNothing) {
   pqxx::nontransaction tx(c);
   tx.exec("SELECT docket.enqueue('k', '" + nested_args(64) + "', run_at => '2199-12-31T23:59:59Z')");
   tx.exec("SELECT docket.enqueue('k', run_at => '1970-01-01T00:00:00Z')");
-  EXPECT_EQ(written(*db), "2/0/0/0");
+  tx.exec("SELECT docket.enqueue('k', timeout => '365 days')");
+  tx.exec(R"(SELECT docket.enqueue_many('[{"kind":"a","timeout":"1ms"},{"kind":"a","timeout":90.5}]'))");
+  EXPECT_EQ(written(*db), "5/0/0/0");
+  EXPECT_EQ(db->scalar("SELECT string_agg(coalesce(timeout::text, '-'), ',' ORDER BY id) FROM docket.jobs"),
+            "-,-,365 days,00:00:00.001,00:01:30.5");
 }
 
 TEST(Hostile, HttpBodiesGetTheExactAnswerAndWriteNothing) {
@@ -178,6 +200,12 @@ TEST(Hostile, HttpBodiesGetTheExactAnswerAndWriteNothing) {
       {R"({"kind":"k\u0001"})", {}, 422, "kind must be a non-empty string of at most 200 printable characters"},
       {R"({"kind":"k","queue":")" + std::string(201, 'q') + R"("})", {}, 422,
        "queue must be a non-empty string of at most 200 printable characters"},
+      {R"({"kind":"k","timeout":"soon"})", {}, 400, R"(timeout: "soon" is not a duration)"},
+      {R"({"kind":"k","timeout":true})", {}, 400, "timeout must be a string, got boolean"},
+      {R"({"kind":"k","timeout":"0s"})", {}, 422, "timeout must be more than 0 and at most 365 days, got 0ms"},
+      {R"({"kind":"k","timeout":-5})", {}, 422, "timeout must be more than 0 and at most 365 days"},
+      {R"({"kind":"k","timeout":1e300})", {}, 422, "timeout must be more than 0 and at most 365 days"},
+      {R"({"kind":"k","timeout":"400d"})", {}, 422, "timeout must be more than 0 and at most 365 days"},
   };
   auto http = api.http();
   for (const auto& k : cases) {
@@ -205,6 +233,10 @@ TEST(Hostile, HttpBodiesGetTheExactAnswerAndWriteNothing) {
   // Still answering.
   EXPECT_EQ(http.Get("/health")->status, 200);
   EXPECT_EQ(http.Post("/jobs", R"({"kind":"k","args":)" + nested_args(64) + "}", "application/json")->status, 201);
+  EXPECT_EQ(http.Post("/jobs", R"({"kind":"k","timeout":"90s"})", "application/json")->status, 201);
+  EXPECT_EQ(http.Post("/jobs", R"({"kind":"k","timeout":2.5})", "application/json")->status, 201);
+  EXPECT_EQ(api.db().scalar("SELECT string_agg(coalesce(timeout::text, '-'), ',' ORDER BY id) FROM docket.jobs"),
+            "-,00:01:30,00:00:02.5");
 }
 
 TEST(Hostile, EnqueueManyNeverAnswersNullWhileKeyedJobsComplete) {

@@ -198,14 +198,14 @@ const std::vector<Case>& hot_queries() {
       Case{
           "job_promote", {}, false, {"jobs_waiting_idx"}, "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
       Case{"job_rescue", {}, false, {"jobs_running_idx"}},
-      Case{"job_prune", {"86400", "604800"}, false, {"jobs_finished_idx"}},
+      Case{"job_prune", {}, false, {"jobs_finished_kind_idx"}},
       // Clients and the API.
       Case{"job_get", {"12345"}, false, {"jobs_pkey"}},
       Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100"}, false, {"jobs_pkey"}},
       Case{"job_list", {"NULL", "NULL", "'failed'", "NULL", "100"}, false, {}},
       Case{"job_list", {"'a'", "'default'", "'available'", "50000", "100"}, false, {}},
       Case{
-          "job_enqueue", {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'"}, false, {"jobs_unique_key_idx"}},
+          "job_enqueue", {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'", "NULL"}, false, {"jobs_unique_key_idx"}},
       Case{"job_cancel", {"1"}, false, {"jobs_pkey"}}, Case{"job_retry", {"2"}, false, {"jobs_pkey"}},
       Case{"job_copied_ids", {"99000"}, false, {"jobs_pkey"}}, Case{"kind_limits", {}, false, {"jobs_running_idx"}}};
   return all;
@@ -347,4 +347,34 @@ TEST(SchedulePlans, TickReadsOnlyDueSchedules) {
   }
   EXPECT_TRUE(due_index);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE schedule IS NOT NULL"), 0);  // rolled back
+}
+
+// The dashboard's own queries on the same busy table: the per-minute chart reads the last hour of
+// finished rows by age, and "retry all failed" pages a kind's failed rows by (finished_at, id),
+// both through jobs_finished_idx with a condition, never a sequential scan or the primary key.
+TEST(DashboardPlans, ChartAndRetryPagesReadByIndex) {
+  auto db = PgCluster::shared().fresh_database();
+  db->query(
+      "INSERT INTO docket.jobs (kind, queue, state, run_at, started_at, finished_at, attempt) "
+      "SELECT (ARRAY['a', 'b', 'c'])[1 + g % 3], (ARRAY['default', 'other'])[1 + g % 2], "
+      "       (ARRAY['completed', 'failed'])[1 + g % 2]::docket.job_state, "
+      "       now() - g * interval '6 s', now() - g * interval '6 s', now() - g * interval '6 s', 1 "
+      "  FROM generate_series(1, 100000) g");
+  db->query("VACUUM ANALYZE docket.jobs");
+  const std::string cursor = db->scalar(
+      "SELECT (extract(epoch FROM finished_at) * 1000000)::bigint FROM docket.jobs WHERE state = 'failed' "
+      "ORDER BY finished_at LIMIT 1 OFFSET 100");
+  for (const Case& c : {Case{"stats_throughput", {"12200"}, false, {"jobs_finished_idx"}},
+                        Case{"job_failed_page", {"'a'", "NULL", "NULL", "500"}, false, {"jobs_finished_idx"}},
+                        Case{"job_failed_page", {"'a'", cursor, "1", "500"}, false, {"jobs_finished_idx"}}}) {
+    SCOPED_TRACE(c.query);
+    const auto found = scans_on(*db, c);
+    ASSERT_FALSE(found.empty());
+    for (const auto& s : found) {
+      EXPECT_NE(s.node, "Seq Scan") << c.query << " scans docket.jobs sequentially in:\n" << s.statement;
+      if (s.node == "Bitmap Heap Scan") continue;  // its Bitmap Index Scan child is checked
+      EXPECT_EQ(s.index, "jobs_finished_idx") << c.query << " " << s.node;
+      EXPECT_TRUE(s.has_cond) << c.query << " walks all of the finished history";
+    }
+  }
 }

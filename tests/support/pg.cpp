@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <iostream>
 
 #include "docket/client.hpp"
+#include "pgbouncer.hpp"
 
 namespace docket::test {
 
@@ -25,10 +27,21 @@ embedded::ClusterOptions test_cluster_options(const fs::path& dir) {
 }
 
 TestDatabase::TestDatabase(PgCluster& cluster, std::string name)
-    : cluster_(cluster), name_(std::move(name)), url_(cluster.url(name_)) {}
+    : cluster_(cluster), name_(std::move(name)), direct_url_(cluster.url(name_)), url_(direct_url_) {
+  if (const char* pooled = std::getenv("DOCKET_TEST_PGBOUNCER"); pooled && *pooled) {
+    // The rerun of the engine suites through PgBouncer: children get DOCKET_POOLER from ctest,
+    // this process's Clients the same setting here.
+    bouncer_ = std::make_unique<PgBouncer>(name_, "transaction", kTestPoolSize);
+    url_ = bouncer_->url();
+    docket::set_pooler(Pooler::transaction);
+    std::cout << "test database " << name_ << " through PgBouncer (transaction pool of " << kTestPoolSize
+              << "): " << url_ << "\n";
+  }
+}
 
 TestDatabase::~TestDatabase() {
   conn_.reset();
+  bouncer_.reset();
   try {
     pqxx::connection admin(cluster_.url("postgres"));
     pqxx::nontransaction tx(admin);
@@ -47,14 +60,14 @@ std::string TestDatabase::login_role(const std::string& suffix, const std::strin
     roles_.push_back(role);
     tx.exec("GRANT " + tx.quote_name(granted) + " TO " + tx.quote_name(role));
   }
-  std::string url = url_;
+  std::string url = direct_url_;
   const auto at = url.find("user=postgres");
   url.replace(at, std::string("user=postgres").size(), "user=" + role);
   return url;
 }
 
 pqxx::connection& TestDatabase::conn() {
-  if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(url_);
+  if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(direct_url_);
   return *conn_;
 }
 

@@ -16,6 +16,10 @@
 namespace docket::test {
 
 class PgCluster;
+class PgBouncer;
+
+/// PgBouncer's pool size in the PgBouncer reruns of the e2e suites.
+constexpr int kTestPoolSize = 10;
 
 /// A database of its own, dropped when the object goes away.
 class TestDatabase {
@@ -25,7 +29,11 @@ class TestDatabase {
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;
 
+  /// The URL workers and clients use: the database itself, or with DOCKET_TEST_PGBOUNCER set (the
+  /// PgBouncer reruns of the e2e suites) the database through a PgBouncer in transaction mode.
   const std::string& url() const { return url_; }
+  /// The database itself, never through a pooler.
+  const std::string& direct_url() const { return direct_url_; }
   const std::string& name() const { return name_; }
   /// A connection for the test's own queries (opened on first use).
   pqxx::connection& conn();
@@ -40,6 +48,8 @@ class TestDatabase {
  private:
   PgCluster& cluster_;
   std::string name_;
+  std::string direct_url_;
+  std::unique_ptr<PgBouncer> bouncer_;
   std::string url_;
   std::unique_ptr<pqxx::connection> conn_;
   std::vector<std::string> roles_;

@@ -18,6 +18,7 @@
 #include <map>
 #include <thread>
 
+#include "docket/client.hpp"
 #include "docket/config.hpp"
 #include "docket/worker.hpp"
 
@@ -95,6 +96,9 @@ int main(int argc, char** argv) {
   w.name = get("--name", "");
   if (opt.contains("--rescue")) w.rescue_interval = parse_duration(opt["--rescue"], "--rescue");
   cfg.validate();
+  // As `docket worker` reads them: the e2e suites rerun through PgBouncer with these set.
+  if (const char* pooler = std::getenv("DOCKET_POOLER")) set_pooler(parse_pooler(pooler, "DOCKET_POOLER"));
+  if (const char* listen = std::getenv("DOCKET_LISTEN_URL")) w.listen_url = listen;
   if (opt.contains("--record")) {
     g_record_fd = ::open(opt["--record"].c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
   }

@@ -59,6 +59,32 @@ const Case kHostileToml[] = {
     {"worker = 3\n", "[worker] must be a table"},
     {"[worker]\nconcurency = 4\n", "did you mean \"concurrency\""},
     {"[kinds.a]\ncommand = []\n", "kinds.a.command must name a program"},
+    // Schedules ([schedules.NAME]): each field named; the database checks the cron fields in detail.
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\nkind=\"k\"\n", "schedules.s.cron is required"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\n", "schedules.s.kind is required"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"nope\"\n", "schedules.s.kind \"nope\" is not a kind of this file: add [kinds.nope]"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=5\nkind=\"k\"\n", "schedules.s.cron must be a string"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"* * *\"\nkind=\"k\"\n", "schedules.s.cron must be 5 fields"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"\"\nkind=\"k\"\n", "schedules.s.cron must be 5 fields"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ncorn=1\n", "did you mean \"cron\""},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ntz=\"Mars\"\n", "schedules.s.tz must be an IANA time zone"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ntz=\"foo+3\"\n", "schedules.s.tz must be an IANA time zone"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nspread=\"soon\"\n", "schedules.s.spread: \"soon\" is not a duration"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nspread=\"400d\"\n", "schedules.s.spread must be at most 366d"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\non_overlap=\"queue\"\n", "schedules.s.on_overlap must be one of skip, allow, replace"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\non_missed=\"some\"\n", "schedules.s.on_missed must be one of skip, latest, all"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nenabled=\"yes\"\n", "schedules.s.enabled must be"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\npriority=4294967297\n", "schedules.s.priority must be between"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\npriority=1001\n", "schedules.s.priority must be between 0"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nmax_retries=-1\n", "schedules.s.max_retries must be between 0"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs=[1]\n", "schedules.s.args must be a table"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a=\"x\\u0000y\"}\n", "schedules.s.args.a must not contain NUL"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a=nan}\n", "schedules.s.args.a must be a finite number"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.\"\"]\ncron=\"@hourly\"\nkind=\"k\"\n", "a schedule name must be 1 to 200 printable characters"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.\"a\\tb\"]\ncron=\"@hourly\"\nkind=\"k\"\n", "a schedule name must be 1 to 200 printable characters"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a=1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}\n", "nested deeper than 64"},
+    {"schedules = 3\n", "schedules must be tables: [schedules.NAME]"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules]\ns = 3\n", "[schedules.s] must be a table"},
     {"[worker\n", "invalid TOML"},
     {"a = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
      "invalid TOML"},
@@ -76,6 +102,36 @@ TEST(HostileConfig, EveryCaseIsRefusedNamingTheKey) {
     const auto msg = error_of([&] { Config::parse(c.toml, "docket.toml").validate(); });
     EXPECT_NE(msg.find(c.fragment), std::string::npos) << "config:\n" << c.toml << "\nerror: " << msg;
   }
+}
+
+TEST(HostileConfig, SchedulesParseIntoSpecsWithSourceConfig) {
+  const Config c = Config::parse(
+      "[kinds.scrape]\nbuiltin = \"noop\"\n"
+      "[schedules.\"project/42\"]\ncron = \"0 */4 * * *\"\nkind = \"scrape\"\n"
+      "args = { project_id = 42, tags = [\"a\", 1.5, true], nested = { deep = { x = 1 } } }\n"
+      "tz = \"Europe/Lisbon\"\nqueue = \"scrapes\"\nspread = \"4h\"\non_overlap = \"replace\"\n"
+      "on_missed = \"latest\"\nenabled = false\npriority = 7\nmax_retries = 3\n",
+      "docket.toml");
+  c.validate();
+  EXPECT_TRUE(c.schedules_declared);
+  ASSERT_EQ(c.schedules.size(), 1u);
+  const ScheduleSpec& s = c.schedules.at("project/42");
+  EXPECT_EQ(s.name, "project/42");
+  EXPECT_EQ(s.source, "config");
+  EXPECT_EQ(s.cron, "0 */4 * * *");
+  EXPECT_EQ(s.kind, "scrape");
+  EXPECT_EQ(s.args, Json::parse(R"({"project_id":42,"tags":["a",1.5,true],"nested":{"deep":{"x":1}}})"));
+  EXPECT_EQ(s.tz, "Europe/Lisbon");
+  EXPECT_EQ(s.queue, "scrapes");
+  EXPECT_EQ(s.spread, Millis(4 * 3600 * 1000));
+  EXPECT_EQ(s.on_overlap, "replace");
+  EXPECT_EQ(s.on_missed, "latest");
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.priority, 7);
+  EXPECT_EQ(s.max_retries, 3);
+  // An empty [schedules] table is a declaration (migrate prunes); none at all is not.
+  EXPECT_TRUE(Config::parse("[schedules]\n").schedules_declared);
+  EXPECT_FALSE(Config::parse("[worker]\nconcurrency = 2\n").schedules_declared);
 }
 
 TEST(HostileConfig, NonAsciiInStringsAndCommentsIsFine) {

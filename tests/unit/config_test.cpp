@@ -242,3 +242,58 @@ TEST(Config, QueuesTakeAListOrATableOfPerQueueConcurrency) {
   EXPECT_TRUE(env.worker.queue_concurrency.empty());
   EXPECT_THROW(env.apply_env({"DOCKET_WORKER_QUEUES=a=x"}), ConfigError);
 }
+
+TEST(Config, PoolerAndListenUrlFromTomlAndEnvAndABadPoolerNamesTheField) {
+  auto c = Config::parse("pooler = \"transaction\"\nlisten_url = \"postgresql://db:5432/app\"\n");
+  EXPECT_EQ(c.pooler, Pooler::transaction);
+  EXPECT_EQ(c.worker.listen_url, "postgresql://db:5432/app");
+  Config d;
+  EXPECT_EQ(d.pooler, Pooler::none);
+  d.apply_env({"DOCKET_POOLER=transaction", "DOCKET_LISTEN_URL=postgresql:///direct"});
+  EXPECT_EQ(d.pooler, Pooler::transaction);
+  EXPECT_EQ(d.worker.listen_url, "postgresql:///direct");
+  d.apply_env({"DOCKET_POOLER=none"});
+  EXPECT_EQ(d.pooler, Pooler::none);
+  try {
+    (void)Config::parse("pooler = \"statement\"\n");
+    FAIL() << "a statement pooler was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("pooler must be \"none\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("got \"statement\""), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(d.apply_env({"DOCKET_POOLER=session"}), ConfigError);
+  EXPECT_EQ(d.pooler, Pooler::none);  // a refused value changes nothing
+  EXPECT_THROW((void)Config::parse("listen_url = 5\n"), ConfigError);
+}
+
+TEST(Config, AKindsQueueAndRetentionParseAndItsQueueMustBeClaimed) {
+  auto c = Config::parse(R"(
+[worker]
+queues = ["default", "imports"]
+retain_failed = "3d"
+[kinds.import]
+command = ["/bin/true"]
+queue = "imports"
+retain_completed = "30s"
+)");
+  c.validate();
+  const auto& k = c.kinds.at("import");
+  EXPECT_EQ(k.queue, "imports");
+  EXPECT_EQ(k.retain_completed, Millis(30000));
+  EXPECT_EQ(k.retain_failed, std::nullopt);  // the worker's value applies when it seeds the kind
+  EXPECT_EQ(c.worker.retain_failed, Millis(3LL * 24 * 3600 * 1000));
+  EXPECT_EQ(c.worker.retain_completed, std::nullopt);  // unset: the fleet default in the database
+  // A queue this worker does not claim would leave the kind's jobs waiting forever.
+  auto orphan = Config::parse("[kinds.import]\ncommand = [\"/bin/true\"]\nqueue = \"imports\"\n");
+  try {
+    orphan.validate();
+    ADD_FAILURE() << "a kind's queue outside worker.queues was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("kinds.import.queue is \"imports\" but this worker does not claim it"),
+              std::string::npos)
+        << e.what();
+  }
+  auto blank = Config::parse("[worker]\nqueues = [\" \"]\n[kinds.import]\ncommand = [\"/bin/true\"]\nqueue = \" \"\n");
+  EXPECT_THROW(blank.validate(), ConfigError);
+  EXPECT_THROW(Config::parse("[kinds.import]\ncommand = [\"/bin/true\"]\nretain_failed = \"soon\"\n"), ConfigError);
+}

@@ -100,6 +100,16 @@ TEST(RetryAfter, IsClampedToADayAndNeverOverflows) {
   EXPECT_EQ(parse_retry_after("soon"), std::nullopt);
 }
 
+TEST(RetryAfter, AnHttpDateCountsFromTheServersDateNotTheWorkersClock) {
+  using namespace docket;
+  // Long past by this machine's clock, 2 minutes ahead by the server's.
+  EXPECT_EQ(parse_retry_after("Wed, 01 Jan 2020 00:02:00 GMT", "Wed, 01 Jan 2020 00:00:00 GMT"), Millis(120000));
+  EXPECT_EQ(parse_retry_after("Wed, 01 Jan 2020 00:02:00 GMT", "Wed, 01 Jan 2020 00:03:00 GMT"), Millis(0));
+  // Without a readable Date header: the worker's clock (that date is long past).
+  EXPECT_EQ(parse_retry_after("Wed, 01 Jan 2020 00:02:00 GMT", "yesterday"), Millis(0));
+  EXPECT_EQ(parse_retry_after("Wed, 01 Jan 2020 00:02:00 GMT"), Millis(0));
+}
+
 TEST(HttpUrl, OriginsAreLowercasedAndUserinfoIsRefused) {
   using namespace docket;
   EXPECT_EQ(parse_http_url("http://API.example.com:8080/x?y")->origin, "http://api.example.com:8080");

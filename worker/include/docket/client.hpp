@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "docket/config.hpp"
 #include "docket/job.hpp"
 #include "docket/schedule.hpp"
 
@@ -18,6 +19,13 @@ struct ClientOptions {
   bool check_schema = true;  ///< refuse a database whose schema version this binary does not know
   std::chrono::milliseconds statement_timeout{0};  ///< per statement; 0: none (a timeout throws Timeout)
   std::chrono::milliseconds lock_timeout{0};       ///< per lock wait; 0: none (a timeout throws Timeout)
+};
+
+/// What one call of Client::retry_failed did.
+struct RetryBatch {
+  int retried = 0;                  ///< failed jobs now available again
+  int skipped = 0;                  ///< could not be retried (e.g. another unfinished job holds the unique_key)
+  std::optional<std::string> next;  ///< the cursor for the next call; nullopt when no failed job is left
 };
 
 /// A thread-safe handle to a Docket database with a small fixed pool of connections.
@@ -43,10 +51,14 @@ class Client {
   /// Throws NotFound, or Conflict for a running job.
   void retry(std::int64_t id);
   /// The global quota; nullopt removes it. Throws InvalidInput for a negative limit.
+  /// An operator's value: it holds across worker restarts (their TOML does not replace it).
   void set_limit(const std::string& kind, std::optional<int> max_running);
   /// The fleet-wide rate: "N/PERIOD" (100/1m) or nullopt to remove it; burst nullopt is one
   /// second's worth. Throws InvalidInput naming the field for a bad rate or burst.
   void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst = std::nullopt);
+  /// Clears an operator's quota so the workers' TOML max_running (or none) applies again; false
+  /// when the kind had no operator value.
+  bool reset_limit(const std::string& kind);
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();
@@ -54,7 +66,17 @@ class Client {
   /// quota, completed/failed over 5 min and 1 h, failure rate, run and wait p50/p95), live workers,
   /// stuck jobs and unserved work (README: Watching it run).
   Json stats();
+  /// Completed and failed jobs per queue and minute over the last hour, as a JSON array of
+  /// {queue, minute, completed, failed} (the dashboard's chart; at most 61 rows per queue).
+  Json throughput();
+  /// Retries up to `limit` (1-1000) of `kind`'s failed jobs, oldest failure first, after the
+  /// cursor a previous call returned. Each job is retried on its own, so one that cannot be is
+  /// skipped and counted. Throws InvalidInput for a bad cursor or limit.
+  RetryBatch retry_failed(const std::string& kind, const std::optional<std::string>& after, int limit);
   std::vector<KindLimit> limits();
+  /// Waiting jobs no live worker can run (docket.unserved_jobs): queue, kind, jobs, due,
+  /// oldest_due_age_s and the reason, as a JSON array.
+  Json unserved();
   /// Jobs per queue and state (the docket.queue_states view).
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   /// Crawls, newest first.
@@ -65,9 +87,15 @@ class Client {
   /// naming the field, with nothing written.
   Json schedule(const ScheduleSpec& spec);
   /// Schedules with next/last slot and last job state, by name (docket.schedule_status).
-  Json schedules(int limit = 1000);
+  /// `after`: only names sorting after it (the next page of a keyset listing).
+  Json schedules(int limit = 1000, const std::optional<std::string>& after = std::nullopt);
   /// One schedule, or nullopt.
   std::optional<Json> find_schedule(const std::string& name);
+  /// Applies a config's [schedules] (docket migrate): all or none, source config; run-time
+  /// schedules are never changed; with `prune`, config schedules not in `specs` are deleted.
+  ScheduleDeploy deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune);
+  /// Schedules per state (enabled, paused, late), for /metrics.
+  ScheduleCounts schedule_counts();
   /// Deletes a schedule (its jobs stay); false when there was none.
   bool unschedule(const std::string& name);
   /// Throw NotFound for an unknown name.
@@ -82,6 +110,10 @@ class Client {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Sets how the connections this process opens from now on reach PostgreSQL: call once at start,
+/// before any Client or Worker (the CLI does, from the `pooler` setting).
+void set_pooler(Pooler pooler);
 
 /// Applies pending migrations (idempotent, safe to run concurrently). Returns the number applied.
 int migrate(const std::string& database_url);

@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "docket/schedule.hpp"
+
 namespace docket {
 
 using Millis = std::chrono::milliseconds;
@@ -76,10 +78,23 @@ struct KindConfig {
   std::optional<int> max_retries;  ///< seeds docket.kinds.max_retries (default for new jobs)
   Backoff backoff;
   Millis timeout{30 * 60 * 1000};  ///< a run longer than this is stopped and retried
-  std::optional<int> max_running;  ///< seeds docket.set_limit at worker start
   std::optional<std::string> rate;  ///< "100/1m": seeds docket.set_rate at worker start
   std::optional<int> burst;         ///< the rate's bucket size (default: one second's worth)
+  /// Seeds the kind's quota (docket.kinds.config_max_running); it applies unless an operator set
+  /// one with `docket limit`, which holds until `docket limit KIND --reset`.
+  std::optional<int> max_running;
+  std::optional<std::string> queue;      ///< where enqueues that name no queue land (docket.kinds.queue)
+  std::optional<Millis> retain_completed;  ///< how long its completed jobs are kept (else the fleet default)
+  std::optional<Millis> retain_failed;     ///< how long its failed and cancelled jobs are kept
 };
+
+/// How this process's connections reach PostgreSQL (README, Beyond one host).
+enum class Pooler {
+  none,         ///< directly, or through a pooler in session mode
+  transaction,  ///< through a pooler in transaction mode: no session state, no named prepared statements
+};
+/// "none" or "transaction"; anything else is a ConfigError naming `field`.
+Pooler parse_pooler(const std::string& text, const std::string& field);
 
 struct WorkerConfig {
   std::vector<std::string> queues{"default"};
@@ -96,10 +111,15 @@ struct WorkerConfig {
   Millis promote_interval{1000};   ///< longest sleep of the scheduler between checks
   int claim_batch = 500;           ///< most jobs claimed in one round trip
   Millis prune_interval{60000};
-  Millis retain_completed{24LL * 3600 * 1000};
-  Millis retain_failed{7LL * 24 * 3600 * 1000};
+  /// Retention of this worker's kinds that set none in [kinds.X] (unset: the fleet default in
+  /// docket.settings, 24h and 7d). It never applies to kinds this worker does not run.
+  std::optional<Millis> retain_completed;
+  std::optional<Millis> retain_failed;
   std::string name;            ///< shown in docket.workers (default host:pid)
   std::string metrics_listen;  ///< host:port for this worker's /metrics ("" = none)
+  /// A direct (or session-pooled) URL for LISTEN when the database URL goes through a
+  /// transaction pooler; "" there: poll only. Unused without a transaction pooler.
+  std::string listen_url;
 
   Millis effective_heartbeat() const;
   Millis effective_rescue() const;
@@ -131,10 +151,16 @@ struct LogConfig {
 
 struct Config {
   std::string database_url;  ///< empty: the embedded cluster under ./.docket
+  Pooler pooler = Pooler::none;  ///< what database_url goes through (top-level `pooler`)
   WorkerConfig worker;
   ApiConfig api;
   LogConfig log;
   std::map<std::string, KindConfig> kinds;
+  /// [schedules.NAME]: applied with source config by `docket migrate` and at a worker's start.
+  std::map<std::string, ScheduleSpec> schedules;
+  /// The file has a [schedules] table (even empty): `docket migrate` then deletes the config
+  /// schedules it no longer declares. Without one, a deploy deletes nothing.
+  bool schedules_declared = false;
 
   /// Reads a TOML file. Unknown keys are errors that name the key and suggest the right one.
   static Config load_file(const std::filesystem::path& path);

@@ -21,6 +21,8 @@ struct Job {
   int max_retries = 0;
   int priority = 0;
   std::optional<std::string> unique_key;
+  /// This run's timeout: the job's own (enqueued with `timeout`), else its kind's.
+  std::chrono::milliseconds timeout{0};
   /// The worker id the job was claimed under: fence your own writes with it (state = 'running'
   /// AND worker = this AND attempt = attempt) to make their effects exactly-once.
   std::string worker_id;

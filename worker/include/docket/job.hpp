@@ -13,8 +13,38 @@ namespace docket {
 using Json = nlohmann::json;
 using Clock = std::chrono::system_clock;
 
-/// The seven states of docket.job_state.
+/// The seven states of docket.job_state (Lifecycle.CppStatesAreTheSqlEnum keeps the two equal).
+/// Who moves a job into and out of each state (SQL functions in schema/migrations, newest wins):
+///   available  in:  enqueue (run_at now), promote (a due scheduled/retryable job), rescue (its worker
+///                   died), the `release` outcome (SIGTERM hands it back), retry (operator)
+///              out: claim / finish_and_claim -> running; cancel -> cancelled
+///   scheduled  in:  enqueue (run_at later), the `snooze` outcome, a schedule's slot
+///              out: promote -> available; cancel -> cancelled
+///   running    in:  claim / finish_and_claim (worker and attempt set)
+///              out: the worker's fenced outcome (finish_and_claim: complete, retry, snooze, fail,
+///                   cancel, release); rescue -> available / failed / cancelled
+///   retryable  in:  the `retry` outcome with attempts left
+///              out: promote -> available; cancel -> cancelled
+///   completed, failed, cancelled (finished: finished_at set)
+///              in:  outcomes, rescue past max_retries, cancel of a job that is not running
+///              out: retry (operator) -> available; prune deletes them past their retention
 enum class JobState { available, scheduled, running, retryable, completed, failed, cancelled };
+
+/// Whether a job in `state` is finished (it will not run again unless an operator retries it).
+constexpr bool is_finished(JobState state) {
+  switch (state) {
+    case JobState::available:
+    case JobState::scheduled:
+    case JobState::running:
+    case JobState::retryable:
+      return false;
+    case JobState::completed:
+    case JobState::failed:
+    case JobState::cancelled:
+      return true;
+  }
+  return false;  // unreachable: the switch names every state (-Wswitch)
+}
 
 /// The SQL spelling of a state.
 std::string_view to_string(JobState state);
@@ -27,16 +57,22 @@ const std::vector<std::string>& job_state_names();
 struct EnqueueRequest {
   std::string kind;
   Json args = Json::object();
-  std::string queue = "default";
+  std::optional<std::string> queue;  ///< empty: the kind's queue ([kinds.X] queue), else "default"
   int priority = 0;
   std::optional<Clock::time_point> run_at;  ///< empty: now
   std::optional<int> max_retries;           ///< empty: the kind's default, else 20
   std::optional<std::string> unique_key;
+  /// This job's run timeout, overriding its kind's; empty: the kind's. More than 0, at most
+  /// kMaxJobTimeout.
+  std::optional<std::chrono::milliseconds> timeout;
 };
+
+/// Longest per-job timeout accepted (docket.timeout_ok).
+inline constexpr std::chrono::milliseconds kMaxJobTimeout{365LL * 86400 * 1000};
 
 /// docket.check_job_fields in C++, so a bad request is refused before it joins a batch: kind and
 /// queue are 1-200 printable characters, priority 0-1000, max_retries >= 0, unique_key 1-1000
-/// characters of valid UTF-8, run_at in the documented range. Throws InvalidInput whose message
+/// characters of valid UTF-8, run_at in the documented range, timeout in (0, kMaxJobTimeout]. Throws InvalidInput whose message
 /// starts with `where` ("" or "jobs[3].") and names the field.
 void check_enqueue_request(const EnqueueRequest& r, const std::string& where = "");
 /// Whether `s` is well-formed UTF-8 (what PostgreSQL accepts as text).
@@ -46,6 +82,9 @@ bool valid_utf8(std::string_view s);
 struct EnqueueResult {
   std::int64_t id = 0;
   bool created = true;
+  /// Why no live worker would run the job (a kind none runs, a queue none claims); empty when one
+  /// would, and for enqueue_many (it does not look).
+  std::optional<std::string> warning;
 };
 
 struct JobRecord;
@@ -80,6 +119,7 @@ void from_json(const Json& in, JobRecord& job);
 struct Submitted {
   JobRecord job;
   bool created = true;
+  std::optional<std::string> warning;  ///< as EnqueueResult::warning
 };
 
 /// Filters for listing jobs, newest first. `after` is the last id of the previous page.
@@ -119,6 +159,9 @@ struct KindLimit {
   std::optional<double> rate_burst;     ///< the bucket's size
   std::optional<double> rate_tokens;    ///< starts the bucket allows right now
   bool at_limit = false;                ///< a limit holds the kind's jobs back right now
+  /// Who set max_running: "config" (a worker's TOML) or "operator" (docket limit); empty: nobody.
+  std::optional<std::string> source;
+  std::optional<int> config_max_running;  ///< the workers' TOML value (applies after `docket limit K --reset`)
 };
 
 void to_json(Json& out, const QueueSummary& q);

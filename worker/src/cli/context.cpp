@@ -13,6 +13,7 @@ Config load_config(const GlobalOptions& options) {
   if (!options.log_level.empty()) config.log.level = options.log_level;
   if (!options.log_format.empty()) config.log.format = options.log_format;
   config.validate();
+  set_pooler(config.pooler);
   log::setup(config.log.level, config.log.format);
   log::set_log_jobs(config.log.jobs);
   return config;

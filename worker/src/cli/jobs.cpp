@@ -12,10 +12,6 @@ namespace docket::cli {
 
 namespace {
 
-std::unique_ptr<Client> make_client(const GlobalOptions& global) {
-  return cli_client(global);
-}
-
 std::int64_t parse_id(const std::string& text) {
   try {
     std::size_t used = 0;
@@ -103,25 +99,29 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto* cmd = app.add_subcommand("enqueue", "Enqueue a job: docket enqueue KIND ['{\"json\":\"args\"}']");
     auto kind = std::make_shared<std::string>();
     auto args = std::make_shared<std::string>("{}");
-    auto queue = std::make_shared<std::string>("default");
+    auto queue = std::make_shared<std::string>();
     auto priority = std::make_shared<int>(0);
     auto run_at = std::make_shared<std::string>();
     auto max_retries = std::make_shared<std::optional<int>>();  // unset: the kind's default
     auto unique_key = std::make_shared<std::string>();
+    auto timeout = std::make_shared<std::string>();
     cmd->add_option("kind", *kind, "Job kind (which handler runs it)")->required();
     cmd->add_option("args", *args, "Job arguments: a JSON object (default {})");
-    cmd->add_option("--queue,-q", *queue, "Queue (default: default)");
+    auto* queue_opt =
+        cmd->add_option("--queue,-q", *queue, "Queue (default: the kind's queue from its config, else default)");
     cmd->add_option("--priority,-p", *priority, "0 runs first, up to 1000 (default 0)");
     cmd->add_option("--run-at", *run_at, "When to run: RFC 3339 time or a delay like +30s (default now)");
     cmd->add_option("--max-retries", *max_retries, "Retries after the first attempt (default: the kind's, else 20)");
     cmd->add_option("--unique-key", *unique_key, "At most one unfinished job per key: returns the existing one");
+    cmd->add_option("--timeout", *timeout, "This job's run timeout, like 90s or 2h (default: the kind's)");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, args, queue, priority, run_at, max_retries, unique_key] {
-      action = [&, kind, args, queue, priority, run_at, max_retries, unique_key] {
+    cmd->callback([&, kind, args, queue, queue_opt, priority, run_at, max_retries, unique_key, timeout] {
+      const bool queue_given = queue_opt->count() > 0;
+      action = [&, kind, args, queue, queue_given, priority, run_at, max_retries, unique_key, timeout] {
         EnqueueRequest r;
         r.kind = *kind;
         r.args = parse_json(*args, "args are not valid JSON");
-        r.queue = *queue;
+        if (queue_given) r.queue = *queue;
         r.priority = *priority;
         if (!run_at->empty()) {
           r.run_at = parse_time_field(*run_at, "--run-at", true);
@@ -134,10 +134,26 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           r.max_retries = *max_retries;
         }
         if (!unique_key->empty()) r.unique_key = *unique_key;
-        auto client = make_client(global);
+        if (!timeout->empty()) {
+          try {
+            r.timeout = parse_duration(*timeout, "--timeout");
+          } catch (const ConfigError& e) {
+            throw InvalidInput(e.what());
+          }
+          check_enqueue_request(r);  // names --timeout's range before any connection
+        }
+        auto client = cli_client(global);
         const auto res = client->enqueue(r);
+        if (res.warning) {
+          // The job is in, but nothing will run it until a worker for it starts: say so now, not
+          // after it has waited for hours (stdout still carries only the id).
+          std::cerr << "warning: job " << res.id << ": " << *res.warning
+                    << "; it waits until one does (docket stats lists unserved work)\n";
+        }
         if (global.json) {
-          std::cout << Json{{"id", res.id}, {"created", res.created}}.dump() << '\n';
+          Json out{{"id", res.id}, {"created", res.created}};
+          if (res.warning) out["warnings"] = Json::array({*res.warning});
+          std::cout << out.dump() << '\n';
         } else if (res.created) {
           std::cout << res.id << '\n';
         } else {
@@ -184,7 +200,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         f.limit = std::min(*limit, 10000);
         if (*after < 0) throw InvalidInput("--after must be a job id");
         if (*after > 0) f.after = *after;
-        auto client = make_client(global);
+        auto client = cli_client(global);
         const auto jobs = client->jobs(f);
         if (global.json) {
           std::cout << Json(jobs).dump() << '\n';
@@ -212,7 +228,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->callback([&, id, run] {
       action = [&, id, run] {
         const auto job_id = parse_id(*id);
-        auto client = make_client(global);
+        auto client = cli_client(global);
         return run(*client, job_id);
       };
     });
@@ -270,7 +286,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         if (!status->empty()) f.status = *status;
         if (*limit < 0) throw InvalidInput("--limit must be >= 0, got " + std::to_string(*limit));
         f.limit = std::min(*limit, 10000);
-        auto client = make_client(global);
+        auto client = cli_client(global);
         const auto crawls = client->crawls(f);
         if (global.json) {
           std::cout << Json(crawls).dump() << '\n';
@@ -315,30 +331,35 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
   // limit -----------------------------------------------------------------------------------
   {
     auto* cmd = app.add_subcommand(
-        "limit", "Set a kind's global quota and rate: docket limit KIND [N|none] [--rate 100/1m|none] [--burst N]; "
-                 "no args lists them");
+        "limit",
+        "Set a kind's global quota and rate: docket limit KIND [N|none] [--rate 100/1m|none] [--burst N] "
+        "(a quota holds across worker restarts until docket limit KIND --reset); no args lists them with "
+        "their source");
     auto kind = std::make_shared<std::string>();
     auto value = std::make_shared<std::string>();
+    auto reset = std::make_shared<bool>(false);
     auto rate = std::make_shared<std::string>();
     auto burst = std::make_shared<std::optional<int>>();
     cmd->add_option("kind", *kind, "Kind");
     cmd->add_option("max_running", *value, "Most jobs of the kind running at once across all workers, or none");
+    cmd->add_flag("--reset", *reset, "Clear the operator's limit: the workers' config (max_running) applies again");
     cmd->add_option("--rate", *rate, "Most jobs of the kind started per period across all workers (100/1m), or none");
     cmd->add_option("--burst", *burst, "The rate's bucket: starts allowed at once (default one second's worth)");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, value, rate, burst] {
-      action = [&, kind, value, rate, burst] {
-        auto client = make_client(global);
+    cmd->callback([&, kind, value, reset, rate, burst] {
+      action = [&, kind, value, reset, rate, burst] {
+        auto client = cli_client(global);
         if (kind->empty()) {
           const auto limits = client->limits();
           if (global.json) {
             std::cout << Json(limits).dump() << '\n';
             return kOk;
           }
-          Table t({"KIND", "RUNNING", "MAX_RUNNING", "MAX_RETRIES", "RATE", "TOKENS", "AT_LIMIT"});
+          Table t({"KIND", "RUNNING", "MAX_RUNNING", "SOURCE", "CONFIG", "MAX_RETRIES", "RATE", "TOKENS", "AT_LIMIT"});
+          const auto num = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("-"); };
           for (const auto& k : limits) {
-            t.add({k.kind, std::to_string(k.running), k.max_running ? std::to_string(*k.max_running) : "-",
-                   k.max_retries ? std::to_string(*k.max_retries) : "-", rate_text(k.rate_limit, k.rate_period_s),
+            t.add({k.kind, std::to_string(k.running), num(k.max_running), k.source.value_or("-"),
+                   num(k.config_max_running), num(k.max_retries), rate_text(k.rate_limit, k.rate_period_s),
                    k.rate_tokens ? std::to_string(static_cast<long long>(*k.rate_tokens)) + "/" +
                                        std::to_string(static_cast<long long>(k.rate_burst.value_or(0)))
                                  : "-",
@@ -348,13 +369,27 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           return kOk;
         }
         if (burst->has_value() && rate->empty()) throw InvalidInput("--burst needs --rate");
+        if (*reset && !value->empty()) throw InvalidInput("give either a limit or --reset, not both");
         if (!rate->empty()) {
           const std::optional<std::string> r = *rate == "none" ? std::nullopt : std::optional<std::string>(*rate);
           client->set_rate(*kind, r, *burst);
           std::cout << (r ? "at most " + *r + " " + *kind + " jobs start" : "no rate limit on " + *kind) << '\n';
-          if (value->empty()) return kOk;
+          if (value->empty() && !*reset) return kOk;
         }
-        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N|none [--rate N/PERIOD|none]");
+        if (*reset) {
+          const bool cleared = client->reset_limit(*kind);
+          std::optional<KindLimit> now;
+          for (const auto& k : client->limits()) {
+            if (k.kind == *kind) now = k;
+          }
+          const std::string applies =
+              now && now->max_running ? "at most " + std::to_string(*now->max_running) + " " + *kind +
+                                            " jobs run at once (source: " + now->source.value_or("config") + ")"
+                                      : "no limit on " + *kind;
+          std::cout << (cleared ? "" : "no operator limit was set; ") << applies << '\n';
+          return kOk;
+        }
+        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none), --reset, or --rate N/PERIOD|none");
         std::optional<int> limit;
         if (*value != "none") {
           try {
@@ -369,7 +404,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         client->set_limit(*kind, limit);
         std::cout << (limit ? "at most " + std::to_string(*limit) + " " + *kind + " jobs run at once"
                             : "no limit on " + *kind)
-                  << '\n';
+                  << " (source: operator; holds until docket limit " << *kind << " --reset)\n";
         return kOk;
       };
     });
@@ -383,7 +418,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_option("queue", *queue, "Queue")->required();
     cmd->callback([&, queue, pause] {
       action = [&, queue, pause] {
-        auto client = make_client(global);
+        auto client = cli_client(global);
         if (pause) {
           client->pause(*queue);
         } else {

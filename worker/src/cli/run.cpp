@@ -9,6 +9,7 @@
 
 #include "bench.hpp"
 #include "cli/commands.hpp"
+#include "maintenance/maintainer.hpp"
 #include "core/log.hpp"
 #include "docket/client.hpp"
 #include "docket/embedded.hpp"
@@ -124,9 +125,27 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->callback([&] {
       action = [&] {
         const Config config = load_config(global);
-        const int applied = migrate(database_url(config));
+        std::string url = database_url(config);
+        if (config.pooler == Pooler::transaction && !config.worker.listen_url.empty()) {
+          // The migration lock needs a session of its own: the listen URL goes around the pooler.
+          set_pooler(Pooler::none);
+          url = config.worker.listen_url;
+        }
+        const int applied = migrate(url);
         std::cout << (applied == 0 ? "schema is up to date" : "applied " + std::to_string(applied) + " migration(s)")
                   << " (version " << known_schema_version() << ")\n";
+        if (config.schedules_declared) {
+          // The deploy step: the file's [schedules] in one statement; config schedules it no longer
+          // declares are deleted (a worker's start applies them too, but never deletes).
+          std::vector<ScheduleSpec> specs;
+          for (const auto& [name, spec] : config.schedules) specs.push_back(spec);
+          const ScheduleDeploy d = Client(database_url(config), ClientOptions{1, "docket-migrate", true})
+                                       .deploy_schedules(specs, true);
+          log_deploy(d);
+          std::cout << "schedules: " << d.applied.size() << " applied, " << d.deleted.size() << " deleted";
+          if (!d.runtime.empty()) std::cout << ", " << d.runtime.size() << " left alone (run-time schedules of that name)";
+          std::cout << '\n';
+        }
         return kOk;
       };
     });
@@ -153,7 +172,8 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         if (!config.worker.metrics_listen.empty()) {
           auto metrics = std::make_shared<Metrics>();
           worker.set_metrics(metrics);
-          metrics_server = std::make_unique<api::MetricsServer>(config.worker.metrics_listen, metrics);
+          metrics_server =
+              std::make_unique<api::MetricsServer>(config.worker.metrics_listen, metrics, database_url(config));
           log::info("worker.metrics", {{"url", "http://" + api::parse_listen(config.worker.metrics_listen).first + ":" +
                                                    std::to_string(metrics_server->port()) + "/metrics"}});
         }
@@ -259,6 +279,7 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             << "    enqueue    docket enqueue demo.echo '{\"hi\":1}'          (another terminal, this directory)\n"
             << "               " << psql << " -c \"SELECT docket.enqueue('demo.sleep', '{\\\"ms\\\": 2000}')\"\n"
             << "    watch      docket jobs      docket job ID      docket stats\n"
+            << "    dashboard  " << api.base_url() << "/\n"
             << "    http       curl -s " << auth << api.base_url()
             << "/jobs -d '{\"kind\":\"demo.echo\",\"args\":{\"hi\":2}}'\n"
             << "               curl -s " << auth << api.base_url() << "/jobs?limit=5\n"

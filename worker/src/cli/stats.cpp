@@ -50,6 +50,9 @@ std::string joined(const Json& names) {
   return out.empty() ? "-" : out;
 }
 
+/// Schedules listed in full by docket stats; `docket schedules` lists them all.
+constexpr int kStatsSchedules = 20;
+
 /// Renders the stats document (Client::stats) as tables: queues, kinds, workers, unserved, stuck.
 void print_stats(const Json& stats, std::ostream& out) {
   Table q({"QUEUE", "AVAILABLE", "RUNNING", "WAITING", "OLDEST_AVAILABLE", "PAUSED"});
@@ -60,8 +63,8 @@ void print_stats(const Json& stats, std::ostream& out) {
   q.print(out);
   if (!stats.at("kinds").empty()) {
     out << '\n';
-    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "AT_LIMIT", "DONE_5M", "FAILED_5M", "DONE_1H", "FAILED_1H", "FAIL%", "RUN_P50",
-             "RUN_P95", "WAIT_P50", "WAIT_P95"});
+    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "AT_LIMIT", "DONE_5M", "FAILED_5M", "DONE_1H",
+             "FAILED_1H", "FAIL%", "RUN_P50", "RUN_P95", "WAIT_P50", "WAIT_P95", "KEEP_DONE", "KEEP_FAILED"});
     for (const auto& s : stats.at("kinds")) {
       char rate[16];
       std::snprintf(rate, sizeof rate, "%.1f", s.at("failure_rate_1h").get<double>() * 100);
@@ -78,7 +81,8 @@ void print_stats(const Json& stats, std::ostream& out) {
              tokens, s.at("at_limit").get<bool>() ? "yes" : "no", number(s.at("completed_5m")),
              number(s.at("failed_5m")), number(s.at("completed_1h")), number(s.at("failed_1h")), rate,
              millis(s.at("run_p50_ms")), millis(s.at("run_p95_ms")), millis(s.at("wait_p50_ms")),
-             millis(s.at("wait_p95_ms"))});
+             millis(s.at("wait_p95_ms")), age(s.value("retain_completed_s", Json())),
+             age(s.value("retain_failed_s", Json()))});
     }
     k.print(out);
   }
@@ -100,6 +104,24 @@ void print_stats(const Json& stats, std::ostream& out) {
         << age(u.at("oldest_due_age_s")) << "): " << u.at("reason").get<std::string>();
   }
   if (!stats.at("unserved").empty()) out << '\n';
+  if (stats.contains("schedules") && !stats.at("schedules").at("first").empty()) {
+    const Json& sc = stats.at("schedules");
+    out << "\nSCHEDULES: " << number(sc.at("enabled")) << " enabled, " << number(sc.at("paused")) << " paused, "
+        << number(sc.at("late")) << " late";
+    const std::size_t shown = sc.at("first").size();
+    if (static_cast<std::int64_t>(shown) < sc.at("enabled").get<std::int64_t>() + sc.at("paused").get<std::int64_t>()) {
+      out << " (the first " << shown << " by name; docket schedules lists all)";
+    }
+    out << '\n';
+    Table t({"SCHEDULE", "KIND", "ENABLED", "NEXT_RUN", "LAST_SLOT", "LAST_JOB", "STATE"});
+    for (const auto& r : sc.at("first")) {
+      t.add({r.at("name"), r.at("kind"), r.at("enabled").get<bool>() ? "yes" : "no",
+             r.at("next_run_at").is_string() ? short_time(r.at("next_run_at")) : "-",
+             r.at("last_slot").is_string() ? short_time(r.at("last_slot")) : "-", number(r.at("last_job_id")),
+             r.at("last_job_state").is_string() ? r.at("last_job_state").get<std::string>() : "-"});
+    }
+    t.print(out);
+  }
   if (!stats.at("stuck").empty()) {
     out << "\nSTUCK (running past their timeout or their worker's lease):\n";
     Table s({"ID", "KIND", "QUEUE", "ATTEMPT", "STARTED", "WORKER"});
@@ -124,7 +146,13 @@ void add_stats_command(CLI::App& app, GlobalOptions& global, Action& action) {
     action = [&, watch] {
       auto client = cli_client(global);
       for (;;) {
-        const Json stats = client->stats();
+        Json stats = client->stats();
+        // Schedules: counts per state and the first few with next/last slot and last job state.
+        const ScheduleCounts counts = client->schedule_counts();
+        stats["schedules"] = {{"enabled", counts.enabled},
+                              {"paused", counts.paused},
+                              {"late", counts.late},
+                              {"first", client->schedules(kStatsSchedules)}};
         if (global.json) {
           std::cout << stats.dump() << std::endl;
         } else {

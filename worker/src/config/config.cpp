@@ -11,11 +11,14 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <sstream>
 
+#include "core/text.hpp"
 #include "docket/errors.hpp"
+#include "docket/json.hpp"
 #include "executors/process.hpp"
 
 extern char** environ;
@@ -207,6 +210,14 @@ Millis WorkerConfig::effective_rescue() const {
   return std::max(Millis(100), lease / 4);
 }
 
+Pooler parse_pooler(const std::string& text, const std::string& field) {
+  if (text == "none") return Pooler::none;
+  if (text == "transaction") return Pooler::transaction;
+  throw ConfigError(field + " must be \"none\" (a direct connection or a session pool) or \"transaction\" (a pooler "
+                    "in transaction mode, e.g. PgBouncer pool_mode=transaction), got \"" +
+                    clean_text(text, 64, Keep::head) + "\"");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Typed fields shared by the TOML file and DOCKET_* variables
 
@@ -244,6 +255,9 @@ const std::vector<Section>& sections() {
       {"",
        {
            {"database_url", Type::string, [](Config& c, const Value& v) { c.database_url = as<std::string>(v); }},
+           {"pooler", Type::string,
+            [](Config& c, const Value& v) { c.pooler = parse_pooler(as<std::string>(v), "pooler"); }},
+           {"listen_url", Type::string, [](Config& c, const Value& v) { c.worker.listen_url = as<std::string>(v); }},
        }},
       {"worker",
        {
@@ -361,7 +375,7 @@ std::string type_name(Type t) {
     case Type::number:
       return "a number";
     case Type::queues:
-      return "an array of queue names, or a table of queue = concurrency like { default = 10, imports = 2 }";
+      return "an array of strings (queue names), or a table of queue = concurrency like { default = 10, imports = 2 }";
   }
   return "a value";
 }
@@ -592,6 +606,133 @@ CrawlExecutor parse_crawl(const toml::node& n, const std::string& origin, const 
   return c;
 }
 
+// --- schedules --------------------------------------------------------------------------------
+
+/// A TOML value as JSON (a schedule's args): bounded depth like any outside JSON, no NUL (jsonb
+/// refuses it), dates as their TOML text.
+Json toml_to_json(const toml::node& n, const std::string& what, const std::string& origin, int depth = 0) {
+  if (depth > kMaxJsonDepth) {
+    throw ConfigError(where(n, origin) + ": " + what + " is nested deeper than " + std::to_string(kMaxJsonDepth) +
+                      " levels");
+  }
+  if (const auto* t = n.as_table()) {
+    Json out = Json::object();
+    for (const auto& [k, v] : *t) {
+      const std::string key(k.str());
+      if (key.find('\0') != std::string::npos) throw ConfigError(where(v, origin) + ": " + what + " has a key with NUL");
+      out[key] = toml_to_json(v, what + "." + key, origin, depth + 1);
+    }
+    return out;
+  }
+  if (const auto* a = n.as_array()) {
+    Json out = Json::array();
+    for (const auto& v : *a) out.push_back(toml_to_json(v, what + "[]", origin, depth + 1));
+    return out;
+  }
+  if (const auto* v = n.as_string()) {
+    if (v->get().find('\0') != std::string::npos) {
+      throw ConfigError(where(n, origin) + ": " + what + " must not contain NUL characters");
+    }
+    return v->get();
+  }
+  if (const auto* v = n.as_integer()) return v->get();
+  if (const auto* v = n.as_floating_point()) {
+    if (!std::isfinite(v->get())) throw ConfigError(where(n, origin) + ": " + what + " must be a finite number");
+    return v->get();
+  }
+  if (const auto* v = n.as_boolean()) return v->get();
+  std::ostringstream text;
+  if (const auto* v = n.as_date()) text << *v;
+  if (const auto* v = n.as_time()) text << *v;
+  if (const auto* v = n.as_date_time()) text << *v;
+  return text.str();
+}
+
+/// One of `allowed`, or a ConfigError naming the field and listing them.
+std::string one_of(const toml::node& v, const std::string& field, const std::vector<std::string>& allowed,
+                   const std::string& origin) {
+  const std::string value = str(v, field);
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    throw ConfigError(where(v, origin) + ": " + field + " must be one of " + list + ", got \"" + value + "\"");
+  }
+  return value;
+}
+
+/// [schedules.NAME]. What needs the database (the cron fields in detail, whether PostgreSQL
+/// knows the zone) is checked when the schedule is applied, with the same field names.
+ScheduleSpec parse_schedule(const std::string& name, const toml::node& n, const std::string& origin) {
+  const std::string what = "schedules." + name;
+  const auto* t = n.as_table();
+  if (!t) throw ConfigError(where(n, origin) + ": [" + what + "] must be a table");
+  const bool printable = std::none_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  if (name.find_first_not_of(' ') == std::string::npos || name.size() > 200 || !printable || !valid_utf8(name)) {
+    throw ConfigError(where(n, origin) + ": [" + what +
+                      "]: a schedule name must be 1 to 200 printable characters (quote it: [schedules.\"a b\"])");
+  }
+  static const std::vector<std::string> known = {"cron",       "kind",      "args",    "tz",       "queue",      "spread",
+                                                 "on_overlap", "on_missed", "enabled", "priority", "max_retries"};
+  ScheduleSpec s;
+  s.name = name;
+  s.source = "config";
+  for (const auto& [key_node, v] : *t) {
+    const std::string key(key_node.str());
+    const std::string field = what + "." + key;
+    if (key == "cron") {
+      s.cron = str(v, field);
+      // The shape only; the fields' values are checked by docket.cron_parse when applied.
+      std::istringstream words(s.cron);
+      std::vector<std::string> parts{std::istream_iterator<std::string>(words), std::istream_iterator<std::string>()};
+      if (s.cron.size() > 200 || parts.empty() || (parts[0][0] != '@' && parts.size() != 5)) {
+        throw ConfigError(where(v, origin) + ": " + field +
+                          " must be 5 fields (minute hour day-of-month month day-of-week), @hourly, @daily, @weekly, "
+                          "@monthly, @yearly or \"@every 10m\", got \"" + s.cron.substr(0, 200) + "\"");
+      }
+    } else if (key == "kind") {
+      s.kind = str(v, field);
+    } else if (key == "args") {
+      if (!v.as_table()) throw ConfigError(where(v, origin) + ": " + field + " must be a table: args = { id = 42 }");
+      s.args = toml_to_json(v, field, origin);
+    } else if (key == "tz") {
+      s.tz = str(v, field);
+      const bool iana = s.tz == "UTC" || s.tz == "GMT" ||
+                        (s.tz.size() <= 64 && s.tz.find('/') != std::string::npos && std::isupper(static_cast<unsigned char>(s.tz[0])) &&
+                         std::all_of(s.tz.begin(), s.tz.end(), [](unsigned char c) {
+                           return std::isalnum(c) || c == '/' || c == '_' || c == '-' || c == '+';
+                         }));
+      if (!iana) {
+        throw ConfigError(where(v, origin) + ": " + field + " must be an IANA time zone like \"Europe/Lisbon\" or \"UTC\", got \"" +
+                          s.tz.substr(0, 64) + "\"");
+      }
+    } else if (key == "queue") {
+      s.queue = str(v, field);
+    } else if (key == "spread") {
+      s.spread = as<Millis>(from_node(v, Type::duration, field));
+      if (*s.spread > Millis(366LL * 86400 * 1000)) throw ConfigError(where(v, origin) + ": " + field + " must be at most 366d");
+    } else if (key == "on_overlap") {
+      s.on_overlap = one_of(v, field, {"skip", "allow", "replace"}, origin);
+    } else if (key == "on_missed") {
+      s.on_missed = one_of(v, field, {"skip", "latest", "all"}, origin);
+    } else if (key == "enabled") {
+      s.enabled = as<bool>(from_node(v, Type::boolean, field));
+    } else if (key == "priority") {
+      const auto p = as<long long>(from_node(v, Type::integer, field));
+      if (p < 0 || p > 1000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 (runs first) and 1000");
+      s.priority = static_cast<int>(p);
+    } else if (key == "max_retries") {
+      const auto r = as<long long>(from_node(v, Type::integer, field));
+      if (r < 0 || r > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1000000");
+      s.max_retries = static_cast<int>(r);
+    } else {
+      throw ConfigError(unknown_key(where(v, origin), key, what, known));
+    }
+  }
+  if (s.cron.empty()) throw ConfigError(where(n, origin) + ": " + what + ".cron is required, like cron = \"@hourly\"");
+  if (s.kind.empty()) throw ConfigError(where(n, origin) + ": " + what + ".kind is required: the kind each slot enqueues");
+  return s;
+}
+
 KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::string& origin) {
   const std::string what = "kinds." + kind;
   const auto* t = n.as_table();
@@ -601,7 +742,8 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   static const std::vector<std::string> known = {"command", "env",         "env_pass",    "url",
                                                  "headers", "crawl",       "max_retries", "backoff",
                                                  "timeout", "max_running", "builtin",     "max_response",
-                                                 "rate",    "burst"};
+                                                 "rate",    "burst",       "queue",       "retain_completed",
+                                                 "retain_failed"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;
@@ -655,6 +797,12 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       const auto b = as<long long>(from_node(v, Type::integer, field));
       if (b < 1 || b > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 1 and 1000000");
       k.burst = static_cast<int>(b);
+    } else if (key == "queue") {
+      k.queue = str(v, field);
+    } else if (key == "retain_completed") {
+      k.retain_completed = as<Millis>(from_node(v, Type::duration, field));
+    } else if (key == "retain_failed") {
+      k.retain_failed = as<Millis>(from_node(v, Type::duration, field));
     } else {
       throw ConfigError(unknown_key(where(v, origin), key, what, known));
     }
@@ -798,7 +946,8 @@ Config Config::parse(std::string_view text, const std::string& origin) {
                       ": invalid TOML: " + std::string(e.description()));
   }
   Config cfg;
-  std::vector<std::string> top_known = {"database_url", "worker", "api", "log", "kinds"};
+  std::vector<std::string> top_known = {"database_url", "pooler", "listen_url", "worker", "api", "log", "kinds",
+                                       "schedules"};
   for (const auto& [key_node, node] : root) {
     const std::string key(key_node.str());
     if (key == "kinds") {
@@ -808,6 +957,16 @@ Config Config::parse(std::string_view text, const std::string& origin) {
         const std::string kind(kind_node.str());
         if (kind.empty()) throw ConfigError(where(kind_value, origin) + ": a kind name must not be empty");
         cfg.kinds[kind] = parse_kind(kind, kind_value, origin);
+      }
+      continue;
+    }
+    if (key == "schedules") {
+      const auto* schedules = node.as_table();
+      if (!schedules) throw ConfigError(where(node, origin) + ": schedules must be tables: [schedules.NAME]");
+      cfg.schedules_declared = true;
+      for (const auto& [name_node, value] : *schedules) {
+        const std::string name(name_node.str());
+        cfg.schedules[name] = parse_schedule(name, value, origin);
       }
       continue;
     }
@@ -896,8 +1055,9 @@ void Config::apply_env(const std::vector<std::string>& env) {
     std::transform(rest.begin(), rest.end(), rest.begin(), [](unsigned char c) { return std::tolower(c); });
     bool known = false;
     for (const auto& s : sections()) {
-      if (s.name.empty() || rest.rfind(s.name + "_", 0) != 0) continue;
-      const std::string key = rest.substr(s.name.size() + 1);
+      // Top-level settings are DOCKET_<KEY> (DOCKET_POOLER); DATABASE_URL is handled above.
+      if (!s.name.empty() && rest.rfind(s.name + "_", 0) != 0) continue;
+      const std::string key = s.name.empty() ? rest : rest.substr(s.name.size() + 1);
       for (const auto& f : s.fields) {
         if (f.key != key) continue;
         f.set(*this, from_env(value, f.type, name));
@@ -986,8 +1146,26 @@ void Config::validate() const {
       throw ConfigError("kinds." + name + ".timeout must be greater than 0, got \"" + format_duration(kind.timeout) +
                         "\": a job gets that long before it is stopped");
     }
+    if (kind.queue) {
+      const auto& q = *kind.queue;
+      const bool printable = std::none_of(q.begin(), q.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+      if (q.find_first_not_of(" \t") == std::string::npos || q.size() > 200 || !printable) {
+        throw ConfigError("kinds." + name + ".queue must be a non-empty string of at most 200 printable characters");
+      }
+      if (std::find(worker.queues.begin(), worker.queues.end(), q) == worker.queues.end()) {
+        throw ConfigError("kinds." + name + ".queue is \"" + q +
+                          "\" but this worker does not claim it: add it to worker.queues, or its jobs wait forever");
+      }
+    }
     if (const auto* crawl = std::get_if<CrawlExecutor>(&kind.executor); crawl && crawl->request_timeout <= Millis(0)) {
       throw ConfigError("kinds." + name + ".crawl.timeout must be greater than 0");
+    }
+  }
+  // A schedule of a kind nothing runs would enqueue jobs that wait for nobody.
+  for (const auto& [name, schedule] : schedules) {
+    if (!kinds.contains(schedule.kind)) {
+      throw ConfigError("schedules." + name + ".kind \"" + schedule.kind + "\" is not a kind of this file: add [kinds." +
+                        schedule.kind + "] (with command, url, crawl or builtin; empty for a C++ handler)");
     }
   }
 }

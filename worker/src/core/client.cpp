@@ -1,6 +1,10 @@
 #include "docket/client.hpp"
 
+#include <regex>
+
 #include "db/pool.hpp"
+#include "db/session.hpp"
+#include "core/text.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
 
@@ -75,6 +79,10 @@ void Client::set_rate(const std::string& kind, const std::optional<std::string>&
   impl_->with_session([&](db::Session& s) { s.set_rate(kind, rate, burst); }, true);
 }
 
+bool Client::reset_limit(const std::string& kind) {
+  return impl_->with_session([&](db::Session& s) { return s.reset_limit(kind); }, true);
+}
+
 void Client::pause(const std::string& queue) {
   impl_->with_session([&](db::Session& s) { s.pause(queue); }, true);
 }
@@ -87,8 +95,46 @@ Json Client::stats() {
   return impl_->with_session([&](db::Session& s) { return s.stats(); }, true);
 }
 
+Json Client::throughput() {
+  // 61 minutes per queue; past this many rows the busiest queues' tail is cut, not the answer.
+  constexpr int kMaxRows = 61 * 200;
+  return impl_->with_session([&](db::Session& s) { return s.throughput(kMaxRows); }, true);
+}
+
+RetryBatch Client::retry_failed(const std::string& kind, const std::optional<std::string>& after, int limit) {
+  if (limit < 1 || limit > 1000) throw InvalidInput("limit must be 1-1000, got " + std::to_string(limit));
+  std::optional<std::pair<std::int64_t, std::int64_t>> cursor;
+  if (after) {
+    // "<finished_at in µs>.<id>", as this function returned it: digits only, each within int64.
+    static const std::regex shape(R"((\d{1,18})\.(\d{1,18}))");
+    std::smatch m;
+    if (!std::regex_match(*after, m, shape))
+      throw InvalidInput("after \"" + after->substr(0, 64) + "\" is not a cursor this API returned");
+    cursor.emplace(std::stoll(m[1].str()), std::stoll(m[2].str()));
+  }
+  const auto page = impl_->with_session([&](db::Session& s) { return s.failed_page(kind, cursor, limit); }, true);
+  RetryBatch out;
+  for (const auto& [id, finished_us] : page) {
+    try {
+      retry(id);
+      ++out.retried;
+    } catch (const Conflict&) {
+      ++out.skipped;  // running again, or its unique_key is held: the rest still go
+    } catch (const NotFound&) {
+      ++out.skipped;  // pruned meanwhile
+    }
+  }
+  if (static_cast<int>(page.size()) == limit)
+    out.next = std::to_string(page.back().second) + "." + std::to_string(page.back().first);
+  return out;
+}
+
 std::vector<QueueSummary> Client::queues() {
   return impl_->with_session([&](db::Session& s) { return s.queues(); }, true);
+}
+
+Json Client::unserved() {
+  return impl_->with_session([&](db::Session& s) { return s.unserved(); }, true);
 }
 
 std::vector<KindLimit> Client::limits() {
@@ -116,18 +162,38 @@ std::optional<CrawlRecord> Client::crawl(std::int64_t id) {
   return impl_->with_session([&](db::Session& s) { return s.crawl(id); }, true);
 }
 
+namespace {
+
+/// jsonb refuses \u0000 with a message that names no field: refused here, naming it.
+void check_schedule_args(const ScheduleSpec& spec, const std::string& where) {
+  const std::string args = spec.args.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (args != clean_json_text(args)) throw InvalidInput(where + "args must not contain NUL characters (\\u0000)");
+}
+
+}  // namespace
+
 Json Client::schedule(const ScheduleSpec& spec) {
+  check_schedule_args(spec, "");
   return impl_->with_session([&](db::Session& s) { return s.schedule(spec); }, false);
 }
 
-Json Client::schedules(int limit) {
-  return impl_->with_session([&](db::Session& s) { return s.schedules(std::nullopt, limit); }, true);
+Json Client::schedules(int limit, const std::optional<std::string>& after) {
+  return impl_->with_session([&](db::Session& s) { return s.schedules(std::nullopt, limit, after); }, true);
 }
 
 std::optional<Json> Client::find_schedule(const std::string& name) {
   Json found = impl_->with_session([&](db::Session& s) { return s.schedules(name, 1); }, true);
   if (found.empty()) return std::nullopt;
   return found.at(0);
+}
+
+ScheduleDeploy Client::deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune) {
+  for (const auto& spec : specs) check_schedule_args(spec, "schedules." + spec.name + ": ");
+  return impl_->with_session([&](db::Session& s) { return s.deploy_schedules(specs, prune); }, false);
+}
+
+ScheduleCounts Client::schedule_counts() {
+  return impl_->with_session([&](db::Session& s) { return s.schedule_counts(); }, true);
 }
 
 bool Client::unschedule(const std::string& name) {
@@ -149,6 +215,10 @@ std::optional<std::int64_t> Client::run_schedule_now(const std::string& name) {
 void Client::ping() {
   auto lease = impl_->pool.acquire();
   lease->ping();
+}
+
+void set_pooler(Pooler pooler) {
+  db::set_transaction_pooling(pooler == Pooler::transaction);
 }
 
 int migrate(const std::string& database_url) {

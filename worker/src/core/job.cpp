@@ -9,8 +9,8 @@
 namespace docket {
 
 namespace {
-constexpr std::array<std::string_view, 7> kStateNames = {"available", "scheduled", "running",  "retryable",
-                                                         "completed", "failed",    "cancelled"};
+constexpr std::array kAllStates = {JobState::available, JobState::scheduled, JobState::running, JobState::retryable,
+                                   JobState::completed, JobState::failed,    JobState::cancelled};
 
 template <class T>
 std::optional<T> opt(const Json& in, const char* key) {
@@ -21,18 +21,39 @@ std::optional<T> opt(const Json& in, const char* key) {
 }  // namespace
 
 std::string_view to_string(JobState state) {
-  return kStateNames[static_cast<std::size_t>(state)];
+  // No default: a new state fails to compile (-Werror=switch) until it is named here.
+  switch (state) {
+    case JobState::available:
+      return "available";
+    case JobState::scheduled:
+      return "scheduled";
+    case JobState::running:
+      return "running";
+    case JobState::retryable:
+      return "retryable";
+    case JobState::completed:
+      return "completed";
+    case JobState::failed:
+      return "failed";
+    case JobState::cancelled:
+      return "cancelled";
+  }
+  return "unknown";  // unreachable for a valid enum value
 }
 
 std::optional<JobState> parse_job_state(std::string_view name) {
-  for (std::size_t i = 0; i < kStateNames.size(); ++i) {
-    if (kStateNames[i] == name) return static_cast<JobState>(i);
+  for (const auto state : kAllStates) {
+    if (to_string(state) == name) return state;
   }
   return std::nullopt;
 }
 
 const std::vector<std::string>& job_state_names() {
-  static const std::vector<std::string> names(kStateNames.begin(), kStateNames.end());
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto state : kAllStates) out.emplace_back(to_string(state));
+    return out;
+  }();
   return names;
 }
 
@@ -141,7 +162,9 @@ void to_json(Json& out, const KindLimit& k) {
              {"rate_period_s", k.rate_period_s ? Json(*k.rate_period_s) : Json()},
              {"rate_burst", k.rate_burst ? Json(*k.rate_burst) : Json()},
              {"rate_tokens", k.rate_tokens ? Json(*k.rate_tokens) : Json()},
-             {"at_limit", k.at_limit}};
+             {"at_limit", k.at_limit},
+             {"source", k.source ? Json(*k.source) : Json()},
+             {"config_max_running", k.config_max_running ? Json(*k.config_max_running) : Json()}};
 }
 
 bool valid_utf8(std::string_view s) {
@@ -197,7 +220,7 @@ void check_name(const std::string& field, const std::string& value) {
 
 void check_enqueue_request(const EnqueueRequest& r, const std::string& where) {
   check_name(where + "kind", r.kind);
-  check_name(where + "queue", r.queue);
+  if (r.queue) check_name(where + "queue", *r.queue);
   if (!r.args.is_object()) {
     throw InvalidInput(where + "args must be a JSON object, got " + std::string(r.args.type_name()));
   }
@@ -217,6 +240,10 @@ void check_enqueue_request(const EnqueueRequest& r, const std::string& where) {
   }
   if (r.run_at && !time_in_range(*r.run_at)) {
     throw InvalidInput(where + "run_at must be between 1970-01-01T00:00:00Z and 2199-12-31T23:59:59Z");
+  }
+  if (r.timeout && (r.timeout->count() <= 0 || *r.timeout > kMaxJobTimeout)) {
+    throw InvalidInput(where + "timeout must be more than 0 and at most 365 days, got " +
+                       std::to_string(r.timeout->count()) + "ms");
   }
 }
 

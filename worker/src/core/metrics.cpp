@@ -37,6 +37,11 @@ struct Metrics::Impl {
           .Name("docket_job_queue_latency_seconds")
           .Help("Time from when a job could run (run_at) to when it was claimed")
           .Register(registry);
+  prometheus::Family<prometheus::Histogram>& wait =
+      prometheus::BuildHistogram()
+          .Name("docket_job_wait_seconds")
+          .Help("Time from when a job could run (run_at) to when it was claimed, per kind")
+          .Register(registry);
   prometheus::Family<prometheus::Histogram>& schedule_lateness =
       prometheus::BuildHistogram()
           .Name("docket_schedule_lateness_seconds")
@@ -55,6 +60,7 @@ struct Metrics::Impl {
   std::map<std::pair<std::string, std::string>, prometheus::Counter*> finished_by;
   std::map<std::string, prometheus::Histogram*> duration_by_kind;
   std::map<std::string, prometheus::Histogram*> latency_by_queue;
+  std::map<std::string, prometheus::Histogram*> wait_by_kind;
 };
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
@@ -68,6 +74,9 @@ void Metrics::job_claimed(const std::string& kind, const std::string& queue, dou
   auto& h = impl_->latency_by_queue[queue];
   if (!h) h = &impl_->latency.Add({{"queue", queue}}, kJobBuckets);
   h->Observe(queue_latency_s < 0 ? 0 : queue_latency_s);
+  auto& w = impl_->wait_by_kind[kind];
+  if (!w) w = &impl_->wait.Add({{"kind", kind}}, kJobBuckets);
+  w->Observe(queue_latency_s < 0 ? 0 : queue_latency_s);
 }
 
 void Metrics::job_finished(const std::string& kind, const std::string& state, double duration_s) {

@@ -70,15 +70,9 @@ std::pair<std::int64_t, std::int64_t> Session::crawl_shrink(std::int64_t crawl) 
 bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const std::vector<std::string>& statements,
                                     const std::string& collection) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    for (const char* name : {"crawl_owns", "crawl_done"}) {
-      if (!impl_->prepared.contains(name)) {
-        c.prepare(name, queries().find(name)->second);
-        impl_->prepared.insert(name);
-      }
-    }
     // One transaction: the fence (locks the job row), the kind's own SQL, the cache clean-up.
     pqxx::work tx(c);
-    if (!tx.exec_prepared("crawl_owns", f.job, f.worker, f.attempt)[0][0].as<bool>()) return false;
+    if (!exec_query(tx, *impl_, "crawl_owns", f.job, f.worker, f.attempt)[0][0].as<bool>()) return false;
     for (const auto& sql : statements) {
       // Pass only the parameters the statement uses: an unused one has no type PostgreSQL can infer.
       if (sql.find("$2") != std::string::npos) {
@@ -89,7 +83,7 @@ bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const
         tx.exec(sql);
       }
     }
-    tx.exec_prepared("crawl_done", crawl, f.job);
+    exec_query(tx, *impl_, "crawl_done", crawl, f.job);
     tx.commit();
     return true;
   });

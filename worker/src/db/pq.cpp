@@ -28,6 +28,14 @@ void throw_translated(const pqxx::sql_error& e) {
   if (state == "40001" || state == "40P01") throw Unavailable("transient conflict: " + msg);
   if (state == "55P03") throw Timeout("timed out waiting for a lock another transaction holds: " + msg);
   if (state == "57014") throw Timeout("statement timed out: " + msg);
+  if (state == "26000" || state == "42P05") {
+    // A named prepared statement vanished (or exists twice) between two calls on one connection:
+    // something in between hands each transaction another server session.
+    throw ConfigError(msg +
+                      " (the database URL goes through a pooler in transaction mode, e.g. PgBouncer "
+                      "pool_mode=transaction: set pooler = \"transaction\" (DOCKET_POOLER=transaction) and, for "
+                      "LISTEN, listen_url to a direct URL; README, Beyond one host)");
+  }
   if (state == "54000") throw TooLarge(msg);
   if (state == "P0002") throw NotFound(msg);
   if (state == "23505" || state == "55000") throw Conflict(msg);

@@ -3,6 +3,9 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <atomic>
+#include <cmath>
+
 #include "db/array.hpp"
 #include "db/session_impl.hpp"
 #include "docket/time.hpp"
@@ -10,6 +13,11 @@
 namespace docket::db {
 
 namespace {
+
+/// A duration as PostgreSQL interval text.
+std::string interval_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " milliseconds";
+}
 
 bool has_param(const std::string& url, const std::string& name) {
   return url.find(name + "=") != std::string::npos;
@@ -66,9 +74,29 @@ std::string with_connection_defaults(const std::string& url) {
   return out;
 }
 
+namespace {
+std::atomic<bool> g_transaction_pooling{false};
+}  // namespace
+
+void set_transaction_pooling(bool on) {
+  g_transaction_pooling = on;
+}
+
+bool transaction_pooling() {
+  return g_transaction_pooling.load();
+}
+
 std::string with_timeouts(const std::string& url, int seconds) {
   const std::string n = std::to_string(seconds);
   const std::string ms = std::to_string(seconds * 1000);
+  if (transaction_pooling()) {
+    // PgBouncer refuses the `options` startup parameter: only the connect timeout here (the
+    // statement's is the pooler's query_timeout).
+    return url + (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0
+                      ? (url.find('?') == std::string::npos ? "?" : "&")
+                      : (url.empty() ? "" : " ")) +
+           "connect_timeout=" + n;
+  }
   // Later parameters win in libpq, so these override the URL's own.
   if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
     return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + n +
@@ -77,11 +105,14 @@ std::string with_timeouts(const std::string& url, int seconds) {
   return url + (url.empty() ? "" : " ") + "connect_timeout=" + n + " options='-c statement_timeout=" + ms + "'";
 }
 
-Session::Session(std::string url, std::string application_name, Plans plans)
+Session::Session(std::string url, std::string application_name, Plans plans, Route route)
     : url_(std::move(url)),
       application_name_(std::move(application_name)),
       plans_(plans),
-      impl_(std::make_unique<Impl>()) {}
+      pooled_(route == Route::process_default && transaction_pooling()),
+      impl_(std::make_unique<Impl>()) {
+  impl_->pooled = pooled_;
+}
 
 Session::~Session() {
   disconnect();
@@ -106,6 +137,11 @@ void Session::disconnect() {
 void Session::set_timeouts(std::chrono::milliseconds statement, std::chrono::milliseconds lock) {
   statement_timeout_ = statement;
   lock_timeout_ = lock;
+  impl_->local_settings.clear();
+  if (pooled_ && (statement.count() > 0 || lock.count() > 0)) {
+    impl_->local_settings = "SET LOCAL statement_timeout = " + std::to_string(statement.count()) +
+                            "; SET LOCAL lock_timeout = " + std::to_string(lock.count());
+  }
 }
 
 void Session::connect() {
@@ -140,13 +176,20 @@ void Session::connect() {
     conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
     pqxx::nontransaction tx(*conn);
-    tx.exec("SET application_name = " + tx.quote(application_name_) +
-            "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'" +
-            "; SET statement_timeout = " + std::to_string(statement_timeout_.count()) +
-            "; SET lock_timeout = " + std::to_string(lock_timeout_.count()) +
-            (plans_ == Plans::custom ? "; SET plan_cache_mode = force_custom_plan"
-                                     : "; SET enable_seqscan = off; SET enable_bitmapscan = off;"
-                                       " SET plan_cache_mode = force_generic_plan"));
+    if (pooled_) {
+      // A transaction pooler carries only the parameters the server reports (application_name,
+      // TimeZone) from one server session to the next; any other SET would stay behind on a
+      // server session another client gets. Timeouts go with each statement (set_timeouts).
+      tx.exec("SET application_name = " + tx.quote(application_name_) + "; SET TIME ZONE 'UTC'");
+    } else {
+      tx.exec("SET application_name = " + tx.quote(application_name_) +
+              "; SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = '60s'" +
+              "; SET statement_timeout = " + std::to_string(statement_timeout_.count()) +
+              "; SET lock_timeout = " + std::to_string(lock_timeout_.count()) +
+              (plans_ == Plans::custom ? "; SET plan_cache_mode = force_custom_plan"
+                                       : "; SET enable_seqscan = off; SET enable_bitmapscan = off;"
+                                         " SET plan_cache_mode = force_generic_plan"));
+    }
     impl_->conn = std::move(conn);
   } catch (const pqxx::broken_connection& e) {
     const std::string why = first_line(e.what());
@@ -195,6 +238,13 @@ void Session::check_schema() {
 }
 
 int Session::migrate() {
+  if (pooled_) {
+    // The migration lock is a session advisory lock: through a transaction pooler it would stay
+    // on whichever server session took it, and the unlock could run on another.
+    throw ConfigError(
+        "docket migrate needs a session of its own, not a transaction pooler: set listen_url (DOCKET_LISTEN_URL) "
+        "to a direct URL, or run it with --database-url of the server or of a session pool");
+  }
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     // One migrator at a time across all processes; the lock is released with the session.
     {
@@ -252,21 +302,27 @@ EnqueueResult Session::enqueue(const EnqueueRequest& r) {
              std::to_string(r.priority),
              r.run_at ? std::optional<std::string>(format_timestamp(*r.run_at)) : std::nullopt,
              r.max_retries ? std::optional<std::string>(std::to_string(*r.max_retries)) : std::nullopt,
-             r.unique_key};
-    auto res = run(c, impl_->prepared, "job_enqueue", p);
-    return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>()};
+             r.unique_key,
+             r.timeout ? std::optional<std::string>(interval_text(*r.timeout)) : std::nullopt};
+    auto res = run(c, *impl_, "job_enqueue", p);
+    return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>(), opt_text(res[0][2])};
   });
 }
 
 namespace {
+/// The queue of a job that names none and whose kind has no queue of its own.
+const std::string kDefaultQueue = "default";
+
 /// The JSON array docket.enqueue_many takes.
 std::string batch_json(const std::vector<EnqueueRequest>& requests) {
   Json batch = Json::array();
   for (const auto& r : requests) {
-    Json item = {{"kind", r.kind}, {"args", r.args}, {"queue", r.queue}, {"priority", r.priority}};
+    Json item = {{"kind", r.kind}, {"args", r.args}, {"priority", r.priority}};
+    if (r.queue) item["queue"] = *r.queue;
     if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);
     if (r.max_retries) item["max_retries"] = *r.max_retries;
     if (r.unique_key) item["unique_key"] = *r.unique_key;
+    if (r.timeout) item["timeout"] = interval_text(*r.timeout);
     batch.push_back(std::move(item));
   }
   return batch.dump(-1, ' ', false, Json::error_handler_t::strict);
@@ -275,10 +331,10 @@ std::string batch_json(const std::vector<EnqueueRequest>& requests) {
 
 std::vector<Submitted> Session::submit_many(const std::vector<EnqueueRequest>& requests) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, impl_->prepared, "job_enqueue_many_jobs", Params{batch_json(requests)});
+    auto res = run(c, *impl_, "job_enqueue_many_jobs", Params{batch_json(requests)});
     std::vector<Submitted> out;
     out.reserve(res.size());
-    for (const auto& row : res) out.push_back({parse_job(row[2]), row[1].as<bool>()});
+    for (const auto& row : res) out.push_back({parse_job(row[2]), row[1].as<bool>(), opt_text(row[3])});
     return out;
   });
 }
@@ -296,7 +352,9 @@ void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& request
     args = r.args.dump(-1, ' ', false, Json::error_handler_t::strict);
     if (args.size() > (1u << 20))
       throw TooLarge("args is " + std::to_string(args.size()) + " bytes; the limit is 1 MiB");
-    auto row = std::tuple_cat(std::make_tuple(std::cref(r.kind), std::cref(r.queue), std::cref(args)), [&] {
+    auto row = std::tuple_cat(std::make_tuple(std::cref(r.kind), std::cref(r.queue ? *r.queue : kDefaultQueue),
+                                              std::cref(args)),
+                              [&] {
       if constexpr (Priority)
         return std::make_tuple(r.priority);
       else
@@ -320,7 +378,7 @@ void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& request
 }
 
 /// A claimed job from a result row: id, then (after `skip` columns) kind, queue, args, attempt,
-/// max_retries, priority, unique_key, queue_latency_s.
+/// max_retries, priority, unique_key, queue_latency_s, timeout_ms.
 ClaimedJob claimed_job(const pqxx::row& row, int skip) {
   ClaimedJob j;
   j.id = row[0].as<std::int64_t>();
@@ -333,37 +391,38 @@ ClaimedJob claimed_job(const pqxx::row& row, int skip) {
   j.priority = at(6).as<int>();
   j.unique_key = opt_text(at(7));
   j.queue_latency_s = at(8).is_null() ? 0.0 : at(8).as<double>();
+  if (!at(9).is_null()) j.timeout = std::chrono::milliseconds(std::llround(at(9).as<double>()));
   return j;
 }
 
 }  // namespace
 
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
-  const bool plain =
-      std::none_of(requests.begin(), requests.end(), [](const auto& r) { return r.unique_key.has_value(); });
+  // COPY writes no per-job timeout: such a batch takes the function path.
+  const bool plain = std::none_of(requests.begin(), requests.end(),
+                                  [](const auto& r) { return r.unique_key.has_value() || r.timeout.has_value(); });
   if (plain && !requests.empty()) {
     // Jobs without unique keys (and of no crawl kind) go in by COPY: several times faster than
     // any INSERT, the statement trigger still sends the NOTIFY, and reading back what this
     // transaction inserted gives the ids in request order.
     auto copied = guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::vector<EnqueueResult>> {
-      std::set<std::string, std::less<>> crawl_kinds;
-      for (const auto& row : DOCKET_RUN("kind_crawl_kinds")) crawl_kinds.insert(row[0].c_str());
+      // Kinds whose enqueue must go through docket.enqueue_many (crawls, default queues) and
+      // strict mode (a NULL row): the function path checks and resolves them.
+      std::set<std::string, std::less<>> function_kinds;
+      for (const auto& row : DOCKET_RUN("kind_crawl_kinds")) {
+        if (row[0].is_null()) return std::nullopt;
+        function_kinds.insert(row[0].c_str());
+      }
       for (std::size_t i = 0; i < requests.size(); ++i) {
-        if (crawl_kinds.contains(requests[i].kind)) return std::nullopt;
+        if (function_kinds.contains(requests[i].kind)) return std::nullopt;
         // The rules of docket.check_job_fields, for the COPY path that bypasses it (CHECK
         // constraints remain the backstop).
         check_enqueue_request(requests[i], "jobs[" + std::to_string(i) + "].");
       }
-      for (const char* name : {"job_copy_floor", "job_copy_last", "job_copied_ids"}) {
-        if (!impl_->prepared.contains(name)) {
-          c.prepare(name, queries().find(name)->second);
-          impl_->prepared.insert(name);
-        }
-      }
       if (impl_->copy_denied) return std::nullopt;
       try {
         pqxx::work tx(c);
-        const auto floor_row = tx.exec_prepared("job_copy_floor")[0];
+        const auto floor_row = exec_query(tx, *impl_, "job_copy_floor")[0];
         const auto floor = floor_row[0].as<std::int64_t>();
         const auto db_now = Clock::time_point(
             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row[1].as<double>())));
@@ -396,12 +455,12 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
         std::vector<EnqueueResult> out;
         out.reserve(requests.size());
         const auto n = static_cast<std::int64_t>(requests.size());
-        const auto last = tx.exec_prepared("job_copy_last")[0][0].as<std::int64_t>();
+        const auto last = exec_query(tx, *impl_, "job_copy_last")[0][0].as<std::int64_t>();
         if (last - floor == n) {
           // Nobody else drew ids meanwhile: ours are floor+1 .. last, in input order.
           for (std::int64_t id = floor + 1; id <= last; ++id) out.push_back({id, true});
         } else {
-          const auto ids = tx.exec_prepared("job_copied_ids", floor);
+          const auto ids = exec_query(tx, *impl_, "job_copied_ids", floor);
           for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
         }
         if (out.size() != requests.size()) {
@@ -420,7 +479,7 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
     if (copied) return std::move(*copied);
   }
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, impl_->prepared, "job_enqueue_many", Params{batch_json(requests)});
+    auto res = run(c, *impl_, "job_enqueue_many", Params{batch_json(requests)});
     std::vector<EnqueueResult> out;
     out.reserve(res.size());
     for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].as<bool>()});
@@ -440,7 +499,7 @@ std::vector<JobRecord> Session::jobs(const JobFilter& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     Params p{f.kind, f.queue, f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
              f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt, std::to_string(f.limit)};
-    auto res = run(c, impl_->prepared, "job_list", p);
+    auto res = run(c, *impl_, "job_list", p);
     std::vector<JobRecord> out;
     out.reserve(res.size());
     for (const auto& row : res) out.push_back(parse_job(row[0]));
@@ -489,6 +548,25 @@ Json Session::stats() {
   });
 }
 
+Json Session::throughput(int max_rows) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("stats_throughput", std::to_string(max_rows));
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> Session::failed_page(
+    const std::string& kind, const std::optional<std::pair<std::int64_t, std::int64_t>>& after, int limit) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res =
+        DOCKET_RUN("job_failed_page", kind, after ? std::optional(std::to_string(after->first)) : std::nullopt,
+                   after ? std::optional(std::to_string(after->second)) : std::nullopt, std::to_string(limit));
+    std::vector<std::pair<std::int64_t, std::int64_t>> out;
+    for (const auto& row : res) out.emplace_back(row[0].as<std::int64_t>(), row[1].as<std::int64_t>());
+    return out;
+  });
+}
+
 std::vector<QueueSummary> Session::queues() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("queue_summary");
@@ -507,6 +585,13 @@ std::vector<QueueSummary> Session::queues() {
   });
 }
 
+Json Session::unserved() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("unserved_jobs");
+    return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
 std::vector<KindLimit> Session::limits() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("kind_limits");
@@ -517,11 +602,13 @@ std::vector<KindLimit> Session::limits() {
       if (!row[1].is_null()) k.max_running = row[1].as<int>();
       k.running = row[2].as<std::int64_t>();
       if (!row[3].is_null()) k.max_retries = row[3].as<int>();
-      if (!row[4].is_null()) k.rate_limit = row[4].as<int>();
-      if (!row[5].is_null()) k.rate_period_s = row[5].as<double>();
-      if (!row[6].is_null()) k.rate_burst = row[6].as<double>();
-      if (!row[7].is_null()) k.rate_tokens = row[7].as<double>();
-      k.at_limit = row[8].as<bool>();
+      k.source = opt_text(row[4]);
+      if (!row[5].is_null()) k.config_max_running = row[5].as<int>();
+      if (!row[6].is_null()) k.rate_limit = row[6].as<int>();
+      if (!row[7].is_null()) k.rate_period_s = row[7].as<double>();
+      if (!row[8].is_null()) k.rate_burst = row[8].as<double>();
+      if (!row[9].is_null()) k.rate_tokens = row[9].as<double>();
+      k.at_limit = row[10].as<bool>();
       out.push_back(std::move(k));
     }
     return out;
@@ -565,7 +652,7 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
       if (!row[0].is_null()) {
         out.push_back(claimed_job(row, 0));
       } else if (rate_wait_s && !row[8].is_null()) {
-        *rate_wait_s = row[8].as<double>();  // job_claim's row after a short claim: see docket.rate_wait
+        *rate_wait_s = row[8].as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
       }
     }
     return out;
@@ -717,10 +804,45 @@ Json Session::schedule(const ScheduleSpec& s) {
   });
 }
 
-Json Session::schedules(const std::optional<std::string>& name, int limit) {
+Json Session::schedules(const std::optional<std::string>& name, int limit, const std::optional<std::string>& after) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit));
+    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit), after);
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
+  });
+}
+
+ScheduleDeploy Session::deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune) {
+  Json rows = Json::array();
+  for (const auto& s : specs) {
+    rows.push_back({{"name", s.name},
+                    {"cron", s.cron},
+                    {"kind", s.kind},
+                    {"args", s.args},
+                    {"tz", s.tz},
+                    {"queue", s.queue ? Json(*s.queue) : Json()},
+                    {"spread_s", s.spread ? Json(static_cast<double>(s.spread->count()) / 1000.0) : Json()},
+                    {"on_overlap", s.on_overlap},
+                    {"on_missed", s.on_missed},
+                    {"enabled", s.enabled},
+                    {"priority", s.priority},
+                    {"max_retries", s.max_retries ? Json(*s.max_retries) : Json()}});
+  }
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("schedule_deploy", rows.dump(-1, ' ', false, Json::error_handler_t::replace),
+                                prune ? "true" : "false");
+    ScheduleDeploy d;
+    for (const auto& a : Json::parse(res[0][0].c_str())) {
+      (a.at("source") == "config" ? d.applied : d.runtime).push_back(a.at("name"));
+    }
+    for (const auto& n : Json::parse(res[0][1].c_str())) d.deleted.push_back(n);
+    return d;
+  });
+}
+
+ScheduleCounts Session::schedule_counts() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("schedule_counts");
+    return ScheduleCounts{res[0][0].as<std::int64_t>(), res[0][1].as<std::int64_t>(), res[0][2].as<std::int64_t>()};
   });
 }
 
@@ -755,27 +877,47 @@ ScheduleTick Session::schedule_tick() {
   });
 }
 
-int Session::prune(double completed_after_s, double failed_after_s) {
+int Session::prune() {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("job_prune")[0][0].as<int>(); });
+}
+
+namespace {
+std::optional<std::string> seconds_text(std::optional<std::chrono::milliseconds> d) {
+  return d ? std::optional<std::string>(std::to_string(static_cast<double>(d->count()) / 1000.0)) : std::nullopt;
+}
+std::optional<std::string> int_text(std::optional<int> n) {
+  return n ? std::optional<std::string>(std::to_string(*n)) : std::nullopt;
+}
+std::optional<int> opt_int(const pqxx::field& f) {
+  return f.is_null() ? std::nullopt : std::optional<int>(f.as<int>());
+}
+}  // namespace
+
+Session::SeedOutcome Session::seed_kind(const std::string& kind, std::optional<int> max_retries,
+                                        std::optional<int> max_running,
+                                        const std::optional<std::string>& crawl_collection,
+                                        std::optional<std::chrono::milliseconds> timeout,
+                                        const std::optional<std::string>& queue,
+                                        std::optional<std::chrono::milliseconds> retain_completed,
+                                        std::optional<std::chrono::milliseconds> retain_failed) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("job_prune", std::to_string(completed_after_s), std::to_string(failed_after_s))[0][0].as<int>();
+    const auto res = DOCKET_RUN("kind_seed", kind, int_text(max_retries), int_text(max_running), crawl_collection,
+                                seconds_text(timeout), queue, seconds_text(retain_completed),
+                                seconds_text(retain_failed));
+    const auto row = res[0];
+    return SeedOutcome{row[4].as<bool>(), opt_int(row[0]), opt_int(row[1]), opt_text(row[2]), opt_int(row[3])};
   });
 }
 
-void Session::seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
-                        const std::optional<std::string>& crawl_collection,
-                        std::optional<std::chrono::milliseconds> timeout) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    DOCKET_RUN("kind_seed", kind, max_retries ? std::optional<std::string>(std::to_string(*max_retries)) : std::nullopt,
-               max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt, crawl_collection,
-               timeout ? std::optional<std::string>(std::to_string(static_cast<double>(timeout->count()) / 1000.0))
-                       : std::nullopt);
-  });
+bool Session::reset_limit(const std::string& kind) {
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return DOCKET_RUN("kind_reset_limit", kind)[0][0].as<bool>(); });
 }
 
 std::vector<std::vector<std::optional<std::string>>> Session::query(
     const std::string& name, const std::vector<std::optional<std::string>>& params) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, impl_->prepared, name, params);
+    auto res = run(c, *impl_, name, params);
     std::vector<std::vector<std::optional<std::string>>> rows;
     for (const auto& row : res) {
       std::vector<std::optional<std::string>> out;

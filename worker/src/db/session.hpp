@@ -24,6 +24,7 @@ struct ClaimedJob {
   int priority = 0;
   std::optional<std::string> unique_key;
   double queue_latency_s = 0;  ///< run_at -> claim, by the database clock
+  std::optional<std::chrono::milliseconds> timeout;  ///< the job's own timeout; empty: its kind's
 };
 
 /// One fenced finishing write: outcome is complete|retry|fail|cancel|snooze|release.
@@ -88,7 +89,13 @@ class Session {
     /// custom plans for the claim: 0.4 ms each) would cost latency.
     pinned,
   };
-  Session(std::string url, std::string application_name, Plans plans = Plans::custom);
+  /// Where the session's connection goes.
+  enum class Route {
+    process_default,  ///< as set_transaction_pooling says for the whole process
+    direct,           ///< a session of its own (LISTEN, migrations), whatever the process default
+  };
+  Session(std::string url, std::string application_name, Plans plans = Plans::custom,
+          Route route = Route::process_default);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -102,6 +109,9 @@ class Session {
   /// Drops the connection (the next call reconnects).
   void disconnect();
   const std::string& url() const { return url_; }
+  /// True when this session goes through a transaction pooler: each statement may run on
+  /// another server session, so it keeps no session state and prepares nothing by name.
+  bool pooled() const { return pooled_; }
 
   /// -1 when docket is not installed.
   int schema_version();
@@ -126,7 +136,16 @@ class Session {
   std::vector<QueueSummary> queues();
   /// The stats document (schema/queries/stats_snapshot.sql): queues, kinds, workers, stuck, unserved.
   Json stats();
+  /// Completed and failed jobs per queue and minute over the last hour (stats_throughput.sql),
+  /// at most `max_rows` rows.
+  Json throughput(int max_rows);
+  /// A page of `kind`'s failed jobs after the cursor (finished_at in µs since the epoch, id),
+  /// oldest failure first: each row's id and finished_at in µs.
+  std::vector<std::pair<std::int64_t, std::int64_t>> failed_page(
+      const std::string& kind, const std::optional<std::pair<std::int64_t, std::int64_t>>& after, int limit);
   std::vector<KindLimit> limits();
+  /// docket.unserved_jobs as a JSON array.
+  Json unserved();
   std::vector<std::tuple<std::string, std::string, std::int64_t>> queue_states();
   void ping();
 
@@ -161,17 +180,39 @@ class Session {
   /// docket.schedule: the row as JSON.
   Json schedule(const ScheduleSpec& spec);
   /// Schedules as JSON (docket.schedule_status), one by name or all.
-  Json schedules(const std::optional<std::string>& name, int limit);
+  Json schedules(const std::optional<std::string>& name, int limit,
+                 const std::optional<std::string>& after = std::nullopt);
   bool unschedule(const std::string& name);
+  /// Schedules per state (enabled, paused, late).
+  ScheduleCounts schedule_counts();
+  /// The config's schedules, all or none (source config; run-time ones are left alone); with
+  /// `prune`, config schedules not among them are deleted.
+  ScheduleDeploy deploy_schedules(const std::vector<ScheduleSpec>& specs, bool prune);
   void pause_schedule(const std::string& name);
   void resume_schedule(const std::string& name);
   std::optional<std::int64_t> run_schedule_now(const std::string& name);
   /// Enqueues the jobs of due schedules, once per slot across the fleet.
   ScheduleTick schedule_tick();
-  int prune(double completed_after_s, double failed_after_s);
-  void seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
-                 const std::optional<std::string>& crawl_collection = std::nullopt,
-                 std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  /// Deletes finished jobs past their kind's retention (the rule stored in the database).
+  int prune();
+  /// What seeding a kind did to its quota, so the worker can log it with its source.
+  struct SeedOutcome {
+    bool existed = false;                ///< the kind had a row before
+    std::optional<int> before;           ///< max_running before
+    std::optional<int> after;            ///< max_running now
+    std::optional<std::string> source;   ///< "config", "operator" or none
+    std::optional<int> config_max_running;  ///< the TOML value stored for the kind
+  };
+  /// Seeds a kind's settings from a worker's config: a nullopt leaves the stored value. The TOML
+  /// max_running becomes the quota only when no operator set one (docket.set_limit).
+  SeedOutcome seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
+                        const std::optional<std::string>& crawl_collection = std::nullopt,
+                        std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                        const std::optional<std::string>& queue = std::nullopt,
+                        std::optional<std::chrono::milliseconds> retain_completed = std::nullopt,
+                        std::optional<std::chrono::milliseconds> retain_failed = std::nullopt);
+  /// Clears an operator's quota (the TOML value, or none, applies again); false when there was none.
+  bool reset_limit(const std::string& kind);
 
   // crawls (db/crawls.cpp) -------------------------------------------------------------------
   struct CrawlState {
@@ -234,10 +275,15 @@ class Session {
   std::string url_;
   std::string application_name_;
   Plans plans_;
+  bool pooled_;
   std::chrono::milliseconds statement_timeout_{0};
   std::chrono::milliseconds lock_timeout_{0};
   std::unique_ptr<Impl> impl_;
 };
+
+/// The process default for new Sessions: through a pooler in transaction mode, or not.
+void set_transaction_pooling(bool on);
+bool transaction_pooling();
 
 /// Adds keepalive and connect_timeout defaults to a libpq URI or conninfo string.
 std::string with_connection_defaults(const std::string& url);

@@ -31,6 +31,10 @@ struct Session::Impl {
   bool schema_checked = false;
   /// The role may not COPY into docket.jobs (docket_enqueuer): bulk enqueues use the function.
   bool copy_denied = false;
+  /// Through a transaction pooler (Session::pooled).
+  bool pooled = false;
+  /// Through a transaction pooler with timeouts: the SET LOCAL statements each query runs after.
+  std::string local_settings;
 };
 
 /// Runs `body` on the session's connection, connecting first; translates pqxx errors into
@@ -63,15 +67,29 @@ inline auto guarded(Session& session, std::unique_ptr<pqxx::connection>& conn, F
 
 using Params = std::vector<std::optional<std::string>>;
 
-inline pqxx::result run(pqxx::connection& conn, std::set<std::string, std::less<>>& prepared, const std::string& name,
-                        const Params& params) {
-  if (!prepared.contains(name)) {
-    const auto& all = queries();
-    auto it = all.find(name);
-    if (it == all.end()) throw Error("unknown query " + name);
-    conn.prepare(name, it->second);
-    prepared.insert(name);
+/// The text of one of schema/queries by name.
+inline const std::string& query_text(const std::string& name) {
+  const auto& all = queries();
+  auto it = all.find(name);
+  if (it == all.end()) throw Error("unknown query " + name);
+  return it->second;
+}
+
+/// Runs query `name` in `tx`. On a session of its own: a named prepared statement, prepared once
+/// per connection. Through a transaction pooler: an unnamed one, parsed with each run, because a
+/// statement prepared by name lives on one server session and the pooler may hand the next
+/// transaction another.
+template <class... Args>
+pqxx::result exec_query(pqxx::transaction_base& tx, Session::Impl& impl, const std::string& name, Args&&... args) {
+  if (impl.pooled) return tx.exec_params(query_text(name), std::forward<Args>(args)...);
+  if (!impl.prepared.contains(name)) {
+    tx.conn().prepare(name, query_text(name));
+    impl.prepared.insert(name);
   }
+  return tx.exec_prepared(name, std::forward<Args>(args)...);
+}
+
+inline pqxx::result run(pqxx::connection& conn, Session::Impl& impl, const std::string& name, const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) {
@@ -79,8 +97,17 @@ inline pqxx::result run(pqxx::connection& conn, std::set<std::string, std::less<
     if (p && p->find('\0') != std::string::npos) throw InvalidInput("text values must not contain NUL characters");
     values.push_back(p ? p->c_str() : nullptr);
   }
+  if (!impl.local_settings.empty()) {
+    // Through a transaction pooler the timeouts cannot be session settings (they would stay on a
+    // server session other clients get next): SET LOCAL in the statement's own transaction.
+    pqxx::work tx(conn);
+    tx.exec(impl.local_settings);
+    auto res = exec_query(tx, impl, name, pqxx::prepare::make_dynamic_params(values));
+    tx.commit();
+    return res;
+  }
   pqxx::nontransaction tx(conn);
-  return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values));
+  return exec_query(tx, impl, name, pqxx::prepare::make_dynamic_params(values));
 }
 
 inline std::optional<std::string> opt_text(const pqxx::field& f) {
@@ -101,4 +128,4 @@ inline JobRecord parse_job(const pqxx::field& f) {
 
 }  // namespace docket::db
 
-#define DOCKET_RUN(name, ...) run(c, impl_->prepared, name, Params{__VA_ARGS__})
+#define DOCKET_RUN(name, ...) run(c, *impl_, name, Params{__VA_ARGS__})

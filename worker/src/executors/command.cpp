@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/log.hpp"
 #include "core/text.hpp"
 #include "docket/json.hpp"
+#include "executors/control.hpp"
 #include "executors/executors.hpp"
 #include "executors/process.hpp"
 
@@ -19,15 +21,27 @@ std::string tail(const std::string& text, std::size_t max) {
   return clean_text(std::string_view(text).substr(start, end - start + 1), max, Keep::tail);
 }
 
-Outcome complete_with_output(const std::string& output, const std::string& what) {
+Outcome complete_without_result(const Job& job, const std::string& reason, std::string_view output) {
+  Json trace = {{"docket_result_dropped", reason}};
+  if (!output.empty()) trace["output"] = clean_text(output, kDroppedOutputMax, Keep::head);
+  log::warn("job.result_dropped", {{"job_id", job.id},
+                                   {"kind", job.kind},
+                                   {"queue", job.queue},
+                                   {"attempt", job.attempt},
+                                   {"worker", job.worker_id},
+                                   {"reason", reason}});
+  return Outcome::complete(std::move(trace));
+}
+
+Outcome complete_with_output(const Job& job, const std::string& output, const std::string& what) {
   if (output.find_first_not_of(" \t\r\n") == std::string::npos) return Outcome::complete();
   std::string error;
   if (auto result = try_parse_json(output, what, &error)) return Outcome::complete(std::move(*result));
   // Well-formed JSON the bounded parser refuses (too deep, numbers beyond 64 bits) fails for good:
   // the work is done, and a rerun would answer the same. Json::accept only checks the syntax, with
-  // nlohmann's iterative parser: no DOM, no recursion. Other text is not a result.
+  // nlohmann's iterative parser: no DOM, no recursion. Other text is not a result: the job says so.
   if (Json::accept(output)) return Outcome::fail(error);
-  return Outcome::complete();
+  return complete_without_result(job, what + " is not JSON", output);
 }
 
 namespace {
@@ -72,21 +86,36 @@ Handler command_handler(const CommandExecutor& spec) {
     p.env = command_env(spec, {{"DOCKET_JOB_ID", std::to_string(job.id)},
                                {"DOCKET_JOB_KIND", job.kind},
                                {"DOCKET_ATTEMPT", std::to_string(job.attempt)},
-                               {"DOCKET_QUEUE", job.queue}});
+                               {"DOCKET_QUEUE", job.queue},
+                               {"DOCKET_CONTROL_FD", "3"}});
+    ControlChannel control([&ctx](Json value) { ctx.progress(std::move(value)); });
+    p.on_control_line = [&control](std::string_view line, bool too_long) { control.line(line, too_long); };
+    p.max_control_line = kMaxControlLine;
 
     const ProcessResult r = run_process(p, ctx.stop_token());
     if (!r.start_error.empty()) return Outcome::retry(r.start_error);
-    const std::string err = tail(r.stderr_tail);
-    auto with_stderr = [&](const std::string& msg) { return err.empty() ? msg : msg + ": " + err; };
-    if (r.exited && r.exit_code == 0) {
-      if (r.stdout_truncated) return Outcome::complete();
-      return complete_with_output(r.stdout_data, "the command's stdout");
-    }
-    if (r.exited && r.exit_code == 75) return Outcome::retry(with_stderr("exit 75 (retry requested)"));
-    if (r.exited) return Outcome::retry(with_stderr("exit " + std::to_string(r.exit_code)));
-    return Outcome::retry(with_stderr(std::string("killed by signal ") + std::to_string(r.signal) + " (" +
-                                      (::strsignal(r.signal) ? ::strsignal(r.signal) : "?") + ")"));
+    return control.decide(exit_outcome(job, r, control));
   };
+}
+
+Outcome exit_outcome(const Job& job, const ProcessResult& r, const ControlChannel& control) {
+  const std::string err = tail(r.stderr_tail);
+  auto with_stderr = [&](const std::string& msg) { return err.empty() ? msg : msg + ": " + err; };
+  if (r.exited && r.exit_code == 0) {
+    if (control.has_result()) return Outcome::complete(control.result());
+    if (r.stdout_truncated) {
+      return complete_without_result(job, "the command's stdout is larger than its " +
+                                              std::to_string(ProcessSpec{}.max_stdout >> 20) + " MiB cap",
+                                     r.stdout_data);
+    }
+    return complete_with_output(job, r.stdout_data, "the command's stdout");
+  }
+  if (r.exited && r.exit_code == kExitRetry) return Outcome::retry(with_stderr("exit 75 (retry requested)"));
+  if (r.exited && r.exit_code == kExitDiscard) return Outcome::fail(with_stderr("exit 76 (discard requested)"));
+  if (r.exited && r.exit_code == kExitSnooze) return Outcome::snooze(kExitSnoozeDelay);
+  if (r.exited) return Outcome::retry(with_stderr("exit " + std::to_string(r.exit_code)));
+  return Outcome::retry(with_stderr(std::string("killed by signal ") + std::to_string(r.signal) + " (" +
+                                    (::strsignal(r.signal) ? ::strsignal(r.signal) : "?") + ")"));
 }
 
 }  // namespace docket

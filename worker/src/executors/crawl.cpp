@@ -158,7 +158,7 @@ std::variant<FetchResult, PageError> CrawlRun::get_page(const std::string& url) 
   double gap = delay_s;
   std::optional<double> retry_after;
   if (res.status == 429 || res.status == 503) {
-    if (auto ra = parse_retry_after(res.header("Retry-After"))) {
+    if (auto ra = parse_retry_after(res.header("Retry-After"), res.header("Date"))) {
       retry_after = std::chrono::duration<double>(*ra).count();
       gap = std::max(gap, *retry_after);  // every crawl of this host waits, not only this one
     }

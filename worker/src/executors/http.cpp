@@ -1,11 +1,22 @@
 #include <ctime>
 
+#include "docket/json.hpp"
+#include "executors/control.hpp"
 #include "executors/executors.hpp"
 #include "executors/fetch.hpp"
 
 namespace docket {
 
-std::optional<Millis> parse_retry_after(const std::string& value) {
+namespace {
+/// An IMF-fixdate (`Fri, 01 Jan 2027 00:00:00 GMT`) as seconds since the epoch.
+std::optional<std::time_t> parse_http_date(const std::string& value) {
+  std::tm tm{};
+  if (::strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S", &tm) == nullptr) return std::nullopt;
+  return ::timegm(&tm);
+}
+}  // namespace
+
+std::optional<Millis> parse_retry_after(const std::string& value, const std::string& date) {
   if (value.empty()) return std::nullopt;
   constexpr long long kMaxS = kMaxRetryDelay.count() / 1000;
   if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c) || c == ' '; })) {
@@ -17,12 +28,29 @@ std::optional<Millis> parse_retry_after(const std::string& value) {
       return std::nullopt;
     }
   }
-  std::tm tm{};
-  if (::strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S", &tm) == nullptr) return std::nullopt;
-  const std::time_t at = ::timegm(&tm);
-  const std::time_t now = std::time(nullptr);
-  return Millis(std::clamp<long long>(static_cast<long long>(at - now), 0, kMaxS) * 1000);
+  const auto at = parse_http_date(value);
+  if (!at) return std::nullopt;
+  const std::time_t now = parse_http_date(date).value_or(std::time(nullptr));
+  return Millis(std::clamp<long long>(static_cast<long long>(*at - now), 0, kMaxS) * 1000);
 }
+
+namespace {
+
+/// A response's outcome by its status: 2xx completes (a JSON body is the result unless it was a
+/// control object), 422 discards, 408/429/5xx retry honouring Retry-After, the rest fail.
+Outcome status_outcome(const Job& job, const FetchResult& res, const std::string& what, bool controlled) {
+  const int status = res.status;
+  if (status >= 200 && status < 300) return controlled ? Outcome::complete() : complete_with_output(job, res.body, what);
+  const std::string snippet = tail(res.body, 500);
+  const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
+  if (status == 422) return Outcome::fail("discarded: " + msg);
+  if (status == 429 || status == 408 || status >= 500) {
+    return Outcome::retry(msg, parse_retry_after(res.header("Retry-After"), res.header("Date")));
+  }
+  return Outcome::fail(msg);
+}
+
+}  // namespace
 
 Handler http_handler(const HttpExecutor& spec, Millis timeout) {
   const auto configured = parse_http_url(spec.url);
@@ -40,22 +68,24 @@ Handler http_handler(const HttpExecutor& spec, Millis timeout) {
     req.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
     req.content_type = "application/json";
     req.max_bytes = spec.max_response;
-    // The kind's timeout bounds the whole request, not each read: the worker's watchdog stops the
-    // job at `timeout` (through the stop token); the request's own deadline is a backstop.
-    req.timeout = timeout + Millis(500);
+    // The run's timeout (the job's own, else the kind's) bounds the whole request, not each read:
+    // the worker's watchdog stops the job at it (through the stop token); the request's own
+    // deadline is a backstop.
+    req.timeout = (job.timeout.count() > 0 ? job.timeout : timeout) + Millis(500);
     req.stop = ctx.stop_token();
     const FetchResult res = fetch(req);
     // Stopped or timed out: the worker's watchdog reason (cancel, timeout, shutdown) decides.
     if (res.too_large) return Outcome::fail(res.error);  // the same answer again next time
     if (res.status == 0) return Outcome::retry(res.error);
-    const int status = res.status;
-    const std::string snippet = tail(res.body, 500);
-    if (status >= 200 && status < 300) return complete_with_output(res.body, "the response of " + spec.url);
-    const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
-    if (status == 429 || status == 408 || status >= 500) {
-      return Outcome::retry(msg, parse_retry_after(res.header("Retry-After")));
-    }
-    return Outcome::fail(msg);
+    const std::string what = "the response of " + spec.url;
+    // A JSON object of control keys ({"snooze": "10m"}, {"result": ..., "progress": ...}) decides
+    // like a command's control lines, whatever the status; any other body keeps the status rules.
+    ControlChannel control([&ctx](Json value) { ctx.progress(std::move(value)); });
+    std::string body_error;
+    const auto answer = try_parse_json(res.body, what, &body_error);
+    const bool controlled = answer && ControlChannel::is_control_object(*answer);
+    if (controlled) control.apply(*answer, what);
+    return control.decide(status_outcome(job, res, what, controlled));
   };
 }
 

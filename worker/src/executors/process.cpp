@@ -81,7 +81,7 @@ long monotonic_ms() {
 }
 
 [[noreturn]] void run_shim(pid_t worker_pid, const char* path, char* const* argv, char* const* envp, int in_read,
-                           int out_write, int err_write, int status_write, long grace_ms) {
+                           int out_write, int err_write, int status_write, int control_write, long grace_ms) {
   sigset_t waited;
   ::sigemptyset(&waited);
   for (int s : {SIGCHLD, SIGTERM, SIGHUP, SIGINT, SIGQUIT}) ::sigaddset(&waited, s);
@@ -91,14 +91,18 @@ long monotonic_ms() {
   if (::getppid() != worker_pid) ::_exit(70);  // the worker died before we armed PDEATHSIG
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   // fork() copied every descriptor of the worker, including other jobs' pipe ends; holding them
-  // would keep those jobs from ever seeing EOF. Keep ours as 0-3 and close all the rest.
-  // (Pipe descriptors are >= 3, so moving them to 0-2 first never clobbers one we still need.)
+  // would keep those jobs from ever seeing EOF. Keep ours as 0-4 and close all the rest.
+  // (Pipe descriptors are >= 3, so moving them to 0-2 first never clobbers one we still need; the
+  // control pipe is first copied above 10, out of the way of the dup2 onto 3.)
+  const int control = control_write >= 0 ? ::fcntl(control_write, F_DUPFD_CLOEXEC, 10) : -1;
   ::dup2(in_read, 0);
   ::dup2(out_write, 1);
   ::dup2(err_write, 2);
   if (status_write != 3) ::dup2(status_write, 3);
-  ::close_range(4, ~0U, 0);
+  if (control >= 0) ::dup2(control, 4);
+  ::close_range(control >= 0 ? 5 : 4, ~0U, 0);
   ::fcntl(3, F_SETFD, FD_CLOEXEC);
+  if (control >= 0) ::fcntl(4, F_SETFD, FD_CLOEXEC);
   status_write = 3;
 
   int exec_pipe[2];
@@ -113,6 +117,8 @@ long monotonic_ms() {
     dfl.sa_handler = SIG_DFL;
     ::sigemptyset(&dfl.sa_mask);
     for (int s : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::sigaction(s, &dfl, nullptr);
+    // The control pipe becomes the command's fd 3 (dup2 clears close-on-exec; 4 closes at exec).
+    if (control >= 0) ::dup2(4, 3);
     sigset_t none;
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -127,10 +133,11 @@ long monotonic_ms() {
   }
   ::setpgid(cmd, cmd);
   ::close(exec_pipe[1]);
-  // Only the command holds its stdio now, so its EOF is the command's.
+  // Only the command holds its stdio (and control pipe) now, so their EOF is the command's.
   ::close(0);
   ::close(1);
   ::close(2);
+  if (control >= 0) ::close(4);
   int exec_errno = 0;
   const ssize_t got = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
   ::close(exec_pipe[0]);
@@ -238,9 +245,10 @@ ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop) 
   for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
-  Fd in_r, in_w, out_r, out_w, err_r, err_w, status_r, status_w;
+  const bool with_control = static_cast<bool>(spec.on_control_line);
+  Fd in_r, in_w, out_r, out_w, err_r, err_w, status_r, status_w, ctl_r, ctl_w;
   if (!make_pipe(in_r, in_w) || !make_pipe(out_r, out_w) || !make_pipe(err_r, err_w) ||
-      !make_pipe(status_r, status_w)) {
+      !make_pipe(status_r, status_w) || (with_control && !make_pipe(ctl_r, ctl_w))) {
     result.start_error = std::string("cannot create pipes: ") + std::strerror(errno);
     return result;
   }
@@ -255,13 +263,15 @@ ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop) 
   }
   if (shim == 0) {
     run_shim(worker_pid, path.c_str(), argv.data(), envp.data(), in_r.get(), out_w.get(), err_w.get(), status_w.get(),
-             grace_ms);
+             ctl_w.get(), grace_ms);
   }
   in_r.reset();
   out_w.reset();
   err_w.reset();
   status_w.reset();
+  ctl_w.reset();
   for (int fd : {in_w.get(), out_r.get(), err_r.get(), status_r.get()}) set_nonblocking(fd);
+  if (with_control) set_nonblocking(ctl_r.get());
 
   std::stop_callback on_stop(stop, [&] { stop_event.signal(); });
 
@@ -269,6 +279,8 @@ ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop) 
   if (spec.stdin_data.empty()) in_w.reset();
   pid_t cmd_pid = -1;
   bool have_status = false, status_eof = false, out_eof = false, err_eof = false, term_sent = false;
+  bool ctl_eof = !with_control, ctl_skipping = false;
+  std::string ctl_line;  // the control line being read, at most max_control_line bytes
   int wait_status = 0;
   using Clock = std::chrono::steady_clock;
   Clock::time_point force_kill_at = Clock::time_point::max();
@@ -289,8 +301,8 @@ ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop) 
   };
 
   for (;;) {
-    if ((have_status || status_eof) && ((out_eof && err_eof) || Clock::now() >= drain_until)) break;
-    pollfd fds[5];
+    if ((have_status || status_eof) && ((out_eof && err_eof && ctl_eof) || Clock::now() >= drain_until)) break;
+    pollfd fds[6];
     int n = 0;
     const int i_in = in_w.get() >= 0 ? n : -1;
     if (i_in >= 0) fds[n++] = {in_w.get(), POLLOUT, 0};
@@ -298,6 +310,8 @@ ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop) 
     if (i_out >= 0) fds[n++] = {out_r.get(), POLLIN, 0};
     const int i_err = !err_eof ? n : -1;
     if (i_err >= 0) fds[n++] = {err_r.get(), POLLIN, 0};
+    const int i_ctl = !ctl_eof ? n : -1;
+    if (i_ctl >= 0) fds[n++] = {ctl_r.get(), POLLIN, 0};
     const int i_status = !status_eof ? n : -1;
     if (i_status >= 0) fds[n++] = {status_r.get(), POLLIN, 0};
     const int i_stop = !term_sent ? n : -1;
@@ -335,6 +349,29 @@ ProcessResult run_process(const ProcessSpec& spec, const std::stop_token& stop) 
           result.stderr_tail.erase(0, result.stderr_tail.size() - spec.max_stderr_tail);
         }
       });
+    }
+    if (i_ctl >= 0 && fds[i_ctl].revents) {
+      read_into(ctl_r.get(), ctl_eof, [&](const char* data, std::size_t len) {
+        for (std::string_view rest(data, len); !rest.empty();) {
+          const std::size_t nl = rest.find('\n');
+          const std::string_view piece = rest.substr(0, nl);
+          if (!ctl_skipping) {
+            const std::size_t room = spec.max_control_line - std::min(spec.max_control_line, ctl_line.size());
+            ctl_line.append(piece.substr(0, room));
+            if (piece.size() > room) {
+              spec.on_control_line(ctl_line, true);
+              ctl_line.clear();
+              ctl_skipping = true;
+            }
+          }
+          if (nl == std::string_view::npos) break;
+          if (!ctl_skipping) spec.on_control_line(ctl_line, false);
+          ctl_line.clear();
+          ctl_skipping = false;
+          rest.remove_prefix(nl + 1);
+        }
+      });
+      if (ctl_eof && !ctl_line.empty()) spec.on_control_line(ctl_line, false);  // a last line without '\n'
     }
     if (i_status >= 0 && fds[i_status].revents) {
       StatusRecord r{};

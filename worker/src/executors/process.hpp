@@ -8,7 +8,9 @@
 // group, then SIGKILL after a grace period.
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <stop_token>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,11 @@ struct ProcessSpec {
   std::size_t max_stdout = 1 << 20;    ///< more is read and dropped
   std::size_t max_stderr_tail = 8192;  ///< only the last bytes are kept
   std::chrono::milliseconds kill_grace{5000};
+  /// When set, the command gets a pipe on its fd 3 (the control channel) and each line written
+  /// there is passed here, without its newline, while the command runs. A line longer than
+  /// `max_control_line` is passed as its first bytes with `too_long`; the rest of it is skipped.
+  std::function<void(std::string_view line, bool too_long)> on_control_line;
+  std::size_t max_control_line = 1 << 20;
 };
 
 struct ProcessResult {

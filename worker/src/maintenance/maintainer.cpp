@@ -18,12 +18,24 @@ SteadyClock::duration jittered(Millis interval, std::mt19937_64& rng) {
 }
 }  // namespace
 
+void log_deploy(const ScheduleDeploy& d) {
+  for (const auto& name : d.runtime) {
+    log::warn("schedule.config_skipped",
+              {{"schedule", name}, {"reason", "a run-time schedule has this name; deploys never change it"}});
+  }
+  for (const auto& name : d.deleted) log::info("schedule.config_deleted", {{"schedule", name}});
+  log::info("schedule.config_applied", {{"applied", static_cast<std::int64_t>(d.applied.size())},
+                                        {"skipped", static_cast<std::int64_t>(d.runtime.size())},
+                                        {"deleted", static_cast<std::int64_t>(d.deleted.size())}});
+}
+
 Maintainer::Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds,
-                       Identity& identity, Hooks hooks)
+                       std::vector<ScheduleSpec> schedules, Identity& identity, Hooks hooks)
     : url_(std::move(url)),
       config_(std::move(config)),
       row_(std::move(row)),
       seeds_(std::move(seeds)),
+      schedules_(std::move(schedules)),
       identity_(identity),
       hooks_(std::move(hooks)),
       session_(url_, "docket-maintainer") {}
@@ -37,11 +49,26 @@ std::string Maintainer::register_worker() {
   session_.check_schema();
   std::string id = session_.register_worker(row_);
   for (const auto& s : seeds_) {
-    if (s.max_retries || s.max_running || s.crawl_collection) {
-      session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection, s.timeout);
+    const auto r = session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection, s.timeout, s.queue,
+                                      s.retain_completed, s.retain_failed);
+    const auto text = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("none"); };
+    if (r.after != r.before) {
+      log::info("kind.limit_changed", {{"kind", s.kind},
+                                       {"max_running", text(r.after)},
+                                       {"previous", r.existed ? text(r.before) : std::string("none")},
+                                       {"source", "config"}});
+    } else if (r.source == "operator" && s.max_running && r.after != s.max_running) {
+      // The deploy's TOML value waits: an operator's limit holds until `docket limit KIND --reset`.
+      log::info("kind.limit_kept", {{"kind", s.kind},
+                                    {"max_running", text(r.after)},
+                                    {"source", "operator"},
+                                    {"config_max_running", *s.max_running},
+                                    {"hint", "docket limit " + s.kind + " --reset applies the config value"}});
     }
     if (s.rate) session_.set_rate(s.kind, s.rate, s.burst);
   }
+  // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
+  if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));
   return id;
 }
 
@@ -153,9 +180,7 @@ void Maintainer::loop(const std::stop_token& stop) {
       }
       if (now >= next_prune) {
         next_prune = now + jittered(config_.prune_interval, rng);
-        if (const int n =
-                session_.prune(config_.retain_completed.count() / 1000.0, config_.retain_failed.count() / 1000.0);
-            n > 0) {
+        if (const int n = session_.prune(); n > 0) {
           log::info("job.pruned", {{"count", n}});
         }
       }

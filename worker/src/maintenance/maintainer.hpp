@@ -41,7 +41,13 @@ struct KindSeed {
   std::optional<Millis> timeout;  ///< the kind's run timeout (docket.stuck_jobs)
   std::optional<std::string> rate;  ///< docket.set_rate (a NULL leaves the stored rate)
   std::optional<int> burst;
+  std::optional<std::string> queue;
+  std::optional<Millis> retain_completed;
+  std::optional<Millis> retain_failed;
 };
+
+/// Logs what applying the config's schedules did (a worker's start, docket migrate).
+void log_deploy(const ScheduleDeploy& deploy);
 
 class Maintainer {
  public:
@@ -54,8 +60,9 @@ class Maintainer {
     std::function<void(double lateness_s)> schedule_enqueued;
   };
 
-  Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds, Identity& identity,
-             Hooks hooks);
+  /// `schedules`: the config's [schedules], applied (never pruned) when the worker registers.
+  Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds,
+             std::vector<ScheduleSpec> schedules, Identity& identity, Hooks hooks);
   ~Maintainer();
 
   /// Registers (retrying while the database is down) and starts the loop. False if stopped first.
@@ -73,6 +80,7 @@ class Maintainer {
   WorkerConfig config_;
   db::WorkerRow row_;
   std::vector<KindSeed> seeds_;
+  std::vector<ScheduleSpec> schedules_;
   Identity& identity_;
   Hooks hooks_;
   db::Session session_;

@@ -163,7 +163,13 @@ void Completer::write_each(std::vector<PendingFinish>& batch) {
         PendingFinish& p = one.front();
         const std::string was = p.item.outcome;
         log::error("job.outcome_unwritable",
-                   {{"job_id", p.item.id}, {"kind", p.kind}, {"outcome", was}, {"error", e.what()}});
+                   {{"job_id", p.item.id},
+                    {"kind", p.kind},
+                    {"queue", p.queue},
+                    {"attempt", p.item.attempt},
+                    {"worker", p.worker},
+                    {"outcome", was},
+                    {"error", e.what()}});
         p.item.outcome = was == "retry" || was == "release" ? "retry" : "fail";
         p.item.result.reset();
         p.item.delay_s = std::min(p.item.delay_s, 3600.0);
@@ -219,7 +225,9 @@ bool Completer::write(std::vector<PendingFinish>& batch, bool claim_too) {
         log::warn("job.stale",
                   {{"job_id", p.item.id},
                    {"kind", p.kind},
+                   {"queue", p.queue},
                    {"attempt", p.item.attempt},
+                   {"worker", p.worker},
                    {"outcome", p.item.outcome},
                    {"reason", "no longer running under this worker (rescued or cancelled); write ignored"}});
         continue;
@@ -232,33 +240,51 @@ bool Completer::write(std::vector<PendingFinish>& batch, bool claim_too) {
           log::event(level, "job.completed",
                      {{"job_id", p.item.id},
                       {"kind", p.kind},
+                      {"queue", p.queue},
                       {"attempt", p.item.attempt},
+                      {"worker", p.worker},
                       {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
         }
       } else if (state == "retryable") {
         ++add.retried;
         log::warn("job.retrying", {{"job_id", p.item.id},
                                    {"kind", p.kind},
+                                   {"queue", p.queue},
                                    {"attempt", p.item.attempt},
+                                   {"worker", p.worker},
                                    {"retry_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)},
                                    {"error", p.item.error.value_or("")}});
       } else if (state == "failed") {
         ++add.failed;
         log::error("job.failed", {{"job_id", p.item.id},
                                   {"kind", p.kind},
+                                  {"queue", p.queue},
                                   {"attempt", p.item.attempt},
+                                  {"worker", p.worker},
                                   {"error", p.item.error.value_or("")}});
       } else if (state == "cancelled") {
         ++add.cancelled;
-        log::info("job.cancelled", {{"job_id", p.item.id}, {"kind", p.kind}, {"attempt", p.item.attempt}});
+        log::info("job.cancelled", {{"job_id", p.item.id},
+                                    {"kind", p.kind},
+                                    {"queue", p.queue},
+                                    {"attempt", p.item.attempt},
+                                    {"worker", p.worker}});
       } else if (state == "scheduled") {
         ++add.snoozed;
-        log::info(
-            "job.snoozed",
-            {{"job_id", p.item.id}, {"kind", p.kind}, {"run_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)}});
+        log::info("job.snoozed", {{"job_id", p.item.id},
+                                  {"kind", p.kind},
+                                  {"queue", p.queue},
+                                  {"attempt", p.item.attempt},
+                                  {"worker", p.worker},
+                                  {"run_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)}});
       } else if (state == "available") {
         ++add.released;
-        log::info("job.released", {{"job_id", p.item.id}, {"kind", p.kind}, {"reason", "worker shutting down"}});
+        log::info("job.released", {{"job_id", p.item.id},
+                                   {"kind", p.kind},
+                                   {"queue", p.queue},
+                                   {"attempt", p.item.attempt},
+                                   {"worker", p.worker},
+                                   {"reason", "worker shutting down"}});
       }
     }
     std::lock_guard lock(mutex_);

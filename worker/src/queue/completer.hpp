@@ -25,6 +25,7 @@ struct PendingFinish {
   std::string worker;
   db::FinishItem item;
   std::string kind;
+  std::string queue;
   double duration_ms = 0;
 };
 

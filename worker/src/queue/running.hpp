@@ -23,6 +23,7 @@ struct RunningJob {
   int attempt = 0;
   int max_retries = 20;
   std::string kind;
+  std::string queue;
   std::string worker;  ///< the worker id the job was claimed under (fences its writes)
   std::stop_source stop;
   std::chrono::steady_clock::time_point started;

@@ -77,6 +77,7 @@ struct Worker::Impl {
   std::string url;
   WorkerConfig cfg;
   std::map<std::string, KindEntry> kinds;
+  std::vector<ScheduleSpec> schedules;  ///< the config's, applied at start
 
   Identity identity;
   Running running;
@@ -155,9 +156,11 @@ void Worker::Impl::run() {
   for (const auto& [name, entry] : kinds) {
     kind_names.push_back(name);
     const auto* crawl = std::get_if<CrawlExecutor>(&entry.config.executor);
+    // A worker's [worker] retention applies to its own kinds that set none.
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
                      crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout,
-                     entry.config.rate, entry.config.burst});
+                     entry.config.rate, entry.config.burst, entry.config.queue, entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
+                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed});
   }
   db::WorkerRow row;
   row.host = host_name();
@@ -222,14 +225,19 @@ void Worker::Impl::run() {
   hooks.lease_lost = [this](const std::string& old_id) {
     // Those jobs are being rescued and re-run elsewhere; their writes would be refused anyway.
     for (const auto& rj : running.stop_all(StopReason::lost, old_id)) {
-      log::warn("job.lost", {{"job_id", rj->id}, {"kind", rj->kind}, {"reason", "lease lost"}});
+      log::warn("job.lost", {{"job_id", rj->id},
+                             {"kind", rj->kind},
+                             {"queue", rj->queue},
+                             {"attempt", rj->attempt},
+                             {"worker", rj->worker},
+                             {"reason", "lease lost"}});
     }
   };
   hooks.cancel_requested = [this](std::int64_t id) { running.stop(id, StopReason::cancel); };
   hooks.schedule_enqueued = [this](double lateness_s) {
     if (metrics) metrics->schedule_enqueued(lateness_s);
   };
-  maintainer = std::make_unique<Maintainer>(url, cfg, row, seeds, identity, hooks);
+  maintainer = std::make_unique<Maintainer>(url, cfg, row, seeds, schedules, identity, hooks);
   if (!maintainer->start([this] { return stop_requested(); })) {
     completer->drain(Millis(0));
     return;
@@ -273,7 +281,7 @@ void Worker::Impl::run() {
       item.attempt = rj->attempt;
       item.max_retries = rj->max_retries;
       item.outcome = "release";
-      completer->push({rj->worker, item, rj->kind, 0});
+      completer->push({rj->worker, item, rj->kind, rj->queue, 0});
     }
     // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
     std::unique_lock lock(stop_mutex);
@@ -299,9 +307,25 @@ void Worker::Impl::run() {
 
 void Worker::Impl::produce(const std::stop_token& stop) {
   db::Session session(url, "docket-producer", db::Session::Plans::pinned);
-  session.listen("docket_jobs");
-  session.listen("docket_cancel");
-  session.listen("docket_control");
+  // LISTEN needs a session of its own: the claim session's, or through a transaction pooler the
+  // listen URL's (around the pooler); without one the producer polls.
+  std::unique_ptr<db::Session> own_listener;
+  db::Session* listener = &session;
+  if (session.pooled()) {
+    listener = nullptr;
+    if (!cfg.listen_url.empty()) {
+      own_listener = std::make_unique<db::Session>(cfg.listen_url, "docket-listener", db::Session::Plans::custom,
+                                                   db::Session::Route::direct);
+      listener = own_listener.get();
+    }
+    log::info("worker.pooled", {{"listen", listener ? "listen_url" : "none: polling"},
+                                {"poll_interval_ms", cfg.poll_interval.count()}});
+  }
+  if (listener) {
+    for (const char* channel : {"docket_jobs", "docket_cancel", "docket_control"}) listener->listen(channel);
+  }
+  ReconnectDelay listener_delay;
+  auto listener_retry_at = SteadyClock::time_point::min();
   const std::set<std::string> queue_set(cfg.queues.begin(), cfg.queues.end());
   std::mt19937_64 prng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
@@ -327,7 +351,21 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   auto deferred_since = SteadyClock::time_point::max();
 
   auto handle_notifications = [&]() {
-    for (const auto& n : session.take_notifications()) {
+    if (!listener) return;
+    if (own_listener && !own_listener->connected()) {
+      // The claim session reconnects through its claims; a listener of its own here, with backoff.
+      if (SteadyClock::now() < listener_retry_at) return;
+      try {
+        own_listener->connect();
+        listener_delay.reset();
+      } catch (const Error& e) {
+        const auto wait = listener_delay.next();
+        log::warn("db.unavailable", {{"component", "listener"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+        listener_retry_at = SteadyClock::now() + wait;
+        return;
+      }
+    }
+    for (const auto& n : listener->take_notifications()) {
       if (n.channel == "docket_jobs") {
         if (n.payload == "*" || queue_set.contains(n.payload)) want = true;
       } else if (n.channel == "docket_cancel") {
@@ -406,7 +444,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
         until = std::max(until, deferred_since + kClaimWindow);
       timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
     }
-    pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {session.socket(), POLLIN, 0}};
+    pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {listener ? listener->socket() : -1, POLLIN, 0}};
     const nfds_t nfds = fds[1].fd >= 0 ? 2 : 1;
     ::poll(fds, nfds, timeout_ms);
     if (fds[0].revents & POLLIN) {
@@ -447,9 +485,10 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     rj->attempt = job.attempt;
     rj->max_retries = job.max_retries;
     rj->kind = job.kind;
+    rj->queue = job.queue;
     rj->worker = worker_id;
     rj->started = now;
-    rj->deadline = now + entry.config.timeout;
+    rj->deadline = now + job.timeout.value_or(entry.config.timeout);
     running.add(rj);
     in_flight.fetch_add(1);
     if (auto* q = capped_queue(job.queue)) q->running.fetch_add(1);
@@ -469,9 +508,15 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   job.max_retries = claimed_job.max_retries;
   job.priority = claimed_job.priority;
   job.unique_key = claimed_job.unique_key;
+  job.timeout = claimed_job.timeout.value_or(entry.config.timeout);
   job.worker_id = rj->worker;
-  log::debug("job.started",
-             {{"job_id", job.id}, {"kind", job.kind}, {"attempt", job.attempt}, {"args", claimed_job.args}});
+  const Millis timeout = job.timeout;
+  log::debug("job.started", {{"job_id", job.id},
+                             {"kind", job.kind},
+                             {"queue", job.queue},
+                             {"attempt", job.attempt},
+                             {"worker", job.worker_id},
+                             {"args", claimed_job.args}});
 
   Outcome outcome;
   // Args were written by anyone with SQL: parsed with the bounded parser, and refused args fail
@@ -502,14 +547,19 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   const StopReason reason = rj->reason.load();
   if (reason == StopReason::shutdown || reason == StopReason::lost) {
     log::debug("job.outcome_dropped",
-               {{"job_id", rj->id}, {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
+               {{"job_id", rj->id},
+                {"kind", rj->kind},
+                {"queue", rj->queue},
+                {"attempt", rj->attempt},
+                {"worker", rj->worker},
+                {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
   } else {
     if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
-      outcome = Outcome::retry("timed out after " + format_duration(entry.config.timeout));
+      outcome = Outcome::retry("timed out after " + format_duration(timeout));
     } else if (reason == StopReason::cancel && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::cancel("cancelled on request while running");
     }
-    completer->push({rj->worker, finish_item(rj, entry, outcome), rj->kind, duration_ms});
+    completer->push({rj->worker, finish_item(rj, entry, outcome), rj->kind, rj->queue, duration_ms});
   }
   // Wake the producer only when the free slots reach a claim's worth (or the last job ends),
   // not once per job.
@@ -602,6 +652,8 @@ void Worker::add_kind(const KindConfig& kind) {
 
 void Worker::add_kinds(const Config& config) {
   for (const auto& [name, kind] : config.kinds) add_kind(kind);
+  impl_->schedules.clear();
+  for (const auto& [name, schedule] : config.schedules) impl_->schedules.push_back(schedule);
 }
 
 void Worker::set_metrics(std::shared_ptr<Metrics> metrics) {
