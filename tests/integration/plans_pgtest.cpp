@@ -365,15 +365,19 @@ TEST(DashboardPlans, ChartAndRetryPagesReadByIndex) {
       "SELECT (extract(epoch FROM finished_at) * 1000000)::bigint FROM docket.jobs WHERE state = 'failed' "
       "ORDER BY finished_at LIMIT 1 OFFSET 100");
   for (const Case& c : {Case{"stats_throughput", {"12200"}, false, {"jobs_finished_idx"}},
-                        Case{"job_failed_page", {"'a'", "NULL", "NULL", "500"}, false, {"jobs_finished_idx"}},
-                        Case{"job_failed_page", {"'a'", cursor, "1", "500"}, false, {"jobs_finished_idx"}}}) {
+                        // One kind's failures: the (kind, state, finished_at) index of 0007 serves them best.
+                        Case{"job_failed_page", {"'a'", "NULL", "NULL", "500"}, false,
+                             {"jobs_finished_kind_idx", "jobs_finished_idx"}},
+                        Case{"job_failed_page", {"'a'", cursor, "1", "500"}, false,
+                             {"jobs_finished_kind_idx", "jobs_finished_idx"}}}) {
     SCOPED_TRACE(c.query);
     const auto found = scans_on(*db, c);
     ASSERT_FALSE(found.empty());
     for (const auto& s : found) {
       EXPECT_NE(s.node, "Seq Scan") << c.query << " scans docket.jobs sequentially in:\n" << s.statement;
       if (s.node == "Bitmap Heap Scan") continue;  // its Bitmap Index Scan child is checked
-      EXPECT_EQ(s.index, "jobs_finished_idx") << c.query << " " << s.node;
+      EXPECT_NE(std::find(c.indexes.begin(), c.indexes.end(), s.index), c.indexes.end())
+          << c.query << " " << s.node << " on " << s.index;
       EXPECT_TRUE(s.has_cond) << c.query << " walks all of the finished history";
     }
   }
