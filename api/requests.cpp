@@ -290,17 +290,32 @@ ScheduleFilter parse_schedule_filter(const std::multimap<std::string, std::strin
   return f;
 }
 
-std::optional<int> parse_limit(const std::string& body_text) {
+LimitChange parse_limit(const std::string& body_text) {
   const Json body = parse_object(body_text);
   for (const auto& [key, value] : body.items()) {
-    if (key != "max_running") throw bad_request(unknown_field(key, {"max_running"}));
+    if (key != "max_running" && key != "rate" && key != "burst")
+      throw bad_request(unknown_field(key, {"max_running", "rate", "burst"}));
   }
-  if (!body.contains("max_running"))
-    throw bad_request("max_running is required (a number, or null to remove the limit)");
-  if (body.at("max_running").is_null()) return std::nullopt;
-  const int n = int_field(body, "max_running");
-  if (n < 0) throw unprocessable("max_running must be >= 0 (or null to remove the limit), got " + std::to_string(n));
-  return n;
+  if (!body.contains("max_running") && !body.contains("rate"))
+    throw bad_request("max_running or rate is required (max_running a number, rate \"N/PERIOD\"; null removes it)");
+  LimitChange out;
+  if (body.contains("max_running")) {
+    if (body.at("max_running").is_null()) {
+      out.max_running.emplace(std::nullopt);
+    } else {
+      const int n = int_field(body, "max_running");
+      if (n < 0) throw unprocessable("max_running must be >= 0 (or null to remove the limit), got " + std::to_string(n));
+      out.max_running = n;
+    }
+  }
+  if (body.contains("rate")) {
+    out.rate.emplace(body.at("rate").is_null() ? std::nullopt : std::optional<std::string>(string_field(body, "rate")));
+  }
+  if (body.contains("burst") && !body.at("burst").is_null()) {
+    if (!out.rate || !*out.rate) throw unprocessable("burst needs a rate");
+    out.burst = int_field(body, "burst");
+  }
+  return out;
 }
 
 }  // namespace docket::api

@@ -15,8 +15,14 @@ EnqueueRequest parse_enqueue(const std::string& body, const std::optional<std::s
 JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params, int max_limit);
 /// GET /crawls?collection=&status=&limit=&after= ; limit is capped at `max_limit`.
 CrawlFilter parse_crawl_filter(const std::multimap<std::string, std::string>& params, int max_limit);
-/// PUT /limits/{kind}: {"max_running": N | null}.
-std::optional<int> parse_limit(const std::string& body);
+/// PUT /limits/{kind}: what to change; an absent field is left as it is.
+struct LimitChange {
+  std::optional<std::optional<int>> max_running;  ///< N, or null to remove the quota
+  std::optional<std::optional<std::string>> rate;  ///< "N/PERIOD", or null to remove the rate
+  std::optional<int> burst;                        ///< with rate only
+};
+/// PUT /limits/{kind}: {"max_running": N | null, "rate": "100/1m" | null, "burst": N}, at least one.
+LimitChange parse_limit(const std::string& body);
 /// A schedule's name (from the path, or `field` of the query): 1 to 200 characters of valid
 /// UTF-8, no control characters; else 422 naming the field (nothing reaches the database).
 std::string schedule_name(const std::string& text, const std::string& field = "name");

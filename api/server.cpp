@@ -636,11 +636,23 @@ void Server::Impl::routes() {
   });
   route("PUT", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.groups.at(0);
-    const auto limit = parse_limit(req.message.body());
-    client.set_limit(kind, limit);
-    log::info("kind.limit_changed", {{"kind", kind},
-                                     {"max_running", limit ? std::to_string(*limit) : std::string("none")},
-                                     {"source", "operator"}});
+    const auto change = parse_limit(req.message.body());
+    // The rate first: it has the checks that can refuse (docket.parse_rate), so a refused
+    // request changes neither setting.
+    if (change.rate) {
+      client.set_rate(kind, *change.rate, change.burst);
+      log::info("kind.rate_changed", {{"kind", kind},
+                                      {"rate", *change.rate ? **change.rate : std::string("none")},
+                                      {"burst", change.burst ? std::to_string(*change.burst) : std::string("default")},
+                                      {"source", "operator"}});
+    }
+    if (change.max_running) {
+      const std::optional<int> limit = *change.max_running;
+      client.set_limit(kind, limit);
+      log::info("kind.limit_changed", {{"kind", kind},
+                                       {"max_running", limit ? std::to_string(*limit) : std::string("none")},
+                                       {"source", "operator"}});
+    }
     write_limit(res, kind);
   });
   route("DELETE", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {

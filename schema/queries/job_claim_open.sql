@@ -1,5 +1,5 @@
 -- The claim when no quota is involved, in one statement: no PL/pgSQL, so an idle worker's wake-up
--- costs one short round trip. Paused queues are skipped here. If any of the kinds has a quota
+-- costs one short round trip. Paused queues are skipped here. If any of the kinds has a quota or a rate
 -- the statement claims nothing and returns one row with a NULL id instead: the caller then claims
 -- through docket.claim, which takes the quota locks. (Deciding inside the statement means a
 -- limit set meanwhile is never missed by a stale cache.)
@@ -8,7 +8,8 @@
 -- the update finds its rows by `id = ANY(array)` so that plan cannot join by walking the table.
 -- $1 uuid worker, $2 text[] queues, $3 text[] kinds, $4 int limit
 WITH limited AS (
-  SELECT 1 FROM docket.kinds k WHERE k.kind = ANY ($3::text[]) AND k.max_running IS NOT NULL LIMIT 1
+  SELECT 1 FROM docket.kinds k
+   WHERE k.kind = ANY ($3::text[]) AND (k.max_running IS NOT NULL OR k.rate_limit IS NOT NULL) LIMIT 1
 ),
 open_queues AS (
   SELECT q.name FROM unnest($2::text[]) AS q(name)

@@ -133,6 +133,13 @@ TEST(Api, EveryRouteHappyPath) {
   EXPECT_EQ(body_of(r).at("limits").at(0).at("kind"), "report");
   EXPECT_EQ(body_of(http.Put("/limits/report", R"({"max_running": null})", "application/json")).at("max_running"),
             nullptr);
+  r = http.Put("/limits/report", R"({"rate": "100/1m", "burst": 5})", "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r).at("rate_limit"), 100);
+  EXPECT_EQ(body_of(r).at("rate_period_s"), 60.0);
+  EXPECT_EQ(body_of(r).at("rate_burst"), 5.0);
+  EXPECT_EQ(body_of(r).at("max_running"), nullptr);  // an absent field is left as it is
+  EXPECT_EQ(body_of(http.Put("/limits/report", R"({"rate": null})", "application/json")).at("rate_limit"), nullptr);
   // crawls
   api.db().query(
       "INSERT INTO docket.crawls (job_id, kind, collection, status, pages, items) "
@@ -342,6 +349,12 @@ TEST(Api, BadInputCorpusGetsTheRight4xxAndChangesNothing) {
       {"PUT", "/limits/k", "{}", 400},
       {"PUT", "/limits/k", "{\"limit\": 3}", 400},
       {"PUT", "/limits/k", "not json", 400},
+      {"PUT", "/limits/k", "{\"rate\": \"fast\"}", 422},
+      {"PUT", "/limits/k", "{\"rate\": 5}", 400},
+      {"PUT", "/limits/k", "{\"rate\": \"10/1s\", \"burst\": 0}", 422},
+      {"PUT", "/limits/k", "{\"burst\": 3}", 400},
+      {"PUT", "/limits/k", "{\"rate\": null, \"burst\": 3}", 422},
+      {"PUT", "/limits/k", "{\"max_running\": 2, \"rate\": \"10/1w\"}", 422},
       {"GET", "/jobs", "", 401, false},
       {"POST", "/jobs", R"({"kind":"k"})", 401, false},
       {"DELETE", "/jobs/1", "", 404},

@@ -206,6 +206,43 @@ TEST(Suggest, OnlyCloseWords) {
   EXPECT_EQ(suggest("xyz", {"concurrency", "queues"}), "");
 }
 
+TEST(Config, RateAndBurstParseAndBadOnesNameTheirField) {
+  const auto cfg = Config::parse("[kinds.a]\ncommand=[\"x\"]\nrate = \"100/1m\"\nburst = 5\n", "docket.toml");
+  EXPECT_EQ(cfg.kinds.at("a").rate, "100/1m");
+  EXPECT_EQ(cfg.kinds.at("a").burst, 5);
+  EXPECT_FALSE(Config::parse("[kinds.a]\ncommand=[\"x\"]\n").kinds.at("a").rate);
+  for (const std::string ok : {"20/s", "5/500ms", "1/1d", "3/1.5h", " 7 / m "}) EXPECT_NO_THROW(check_rate(ok, "r")) << ok;
+  for (const std::string bad : {"", "10", "10/", "/1s", "0/1s", "-1/1s", "10/1w", "10/0s", "10/2d", "1000001/1s",
+                                "ten/1s", "10/1min", "1e3/1s", "10/1s/1s"}) {
+    const auto msg = config_error("[kinds.a]\ncommand=[\"x\"]\nrate = \"" + bad + "\"\n");
+    EXPECT_NE(msg.find("kinds.a.rate"), std::string::npos) << bad << ": " << msg;
+  }
+  EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nrate = 5\n").find("kinds.a.rate"), std::string::npos);
+  EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nrate = \"5/s\"\nburst = 0\n").find("kinds.a.burst"),
+            std::string::npos);
+  EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nburst = 3\n").find("needs kinds.a.rate"), std::string::npos);
+}
+
+TEST(Config, QueuesTakeAListOrATableOfPerQueueConcurrency) {
+  const auto list = Config::parse("[worker]\nqueues = [\"a\", \"b\"]\n");
+  EXPECT_EQ(list.worker.queues, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(list.worker.queue_concurrency.empty());
+  const auto table = Config::parse("[worker]\nqueues = { default = 10, imports = 2 }\n");
+  EXPECT_EQ(table.worker.queues, (std::vector<std::string>{"default", "imports"}));
+  EXPECT_EQ(table.worker.queue_concurrency, (std::map<std::string, int>{{"default", 10}, {"imports", 2}}));
+  EXPECT_NE(config_error("[worker]\nqueues = { imports = 0 }\n").find("worker.queues.imports must be between 1 and 10000"),
+            std::string::npos);
+  EXPECT_NE(config_error("[worker]\nqueues = { imports = \"2\" }\n").find("worker.queues.imports must be an integer"),
+            std::string::npos);
+  EXPECT_NE(config_error("[worker]\nqueues = 3\n").find("a table of queue = concurrency"), std::string::npos);
+  Config env;
+  env.apply_env({"DOCKET_WORKER_QUEUES=default=10, imports=2"});
+  EXPECT_EQ(env.worker.queue_concurrency, (std::map<std::string, int>{{"default", 10}, {"imports", 2}}));
+  env.apply_env({"DOCKET_WORKER_QUEUES=a,b"});
+  EXPECT_TRUE(env.worker.queue_concurrency.empty());
+  EXPECT_THROW(env.apply_env({"DOCKET_WORKER_QUEUES=a=x"}), ConfigError);
+}
+
 TEST(Config, PoolerAndListenUrlFromTomlAndEnvAndABadPoolerNamesTheField) {
   auto c = Config::parse("pooler = \"transaction\"\nlisten_url = \"postgresql://db:5432/app\"\n");
   EXPECT_EQ(c.pooler, Pooler::transaction);

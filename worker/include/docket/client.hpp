@@ -53,6 +53,9 @@ class Client {
   /// The global quota; nullopt removes it. Throws InvalidInput for a negative limit.
   /// An operator's value: it holds across worker restarts (their TOML does not replace it).
   void set_limit(const std::string& kind, std::optional<int> max_running);
+  /// The fleet-wide rate: "N/PERIOD" (100/1m) or nullopt to remove it; burst nullopt is one
+  /// second's worth. Throws InvalidInput naming the field for a bad rate or burst.
+  void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst = std::nullopt);
   /// Clears an operator's quota so the workers' TOML max_running (or none) applies again; false
   /// when the kind had no operator value.
   bool reset_limit(const std::string& kind);

@@ -78,6 +78,8 @@ struct KindConfig {
   std::optional<int> max_retries;  ///< seeds docket.kinds.max_retries (default for new jobs)
   Backoff backoff;
   Millis timeout{30 * 60 * 1000};  ///< a run longer than this is stopped and retried
+  std::optional<std::string> rate;  ///< "100/1m": seeds docket.set_rate at worker start
+  std::optional<int> burst;         ///< the rate's bucket size (default: one second's worth)
   /// Seeds the kind's quota (docket.kinds.config_max_running); it applies unless an operator set
   /// one with `docket limit`, which holds until `docket limit KIND --reset`.
   std::optional<int> max_running;
@@ -96,6 +98,10 @@ Pooler parse_pooler(const std::string& text, const std::string& field);
 
 struct WorkerConfig {
   std::vector<std::string> queues{"default"};
+  /// Per-queue concurrency (TOML `queues = { default = 10, imports = 2 }`): at most this many jobs
+  /// of the queue run at once in this process, within `concurrency`. A queue without an entry is
+  /// capped by `concurrency` alone.
+  std::map<std::string, int> queue_concurrency;
   int concurrency = 8;             ///< jobs this process runs at once
   Millis shutdown_timeout{30000};  ///< SIGTERM: how long running jobs may finish
   Millis lease{30000};             ///< a worker silent this long is dead; its jobs are rescued
@@ -174,6 +180,10 @@ struct Config {
 
 /// Parses "250ms", "30s", "10m", "2h", "7d" (decimals allowed). Throws ConfigError naming `what`.
 Millis parse_duration(std::string_view text, const std::string& what);
+/// Checks a rate limit "N/PERIOD" (100/1m, 20/s, 5/500ms): N in 1..1000000, the period one of
+/// ms, s, m, h, d (number optional) between 1ms and 1d; docket.parse_rate is the same rule in SQL.
+/// Throws ConfigError naming `what`.
+void check_rate(std::string_view text, const std::string& what);
 /// "1500ms" -> "1.5s": the shortest readable spelling.
 std::string format_duration(Millis d);
 /// The closest of `known` to `key` (edit distance), or "" when nothing is close.

@@ -149,12 +149,17 @@ struct QueueSummary {
   bool paused = false;
 };
 
-/// Running jobs of a kind against its global quota.
+/// Running jobs of a kind against its global quota, and its rate limit.
 struct KindLimit {
   std::string kind;
   std::optional<int> max_running;
   std::int64_t running = 0;
   std::optional<int> max_retries;
+  std::optional<int> rate_limit;        ///< N jobs started per rate_period_s, across the fleet
+  std::optional<double> rate_period_s;
+  std::optional<double> rate_burst;     ///< the bucket's size
+  std::optional<double> rate_tokens;    ///< starts the bucket allows right now
+  bool at_limit = false;                ///< a limit holds the kind's jobs back right now
   /// Who set max_running: "config" (a worker's TOML) or "operator" (docket limit); empty: nobody.
   std::optional<std::string> source;
   std::optional<int> config_max_running;  ///< the workers' TOML value (applies after `docket limit K --reset`)

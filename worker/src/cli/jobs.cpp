@@ -335,17 +335,22 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
   {
     auto* cmd = app.add_subcommand(
         "limit",
-        "Set a kind's global quota: docket limit KIND N|none (holds across worker restarts until "
-        "docket limit KIND --reset); no args lists them with their source");
+        "Set a kind's global quota and rate: docket limit KIND [N|none] [--rate 100/1m|none] [--burst N] "
+        "(a quota holds across worker restarts until docket limit KIND --reset); no args lists them with "
+        "their source");
     auto kind = std::make_shared<std::string>();
     auto value = std::make_shared<std::string>();
     auto reset = std::make_shared<bool>(false);
+    auto rate = std::make_shared<std::string>();
+    auto burst = std::make_shared<std::optional<int>>();
     cmd->add_option("kind", *kind, "Kind");
     cmd->add_option("max_running", *value, "Most jobs of the kind running at once across all workers, or none");
     cmd->add_flag("--reset", *reset, "Clear the operator's limit: the workers' config (max_running) applies again");
+    cmd->add_option("--rate", *rate, "Most jobs of the kind started per period across all workers (100/1m), or none");
+    cmd->add_option("--burst", *burst, "The rate's bucket: starts allowed at once (default one second's worth)");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, value, reset] {
-      action = [&, kind, value, reset] {
+    cmd->callback([&, kind, value, reset, rate, burst] {
+      action = [&, kind, value, reset, rate, burst] {
         auto client = cli_client(global);
         if (kind->empty()) {
           const auto limits = client->limits();
@@ -353,17 +358,28 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             std::cout << Json(limits).dump() << '\n';
             return kOk;
           }
-          Table t({"KIND", "RUNNING", "MAX_RUNNING", "SOURCE", "CONFIG", "MAX_RETRIES"});
+          Table t({"KIND", "RUNNING", "MAX_RUNNING", "SOURCE", "CONFIG", "MAX_RETRIES", "RATE", "TOKENS", "AT_LIMIT"});
           const auto num = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("-"); };
           for (const auto& k : limits) {
             t.add({k.kind, std::to_string(k.running), num(k.max_running), k.source.value_or("-"),
-                   num(k.config_max_running), num(k.max_retries)});
+                   num(k.config_max_running), num(k.max_retries), rate_text(k.rate_limit, k.rate_period_s),
+                   k.rate_tokens ? std::to_string(static_cast<long long>(*k.rate_tokens)) + "/" +
+                                       std::to_string(static_cast<long long>(k.rate_burst.value_or(0)))
+                                 : "-",
+                   k.at_limit ? "yes" : "no"});
           }
           t.print(std::cout);
           return kOk;
         }
+        if (burst->has_value() && rate->empty()) throw InvalidInput("--burst needs --rate");
+        if (*reset && !value->empty()) throw InvalidInput("give either a limit or --reset, not both");
+        if (!rate->empty()) {
+          const std::optional<std::string> r = *rate == "none" ? std::nullopt : std::optional<std::string>(*rate);
+          client->set_rate(*kind, r, *burst);
+          std::cout << (r ? "at most " + *r + " " + *kind + " jobs start" : "no rate limit on " + *kind) << '\n';
+          if (value->empty() && !*reset) return kOk;
+        }
         if (*reset) {
-          if (!value->empty()) throw InvalidInput("give either a limit or --reset, not both");
           const bool cleared = client->reset_limit(*kind);
           std::optional<KindLimit> now;
           for (const auto& k : client->limits()) {
@@ -376,7 +392,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           std::cout << (cleared ? "" : "no operator limit was set; ") << applies << '\n';
           return kOk;
         }
-        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none), or --reset");
+        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none), --reset, or --rate N/PERIOD|none");
         std::optional<int> limit;
         if (*value != "none") {
           try {

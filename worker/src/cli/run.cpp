@@ -105,7 +105,12 @@ void refuse_broken_database_settings(const std::string& url) {
 }
 
 void apply_worker_flags(Config& config, const std::vector<std::string>& queues, int concurrency) {
-  if (!queues.empty()) config.worker.queues = queues;
+  if (!queues.empty()) {
+    config.worker.queues = queues;
+    // Per-queue concurrency from the config still applies to the queues the flag names.
+    std::erase_if(config.worker.queue_concurrency,
+                  [&](const auto& entry) { return std::find(queues.begin(), queues.end(), entry.first) == queues.end(); });
+  }
   if (concurrency > 0) config.worker.concurrency = concurrency;
   config.validate();
   config.check_programs();  // only where jobs run: other commands may load a worker's config elsewhere

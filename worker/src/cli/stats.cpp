@@ -63,12 +63,22 @@ void print_stats(const Json& stats, std::ostream& out) {
   q.print(out);
   if (!stats.at("kinds").empty()) {
     out << '\n';
-    Table k({"KIND", "RUNNING", "MAX_RUNNING", "DONE_5M", "FAILED_5M", "DONE_1H", "FAILED_1H", "FAIL%", "RUN_P50",
-             "RUN_P95", "WAIT_P50", "WAIT_P95", "KEEP_DONE", "KEEP_FAILED"});
+    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "AT_LIMIT", "DONE_5M", "FAILED_5M", "DONE_1H",
+             "FAILED_1H", "FAIL%", "RUN_P50", "RUN_P95", "WAIT_P50", "WAIT_P95", "KEEP_DONE", "KEEP_FAILED"});
     for (const auto& s : stats.at("kinds")) {
       char rate[16];
       std::snprintf(rate, sizeof rate, "%.1f", s.at("failure_rate_1h").get<double>() * 100);
-      k.add({s.at("kind"), number(s.at("running")), number(s.at("max_running")), number(s.at("completed_5m")),
+      const auto& rl = s.at("rate_limit");
+      const auto& rp = s.at("rate_period_s");
+      const std::string tokens =
+          s.at("rate_tokens").is_number()
+              ? std::to_string(static_cast<long long>(s.at("rate_tokens").get<double>())) + "/" +
+                    std::to_string(static_cast<long long>(s.at("rate_burst").get<double>()))
+              : "-";
+      k.add({s.at("kind"), number(s.at("running")), number(s.at("max_running")),
+             rate_text(rl.is_number() ? std::optional<int>(rl.get<int>()) : std::nullopt,
+                       rp.is_number() ? std::optional<double>(rp.get<double>()) : std::nullopt),
+             tokens, s.at("at_limit").get<bool>() ? "yes" : "no", number(s.at("completed_5m")),
              number(s.at("failed_5m")), number(s.at("completed_1h")), number(s.at("failed_1h")), rate,
              millis(s.at("run_p50_ms")), millis(s.at("run_p95_ms")), millis(s.at("wait_p50_ms")),
              millis(s.at("wait_p95_ms")), age(s.value("retain_completed_s", Json())),

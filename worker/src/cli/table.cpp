@@ -1,6 +1,9 @@
 #include "cli/table.hpp"
 
 #include <algorithm>
+#include <cmath>
+
+#include "docket/config.hpp"
 
 namespace docket::cli {
 
@@ -36,6 +39,11 @@ std::string one_line(std::string text, std::size_t max) {
   std::replace(text.begin(), text.end(), '\r', ' ');
   if (text.size() > max) text = text.substr(0, max - 3) + "...";
   return text;
+}
+
+std::string rate_text(std::optional<int> n, std::optional<double> period_s) {
+  if (!n || !period_s) return "-";
+  return std::to_string(*n) + "/" + format_duration(Millis(std::llround(*period_s * 1000)));
 }
 
 }  // namespace docket::cli

@@ -1,5 +1,6 @@
 #pragma once
 // Column-aligned tables for humans (scripts use --json).
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -20,6 +21,8 @@ class Table {
 
 /// "2026-11-21T05:32:19.2759+00:00" -> "2026-11-21 05:32:19"
 std::string short_time(const std::string& iso);
+/// A rate limit as "N/PERIOD" ("20/1s", "100/1m"), or "-" without one.
+std::string rate_text(std::optional<int> n, std::optional<double> period_s);
 /// One line, at most `max` characters.
 std::string one_line(std::string text, std::size_t max = 80);
 

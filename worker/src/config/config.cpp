@@ -68,6 +68,30 @@ Millis parse_duration(std::string_view text, const std::string& what) {
   return Millis(static_cast<long long>(std::llround(ms)));
 }
 
+void check_rate(std::string_view text, const std::string& what) {
+  const auto bad = [&] {
+    return ConfigError(what + ": \"" + std::string(text.substr(0, 100)) +
+                       "\" is not a rate; write N/PERIOD such as \"100/1m\", \"20/s\" or \"5/500ms\" (units ms, s, m, h, d)");
+  };
+  const auto slash = text.find('/');
+  if (text.size() > 100 || slash == std::string_view::npos) throw bad();
+  std::string n(text.substr(0, slash)), period(text.substr(slash + 1));
+  for (auto* s : {&n, &period}) {
+    s->erase(std::remove_if(s->begin(), s->end(), [](unsigned char c) { return std::isspace(c); }), s->end());
+  }
+  if (n.empty() || n.size() > 7 || !std::all_of(n.begin(), n.end(), [](unsigned char c) { return std::isdigit(c); }))
+    throw bad();
+  const long count = std::stol(n);
+  if (count < 1 || count > 1000000) throw ConfigError(what + ": a rate allows 1 to 1000000 jobs per period, got " + n);
+  std::size_t digits = 0;
+  while (digits < period.size() && (std::isdigit(static_cast<unsigned char>(period[digits])) || period[digits] == '.'))
+    ++digits;
+  const std::string unit = period.substr(digits);
+  if (unit != "ms" && unit != "s" && unit != "m" && unit != "h" && unit != "d") throw bad();
+  const Millis p = parse_duration(digits == 0 ? "1" + period : period, what);
+  if (p < Millis(1) || p > Millis(86400000)) throw ConfigError(what + ": the rate's period must be between 1ms and 1d");
+}
+
 std::string format_duration(Millis d) {
   const long long ms = d.count();
   auto fmt = [](double v, const char* unit) {
@@ -199,8 +223,16 @@ Pooler parse_pooler(const std::string& text, const std::string& field) {
 
 namespace {
 
-enum class Type { string, integer, boolean, duration, strings, size, number };
-using Value = std::variant<std::string, long long, bool, Millis, std::vector<std::string>, std::size_t, double>;
+/// `queues`: an array of names, or a table of name = concurrency.
+enum class Type { string, integer, boolean, duration, strings, size, number, queues };
+using Value = std::variant<std::string, long long, bool, Millis, std::vector<std::string>, std::size_t, double,
+                           std::map<std::string, long long>>;
+
+/// A per-queue concurrency: 1..10000, like worker.concurrency.
+long long queue_slots(long long n, const std::string& what) {
+  if (n < 1 || n > 10000) throw ConfigError(what + " must be between 1 and 10000, got " + std::to_string(n));
+  return n;
+}
 
 struct Field {
   std::string key;
@@ -229,8 +261,19 @@ const std::vector<Section>& sections() {
        }},
       {"worker",
        {
-           {"queues", Type::strings,
-            [](Config& c, const Value& v) { c.worker.queues = as<std::vector<std::string>>(v); }},
+           {"queues", Type::queues,
+            [](Config& c, const Value& v) {
+              c.worker.queue_concurrency.clear();
+              if (const auto* names = std::get_if<std::vector<std::string>>(&v)) {
+                c.worker.queues = *names;
+                return;
+              }
+              c.worker.queues.clear();
+              for (const auto& [name, n] : as<std::map<std::string, long long>>(v)) {
+                c.worker.queues.push_back(name);
+                c.worker.queue_concurrency[name] = static_cast<int>(n);
+              }
+            }},
            {"concurrency", Type::integer,
             [](Config& c, const Value& v) { c.worker.concurrency = static_cast<int>(as<long long>(v)); }},
            {"shutdown_timeout", Type::duration,
@@ -331,6 +374,8 @@ std::string type_name(Type t) {
       return "a size like \"1MiB\" or a byte count";
     case Type::number:
       return "a number";
+    case Type::queues:
+      return "an array of strings (queue names), or a table of queue = concurrency like { default = 10, imports = 2 }";
   }
   return "a value";
 }
@@ -367,6 +412,17 @@ Value from_node(const toml::node& node, Type type, const std::string& what) {
       if (node.is_string()) return parse_size(*node.value<std::string>(), what);
       if (node.is_integer()) return parse_size(std::to_string(*node.value<long long>()), what);
       throw wrong();
+    case Type::queues:
+      if (const auto* table = node.as_table()) {
+        std::map<std::string, long long> out;
+        for (const auto& [k, v] : *table) {
+          const std::string field = what + "." + std::string(k.str());
+          if (!v.is_integer()) throw ConfigError(field + " must be an integer (the queue's concurrency)");
+          out[std::string(k.str())] = queue_slots(*v.value<long long>(), field);
+        }
+        return out;
+      }
+      [[fallthrough]];
     case Type::strings: {
       const auto* arr = node.as_array();
       if (!arr) throw wrong();
@@ -410,6 +466,24 @@ Value from_env(const std::string& text, Type type, const std::string& what) {
       return parse_duration(text, what);
     case Type::size:
       return parse_size(text, what);
+    case Type::queues:
+      if (text.find('=') != std::string::npos) {  // "default=10,imports=2"
+        std::map<std::string, long long> out;
+        std::stringstream in(text);
+        std::string item;
+        while (std::getline(in, item, ',')) {
+          const auto eq = item.rfind('=');
+          std::string name = item.substr(0, eq == std::string::npos ? item.size() : eq);
+          name.erase(0, name.find_first_not_of(' '));
+          name.erase(name.find_last_not_of(' ') + 1);
+          if (eq == std::string::npos || name.empty())
+            throw ConfigError(what + " must be queue=concurrency pairs like \"default=10,imports=2\", got \"" + item + "\"");
+          const Value n = from_env(item.substr(eq + 1), Type::integer, what + "." + name);
+          out[name] = queue_slots(as<long long>(n), what + "." + name);
+        }
+        return out;
+      }
+      [[fallthrough]];
     case Type::strings: {
       std::vector<std::string> out;
       std::stringstream in(text);
@@ -668,7 +742,8 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   static const std::vector<std::string> known = {"command", "env",         "env_pass",    "url",
                                                  "headers", "crawl",       "max_retries", "backoff",
                                                  "timeout", "max_running", "builtin",     "max_response",
-                                                 "queue",   "retain_completed", "retain_failed"};
+                                                 "rate",    "burst",       "queue",       "retain_completed",
+                                                 "retain_failed"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;
@@ -715,6 +790,13 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       const auto r = as<long long>(from_node(v, Type::integer, field));
       if (r < 0 || r > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1000000");
       k.max_running = static_cast<int>(r);
+    } else if (key == "rate") {
+      k.rate = str(v, field);
+      check_rate(*k.rate, where(v, origin) + ": " + field);
+    } else if (key == "burst") {
+      const auto b = as<long long>(from_node(v, Type::integer, field));
+      if (b < 1 || b > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 1 and 1000000");
+      k.burst = static_cast<int>(b);
     } else if (key == "queue") {
       k.queue = str(v, field);
     } else if (key == "retain_completed") {
@@ -725,6 +807,7 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       throw ConfigError(unknown_key(where(v, origin), key, what, known));
     }
   }
+  if (k.burst && !k.rate) throw ConfigError(where(n, origin) + ": " + what + ".burst needs " + what + ".rate");
   if (executors.size() > 1) {
     throw ConfigError(where(n, origin) + ": [" + what + "] has both " + executors[0] + " and " + executors[1] +
                       "; a kind runs with exactly one of command, url, crawl or builtin");

@@ -75,6 +75,10 @@ void Client::set_limit(const std::string& kind, std::optional<int> max_running) 
   impl_->with_session([&](db::Session& s) { s.set_limit(kind, max_running); }, true);
 }
 
+void Client::set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst) {
+  impl_->with_session([&](db::Session& s) { s.set_rate(kind, rate, burst); }, true);
+}
+
 bool Client::reset_limit(const std::string& kind) {
   return impl_->with_session([&](db::Session& s) { return s.reset_limit(kind); }, true);
 }

@@ -158,6 +158,11 @@ void to_json(Json& out, const KindLimit& k) {
              {"max_running", k.max_running ? Json(*k.max_running) : Json()},
              {"running", k.running},
              {"max_retries", k.max_retries ? Json(*k.max_retries) : Json()},
+             {"rate_limit", k.rate_limit ? Json(*k.rate_limit) : Json()},
+             {"rate_period_s", k.rate_period_s ? Json(*k.rate_period_s) : Json()},
+             {"rate_burst", k.rate_burst ? Json(*k.rate_burst) : Json()},
+             {"rate_tokens", k.rate_tokens ? Json(*k.rate_tokens) : Json()},
+             {"at_limit", k.at_limit},
              {"source", k.source ? Json(*k.source) : Json()},
              {"config_max_running", k.config_max_running ? Json(*k.config_max_running) : Json()}};
 }

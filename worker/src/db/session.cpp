@@ -528,6 +528,12 @@ void Session::set_limit(const std::string& kind, std::optional<int> max_running)
   });
 }
 
+void Session::set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    DOCKET_RUN("kind_set_rate", kind, rate, burst ? std::optional<std::string>(std::to_string(*burst)) : std::nullopt);
+  });
+}
+
 void Session::pause(const std::string& queue) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("queue_pause", queue); });
 }
@@ -599,6 +605,11 @@ std::vector<KindLimit> Session::limits() {
       if (!row[3].is_null()) k.max_retries = row[3].as<int>();
       k.source = opt_text(row[4]);
       if (!row[5].is_null()) k.config_max_running = row[5].as<int>();
+      if (!row[6].is_null()) k.rate_limit = row[6].as<int>();
+      if (!row[7].is_null()) k.rate_period_s = row[7].as<double>();
+      if (!row[8].is_null()) k.rate_burst = row[8].as<double>();
+      if (!row[9].is_null()) k.rate_tokens = row[9].as<double>();
+      k.at_limit = row[10].as<bool>();
       out.push_back(std::move(k));
     }
     return out;
@@ -625,7 +636,8 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
 }
 
 std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::string& queues_literal,
-                                       const std::string& kinds_literal, int limit, ClaimPath& path) {
+                                       const std::string& kinds_literal, int limit, ClaimPath& path,
+                                       std::optional<double>* rate_wait_s) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     const std::string n = std::to_string(limit);
     pqxx::result res;
@@ -638,7 +650,11 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
     std::vector<ClaimedJob> out;
     out.reserve(res.size());
     for (const auto& row : res) {
-      if (!row[0].is_null()) out.push_back(claimed_job(row, 0));
+      if (!row[0].is_null()) {
+        out.push_back(claimed_job(row, 0));
+      } else if (rate_wait_s && !row[8].is_null()) {
+        *rate_wait_s = row[8].as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
+      }
     }
     return out;
   });

@@ -129,6 +129,8 @@ class Session {
   CancelResult cancel(std::int64_t id);
   void retry(std::int64_t id);
   void set_limit(const std::string& kind, std::optional<int> max_running);
+  /// docket.set_rate: "N/PERIOD" or nullopt to remove; burst nullopt is the default.
+  void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst);
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();
@@ -156,8 +158,11 @@ class Session {
   enum class ClaimPath { open, quota };
   std::vector<ClaimedJob> claim(const std::string& worker, const std::string& queues_literal,
                                 const std::string& kinds_literal, int limit);
+  /// `rate_wait_s`, when given, is set to the seconds until an empty rate-limit bucket of these
+  /// kinds has a token again, when the claim came back short because of one (else left as is).
   std::vector<ClaimedJob> claim(const std::string& worker, const std::string& queues_literal,
-                                const std::string& kinds_literal, int limit, ClaimPath& path);
+                                const std::string& kinds_literal, int limit, ClaimPath& path,
+                                std::optional<double>* rate_wait_s = nullptr);
   std::vector<Finished> finish(const std::string& worker, const std::vector<FinishItem>& items);
   /// `finish` and a claim as `claim` on the quota path, in one round trip and one transaction:
   /// under a quota each freed slot is claimed at once.

@@ -39,6 +39,8 @@ struct KindSeed {
   std::optional<int> max_running;
   std::optional<std::string> crawl_collection;
   std::optional<Millis> timeout;  ///< the kind's run timeout (docket.stuck_jobs)
+  std::optional<std::string> rate;  ///< docket.set_rate (a NULL leaves the stored rate)
+  std::optional<int> burst;
   std::optional<std::string> queue;
   std::optional<Millis> retain_completed;
   std::optional<Millis> retain_failed;

@@ -91,8 +91,31 @@ struct Worker::Impl {
   std::mutex claim_mutex;
   /// The producer's last claim went by the quota path: completions then claim their replacements.
   std::atomic<bool> quota_claims{false};
+  /// A claim met an empty rate-limit bucket: a short refill by the completer then wakes the
+  /// producer, whose claim learns when the next token comes (docket.rate_wait).
+  std::atomic<bool> rate_limited{false};
   std::string queues_literal;  ///< what this worker claims from, as array literals
   std::string kinds_literal;
+  /// A queue with its own concurrency (worker.queue_concurrency): claimed on its own, at most
+  /// its free slots at a time.
+  struct CappedQueue {
+    std::string name;
+    std::string literal;
+    int cap = 0;
+    std::atomic<int> running{0};
+  };
+  std::vector<std::unique_ptr<CappedQueue>> capped;
+  std::string open_queues_literal;  ///< the queues without a cap ("" when every queue has one)
+  CappedQueue* capped_queue(const std::string& name) {
+    for (auto& q : capped) {
+      if (q->name == name) return q.get();
+    }
+    return nullptr;
+  }
+  /// One claim of up to `n` jobs: the queues without a cap together, then each capped queue for
+  /// at most its free slots.
+  std::vector<db::ClaimedJob> claim_jobs(db::Session& session, const std::string& worker_id, int n,
+                                         db::Session::ClaimPath& path, std::optional<double>* rate_wait_s);
   /// How many jobs a claim may take now: the free slots, at most a batch.
   int claimable() const { return std::min(cfg.concurrency - in_flight.load(), cfg.claim_batch); }
   std::atomic<std::uint64_t> claimed{0};
@@ -136,7 +159,7 @@ void Worker::Impl::run() {
     // A worker's [worker] retention applies to its own kinds that set none.
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
                      crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout,
-                     entry.config.queue, entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
+                     entry.config.rate, entry.config.burst, entry.config.queue, entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
                      entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed});
   }
   db::WorkerRow row;
@@ -151,11 +174,27 @@ void Worker::Impl::run() {
   batch_threshold = std::max(1, std::min(cfg.claim_batch, cfg.concurrency) / 2);
   queues_literal = db::text_array(cfg.queues);
   kinds_literal = db::text_array(kind_names);
+  std::vector<std::string> open_queues;
+  for (const auto& q : cfg.queues) {
+    const auto it = cfg.queue_concurrency.find(q);
+    if (it == cfg.queue_concurrency.end()) {
+      open_queues.push_back(q);
+      continue;
+    }
+    auto c = std::make_unique<CappedQueue>();
+    c->name = q;
+    c->literal = db::text_array(std::vector<std::string>{q});
+    c->cap = it->second;
+    capped.push_back(std::move(c));
+  }
+  open_queues_literal = open_queues.empty() ? "" : db::text_array(open_queues);
   Refill refill;
-  refill.queues_literal = queues_literal;
+  // The completer's claims into freed slots take only the queues without a cap (the producer
+  // claims the capped ones, counting their slots).
+  refill.queues_literal = open_queues_literal;
   refill.kinds_literal = kinds_literal;
   refill.begin = [this](const std::string& worker) -> std::optional<Refill::Claim> {
-    if (!quota_claims.load() || stopping.load()) return std::nullopt;
+    if (!quota_claims.load() || stopping.load() || open_queues_literal.empty()) return std::nullopt;
     std::unique_lock lock(claim_mutex, std::try_to_lock);
     // The producer is claiming (it will see the freed slots), or we are stopping, or the
     // outcomes belong to an identity this process lost: complete only.
@@ -168,7 +207,7 @@ void Worker::Impl::run() {
     claims.fetch_add(1);
     const bool full = static_cast<int>(jobs.size()) == claim.limit;
     dispatch(jobs, worker);
-    if (full) {
+    if (full || rate_limited.load()) {
       flushed = true;  // there may be more: let the producer look
       wake.signal();
     }
@@ -302,6 +341,8 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   auto claim_path = db::Session::ClaimPath::open;
   auto next_poll = SteadyClock::now();
   auto retry_at = SteadyClock::time_point::min();
+  // When an empty rate-limit bucket has its next token: claim again then (on the same path).
+  auto rate_wake = SteadyClock::time_point::max();
   // Claim in batches: while a backlog drains (the last claim came back full) and jobs are still
   // running, wait up to kClaimWindow for half a batch of slots to free up instead of claiming one
   // job per finished job. An idle worker, or one whose last claim was short (the queue ran dry or
@@ -345,6 +386,10 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       want = true;
       claim_path = db::Session::ClaimPath::open;  // a quota may have gone (or a notice been missed)
     }
+    if (now >= rate_wake) {
+      want = true;
+      rate_wake = SteadyClock::time_point::max();
+    }
     const int running_now = in_flight.load();
     const int capacity = cfg.concurrency - running_now;
     bool batch_ready = capacity >= batch_threshold || running_now == 0 || !last_full;
@@ -360,12 +405,20 @@ void Worker::Impl::produce(const std::stop_token& stop) {
         const int n = claimable();
         if (n <= 0) continue;
         const std::string worker_id = identity.get();
-        auto jobs = session.claim(worker_id, queues_literal, kinds_literal, n, claim_path);
+        std::optional<double> rate_wait_s;
+        auto jobs = claim_jobs(session, worker_id, n, claim_path, &rate_wait_s);
         claims.fetch_add(1);
         quota_claims = claim_path == db::Session::ClaimPath::quota;
         last_full = static_cast<int>(jobs.size()) == n;
         want = last_full;  // a full batch: there may be more
         next_poll = next_poll_after(SteadyClock::now());
+        if (rate_wait_s) {
+          rate_limited = true;
+          // At most the poll interval: a rate raised or removed meanwhile is seen by then anyway.
+          const auto wait = std::min<double>(std::max(*rate_wait_s, 0.0), cfg.poll_interval.count() / 1000.0);
+          rate_wake = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                               std::chrono::duration<double>(wait) + std::chrono::microseconds(500));
+        }
         dispatch(jobs, worker_id);
         claim_lock.unlock();
         handle_notifications();
@@ -386,7 +439,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
     // Sleep until a notification, a wake-up (capacity freed, outcomes written, stop) or the poll.
     int timeout_ms = -1;
     if (capacity > 0) {
-      auto until = std::max(want ? retry_at : next_poll, now);
+      auto until = std::max(want ? retry_at : std::min(next_poll, rate_wake), now);
       if (want && deferred_since != SteadyClock::time_point::max())
         until = std::max(until, deferred_since + kClaimWindow);
       timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
@@ -408,6 +461,21 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   }
 }
 
+std::vector<db::ClaimedJob> Worker::Impl::claim_jobs(db::Session& session, const std::string& worker_id, int n,
+                                                     db::Session::ClaimPath& path,
+                                                     std::optional<double>* rate_wait_s) {
+  if (capped.empty()) return session.claim(worker_id, queues_literal, kinds_literal, n, path, rate_wait_s);
+  std::vector<db::ClaimedJob> jobs;
+  if (!open_queues_literal.empty()) jobs = session.claim(worker_id, open_queues_literal, kinds_literal, n, path, rate_wait_s);
+  for (auto& q : capped) {
+    const int want = std::min(n - static_cast<int>(jobs.size()), q->cap - q->running.load());
+    if (want <= 0) continue;
+    auto more = session.claim(worker_id, q->literal, kinds_literal, want, path, rate_wait_s);
+    std::move(more.begin(), more.end(), std::back_inserter(jobs));
+  }
+  return jobs;
+}
+
 void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string& worker_id) {
   const auto now = SteadyClock::now();
   for (auto& job : jobs) {
@@ -423,6 +491,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     rj->deadline = now + job.timeout.value_or(entry.config.timeout);
     running.add(rj);
     in_flight.fetch_add(1);
+    if (auto* q = capped_queue(job.queue)) q->running.fetch_add(1);
     claimed.fetch_add(1);
     if (metrics) metrics->job_claimed(job.kind, job.queue, job.queue_latency_s);
     pool->post([this, rj, job = std::move(job)] { execute(rj, job); });
@@ -495,7 +564,12 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   // Wake the producer only when the free slots reach a claim's worth (or the last job ends),
   // not once per job.
   const int running_after = in_flight.fetch_sub(1) - 1;
-  if (running_after == 0 || cfg.concurrency - running_after == batch_threshold) wake.signal();
+  if (auto* q = capped_queue(claimed_job.queue); q && q->running.fetch_sub(1) == q->cap) {
+    flushed = true;  // the queue was full: a slot of it is free now
+    wake.signal();
+  } else if (running_after == 0 || cfg.concurrency - running_after == batch_threshold) {
+    wake.signal();
+  }
   if (running_after == 0 && stopping.load()) {
     std::lock_guard lock(stop_mutex);
     stop_cv.notify_all();
