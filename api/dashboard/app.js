@@ -149,6 +149,13 @@ async function overview(root) {
   };
 }
 
+/** A rate's period in seconds as the config writes it: 1s, 1m, 2h. */
+function period(s) {
+  if (s >= 3600 && s % 3600 === 0) return `${s / 3600}h`;
+  if (s >= 60 && s % 60 === 0) return `${s / 60}m`;
+  return `${s}s`;
+}
+
 async function kinds(root) {
   root.append(h('h1', {}, 'Kinds'), h('div', { id: 'kinds' }));
   return async () => {
@@ -159,7 +166,9 @@ async function kinds(root) {
       return h('tr', { 'data-kind': k.kind },
         h('td', {}, k.kind),
         h('td', { class: 'num' }, `${k.running} / ${k.max_running ?? '∞'}`),
-        k.rate !== undefined ? h('td', {}, `${k.rate_used ?? '–'} / ${k.rate ?? '∞'}`) : h('td', { class: 'muted' }, '–'),
+        k.rate_limit != null
+          ? h('td', { class: k.at_limit ? 'warn' : '' }, `${Math.floor(k.rate_tokens ?? 0)} left of ${k.rate_limit}/${period(k.rate_period_s)}`)
+          : h('td', { class: 'muted' }, '–'),
         num(k.completed_1h), num(k.failed_1h),
         h('td', {}, `${ms(k.run_p50_ms)} / ${ms(k.run_p95_ms)}`),
         h('td', {}, `${ms(k.wait_p50_ms)} / ${ms(k.wait_p95_ms)}`),
@@ -168,7 +177,7 @@ async function kinds(root) {
         ' ', confirmed('Retry all failed', `Retry every failed ${k.kind} job?`, () => retryAllFailed(k.kind))));
     });
     root.querySelector('#kinds').replaceChildren(rows.length ? table(
-      ['Kind', 'Running / quota', 'Rate / limit', 'Completed 1h', 'Failed 1h', 'Run p50 / p95', 'Wait p50 / p95', ''], rows)
+      ['Kind', 'Running / quota', 'Rate: tokens / limit', 'Completed 1h', 'Failed 1h', 'Run p50 / p95', 'Wait p50 / p95', ''], rows)
       : h('p', { class: 'muted' }, 'No kinds yet.'));
   };
 }
