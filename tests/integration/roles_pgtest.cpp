@@ -203,3 +203,25 @@ TEST(Roles, MigrateByANonSuperuserOwnerWorks) {
   pqxx::nontransaction tx(c);
   EXPECT_EQ(tx.exec("SELECT docket.enqueue('mail')")[0][0].as<long long>(), 1);
 }
+
+TEST(Roles, TheFunctionRolesTableIsWhatTheGrantsSay) {
+  auto db = PgCluster::shared().fresh_database();
+  const auto can = [&](const std::string& role, const std::string& fn) {
+    return db->scalar("SELECT has_function_privilege('" + role + "', '" + fn + "', 'EXECUTE')");
+  };
+  EXPECT_EQ(can("docket_ops", "docket.pause(text)"), "t");
+  EXPECT_EQ(can("docket_enqueuer", "docket.pause(text)"), "f");
+  // A row added (what a later migration does for its new function) grants at the next apply...
+  db->query("INSERT INTO docket.function_roles VALUES ('pause', 'docket_enqueuer'); SELECT docket.apply_security()");
+  EXPECT_EQ(can("docket_enqueuer", "docket.pause(text)"), "t");
+  // ...and a row removed takes the grant away: the table is the whole truth, not a floor.
+  db->query("DELETE FROM docket.function_roles WHERE name = 'pause'; SELECT docket.apply_security()");
+  EXPECT_EQ(can("docket_enqueuer", "docket.pause(text)"), "f");
+  EXPECT_EQ(can("docket_ops", "docket.pause(text)"), "f");
+  // Only the three roles can be named.
+  EXPECT_THROW(db->query("INSERT INTO docket.function_roles VALUES ('pause', 'postgres')"), std::exception);
+  // The internal steps stay closed to PUBLIC.
+  EXPECT_EQ(db->scalar("SELECT bool_or(has_function_privilege('public', p.oid, 'EXECUTE')) FROM pg_proc p"
+                       " WHERE p.pronamespace = 'docket'::regnamespace AND p.proname = 'schedule_enqueue'"),
+            "f");
+}
