@@ -103,7 +103,7 @@ TEST_F(Engine, QuotaCapsClaimsAndOtherKindsStillFlow) {
   EXPECT_EQ(claim(worker, {"a"}, 10).size(), 1u);
   // A limit of 0 holds the kind; NULL removes the limit.
   client->set_limit("a", 0);
-  db->query("UPDATE docket.jobs SET state = 'completed' WHERE state = 'running'");
+  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE state = 'running'");
   EXPECT_TRUE(claim(worker, {"a"}, 10).empty());
   client->set_limit("a", std::nullopt);
   EXPECT_EQ(claim(worker, {"a"}, 10).size(), 2u);

@@ -39,3 +39,23 @@ TEST(Lifecycle, FinishedStatesAreTheOnesTheDatabaseStampsFinishedAt) {
   EXPECT_EQ(db->scalar("SELECT state || '/' || (finished_at IS NULL) FROM docket.jobs WHERE id = " + cancelled),
             "available/true");
 }
+
+TEST(Lifecycle, ACheckConstraintRefusesAFinishedAtThatDisagreesWithTheState) {
+  auto db = PgCluster::shared().fresh_database();
+  const auto id = db->scalar("SELECT docket.enqueue('a')");
+  for (const std::string& sql : std::vector<std::string>{"UPDATE docket.jobs SET finished_at = now() WHERE id = " + id,
+                                "UPDATE docket.jobs SET state = 'completed' WHERE id = " + id,
+                                "UPDATE docket.jobs SET state = 'running', finished_at = now() WHERE id = " + id,
+                                "INSERT INTO docket.jobs (kind, state) VALUES ('a', 'failed')"}) {
+    try {
+      db->query(sql);
+      ADD_FAILURE() << "accepted: " << sql;
+    } catch (const pqxx::check_violation& e) {
+      EXPECT_NE(std::string(e.what()).find("jobs_finished_at_check"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(db->scalar("SELECT state || '/' || (finished_at IS NULL) FROM docket.jobs WHERE id = " + id),
+            "available/true");
+  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = " + id);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE finished_at IS NOT NULL"), 1);
+}

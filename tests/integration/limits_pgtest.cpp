@@ -76,7 +76,7 @@ TEST_F(Limits, RateAndMaxRunningComposeTheTighterWins) {
   EXPECT_GE(std::stod(db->scalar("SELECT rate_tokens FROM docket.kind_limits WHERE kind = 'a'")), 96.0);
   client->set_limit("a", std::nullopt);
   client->set_rate("a", "2/1h", 2);  // the rate caps below max_running
-  db->query("UPDATE docket.jobs SET state = 'completed' WHERE state = 'running'");
+  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE state = 'running'");
   client->set_limit("a", 10);
   EXPECT_EQ(claim({"a"}, 50).size(), 2u);
   EXPECT_TRUE(claim({"a"}, 50).empty());
