@@ -43,7 +43,7 @@ test-e2e: build
 # workers in network namespaces with a cut and a lossy link, clocks 10 minutes off, poison jobs.
 # Each test starts and removes its own servers and namespaces; the partition tests need root.
 test-scale: deps-test build
-	cd $(BUILD_DIR) && ctest --output-on-failure -R '^(PgBouncer|Partition|ClockSkew|Poison)'
+	cd $(BUILD_DIR) && ctest --output-on-failure -R '^(PgBouncer|Partition|Failover|ClockSkew|Poison)'
 
 SANITIZER_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
                 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1

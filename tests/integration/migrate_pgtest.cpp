@@ -65,3 +65,20 @@ TEST(Migrate, UnreachableDatabaseIsUnavailable) {
   Client client("postgresql:///nope?host=/nonexistent-socket-dir&connect_timeout=1");
   EXPECT_THROW(client.ping(), Unavailable);
 }
+
+TEST(Migrate, AMultiHostUrlThatReachesNoWritableServerSaysWhyForEveryHost) {
+  // The shared cluster is writable, so ask for a standby: libpq tries both hosts and skips both.
+  const std::string socket = PgCluster::shared().cluster().socket_dir().string();
+  Client client("postgresql:///postgres?host=/nonexistent-socket-dir," + socket +
+                "&user=postgres&connect_timeout=2&target_session_attrs=standby");
+  try {
+    client.ping();
+    FAIL() << "connected";
+  } catch (const Unavailable& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("/nonexistent-socket-dir"), std::string::npos) << what;
+    EXPECT_NE(what.find(socket), std::string::npos) << what;
+    EXPECT_NE(what.find("server is not in hot standby mode"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+}

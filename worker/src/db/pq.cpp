@@ -16,6 +16,20 @@ std::string first_line(const char* what) {
   return s;
 }
 
+std::string connect_failures(const char* what) {
+  std::string out;
+  std::string_view rest(what ? what : "");
+  while (!rest.empty() && out.size() < 2000) {
+    const auto nl = rest.find('\n');
+    const std::string line = first_line(std::string(rest.substr(0, nl)).c_str());
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    if (line.empty()) continue;
+    out += (out.empty() ? "" : "; ") + line;
+  }
+  if (out.size() > 2000) out.resize(2000);
+  return out;
+}
+
 bool is_connection_state(const std::string& sqlstate) {
   return sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
          sqlstate == "53300" || sqlstate == "25006";

@@ -197,7 +197,7 @@ void Session::connect() {
       throw ConfigError("PostgreSQL refused the connection settings: " + why +
                         " (check the user, password and database name in DATABASE_URL or --database-url)");
     }
-    throw Unavailable("cannot connect to PostgreSQL: " + why);
+    throw Unavailable("cannot connect to PostgreSQL: " + connect_failures(e.what()));
   } catch (const pqxx::sql_error& e) {
     throw_translated(e);
   }
