@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps deps-test configure build run test test-unit test-pg test-e2e test-scale test-asan test-tsan fuzz bench bench-peers \
+.PHONY: all deps deps-test configure build run test test-unit test-pg test-e2e test-scale test-asan test-tsan fuzz bench bench-peers soak \
         format lint clean image
 
 all: build
@@ -86,6 +86,11 @@ bench: deps-test build
 # (REPS=3); writes bench/RESULTS.md. Not part of `make test`.
 bench-peers: deps-test build
 	@bench/peers.sh
+
+# A long run (README "Soak"): SOAK_SECONDS (default 7200) at SOAK_RATE jobs/s (default 500) with
+# retries, a quota, crawls and a transaction held open; writes bench/soak.{csv,svg,json}.
+soak: deps-test build
+	@bench/soak.sh
 
 # The container image (deploy/container/Containerfile) with podman, buildah or docker, the first
 # one installed; fails with a message when there is none. IMAGE=registry/docket:1.2 to name it.

@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -154,6 +157,7 @@ class Bench {
     return secs > 0 ? n / secs : 0;
   }
   double drain_rate(int n);
+  Json soak();
   Json result(double enqueue_per_s, double process_per_s) const {
     return Json{{"system", "docket"},
                 {"metric", o_.metric},
@@ -232,6 +236,182 @@ double Bench::drain_rate(int n) {
     batching_["finish_batch_avg"] = static_cast<double>(counts.at("claimed")) / counts.at("finish_round_trips");
   }
   return process_rate("bench.noop");
+}
+
+/// A static paginated source for the soak's crawls: `python3 -m http.server` over pages
+/// page1.json .. page20.json of 50 items each and an empty page21.json, stopped when destroyed.
+class PageServer {
+ public:
+  PageServer() {
+    dir_ = fs::temp_directory_path() / ("docket-soak-pages-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    for (int page = 1; page <= 21; ++page) {
+      Json items = Json::array();
+      for (int i = 0; page <= 20 && i < 50; ++i) items.push_back(Json{{"id", page * 100 + i}, {"page", page}});
+      std::ofstream(dir_ / ("page" + text(page) + ".json")) << Json{{"items", items}}.dump();
+    }
+    port_ = free_port();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      const std::string port = text(port_);
+      ::execlp("python3", "python3", "-m", "http.server", port.c_str(), "--bind", "127.0.0.1", "--directory",
+               dir_.c_str(), nullptr);
+      ::_exit(127);
+    }
+  }
+  ~PageServer() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  int port() const { return port_; }
+
+ private:
+  static int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+  }
+  fs::path dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+Json Bench::soak() {
+  // The mix a real fleet carries: 80% no-op jobs, 10% that fail every attempt (2 retries 1 s
+  // apart, then failed), 10% of 10 ms under a fleet-wide quota of 20, and a 20-page crawl into a
+  // live collection every minute. Finished jobs are pruned after 5 minutes: sizes must plateau.
+  PageServer pages;
+  const std::string kinds =
+      std::string(kNoop) + "retain_completed = \"5m\"\nretain_failed = \"5m\"\n" +
+      "[kinds.\"bench.soak_flaky\"]\nbuiltin = \"fail\"\nmax_retries = 2\n"
+      "backoff = { strategy = \"fixed\", delay = \"1s\" }\nretain_completed = \"5m\"\nretain_failed = \"5m\"\n"
+      "[kinds.\"bench.soak_quota\"]\nbuiltin = \"sleep\"\nmax_running = 20\nretain_completed = \"5m\"\n"
+      "retain_failed = \"5m\"\n"
+      "[kinds.\"bench.soak_crawl\"]\nqueue = \"bench\"\ncrawl = { url = \"http://127.0.0.1:" +
+      text(pages.port()) + "/page{page}.json\", collection = \"bench_soak\", max_shrink = 1.0 }\n";
+  const double seconds = o_.seconds;
+  const double sample_every = std::clamp(seconds / 20, 5.0, 60.0);
+  const double hold_from = seconds * 0.3;
+  const double hold_for = std::min(600.0, seconds * 0.25);
+  std::ofstream csv(o_.csv.empty() ? "soak.csv" : o_.csv);
+  csv << "minute,enqueued_per_s,completed_per_s,failed_per_s,wait_p50_ms,wait_p99_ms,table_mb,index_mb,"
+         "dead_rows,xmin_age,unfinished,crawls_done,held\n";
+
+  Workers workers(o_, kinds, o_.concurrency);
+  std::this_thread::sleep_for(1s);
+  std::atomic<bool> stop{false};
+  std::atomic<long long> enqueued{0};
+  std::atomic<long long> crawls{0};
+  std::atomic<bool> held{false};
+  const auto start = SteadyClock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(SteadyClock::now() - start).count(); };
+  std::thread producer([&] {
+    Client c(o_.url);
+    // Every 100 ms a tenth of a second's jobs, in one bulk enqueue; late ticks catch up.
+    const int per_tick = std::max(10, o_.jobs / 10);
+    std::vector<EnqueueRequest> batch;
+    for (int i = 0; i < per_tick; ++i) {
+      if (i % 10 == 8) {
+        batch.push_back({.kind = "bench.soak_flaky", .queue = "bench"});
+      } else if (i % 10 == 9) {
+        batch.push_back({.kind = "bench.soak_quota", .args = Json{{"ms", 10}}, .queue = "bench"});
+      } else {
+        batch.push_back({.kind = "bench.noop", .queue = "bench"});
+      }
+    }
+    auto next = SteadyClock::now();
+    auto next_crawl = SteadyClock::now();
+    while (!stop) {
+      c.enqueue_many(batch);
+      enqueued += per_tick;
+      if (SteadyClock::now() >= next_crawl) {
+        c.enqueue({.kind = "bench.soak_crawl", .queue = "bench"});
+        ++crawls;
+        next_crawl += 60s;
+      }
+      next += 100ms;
+      std::this_thread::sleep_until(next);
+    }
+  });
+  std::thread holder([&] {
+    db::Session h(o_.url, "docket-bench-soak-hold");
+    while (!stop && elapsed() < hold_from) std::this_thread::sleep_for(200ms);
+    if (stop) return;
+    h.utility("bench_soak_hold");
+    held = true;
+    while (!stop && elapsed() < hold_from + hold_for) std::this_thread::sleep_for(200ms);
+    h.utility("bench_soak_release");
+    held = false;
+  });
+
+  // Samples: every finish counted once (see bench_soak_sample.sql).
+  double since = scalar("bench_now") - 10;
+  long long completed = 0, failed = 0, last_enqueued = 0;
+  double p99_max_after_hold = 0, table_mb_at_release = 0, table_mb_last = 0;
+  long long xmin_age_max = 0;
+  auto sample = [&](double window_s) {
+    const auto row = db_.query("bench_soak_sample", {std::to_string(since)}).at(0);
+    auto num = [&](int i) { return row[i] ? std::stod(*row[i]) : 0.0; };
+    since = num(0);
+    completed += static_cast<long long>(num(1));
+    failed += static_cast<long long>(num(2));
+    const long long e = enqueued.load();
+    table_mb_last = num(5) / 1048576.0;
+    xmin_age_max = std::max(xmin_age_max, static_cast<long long>(num(8)));
+    if (!held && elapsed() > hold_from + hold_for + 120) p99_max_after_hold = std::max(p99_max_after_hold, num(4));
+    csv << elapsed() / 60.0 << ',' << (e - last_enqueued) / window_s << ',' << num(1) / window_s << ','
+        << num(2) / window_s << ',' << num(3) << ',' << num(4) << ',' << num(5) / 1048576.0 << ','
+        << num(6) / 1048576.0 << ',' << num(7) << ',' << num(8) << ',' << num(9) << ',' << num(10) << ','
+        << (held ? 1 : 0) << '\n'
+        << std::flush;
+    last_enqueued = e;
+  };
+  bool was_held = false;
+  while (elapsed() < seconds) {
+    const auto t0 = SteadyClock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(sample_every, seconds - elapsed() + 0.01)));
+    sample(std::chrono::duration<double>(SteadyClock::now() - t0).count());
+    if (was_held && !held) table_mb_at_release = table_mb_last;
+    was_held = held;
+  }
+  stop = true;
+  producer.join();
+  holder.join();
+  // Drain (the failing jobs' retries take 2 s), then count the last finishes.
+  const auto deadline = SteadyClock::now() + 120s;
+  while (scalar("bench_soak_unfinished") > 0 && SteadyClock::now() < deadline) std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(11s);
+  sample(11);
+  const long long unfinished = static_cast<long long>(scalar("bench_soak_unfinished"));
+  workers.stop();
+
+  Json r = result(static_cast<double>(enqueued) / seconds, static_cast<double>(completed + failed) / seconds);
+  r["seconds"] = seconds;
+  r["enqueued"] = enqueued.load();
+  r["completed"] = completed;
+  r["failed"] = failed;
+  r["lost"] = enqueued.load() - completed - failed - unfinished;
+  r["unfinished"] = unfinished;
+  r["crawls_enqueued"] = crawls.load();
+  r["held_transaction_s"] = hold_for;
+  r["xmin_age_max"] = xmin_age_max;
+  r["table_mb_at_release"] = table_mb_at_release;
+  r["table_mb_last"] = table_mb_last;
+  r["wait_p99_ms_max_after_release"] = p99_max_after_hold;
+  r["csv"] = o_.csv.empty() ? "soak.csv" : o_.csv;
+  reset();
+  return r;
 }
 
 Json Bench::run() {
@@ -334,6 +514,7 @@ Json Bench::run() {
     reset();
     return r;
   }
+  if (s == "soak") return soak();
   if (s == "quota") {
     // A kind limited to 50 running at once, 20 ms jobs: the ideal is 2,500 jobs/s; a sampler
     // checks that the limit is never exceeded.
@@ -414,21 +595,27 @@ Json Bench::run() {
     reset();
     return r;
   }
-  throw InvalidInput("unknown scenario \"" + s + "\"; use drain, enqueue, latency, steady, quota, bloat or schedules");
+  throw InvalidInput("unknown scenario \"" + s + "\"; use drain, enqueue, latency, steady, quota, bloat, schedules or soak");
 }
 
 }  // namespace
 
 const std::vector<std::string>& scenarios() {
-  static const std::vector<std::string> all = {"drain", "enqueue", "latency", "steady", "quota", "bloat", "schedules"};
+  static const std::vector<std::string> all = {"drain", "enqueue", "latency", "steady", "quota", "bloat", "schedules", "soak"};
   return all;
 }
 
 Json run(const Options& input) {
   Options o = input;
   const bool latency = o.scenario == "latency";
-  if (o.jobs <= 0) o.jobs = latency ? 200 : o.scenario == "quota" ? 5000 : o.scenario == "schedules" ? 10000 : 50000;
-  if (o.concurrency <= 0) o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : 500;
+  if (o.jobs <= 0) {
+    o.jobs = latency                      ? 200
+             : o.scenario == "quota"      ? 5000
+             : o.scenario == "schedules"  ? 10000
+             : o.scenario == "soak"       ? 500  // jobs per second
+                                          : 50000;
+  }
+  if (o.concurrency <= 0) o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : o.scenario == "soak" ? 50 : 500;
   if (o.workers < 1) throw InvalidInput("--workers must be >= 1");
   if (o.metric.empty()) o.metric = o.scenario;
   if (o.url.empty()) throw ConfigError("docket bench needs DATABASE_URL (or --database-url)");

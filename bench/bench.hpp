@@ -7,7 +7,7 @@
 namespace docket::bench {
 
 struct Options {
-  std::string scenario;  ///< drain, enqueue, latency, steady, quota, bloat
+  std::string scenario;  ///< drain, enqueue, latency, steady, quota, bloat, schedules, soak
   std::string url;
   int jobs = 0;         ///< 0: the scenario's default
   int workers = 1;      ///< worker processes
@@ -17,6 +17,7 @@ struct Options {
   std::string docket;   ///< this binary, to start worker processes
   std::string metric;   ///< the name its JSON line carries (default: the scenario)
   int run = 1;          ///< repetition number, for interleaved runs (make bench-peers)
+  std::string csv;      ///< soak: where the per-sample figures go (default soak.csv)
 };
 
 /// Runs the scenario and returns its JSON line (also printed by the CLI).
