@@ -196,3 +196,51 @@ TEST(CrawlTemplates, OneKindCrawlsTwoProjectsIntoTwoCollectionsAndHostileArgsGoN
   worker->signal(SIGTERM);
   EXPECT_EQ(worker->wait(20s), 0) << worker->log_text();
 }
+
+TEST(CrawlTemplates, AUrlArgThatIsNotAStringOrNumberFailsTheJobOnceBeforeAnyRequest) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  Source source;
+  // Only the URL names the arg: the enqueue cannot check it, the worker does.
+  auto worker = start_docket_worker(*db, dir,
+                                    "[worker]\nconcurrency = 2\n[kinds.all]\nmax_retries = 3\ncrawl = { url = \"" +
+                                        source.base() +
+                                        "/p/{args.project_id}/items?page={page}\", collection = "
+                                        "\"everything\" }\n");
+  Client client(db->url());
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return db->count("SELECT count(*) FROM docket.kinds WHERE kind = 'all' AND crawl_collection = 'everything'") ==
+               1;
+      },
+      20s))
+      << worker->log_text();
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {Json{{"project_id", nullptr}}, "args.project_id must be a string or a number, got null"},
+      {Json{{"project_id", {{"id", 7}}}}, "args.project_id must be a string or a number, got object"},
+      {Json{{"project_id", {7}}}, "args.project_id must be a string or a number, got array"},
+      {Json{{"project_id", false}}, "args.project_id must be a string or a number, got boolean"},
+      {Json{{"project", 7}}, "args.project_id is missing from the job's args"},
+      {Json{{"project_id", std::string(201, '7')}}, "args.project_id is longer than 200 bytes"},
+  };
+  for (const auto& [args, error] : cases) {
+    const auto id = client.enqueue({.kind = "all", .args = args}).id;  // one at a time: the collection dedups
+    ASSERT_TRUE(wait_until([&] { return finished(client, id); }, 20s)) << worker->log_text();
+    const auto job = client.job(id);
+    EXPECT_EQ(job->state, JobState::failed) << args.dump();
+    EXPECT_EQ(job->attempt, 1) << "permanent: no retry of a job whose args cannot fit";
+    const std::string errors = job->errors.dump();
+    EXPECT_NE(errors.find("crawl.url: " + error), std::string::npos) << errors;
+    EXPECT_NE(errors.find("(no request was sent)"), std::string::npos) << errors;
+    EXPECT_EQ(db->scalar("SELECT status FROM docket.crawls WHERE job_id = " + std::to_string(id)), "failed");
+  }
+  EXPECT_TRUE(source.seen().empty()) << "no request for any of them";
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.live_items"), 0);
+  // The worker still crawls.
+  const auto good = client.enqueue({.kind = "all", .args = Json{{"project_id", 8}}}).id;
+  ASSERT_TRUE(wait_until([&] { return finished(client, good); }, 20s)) << worker->log_text();
+  EXPECT_EQ(client.job(good)->state, JobState::completed) << client.job(good)->errors.dump();
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.live_items WHERE collection = 'everything'"), 3);
+  worker->signal(SIGTERM);
+  EXPECT_EQ(worker->wait(20s), 0) << worker->log_text();
+}
