@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/arg_template.hpp"
 #include "core/text.hpp"
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
@@ -603,6 +604,15 @@ CrawlExecutor parse_crawl(const toml::node& n, const std::string& origin, const 
       throw ConfigError(unknown_key(where(v, origin), key, what, known));
   }
   if (c.url.empty()) throw ConfigError(where(n, origin) + ": " + what + ".url is required");
+  // {args.NAME} placeholders: checked here, so a job's args are all that is left to refuse at run time.
+  check_url_template(c.url, where(n, origin) + ": " + what + ".url");
+  arg_placeholders(c.collection, where(n, origin) + ": " + what + ".collection");
+  for (const auto& [name, value] : c.headers) {
+    if (value.find("{args.") != std::string::npos) {
+      throw ConfigError(where(n, origin) + ": " + what + ".headers." + name +
+                        ": {args.NAME} works only in crawl.url and crawl.collection; headers are sent as written");
+    }
+  }
   return c;
 }
 

@@ -10,12 +10,14 @@ std::optional<std::string> num(std::int64_t v) {
 }  // namespace
 
 std::optional<Session::CrawlState> Session::crawl_start(const JobFence& f, const std::string& kind,
-                                                        const std::string& collection, const std::string& first_url) {
+                                                        const std::string& collection_template,
+                                                        const std::string& first_url) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlState> {
-    auto res = DOCKET_RUN("crawl_start", num(f.job), f.worker, num(f.attempt), kind, collection, first_url);
+    auto res = DOCKET_RUN("crawl_start", num(f.job), f.worker, num(f.attempt), kind, collection_template, first_url);
     if (res.empty()) return std::nullopt;
     const auto& row = res[0];
     CrawlState s;
+    s.collection = row[7].is_null() ? std::string() : row[7].c_str();
     if (!row[6].is_null()) {
       s.duplicate_of = row[6].as<std::int64_t>();
       return s;

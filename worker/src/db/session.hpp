@@ -223,6 +223,7 @@ class Session {
     std::optional<std::string> next_url;
     std::optional<std::string> last_error;
     std::optional<std::int64_t> duplicate_of;
+    std::string collection;  ///< the crawl's collection, its template evaluated on the job's args
   };
   /// Fence for the crawl writes: the job, the worker id it was claimed under, the attempt.
   struct JobFence {
@@ -230,9 +231,10 @@ class Session {
     std::string worker;
     int attempt = 0;
   };
-  /// nullopt: the job is no longer ours.
-  std::optional<CrawlState> crawl_start(const JobFence& fence, const std::string& kind, const std::string& collection,
-                                        const std::string& first_url);
+  /// nullopt: the job is no longer ours. InvalidInput: the job's args do not fit the collection
+  /// template (crawl.collection with {args.NAME}).
+  std::optional<CrawlState> crawl_start(const JobFence& fence, const std::string& kind,
+                                        const std::string& collection_template, const std::string& first_url);
   /// {pages, items} after the page; nullopt: the job is no longer ours.
   std::optional<std::pair<int, int>> crawl_page(std::int64_t crawl, const JobFence& fence, const std::string& items,
                                                 const std::optional<std::string>& next_url,

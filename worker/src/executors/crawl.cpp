@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "core/arg_template.hpp"
 #include "core/log.hpp"
 #include "core/text.hpp"
 #include "core/url.hpp"
@@ -104,7 +105,9 @@ class CrawlRun {
   int pages_ = 0;
   int items_total_ = 0;
   std::optional<SteadyClock::time_point> last_request_;
-  std::string origin_;  ///< the configured url's origin: the only one that gets spec_.headers
+  std::string origin_;      ///< the configured url's origin: the only one that gets spec_.headers
+  std::string url_;         ///< spec_.url with this job's {args.NAME} in it ({page}, {cursor} still open)
+  std::string collection_;  ///< this job's collection (spec_.collection evaluated on its args at enqueue)
   std::mt19937 rng_{std::random_device{}()};
 };
 
@@ -212,33 +215,47 @@ Outcome CrawlRun::activate() {
   }
   const bool ok = db([&](db::Session& s) {
     return spec_.activate_sql.empty() ? s.crawl_activate(crawl_, fence_)
-                                      : s.crawl_activate_custom(crawl_, fence_, spec_.activate_sql, spec_.collection);
+                                      : s.crawl_activate_custom(crawl_, fence_, spec_.activate_sql, collection_);
   });
   if (!ok) return lost();
   log::info("crawl.activated", {{"crawl_id", crawl_},
                                 {"job_id", job.id},
-                                {"collection", spec_.collection},
+                                {"collection", collection_},
                                 {"pages", pages_},
                                 {"items", items_total_}});
   return Outcome::complete(
-      Json{{"crawl_id", crawl_}, {"collection", spec_.collection}, {"pages", pages_}, {"items", items_total_}});
+      Json{{"crawl_id", crawl_}, {"collection", collection_}, {"pages", pages_}, {"items", items_total_}});
 }
 
 Outcome CrawlRun::run() {
   const Job& job = ctx_.job();
   enum class Mode { page, pointer, link };
   const Mode mode = spec_.next.empty() ? Mode::page : spec_.next == "link" ? Mode::link : Mode::pointer;
-  const std::string first =
-      mode == Mode::page ? replace_all(spec_.url, "{page}", "1") : replace_all(spec_.url, "{cursor}", "");
+  // The job's args in the URL: one that does not fit fails the crawl before any request.
+  std::string bad_args;
+  try {
+    url_ = expand_url_args(spec_.url, job.args);
+    if (const auto u = parse_http_url(url_); !u || u->origin != origin_) {
+      bad_args = "crawl.url with the job's args leaves " + origin_;  // cannot happen: values are encoded
+    }
+  } catch (const InvalidInput& e) {
+    bad_args = e.what();
+  }
+  if (!bad_args.empty()) url_ = spec_.url;
+  const std::string first = mode == Mode::page ? replace_all(url_, "{page}", "1") : replace_all(url_, "{cursor}", "");
   std::optional<db::Session::CrawlState> state;
   try {
     state = db([&](db::Session& s) { return s.crawl_start(fence_, job.kind, spec_.collection, first); });
   } catch (const Conflict& e) {
     return Outcome::fail(e.what());
+  } catch (const InvalidInput& e) {
+    log::warn("crawl.refused", {{"job_id", job.id}, {"error", e.what()}});
+    return Outcome::fail(e.what());  // the collection template does not fit the args: no crawl row, no request
   }
   if (!state) return lost();
+  collection_ = state->collection;
   if (state->duplicate_of) {
-    return Outcome::complete(Json{{"duplicate_of", *state->duplicate_of}, {"collection", spec_.collection}});
+    return Outcome::complete(Json{{"duplicate_of", *state->duplicate_of}, {"collection", collection_}});
   }
   crawl_ = state->id;
   pages_ = state->pages;
@@ -248,10 +265,14 @@ Outcome CrawlRun::run() {
   }
   if (state->status == "failed") return Outcome::fail(state->last_error.value_or("the crawl failed"));
   if (state->status == "finalizing") return activate();
+  if (!bad_args.empty()) {
+    log::warn("crawl.refused", {{"crawl_id", crawl_}, {"job_id", job.id}, {"error", bad_args}});
+    return page_failed({"crawl.url: " + bad_args + " (no request was sent)", true, std::nullopt});
+  }
   ctx_.progress(Json{{"crawl_id", crawl_}, {"status", "crawling"}, {"pages", pages_}, {"items", items_total_}});
   log::info("crawl.started", {{"crawl_id", crawl_},
                               {"job_id", job.id},
-                              {"collection", spec_.collection},
+                              {"collection", collection_},
                               {"resume_at_page", pages_ + 1},
                               {"url", state->next_url.value_or(first)}});
 
@@ -308,7 +329,7 @@ Outcome CrawlRun::run() {
     // Where the next page is; nullopt when this page is the last.
     std::optional<std::string> next, cursor;
     if (mode == Mode::page) {
-      if (!items.empty()) next = replace_all(spec_.url, "{page}", std::to_string(pages_ + 2));
+      if (!items.empty()) next = replace_all(url_, "{page}", std::to_string(pages_ + 2));
     } else if (mode == Mode::link) {
       if (auto n = link_next(res.header("Link"))) next = resolve_url(url, *n);
     } else {
@@ -320,8 +341,8 @@ Outcome CrawlRun::run() {
           cursor = clean_text(text, 4096);  // stored as text: no NUL, valid UTF-8
           if (text.rfind("http://", 0) == 0 || text.rfind("https://", 0) == 0 || text.front() == '/') {
             next = resolve_url(url, text);
-          } else if (spec_.url.find("{cursor}") != std::string::npos) {
-            next = replace_all(spec_.url, "{cursor}", url_encode(text));
+          } else if (url_.find("{cursor}") != std::string::npos) {
+            next = replace_all(url_, "{cursor}", url_encode(text));
           } else {
             return page_failed({where + ": the next value at " + spec_.next + " (\"" + text +
                                     "\") is not a URL and crawl.url has no {cursor} to put it in",
@@ -378,6 +399,8 @@ Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>
                       "(cursor or next URL in the body) or to \"link\" (the Link header)");
   }
   if (spec.collection.empty()) throw ConfigError("crawl.collection must not be empty");
+  check_url_template(spec.url, "crawl.url");
+  arg_placeholders(spec.collection, "crawl.collection");
   auto items = std::make_shared<Json::json_pointer>(pointer(spec.items, "crawl.items"));
   auto key = std::make_shared<Json::json_pointer>(pointer(spec.key, "crawl.key"));
   if (!spec.next.empty() && spec.next != "link") pointer(spec.next, "crawl.next");
