@@ -483,6 +483,11 @@ TEST(DashboardPlans, JobListReadsAPageNotTheTableWithAMillionJobs) {
       {"NULL", "'rareq'", "'running'", "NULL", false},      // a rare queue running
       {"'b'", "'other'", "'available'", "900000", false},   // the backlog of a queue, mid-way
   };
+  // The query spells out a branch per state: a state added to the enum must get one.
+  const std::string& sql = docket::db::queries().at("job_list");
+  for (const auto& row : db->query("SELECT unnest(enum_range(NULL::docket.job_state))::text")) {
+    EXPECT_NE(sql.find("WHERE state = '" + std::string(row[0].c_str()) + "'"), std::string::npos) << row[0].c_str();
+  }
   auto& conn = db->conn();
   pqxx::nontransaction tx(conn);
   tx.exec("SET plan_cache_mode = force_custom_plan");  // as the API's sessions plan
