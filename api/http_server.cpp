@@ -155,6 +155,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {
     ++server_->open;
+    beast::error_code ec;
+    const auto remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) peer_ = remote.address().to_string();
   }
   ~Connection() { --server_->open; }
 
@@ -190,7 +193,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return send(server_->handlers.error(431, "header_fields_too_large", "more than api.max_header_count header fields"),
                   false);
     }
-    if (auto early = server_->handlers.check_head(head)) {
+    if (auto early = server_->handlers.check_head(head, peer_)) {
       // The body was not read: keep the connection only if there is none.
       return send(std::move(*early), parser_->is_done() && head.keep_alive());
     }
@@ -217,6 +220,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_never();  // a handler may wait on the database; the write has its own deadline
     Request req;
     req.message = parser_->release();
+    req.peer = peer_;
     const std::string target(req.message.target());
     if (!split_target(target, req.path, req.params)) {
       return send(server_->handlers.error(400, "bad_request", "the request target has broken percent-encoding"),
@@ -303,6 +307,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = false;
   std::vector<char> drain_buffer_;
   std::size_t drained_ = 0;
+  std::string peer_;  ///< the client's IP address ("" if the socket could not tell)
 };
 
 }  // namespace

@@ -39,6 +39,7 @@ struct Request {
   std::string path;                                  ///< percent-decoded, without the query
   std::multimap<std::string, std::string> params;    ///< decoded query parameters
   std::vector<std::string> groups;                   ///< the route pattern's capture groups
+  std::string peer;                                  ///< the client's IP address, as the socket saw it
   /// A header's value, "" when absent.
   std::string header(std::string_view name) const;
   /// The method as text: "GET", "POST", ...
@@ -73,7 +74,8 @@ ParseResult parse_request_bytes(std::string_view bytes, const Limits& limits);
 struct Handlers {
   /// Called once the head is read, before the body: an answer to send now (the connection then
   /// closes unless the request had no body), or nullopt to read the body and call `handle`.
-  std::function<std::optional<Response>(const Message& head)> check_head;
+  /// `peer` is the client's IP address.
+  std::function<std::optional<Response>(const Message& head, const std::string& peer)> check_head;
   /// Called with the whole request; must call `done` exactly once, from any thread.
   std::function<void(Request request, std::function<void(Response)> done)> handle;
   /// Called after each answer is written (or failed to be), for the access metrics.

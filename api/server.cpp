@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "auth_limiter.hpp"
 #include "core/log.hpp"
 #include "dashboard.hpp"
 #include "docket/errors.hpp"
@@ -46,6 +47,17 @@ void write_json(Response& res, int status, const Json& body) {
 Response error_response(int status, const std::string& code, const std::string& message) {
   Response res;
   write_json(res, status, Json{{"error", {{"code", code}, {"message", message}}}});
+  return res;
+}
+
+/// 429 for a client whose address (or everyone) made too many failed token attempts: the token was
+/// not even compared, so waiting out Retry-After is the only way on.
+Response too_many_failures(std::chrono::seconds wait) {
+  Response res = error_response(429, "too_many_requests",
+                                "too many failed token attempts from this address (or from all clients); retry in " +
+                                    std::to_string(wait.count()) + " s");
+  res.route = "auth";
+  res.headers.emplace_back("Retry-After", std::to_string(wait.count()));
   return res;
 }
 
@@ -282,17 +294,28 @@ struct Server::Impl {
   static http::Limits limits(const ApiConfig& c);
   http::Handlers handlers();
   /// An answer to give before reading the body (auth, Host, Origin, Content-Type), or nullopt.
-  std::optional<Response> check_head(const http::Message& head) const;
+  std::optional<Response> check_head(const http::Message& head, const std::string& peer) const;
+  /// A presented token: the configured one it is (its place in `tokens`), or none; or, while the
+  /// client's address (or everyone) is over the failed-attempt limit, unchecked and `wait` > 0.
+  struct TokenMatch {
+    std::optional<std::size_t> token;
+    std::chrono::seconds wait{0};
+  };
+  /// Compares `presented` with every token in constant time; a miss counts against `peer`.
+  TokenMatch match_token(const std::string& presented, const std::string& peer) const;
   /// Who a request speaks for: a configured token (its place in `tokens`), or why none.
   struct Caller {
     std::optional<std::size_t> token;
     std::string why;
+    std::chrono::seconds wait{0};  ///< > 0: refused unchecked, the address is over the failure limit
   };
   /// The caller by its bearer token, or by its dashboard session cookie (accepted only with the
   /// X-Docket-Dashboard header, which a cross-site form cannot send).
-  Caller caller(const http::Message& head) const;
-  /// An answer refusing the request (401 no or bad credentials, 403 a read-only token writing), or nullopt.
-  std::optional<Response> auth_failure(const std::string& path, bool write, const http::Message& head) const;
+  Caller caller(const http::Message& head, const std::string& peer) const;
+  /// An answer refusing the request (401 no or bad credentials, 403 a read-only token writing,
+  /// 429 too many failed tokens from the address), or nullopt.
+  std::optional<Response> auth_failure(const std::string& path, bool write, const http::Message& head,
+                                       const std::string& peer) const;
   /// GET, POST and DELETE /session: the dashboard's sign-in.
   void session_routes();
   /// Host values this server answers to without tokens: the listen address and loopback names, with the port.
@@ -310,6 +333,8 @@ struct Server::Impl {
   Submitter submitter;
   std::vector<Token> tokens;
   mutable SessionStore sessions;
+  /// Failed token attempts per client address and in all (brute-force guard).
+  mutable AuthLimiter auth_limiter;
   std::vector<Route> table;
   std::string listen_host;
   int port = -1;
@@ -332,7 +357,7 @@ http::Limits Server::Impl::limits(const ApiConfig& c) {
 
 http::Handlers Server::Impl::handlers() {
   http::Handlers h;
-  h.check_head = [this](const http::Message& head) { return check_head(head); };
+  h.check_head = [this](const http::Message& head, const std::string& peer) { return check_head(head, peer); };
   h.handle = [this](Request req, std::function<void(Response)> done) { handle(std::move(req), std::move(done)); };
   h.observe = [this](const std::string& method, const Response& res, double secs) {
     metrics->api_request(res.route, method, res.status, secs);
@@ -400,7 +425,7 @@ bool Server::Impl::allowed_host(const std::string& host) const {
   return h == lower(own) + p || h == "localhost" + p || h == "127.0.0.1" + p || h == "[::1]" + p;
 }
 
-std::optional<Response> Server::Impl::check_head(const http::Message& head) const {
+std::optional<Response> Server::Impl::check_head(const http::Message& head, const std::string& peer) const {
   std::string path;
   std::multimap<std::string, std::string> ignored;
   http::split_target(std::string(head.target()), path, ignored);
@@ -423,7 +448,7 @@ std::optional<Response> Server::Impl::check_head(const http::Message& head) cons
                   "Host \"" + host + "\" is not this server's address; without API tokens only localhost:" +
                       std::to_string(port) + " (or 127.0.0.1, [::1]) is answered");
   }
-  if (auto refused = auth_failure(path, write, head)) return refused;
+  if (auto refused = auth_failure(path, write, head, peer)) return refused;
   const std::string origin = lower(field("Origin"));
   if (write && !origin.empty() && origin != "http://" + lower(host) && origin != "https://" + lower(host)) {
     return refuse(403, "forbidden_origin", "refused",
@@ -443,7 +468,21 @@ std::optional<Response> Server::Impl::check_head(const http::Message& head) cons
   return std::nullopt;
 }
 
-Server::Impl::Caller Server::Impl::caller(const http::Message& head) const {
+Server::Impl::TokenMatch Server::Impl::match_token(const std::string& presented, const std::string& peer) const {
+  const std::string key = limiter_key(peer);
+  if (const auto wait = auth_limiter.retry_after(key); wait.count() > 0) return {std::nullopt, wait};
+  std::optional<std::size_t> found;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (constant_time_equal(presented, tokens[i].secret)) found = i;  // no early exit: same time for each
+  }
+  if (!found) {
+    auth_limiter.failed(key);
+    spdlog::warn("api.token_refused peer={}", peer);
+  }
+  return {found, std::chrono::seconds{0}};
+}
+
+Server::Impl::Caller Server::Impl::caller(const http::Message& head, const std::string& peer) const {
   const auto auth = head.find("Authorization");
   if (auth == head.end()) {
     const auto cookie = head.find("Cookie");
@@ -464,22 +503,21 @@ Server::Impl::Caller Server::Impl::caller(const http::Message& head) const {
     return {std::nullopt, "the Authorization header must be: Bearer <token>"};
   const auto begin = header.find_first_not_of(' ', space);
   const std::string presented = begin == std::string::npos ? std::string() : header.substr(begin);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (constant_time_equal(presented, tokens[i].secret)) {
-      if (tokens[i].expires && Clock::now() >= *tokens[i].expires) return {std::nullopt, "this token has expired"};
-      return {i, {}};
-    }
-  }
-  return {std::nullopt, "invalid token"};
+  const TokenMatch m = match_token(presented, peer);
+  if (m.wait.count() > 0) return {std::nullopt, {}, m.wait};
+  if (!m.token) return {std::nullopt, "invalid token"};
+  if (tokens[*m.token].expires && Clock::now() >= *tokens[*m.token].expires) return {std::nullopt, "this token has expired"};
+  return {m.token, {}};
 }
 
-std::optional<Response> Server::Impl::auth_failure(const std::string& path, bool write,
-                                                   const http::Message& head) const {
+std::optional<Response> Server::Impl::auth_failure(const std::string& path, bool write, const http::Message& head,
+                                                   const std::string& peer) const {
   if (tokens.empty()) return std::nullopt;  // loopback only, enforced at bind
   if (path == "/health" || path == "/ready" || path == "/session") return std::nullopt;
   if (path == "/metrics" && !config.metrics_auth) return std::nullopt;
   if (!write && dashboard_asset(path)) return std::nullopt;  // the page itself holds no data
-  const Caller c = caller(head);
+  const Caller c = caller(head, peer);
+  if (c.wait.count() > 0) return too_many_failures(c.wait);
   if (!c.token) {
     Response res = error_response(401, "unauthorized", c.why);
     res.route = "auth";
@@ -786,7 +824,11 @@ void Server::Impl::session_routes() {
     return tokens.empty() ? Json("write") : token ? Json(tokens[*token].read_only ? "read" : "write") : Json(nullptr);
   };
   route("GET", "/session", "/session", [this, scope_of](const Request& req, Response& res) {
-    const Caller c = tokens.empty() ? Caller{} : caller(req.message);
+    const Caller c = tokens.empty() ? Caller{} : caller(req.message, req.peer);
+    if (c.wait.count() > 0) {
+      res = too_many_failures(c.wait);
+      return;
+    }
     const bool in = tokens.empty() || c.token.has_value();
     write_json(res, 200, Json{{"auth_required", !tokens.empty()}, {"signed_in", in}, {"scope", scope_of(c.token)}});
   });
@@ -795,11 +837,12 @@ void Server::Impl::session_routes() {
     const Json body = parse_json(req.message.body(), "the sign-in body");
     if (!body.is_object() || body.size() != 1 || !body.contains("token") || !body.at("token").is_string())
       throw ApiError(400, "bad_request", "the sign-in body must be {\"token\": \"<an API token>\"}");
-    const std::string presented = body.at("token").get<std::string>();
-    std::optional<std::size_t> found;
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-      if (constant_time_equal(presented, tokens[i].secret)) found = i;
+    const TokenMatch m = match_token(body.at("token").get<std::string>(), req.peer);
+    if (m.wait.count() > 0) {
+      res = too_many_failures(m.wait);
+      return;
     }
+    const std::optional<std::size_t> found = m.token;
     if (!found) throw ApiError(401, "unauthorized", "invalid token");
     if (tokens[*found].expires && Clock::now() >= *tokens[*found].expires)
       throw ApiError(401, "unauthorized", "this token has expired");

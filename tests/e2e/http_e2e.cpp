@@ -17,15 +17,6 @@ namespace {
 
 constexpr const char* kToken = "e2e-token-0123456789abcdef";
 
-long long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 /// Opens a connection, sends a request head that never ends (lines of `line` up to `total` bytes)
 /// and returns the first bytes of the answer ("" if none came within 5 s).
 std::string flood_headers(int port, const std::string& line, std::size_t total) {
