@@ -393,15 +393,18 @@ Json Bench::soak() {
   while (scalar("bench_soak_unfinished") > 0 && SteadyClock::now() < deadline) std::this_thread::sleep_for(500ms);
   std::this_thread::sleep_for(11s);
   sample(11);
-  const long long unfinished = static_cast<long long>(scalar("bench_soak_unfinished"));
   workers.stop();
+  const auto tail = db_.query("bench_soak_tail", {std::to_string(since)}).at(0);
+  const long long finished_tail = std::stoll(tail[0].value_or("0"));
+  const long long unfinished = std::stoll(tail[1].value_or("0"));
 
   Json r = result(static_cast<double>(enqueued) / seconds, static_cast<double>(completed + failed) / seconds);
   r["seconds"] = seconds;
   r["enqueued"] = enqueued.load();
   r["completed"] = completed;
   r["failed"] = failed;
-  r["lost"] = enqueued.load() - completed - failed - unfinished;
+  r["finished_after_last_sample"] = finished_tail;
+  r["lost"] = enqueued.load() - completed - failed - finished_tail - unfinished;
   r["unfinished"] = unfinished;
   r["crawls_enqueued"] = crawls.load();
   r["held_transaction_s"] = hold_for;

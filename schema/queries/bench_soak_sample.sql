@@ -21,5 +21,5 @@ SELECT extract(epoch FROM (SELECT until FROM w))::float8 AS until,
        (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'docket.jobs'::regclass) AS dead_rows,
        (SELECT coalesce(max(age(backend_xmin)), 0) FROM pg_stat_activity) AS xmin_age,
        (SELECT count(*) FROM docket.jobs WHERE state NOT IN ('completed', 'failed', 'cancelled')
-           AND (queue = 'bench' OR kind LIKE 'bench.%')) AS unfinished,
+           AND kind IN ('bench.noop', 'bench.soak_flaky', 'bench.soak_quota')) AS unfinished,
        (SELECT count(*) FROM docket.crawls WHERE kind = 'bench.soak_crawl' AND status = 'done') AS crawls_done

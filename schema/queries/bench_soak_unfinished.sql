@@ -1,3 +1,3 @@
--- docket bench soak: the soak's jobs not finished yet (a crawl's included).
+-- docket bench soak: the soak's jobs not finished yet (crawls aside).
 SELECT count(*) FROM docket.jobs
- WHERE state NOT IN ('completed', 'failed', 'cancelled') AND (queue = 'bench' OR kind LIKE 'bench.%')
+ WHERE state NOT IN ('completed', 'failed', 'cancelled') AND kind IN ('bench.noop', 'bench.soak_flaky', 'bench.soak_quota')
