@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 
+#include "docket/client.hpp"
 #include "docket/config.hpp"
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
@@ -196,6 +197,24 @@ JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params
                 }
               });
   return f;
+}
+
+std::optional<std::chrono::milliseconds> parse_wait(const std::multimap<std::string, std::string>& params) {
+  std::optional<std::chrono::milliseconds> wait;
+  for (const auto& [name, value] : params) {
+    if (name != "wait") throw bad_request("unknown query parameter \"" + name.substr(0, 64) + "\"; known: wait");
+    if (wait) throw bad_request("wait is given more than once");
+    const std::string shown = "\"" + value.substr(0, 64) + "\"";
+    try {
+      wait = parse_duration(value, "wait");
+    } catch (const ConfigError&) {
+      throw bad_request("wait must be a duration like \"30s\" or \"500ms\" (at most " +
+                        std::to_string(kMaxWait.count()) + "s), got " + shown);
+    }
+    if (*wait > kMaxWait)
+      throw bad_request("wait must be at most " + std::to_string(kMaxWait.count()) + "s, got " + shown);
+  }
+  return wait;
 }
 
 CrawlFilter parse_crawl_filter(const std::multimap<std::string, std::string>& params, int max_limit) {

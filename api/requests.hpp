@@ -1,5 +1,6 @@
 #pragma once
 // Parsing and validating request bodies and query strings into docket types.
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -13,6 +14,10 @@ namespace docket::api {
 EnqueueRequest parse_enqueue(const std::string& body, const std::optional<std::string>& idempotency_key);
 /// GET /jobs?kind=&queue=&state=&limit=&after= ; limit is capped at `max_limit`.
 JobFilter parse_job_filter(const std::multimap<std::string, std::string>& params, int max_limit);
+/// GET /jobs/{id}?wait=30s: how long to wait for the job to finish ("500ms", "30s", "1m", or a
+/// number of seconds), at most kMaxWait; else 400 naming `wait`. nullopt: no wait asked for. Any
+/// other parameter is a 400 too.
+std::optional<std::chrono::milliseconds> parse_wait(const std::multimap<std::string, std::string>& params);
 /// GET /crawls?collection=&status=&limit=&after= ; limit is capped at `max_limit`.
 CrawlFilter parse_crawl_filter(const std::multimap<std::string, std::string>& params, int max_limit);
 /// PUT /limits/{kind}: what to change; an absent field is left as it is.

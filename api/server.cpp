@@ -16,6 +16,7 @@
 
 #include "auth_limiter.hpp"
 #include "core/log.hpp"
+#include "core/watch.hpp"
 #include "dashboard.hpp"
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
@@ -264,15 +265,16 @@ std::vector<Token> parse_tokens(const std::vector<std::string>& specs) {
 }
 
 struct Server::Impl {
-  Impl(const std::string& url, ApiConfig c, std::shared_ptr<Metrics> m)
-      : config(std::move(c)),
+  Impl(const std::string& database_url, ApiConfig c, std::shared_ptr<Metrics> m)
+      : url(database_url),
+        config(std::move(c)),
         metrics(m ? std::move(m) : std::make_shared<Metrics>()),
-        client(url, ClientOptions{config.db_connections, "docket-api", true, config.statement_timeout,
+        client(database_url, ClientOptions{config.db_connections, "docket-api", true, config.statement_timeout,
                                   config.lock_timeout}),
         submitter(client, std::max(1, config.db_connections / 2)),  // the rest serve reads
         tokens(parse_tokens(config.tokens)),
         http(limits(config), handlers()),
-        ready(url),
+        ready(database_url),
         pool(static_cast<std::size_t>(std::max(1, config.threads))) {}
   ~Impl() {
     http.stop();
@@ -323,10 +325,18 @@ struct Server::Impl {
   /// Runs the matching route on the handler pool (health inline, ready on its lane).
   void handle(Request req, std::function<void(Response)> done);
   Response run_route(Request& req);
+  /// GET /jobs/{id}?wait=: parks the request on the watch (no thread, no pooled connection held)
+  /// and answers when the job finishes or the wait ends.
+  void await_job(const Request& req, std::function<void(Response)> done);
+  /// The waits' watch, started by the first wait: its own connection, LISTENing on docket_finished.
+  JobWatch& watch();
   std::vector<GaugeSample> database_gauges();
+  /// GET /jobs/{id}?wait= requests parked now.
+  GaugeSample waits_gauge();
   /// The schedule's status row, or a 404.
   Json found_schedule(const std::string& name);
 
+  std::string url;
   ApiConfig config;
   std::shared_ptr<Metrics> metrics;
   Client client;
@@ -342,6 +352,9 @@ struct Server::Impl {
   http::HttpServer http;
   ReadyLane ready;
   net::thread_pool pool;
+  std::mutex watch_mutex;  ///< guards job_watch's creation
+  /// Last: destroyed first, so its pending waits are ended (503) while the transport still stands.
+  std::unique_ptr<JobWatch> job_watch;
 };
 
 http::Limits Server::Impl::limits(const ApiConfig& c) {
@@ -415,7 +428,61 @@ void Server::Impl::handle(Request req, std::function<void(Response)> done) {
     return done(std::move(res));
   }
   if (get && req.path == "/ready") return ready.check(std::move(done));
+  static const std::regex job_path(R"(/jobs/(\d{1,18}))");
+  if (get && req.params.contains("wait") && std::regex_match(req.path, job_path)) return await_job(req, std::move(done));
   net::post(pool, [this, req = std::move(req), done = std::move(done)]() mutable { done(run_route(req)); });
+}
+
+GaugeSample Server::Impl::waits_gauge() {
+  std::size_t n = 0;
+  {
+    std::lock_guard lock(watch_mutex);
+    if (job_watch) n = job_watch->waiting();
+  }
+  return {"docket_api_waits", "GET /jobs/{id}?wait= requests waiting for their job to finish", {}, double(n)};
+}
+
+JobWatch& Server::Impl::watch() {
+  std::lock_guard lock(watch_mutex);
+  if (!job_watch) job_watch = std::make_unique<JobWatch>(url, config.listen_url, config.statement_timeout);
+  return *job_watch;
+}
+
+void Server::Impl::await_job(const Request& req, std::function<void(Response)> done) {
+  auto answer = [done](Response res) {
+    res.route = "/jobs/{id}";
+    done(std::move(res));
+  };
+  Response res;
+  try {
+    const std::int64_t id = std::stoll(req.path.substr(std::string("/jobs/").size()));
+    const auto wait = parse_wait(req.params);
+    watch().wait(id, *wait, [answer, id](std::optional<JobRecord> job, std::exception_ptr error) {
+      Response out;
+      try {
+        if (error) std::rethrow_exception(error);
+        if (!job) throw NotFound("no job with id " + std::to_string(id));
+        write_json(out, 200, Json(*job));
+        // Whether the job finished or the wait ran out: the body is the job either way.
+        out.headers.emplace_back("Docket-Wait", is_finished(job->state) ? "finished" : "timeout");
+      } catch (const NotFound& e) {
+        write_error(out, 404, "not_found", e.what());
+      } catch (const Timeout& e) {
+        write_error(out, 503, "timeout", e.what());
+      } catch (const std::exception& e) {
+        write_error(out, 503, "unavailable", e.what());
+      }
+      answer(std::move(out));
+    });
+    return;
+  } catch (const ApiError& e) {
+    write_error(res, e.status(), e.code(), e.what());
+  } catch (const Unavailable& e) {
+    write_error(res, 503, "unavailable", e.what());
+  } catch (const std::exception& e) {
+    write_error(res, 500, "internal", e.what());
+  }
+  answer(std::move(res));
 }
 
 bool Server::Impl::allowed_host(const std::string& host) const {
@@ -577,9 +644,11 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
     }
     for (auto& s : schedule_gauges(client)) g.push_back(std::move(s));
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 1});
+    g.push_back(waits_gauge());
   } catch (const std::exception&) {
     g.clear();
     g.push_back({"docket_database_up", "1 when the database answered this scrape", {}, 0});
+    g.push_back(waits_gauge());
   }
   return g;
 }

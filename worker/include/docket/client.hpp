@@ -2,6 +2,8 @@
 // docket::Client: enqueue and steer jobs from C++ (the CLI and the HTTP API are built on it).
 #include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,7 +21,14 @@ struct ClientOptions {
   bool check_schema = true;  ///< refuse a database whose schema version this binary does not know
   std::chrono::milliseconds statement_timeout{0};  ///< per statement; 0: none (a timeout throws Timeout)
   std::chrono::milliseconds lock_timeout{0};       ///< per lock wait; 0: none (a timeout throws Timeout)
+  /// Where wait() LISTENs: a session of its own around a transaction pooler (the top-level
+  /// listen_url); empty: the database URL, or, through a transaction pooler, no LISTEN (the waited
+  /// jobs are then read together every 500 ms).
+  std::string listen_url;
 };
+
+/// The longest wait Client::wait, GET /jobs/{id}?wait= and `docket wait` accept.
+inline constexpr std::chrono::seconds kMaxWait{60};
 
 /// What one call of Client::retry_failed did.
 struct RetryBatch {
@@ -44,6 +53,18 @@ class Client {
   std::vector<Submitted> submit_many(const std::vector<EnqueueRequest>& requests);
   /// One job, or nullopt.
   std::optional<JobRecord> job(std::int64_t id);
+  /// docket.job_by_key: the newest job made with that unique_key, in any state, or nullopt.
+  std::optional<JobRecord> job_by_key(const std::string& key);
+  /// Blocks until job `id` is finished (completed, failed, cancelled) or `timeout` (at most
+  /// kMaxWait, else InvalidInput) has passed, woken by the database's notice, holding none of the
+  /// pool's connections: the job as it then stands, nullopt when there is no such job. All waits
+  /// of a client share one thread and one connection of their own.
+  std::optional<JobRecord> wait(std::int64_t id, std::chrono::milliseconds timeout);
+  /// wait() without blocking: `done` is called exactly once, on the client's waiting thread, with
+  /// the job (nullopt: no such job) or the error that kept it from being read. Pending waits end
+  /// with Unavailable when the client is destroyed.
+  void wait_async(std::int64_t id, std::chrono::milliseconds timeout,
+                  std::function<void(std::optional<JobRecord>, std::exception_ptr)> done);
   /// Jobs matching the filter, newest first.
   std::vector<JobRecord> jobs(const JobFilter& filter);
   /// Throws NotFound for an unknown id.

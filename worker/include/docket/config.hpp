@@ -141,6 +141,9 @@ struct ApiConfig {
   Millis header_timeout{10'000};            ///< to receive a request's head; then 408 and close
   Millis body_timeout{30'000};              ///< to receive a body (and to send an answer)
   Millis idle_timeout{5'000};               ///< a keep-alive connection waiting for its next request
+  /// Where GET /jobs/{id}?wait= LISTENs around a transaction pooler: the top-level listen_url (not
+  /// an [api] key; `docket api` copies it here).
+  std::string listen_url;
 };
 
 struct LogConfig {

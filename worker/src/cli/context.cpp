@@ -21,7 +21,9 @@ Config load_config(const GlobalOptions& options) {
 
 std::unique_ptr<Client> cli_client(const GlobalOptions& options) {
   const Config config = load_config(options);
-  return std::make_unique<Client>(database_url(config), ClientOptions{1, "docket-cli", true});
+  ClientOptions o{1, "docket-cli", true};
+  o.listen_url = config.worker.listen_url;  // where `docket wait` LISTENs around a transaction pooler
+  return std::make_unique<Client>(database_url(config), o);
 }
 
 std::string database_url(const Config& config) {

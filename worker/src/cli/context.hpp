@@ -34,6 +34,7 @@ enum ExitCode : int {
   kConflict = 4,
   kUnavailable = 5,
   kSchema = 6,
+  kTimedOut = 124,  ///< `docket wait`: the job was still unfinished at --timeout (as timeout(1))
 };
 
 }  // namespace docket::cli

@@ -1,4 +1,6 @@
 // docket enqueue | jobs | job | cancel | retry | limit | pause | resume | stats
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -246,6 +248,48 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     }
     return kOk;
   });
+  // wait ID ------------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand(
+        "wait",
+        "Wait for a job to finish and print it as JSON: exit 0 completed, 1 failed or cancelled, 124 still "
+        "unfinished at --timeout, 2 bad input or no such job");
+    auto id = std::make_shared<std::string>();
+    auto timeout = std::make_shared<std::string>("30s");
+    cmd->add_option("id", *id, "Job id")->required();
+    cmd->add_option("--timeout", *timeout, "How long to wait (250ms, 30s, 10m; at most 24h; default 30s)");
+    cmd->callback([&, id, timeout] {
+      action = [&, id, timeout] {
+        const auto job_id = parse_id(*id);
+        Millis left{0};
+        try {
+          left = parse_duration(*timeout, "--timeout");
+        } catch (const ConfigError& e) {
+          throw InvalidInput(e.what());
+        }
+        if (left > std::chrono::hours(24)) throw InvalidInput("--timeout must be at most 24h, got " + *timeout);
+        auto client = cli_client(global);
+        // One wait of at most kMaxWait at a time, so a long --timeout needs no longer server-side wait.
+        const auto deadline = std::chrono::steady_clock::now() + left;
+        std::optional<JobRecord> job;
+        for (;;) {
+          const auto now = std::chrono::steady_clock::now();
+          const auto step = std::clamp(std::chrono::duration_cast<Millis>(deadline - now), Millis(0),
+                                       Millis(kMaxWait));
+          job = client->wait(job_id, step);
+          if (!job) {
+            std::cerr << "error: no job with id " << job_id << '\n';
+            return kBadInput;
+          }
+          if (is_finished(job->state) || std::chrono::steady_clock::now() >= deadline) break;
+        }
+        std::cout << Json(*job).dump() << '\n';
+        if (job->state == JobState::completed) return kOk;
+        if (is_finished(job->state)) return kError;  // failed or cancelled
+        return kTimedOut;
+      };
+    });
+  }
   add_id_command(
       "cancel", "Cancel a job (a running one is stopped by its worker)", [&](Client& client, std::int64_t id) {
         const auto r = client.cancel(id);

@@ -220,6 +220,7 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         static StopRelay relay;
         Config config = load_config(global);
         if (!listen->empty()) config.api.listen = *listen;
+        config.api.listen_url = config.worker.listen_url;
         refuse_broken_database_settings(database_url(config));
         api::Server server(database_url(config), config.api, std::make_shared<Metrics>());
         server.bind(config.api.listen);

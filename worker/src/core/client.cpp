@@ -1,10 +1,13 @@
 #include "docket/client.hpp"
 
+#include <future>
+#include <mutex>
 #include <regex>
 
 #include "db/pool.hpp"
 #include "db/session.hpp"
 #include "core/text.hpp"
+#include "core/watch.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
 
@@ -13,7 +16,9 @@ namespace docket {
 struct Client::Impl {
   Impl(const std::string& url, const ClientOptions& o)
       : pool(url, o.connections, o.application_name, o.statement_timeout, o.lock_timeout),
-        check_schema(o.check_schema) {}
+        check_schema(o.check_schema),
+        url(url),
+        options(o) {}
 
   /// Runs `op` on a leased session. A connection that died while idle is replaced before use
   /// (Session::connect checks); a read that fails because the connection broke mid-call is tried
@@ -31,8 +36,20 @@ struct Client::Impl {
     }
   }
 
+  /// The waits' watch, started by the first wait: a client that never waits opens no extra connection.
+  JobWatch& watch() {
+    std::call_once(watch_started, [this] {
+      watch_ = std::make_unique<JobWatch>(url, options.listen_url, options.statement_timeout);
+    });
+    return *watch_;
+  }
+
   db::Pool pool;
   bool check_schema;
+  std::string url;
+  ClientOptions options;
+  std::once_flag watch_started;
+  std::unique_ptr<JobWatch> watch_;  ///< last: destroyed first, ending its waits while the rest stands
 };
 
 Client::Client(const std::string& database_url, const ClientOptions& options)
@@ -156,6 +173,32 @@ std::vector<CrawlRecord> Client::crawls(const CrawlFilter& filter) {
     }
   }
   return impl_->with_session([&](db::Session& s) { return s.crawls(filter); }, true);
+}
+
+std::optional<JobRecord> Client::job_by_key(const std::string& key) {
+  return impl_->with_session([&](db::Session& s) { return s.job_by_key(key); }, true);
+}
+
+void Client::wait_async(std::int64_t id, std::chrono::milliseconds timeout,
+                        std::function<void(std::optional<JobRecord>, std::exception_ptr)> done) {
+  if (timeout < std::chrono::milliseconds(0) || timeout > kMaxWait) {
+    throw InvalidInput("wait must be between 0s and " + std::to_string(kMaxWait.count()) + "s, got " +
+                       std::to_string(timeout.count()) + "ms");
+  }
+  impl_->watch().wait(id, timeout, std::move(done));
+}
+
+std::optional<JobRecord> Client::wait(std::int64_t id, std::chrono::milliseconds timeout) {
+  auto answer = std::make_shared<std::promise<std::optional<JobRecord>>>();
+  auto future = answer->get_future();
+  wait_async(id, timeout, [answer](std::optional<JobRecord> job, std::exception_ptr error) {
+    if (error) {
+      answer->set_exception(error);
+    } else {
+      answer->set_value(std::move(job));
+    }
+  });
+  return future.get();
 }
 
 std::optional<CrawlRecord> Client::crawl(std::int64_t id) {

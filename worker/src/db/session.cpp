@@ -495,6 +495,24 @@ std::optional<JobRecord> Session::job(std::int64_t id) {
   });
 }
 
+std::vector<JobRecord> Session::jobs_by_id(const std::vector<std::int64_t>& ids) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("job_get_many", int_array(ids));
+    std::vector<JobRecord> out;
+    out.reserve(res.size());
+    for (const auto& row : res) out.push_back(parse_job(row[0]));
+    return out;
+  });
+}
+
+std::optional<JobRecord> Session::job_by_key(const std::string& key) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<JobRecord> {
+    auto res = DOCKET_RUN("job_by_key", key);
+    if (res.empty()) return std::nullopt;
+    return parse_job(res[0][0]);
+  });
+}
+
 std::vector<JobRecord> Session::jobs(const JobFilter& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     Params p{f.kind, f.queue, f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,

@@ -125,6 +125,10 @@ class Session {
   std::vector<EnqueueResult> enqueue_many(const std::vector<EnqueueRequest>& requests);
   std::vector<Submitted> submit_many(const std::vector<EnqueueRequest>& requests);
   std::optional<JobRecord> job(std::int64_t id);
+  /// The jobs among `ids` that exist, in no particular order, in one round trip.
+  std::vector<JobRecord> jobs_by_id(const std::vector<std::int64_t>& ids);
+  /// docket.job_by_key: the newest job with that unique_key, any state, or nullopt.
+  std::optional<JobRecord> job_by_key(const std::string& key);
   std::vector<JobRecord> jobs(const JobFilter& filter);
   CancelResult cancel(std::int64_t id);
   void retry(std::int64_t id);
