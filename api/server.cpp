@@ -637,8 +637,9 @@ void Server::Impl::routes() {
   route("PUT", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.groups.at(0);
     const auto change = parse_limit(req.message.body());
-    // The rate first: it has the checks that can refuse (docket.parse_rate), so a refused
-    // request changes neither setting.
+    // The keyed limits are checked before anything is written, and the rate goes first: it has
+    // the other checks that can refuse (docket.parse_rate), so a refused request changes nothing.
+    if (change.keyed) client.check_partition(*change.keyed);
     if (change.rate) {
       client.set_rate(kind, *change.rate, change.burst);
       log::info("kind.rate_changed", {{"kind", kind},
@@ -653,7 +654,32 @@ void Server::Impl::routes() {
                                        {"max_running", limit ? std::to_string(*limit) : std::string("none")},
                                        {"source", "operator"}});
     }
+    if (change.keyed) {
+      client.set_partition(kind, *change.keyed);
+      const auto& k = *change.keyed;
+      log::info("kind.partition_changed",
+                {{"kind", kind},
+                 {"partition", k.partition.value_or("none")},
+                 {"max_running_per_key", k.max_running_per_key ? std::to_string(*k.max_running_per_key) : "none"},
+                 {"rate_per_key", k.rate_per_key.value_or("none")},
+                 {"source", "operator"}});
+    }
     write_limit(res, kind);
+  });
+  route("GET", R"(/limits/([^/]+)/keys)", "/limits/{kind}/keys", [this](const Request& req, Response& res) {
+    int top = 20;
+    for (const auto& [name, value] : req.params) {
+      if (name != "top") throw InvalidInput("unknown parameter \"" + name.substr(0, 32) + "\"; use top");
+      try {
+        std::size_t used = 0;
+        top = std::stoi(value, &used);
+        if (used != value.size() || top < 1 || top > 1000) throw std::invalid_argument(value);
+      } catch (const std::exception&) {
+        throw InvalidInput("top must be a number 1-1000, got \"" + value.substr(0, 32) + "\"");
+      }
+    }
+    const std::string kind = req.groups.at(0);
+    write_json(res, 200, Json{{"kind", kind}, {"keys", client.hot_keys(kind, top)}});
   });
   route("DELETE", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.groups.at(0);
