@@ -184,7 +184,6 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_key_sql constant text := docket.partition_key_sql(k.partition);
-  v_running jsonb := '{}';  -- running jobs per key (only with max_running_per_key)
   v_left int := p_limit;
   v_from text := k.partition_cursor;
   v_tmpl text;
@@ -195,19 +194,20 @@ DECLARE
   v_keys text[];
   rec record;
 BEGIN
-  IF k.max_running_per_key IS NOT NULL THEN
-    EXECUTE format('SELECT coalesce(jsonb_object_agg(x.key, x.n), %L) FROM (SELECT %s AS key, count(*) AS n FROM docket.jobs j '
-                   'WHERE j.state = %L AND j.kind = $1 GROUP BY 1) x', '{}', v_key_sql, 'running')
-      INTO v_running USING k.kind;
-  END IF;
-  -- $1 the key to start after (or at, from the first key), $2 running per key, $3 max per key,
-  -- $4 limit, $5 queues, $6 worker. A key is open below its max and with a whole token.
+  -- $1 the key to start after (or at, from the first key), $2 max per key, $3 limit, $4 queues,
+  -- $5 worker. A key is open below its max and with a whole token. The running jobs per key are
+  -- counted in the statement: it sees the jobs earlier passes of this claim took.
   v_tmpl := $q$
-    WITH RECURSIVE ks(key) AS (
-      (SELECT %1$s FROM docket.jobs j WHERE j.state = 'available' AND j.kind = %2$L AND j.queue = ANY ($5)
+    WITH RECURSIVE running(m) AS (
+      SELECT coalesce(jsonb_object_agg(x.key, x.n), '{}') FROM (
+        SELECT %1$s AS key, count(*) AS n FROM docket.jobs j
+         WHERE $2::int IS NOT NULL AND j.state = 'running' AND j.kind = %2$L GROUP BY 1) x
+    ),
+    ks(key) AS (
+      (SELECT %1$s FROM docket.jobs j WHERE j.state = 'available' AND j.kind = %2$L AND j.queue = ANY ($4)
           AND %1$s %3$s $1 ORDER BY 1 LIMIT 1)
       UNION ALL
-      SELECT (SELECT %1$s FROM docket.jobs j WHERE j.state = 'available' AND j.kind = %2$L AND j.queue = ANY ($5)
+      SELECT (SELECT %1$s FROM docket.jobs j WHERE j.state = 'available' AND j.kind = %2$L AND j.queue = ANY ($4)
                  AND %1$s > ks.key ORDER BY 1 LIMIT 1)
         FROM ks WHERE ks.key IS NOT NULL
     ),
@@ -215,22 +215,22 @@ BEGIN
       SELECT ks.key FROM ks
         LEFT JOIN docket.kind_keys kk ON kk.kind = %2$L AND kk.key = ks.key
        WHERE ks.key IS NOT NULL
-         AND ($3::int IS NULL OR coalesce(($2::jsonb ->> ks.key)::int, 0) < $3::int)
+         AND ($2::int IS NULL OR coalesce((SELECT r.m FROM running r) ->> ks.key, '0')::int < $2::int)
          AND (%4$L::int IS NULL
               OR docket.bucket_tokens(%4$L::int, %5$L::interval, %6$L::int, kk.rate_tokens, kk.rate_at, now()) >= 1)
-       LIMIT $4
+       LIMIT $3
     ),
     c AS (
       SELECT x.id FROM open_keys o
       CROSS JOIN LATERAL (
         SELECT j.id FROM docket.jobs j
-         WHERE j.state = 'available' AND j.kind = %2$L AND j.queue = ANY ($5) AND %1$s = o.key
+         WHERE j.state = 'available' AND j.kind = %2$L AND j.queue = ANY ($4) AND %1$s = o.key
          ORDER BY j.priority, j.run_at, j.id
          LIMIT 1
          FOR UPDATE SKIP LOCKED) x
     )
     UPDATE docket.jobs j
-       SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = $6
+       SET state = 'running', attempt = j.attempt + 1, started_at = now(), finished_at = NULL, worker = $5
      WHERE j.id = ANY (ARRAY(SELECT c.id FROM c))
     RETURNING j.id, j.kind, j.queue, j.args, j.attempt,
               coalesce(j.max_retries, %7$L::int, 20) AS max_retries,
@@ -244,7 +244,7 @@ BEGIN
     v_keys := '{}';
     v_last := NULL;
     FOR rec IN EXECUTE CASE WHEN v_from IS NULL THEN v_pass_sql ELSE v_next_sql END
-      USING coalesce(v_from, ''), v_running, k.max_running_per_key, v_left, p_queues, p_worker
+      USING coalesce(v_from, ''), k.max_running_per_key, v_left, p_queues, p_worker
     LOOP
       id := rec.id; kind := rec.kind; queue := rec.queue; args := rec.args; attempt := rec.attempt;
       max_retries := rec.max_retries; priority := rec.priority; run_at := rec.run_at;
@@ -253,9 +253,6 @@ BEGIN
       v_got := v_got + 1;
       v_keys := v_keys || rec.key;
       IF v_last IS NULL OR rec.key > v_last THEN v_last := rec.key; END IF;
-      IF k.max_running_per_key IS NOT NULL THEN
-        v_running := jsonb_set(v_running, ARRAY[rec.key], to_jsonb(coalesce((v_running ->> rec.key)::int, 0) + 1));
-      END IF;
     END LOOP;
     IF v_got > 0 AND k.rate_per_key_limit IS NOT NULL THEN
       -- One job per key per pass: each key served pays one token.
