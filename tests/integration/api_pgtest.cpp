@@ -140,6 +140,16 @@ TEST(Api, EveryRouteHappyPath) {
   EXPECT_EQ(body_of(r).at("rate_burst"), 5.0);
   EXPECT_EQ(body_of(r).at("max_running"), nullptr);  // an absent field is left as it is
   EXPECT_EQ(body_of(http.Put("/limits/report", R"({"rate": null})", "application/json")).at("rate_limit"), nullptr);
+  r = http.Put("/limits/report", R"({"partition": "args.tenant", "max_running_per_key": 2, "rate_per_key": "60/1m"})",
+               "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r).at("partition"), "args.tenant");
+  EXPECT_EQ(body_of(r).at("max_running_per_key"), 2);
+  EXPECT_EQ(body_of(r).at("rate_per_key"), 60);
+  r = http.Get("/limits/report/keys?top=5");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r).at("keys"), Json::array());
+  EXPECT_EQ(body_of(http.Put("/limits/report", R"({"partition": null})", "application/json")).at("partition"), nullptr);
   // crawls
   api.db().query(
       "INSERT INTO docket.crawls (job_id, kind, collection, status, pages, items) "
@@ -355,6 +365,17 @@ TEST(Api, BadInputCorpusGetsTheRight4xxAndChangesNothing) {
       {"PUT", "/limits/k", "{\"burst\": 3}", 400},
       {"PUT", "/limits/k", "{\"rate\": null, \"burst\": 3}", 422},
       {"PUT", "/limits/k", "{\"max_running\": 2, \"rate\": \"10/1w\"}", 422},
+      {"PUT", "/limits/k", R"({"partition": "tenant"})", 422},
+      {"PUT", "/limits/k", R"({"partition": "args.a;DROP TABLE docket.jobs"})", 422},
+      {"PUT", "/limits/k", R"({"partition": 5})", 400},
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "max_running_per_key": -1})", 422},
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "rate_per_key": "fast"})", 422},
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "burst_per_key": 3})", 422},
+      {"PUT", "/limits/k", R"({"max_running_per_key": 2})", 400},
+      // A good partition with a bad rate: refused before anything is written.
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "max_running_per_key": 1, "rate": "10/1w"})", 422},
+      {"GET", "/limits/k/keys?top=abc", "", 422},
+      {"GET", "/limits/k/keys?top=0", "", 422},
       {"GET", "/jobs", "", 401, false},
       {"POST", "/jobs", R"({"kind":"k"})", 401, false},
       {"DELETE", "/jobs/1", "", 404},
