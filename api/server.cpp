@@ -36,6 +36,8 @@ namespace net = boost::asio;
 
 /// /ready's whole budget: the database must connect and answer within it.
 constexpr int kReadySeconds = 1;
+/// Keys of each keyed kind on /metrics: the busiest ones only, so the label count stays bounded.
+constexpr int kHotKeys = 10;
 
 void write_json(Response& res, int status, const Json& body) {
   res.status = status;
@@ -507,6 +509,29 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                      "The kind's global quota (docket.set_limit)",
                      {{"kind", k.kind}},
                      double(*k.max_running)});
+      }
+      g.push_back({"docket_kind_at_limit", "1 when a limit of the kind (or of one of its keys) holds jobs back now",
+                   {{"kind", k.kind}}, k.at_limit ? 1.0 : 0.0});
+      if (k.rate_tokens) {
+        g.push_back({"docket_kind_rate_tokens", "Starts the kind's rate allows right now (its bucket)",
+                     {{"kind", k.kind}}, *k.rate_tokens});
+        g.push_back({"docket_kind_rate_burst", "The kind's bucket size", {{"kind", k.kind}}, k.rate_burst.value_or(0)});
+      }
+      if (!k.partition) continue;
+      if (k.max_running_per_key) {
+        g.push_back({"docket_kind_max_running_per_key", "Most running jobs of one key (docket.set_partition)",
+                     {{"kind", k.kind}}, double(*k.max_running_per_key)});
+      }
+      g.push_back({"docket_kind_max_key_running", "Running jobs of the kind's busiest key", {{"kind", k.kind}},
+                   double(k.max_key_running)});
+      g.push_back({"docket_kind_keys_at_limit", "Keys a per-key limit holds back now", {{"kind", k.kind}},
+                   double(k.keys_at_limit)});
+      // The busiest keys only: a top N keeps the label count bounded however many keys there are.
+      for (const auto& key : client.hot_keys(k.kind, kHotKeys)) {
+        const std::map<std::string, std::string> where{{"kind", k.kind}, {"key", key.key}};
+        g.push_back({"docket_key_running", "Running jobs of one of a kind's busiest keys", where, double(key.running)});
+        g.push_back({"docket_key_held_back", "Waiting jobs of a busy key at its limit (counted up to 100000)", where,
+                     key.at_limit ? double(key.available) : 0.0});
       }
     }
     for (const auto& q : client.queues()) {

@@ -405,6 +405,34 @@ TEST(Api, BadInputCorpusGetsTheRight4xxAndChangesNothing) {
   EXPECT_EQ(api.db().count("SELECT count(*) FROM docket.kinds"), 0);
 }
 
+// Keyed limits on /metrics: per kind, and for its busiest keys only (a key is hostile text: it is
+// escaped), however many keys there are.
+TEST(Api, MetricsShowKeyedLimitsAndOnlyTheHotKeys) {
+  ApiFixture api;
+  auto http = api.http();
+  ASSERT_EQ(http.Put("/limits/k", R"({"partition": "args.tenant", "max_running_per_key": 1})", "application/json")->status,
+            200);
+  api.db().query(
+      "INSERT INTO docket.jobs (kind, state, args, started_at) "
+      "SELECT 'k', CASE WHEN g <= 50 THEN 'running' ELSE 'available' END::docket.job_state, "
+      "       jsonb_build_object('tenant', CASE WHEN g % 50 = 0 THEN 'q \"x\" \\ y' ELSE 't' || g % 50 END), now() "
+      "  FROM generate_series(1, 200) g");
+  const auto r = http.Get("/metrics");
+  ASSERT_EQ(r->status, 200);
+  const auto check = test::run({"/usr/bin/promtool", "check", "metrics"}, {}, r->body);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << "\n" << r->body;
+  EXPECT_NE(r->body.find("docket_kind_max_running_per_key{kind=\"k\"} 1"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("docket_kind_keys_at_limit{kind=\"k\"} 50"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("docket_kind_at_limit{kind=\"k\"} 1"), std::string::npos) << r->body;
+  std::size_t keys = 0;
+  for (std::size_t at = r->body.find("\ndocket_key_running{"); at != std::string::npos;
+       at = r->body.find("\ndocket_key_running{", at + 1)) {
+    ++keys;
+  }
+  EXPECT_EQ(keys, 10u);  // 50 keys at their limit, the top 10 shown
+  EXPECT_NE(r->body.find("docket_key_held_back{key=\"t1\",kind=\"k\"} 3"), std::string::npos) << r->body;
+}
+
 TEST(Api, MetricsPassPromtool) {
   ApiFixture api;
   auto http = api.http();
