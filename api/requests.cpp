@@ -311,13 +311,33 @@ ScheduleFilter parse_schedule_filter(const std::multimap<std::string, std::strin
 
 LimitChange parse_limit(const std::string& body_text) {
   const Json body = parse_object(body_text);
+  static const std::vector<std::string> known = {"max_running",         "rate",         "burst",        "partition",
+                                                 "max_running_per_key", "rate_per_key", "burst_per_key"};
   for (const auto& [key, value] : body.items()) {
-    if (key != "max_running" && key != "rate" && key != "burst")
-      throw bad_request(unknown_field(key, {"max_running", "rate", "burst"}));
+    if (std::find(known.begin(), known.end(), key) == known.end()) throw bad_request(unknown_field(key, known));
   }
-  if (!body.contains("max_running") && !body.contains("rate"))
-    throw bad_request("max_running or rate is required (max_running a number, rate \"N/PERIOD\"; null removes it)");
+  if (!body.contains("max_running") && !body.contains("rate") && !body.contains("partition"))
+    throw bad_request(
+        "max_running, rate or partition is required (max_running a number, rate \"N/PERIOD\", partition "
+        "\"args.tenant\"; null removes it)");
   LimitChange out;
+  if (body.contains("partition")) {
+    // The keyed limits are set together: an absent one of them is removed (docket.set_partition).
+    PartitionLimit keyed;
+    if (!body.at("partition").is_null()) keyed.partition = string_field(body, "partition");
+    if (body.contains("max_running_per_key") && !body.at("max_running_per_key").is_null())
+      keyed.max_running_per_key = int_field(body, "max_running_per_key");
+    if (body.contains("rate_per_key") && !body.at("rate_per_key").is_null())
+      keyed.rate_per_key = string_field(body, "rate_per_key");
+    if (body.contains("burst_per_key") && !body.at("burst_per_key").is_null())
+      keyed.burst_per_key = int_field(body, "burst_per_key");
+    out.keyed = std::move(keyed);
+  } else {
+    for (const char* field : {"max_running_per_key", "rate_per_key", "burst_per_key"}) {
+      if (body.contains(field))
+        throw unprocessable(std::string(field) + " needs partition in the same request (the keyed limits are set together)");
+    }
+  }
   if (body.contains("max_running")) {
     if (body.at("max_running").is_null()) {
       out.max_running.emplace(std::nullopt);

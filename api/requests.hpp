@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "docket/config.hpp"
 #include "docket/job.hpp"
 #include "docket/schedule.hpp"
 
@@ -25,8 +26,12 @@ struct LimitChange {
   std::optional<std::optional<int>> max_running;  ///< N, or null to remove the quota
   std::optional<std::optional<std::string>> rate;  ///< "N/PERIOD", or null to remove the rate
   std::optional<int> burst;                        ///< with rate only
+  /// The keyed limits, set together when the body has "partition" (null removes them all).
+  std::optional<PartitionLimit> keyed;
 };
-/// PUT /limits/{kind}: {"max_running": N | null, "rate": "100/1m" | null, "burst": N}, at least one.
+/// PUT /limits/{kind}: {"max_running": N | null, "rate": "100/1m" | null, "burst": N,
+/// "partition": "args.tenant" | null, "max_running_per_key": N, "rate_per_key": "N/PERIOD",
+/// "burst_per_key": N}, at least one of max_running, rate and partition.
 LimitChange parse_limit(const std::string& body);
 /// A schedule's name (from the path, or `field` of the query): 1 to 200 characters of valid
 /// UTF-8, no control characters; else 422 naming the field (nothing reaches the database).

@@ -38,6 +38,8 @@ namespace net = boost::asio;
 
 /// /ready's whole budget: the database must connect and answer within it.
 constexpr int kReadySeconds = 1;
+/// Keys of each keyed kind on /metrics: the busiest ones only, so the label count stays bounded.
+constexpr int kHotKeys = 10;
 
 void write_json(Response& res, int status, const Json& body) {
   res.status = status;
@@ -613,6 +615,29 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                      {{"kind", k.kind}},
                      double(*k.max_running)});
       }
+      g.push_back({"docket_kind_at_limit", "1 when a limit of the kind (or of one of its keys) holds jobs back now",
+                   {{"kind", k.kind}}, k.at_limit ? 1.0 : 0.0});
+      if (k.rate_tokens) {
+        g.push_back({"docket_kind_rate_tokens", "Starts the kind's rate allows right now (its bucket)",
+                     {{"kind", k.kind}}, *k.rate_tokens});
+        g.push_back({"docket_kind_rate_burst", "The kind's bucket size", {{"kind", k.kind}}, k.rate_burst.value_or(0)});
+      }
+      if (!k.partition) continue;
+      if (k.max_running_per_key) {
+        g.push_back({"docket_kind_max_running_per_key", "Most running jobs of one key (docket.set_partition)",
+                     {{"kind", k.kind}}, double(*k.max_running_per_key)});
+      }
+      g.push_back({"docket_kind_max_key_running", "Running jobs of the kind's busiest key", {{"kind", k.kind}},
+                   double(k.max_key_running)});
+      g.push_back({"docket_kind_keys_at_limit", "Keys a per-key limit holds back now", {{"kind", k.kind}},
+                   double(k.keys_at_limit)});
+      // The busiest keys only: a top N keeps the label count bounded however many keys there are.
+      for (const auto& key : client.hot_keys(k.kind, kHotKeys)) {
+        const std::map<std::string, std::string> where{{"kind", k.kind}, {"key", key.key}};
+        g.push_back({"docket_key_running", "Running jobs of one of a kind's busiest keys", where, double(key.running)});
+        g.push_back({"docket_key_held_back", "Waiting jobs of a busy key at its limit (counted up to 100000)", where,
+                     key.at_limit ? double(key.available) : 0.0});
+      }
     }
     for (const auto& q : client.queues()) {
       g.push_back({"docket_queue_paused", "1 when the queue is paused", {{"queue", q.queue}}, q.paused ? 1.0 : 0.0});
@@ -744,8 +769,9 @@ void Server::Impl::routes() {
   route("PUT", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.groups.at(0);
     const auto change = parse_limit(req.message.body());
-    // The rate first: it has the checks that can refuse (docket.parse_rate), so a refused
-    // request changes neither setting.
+    // The keyed limits are checked before anything is written, and the rate goes first: it has
+    // the other checks that can refuse (docket.parse_rate), so a refused request changes nothing.
+    if (change.keyed) client.check_partition(*change.keyed);
     if (change.rate) {
       client.set_rate(kind, *change.rate, change.burst);
       log::info("kind.rate_changed", {{"kind", kind},
@@ -760,7 +786,32 @@ void Server::Impl::routes() {
                                        {"max_running", limit ? std::to_string(*limit) : std::string("none")},
                                        {"source", "operator"}});
     }
+    if (change.keyed) {
+      client.set_partition(kind, *change.keyed);
+      const auto& k = *change.keyed;
+      log::info("kind.partition_changed",
+                {{"kind", kind},
+                 {"partition", k.partition.value_or("none")},
+                 {"max_running_per_key", k.max_running_per_key ? std::to_string(*k.max_running_per_key) : "none"},
+                 {"rate_per_key", k.rate_per_key.value_or("none")},
+                 {"source", "operator"}});
+    }
     write_limit(res, kind);
+  });
+  route("GET", R"(/limits/([^/]+)/keys)", "/limits/{kind}/keys", [this](const Request& req, Response& res) {
+    int top = 20;
+    for (const auto& [name, value] : req.params) {
+      if (name != "top") throw InvalidInput("unknown parameter \"" + name.substr(0, 32) + "\"; use top");
+      try {
+        std::size_t used = 0;
+        top = std::stoi(value, &used);
+        if (used != value.size() || top < 1 || top > 1000) throw std::invalid_argument(value);
+      } catch (const std::exception&) {
+        throw InvalidInput("top must be a number 1-1000, got \"" + value.substr(0, 32) + "\"");
+      }
+    }
+    const std::string kind = req.groups.at(0);
+    write_json(res, 200, Json{{"kind", kind}, {"keys", client.hot_keys(kind, top)}});
   });
   route("DELETE", R"(/limits/([^/]+))", "/limits/{kind}", [this](const Request& req, Response& res) {
     const std::string kind = req.groups.at(0);

@@ -1,4 +1,4 @@
--- 0013_crawl_arg_templates: one crawl kind serves every entity (issue 12, "Also for the scraper").
+-- 0014_crawl_arg_templates: one crawl kind serves every entity (issue 12, "Also for the scraper").
 -- A crawl kind's collection may name args of the job, `collection = "project_{args.project_id}"`,
 -- evaluated here at enqueue, so crawl dedup ('crawl:' || collection) and the live items are per
 -- entity: two crawls of project 7 dedup, projects 7 and 8 run side by side. The URL's {args.NAME}

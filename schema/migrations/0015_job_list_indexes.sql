@@ -1,4 +1,4 @@
--- 0013_job_list_indexes: the job list (GET /jobs, `docket jobs`, the dashboard's jobs page)
+-- 0015_job_list_indexes: the job list (GET /jobs, `docket jobs`, the dashboard's jobs page)
 -- filtered by kind, queue and/or state reads a page through an index, never the whole history,
 -- however rare the filter and however many jobs the table keeps. Without these a rare kind's page
 -- walked the primary key under its LIMIT: with 1M jobs, the whole table for a kind of ten jobs.

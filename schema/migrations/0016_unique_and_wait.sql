@@ -1,4 +1,4 @@
--- 0013_unique_and_wait: results that can be found and awaited, uniqueness over a period (issue 13).
+-- 0016_unique_and_wait: results that can be found and awaited, uniqueness over a period (issue 13).
 -- 1. A job reaching completed, failed or cancelled sends NOTIFY docket_finished '<id>', so a
 --    waiter (GET /jobs/{id}?wait=, `docket wait`, Client::wait) is answered the moment it commits.
 -- 2. docket.job_by_key(K): the newest job made with unique_key K, in any state.
@@ -97,7 +97,9 @@ DECLARE
   v_queue text;
   v_key text := enqueue_job.unique_key;
 BEGIN
-  SELECT k.crawl_collection, k.queue INTO v_collection, v_queue FROM docket.kinds k WHERE k.kind = enqueue_job.kind;
+  -- 0014: a crawl kind's collection may name args (docket.crawl_collection_for).
+  SELECT docket.crawl_collection_for(k.crawl_collection, enqueue_job.args), k.queue INTO v_collection, v_queue
+    FROM docket.kinds k WHERE k.kind = enqueue_job.kind;
   v_queue := coalesce(enqueue_job.queue, v_queue, 'default');
   PERFORM docket.check_job_fields('', kind, args, v_queue, priority, max_retries, unique_key, v_run_at);
   PERFORM docket.check_timeout('timeout', enqueue_job.timeout);

@@ -1,5 +1,5 @@
 -- Everything `docket stats` and GET /stats show, in one round trip, as one JSON document:
--- queues, kinds (quota and its source, rate, at its limit now, throughput, timings, retention), the default retention,
+-- queues, kinds (quota and its source, rate, keyed limits, at its limit now, throughput, timings, retention), the default retention,
 -- live workers, stuck jobs and unserved work.
 -- No parameters. Reads the ops views; nothing here runs on the claim or finish paths.
 SELECT jsonb_build_object(
@@ -11,6 +11,8 @@ SELECT jsonb_build_object(
               'kind', coalesce(l.kind, s.kind), 'running', coalesce(l.running, 0), 'max_running', l.max_running,
               'rate_limit', l.rate_limit, 'rate_period_s', l.rate_period_s, 'rate_burst', l.rate_burst,
               'rate_tokens', l.rate_tokens, 'at_limit', coalesce(l.at_limit, false),
+              'partition', l.partition, 'max_running_per_key', l.max_running_per_key,
+              'max_key_running', l.max_key_running, 'keys_at_limit', l.keys_at_limit,
               'completed_5m', coalesce(s.completed_5m, 0), 'failed_5m', coalesce(s.failed_5m, 0),
               'completed_1h', coalesce(s.completed_1h, 0), 'failed_1h', coalesce(s.failed_1h, 0),
               'failure_rate_1h', coalesce(s.failure_rate_1h, 0),

@@ -140,6 +140,16 @@ TEST(Api, EveryRouteHappyPath) {
   EXPECT_EQ(body_of(r).at("rate_burst"), 5.0);
   EXPECT_EQ(body_of(r).at("max_running"), nullptr);  // an absent field is left as it is
   EXPECT_EQ(body_of(http.Put("/limits/report", R"({"rate": null})", "application/json")).at("rate_limit"), nullptr);
+  r = http.Put("/limits/report", R"({"partition": "args.tenant", "max_running_per_key": 2, "rate_per_key": "60/1m"})",
+               "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r).at("partition"), "args.tenant");
+  EXPECT_EQ(body_of(r).at("max_running_per_key"), 2);
+  EXPECT_EQ(body_of(r).at("rate_per_key"), 60);
+  r = http.Get("/limits/report/keys?top=5");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r).at("keys"), Json::array());
+  EXPECT_EQ(body_of(http.Put("/limits/report", R"({"partition": null})", "application/json")).at("partition"), nullptr);
   // crawls
   api.db().query(
       "INSERT INTO docket.crawls (job_id, kind, collection, status, pages, items) "
@@ -355,6 +365,17 @@ TEST(Api, BadInputCorpusGetsTheRight4xxAndChangesNothing) {
       {"PUT", "/limits/k", "{\"burst\": 3}", 400},
       {"PUT", "/limits/k", "{\"rate\": null, \"burst\": 3}", 422},
       {"PUT", "/limits/k", "{\"max_running\": 2, \"rate\": \"10/1w\"}", 422},
+      {"PUT", "/limits/k", R"({"partition": "tenant"})", 422},
+      {"PUT", "/limits/k", R"({"partition": "args.a;DROP TABLE docket.jobs"})", 422},
+      {"PUT", "/limits/k", R"({"partition": 5})", 400},
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "max_running_per_key": -1})", 422},
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "rate_per_key": "fast"})", 422},
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "burst_per_key": 3})", 422},
+      {"PUT", "/limits/k", R"({"max_running_per_key": 2})", 400},
+      // A good partition with a bad rate: refused before anything is written.
+      {"PUT", "/limits/k", R"({"partition": "args.tenant", "max_running_per_key": 1, "rate": "10/1w"})", 422},
+      {"GET", "/limits/k/keys?top=abc", "", 422},
+      {"GET", "/limits/k/keys?top=0", "", 422},
       {"GET", "/jobs", "", 401, false},
       {"POST", "/jobs", R"({"kind":"k"})", 401, false},
       {"DELETE", "/jobs/1", "", 404},
@@ -382,6 +403,34 @@ TEST(Api, BadInputCorpusGetsTheRight4xxAndChangesNothing) {
   EXPECT_EQ(api.jobs(), before);
   EXPECT_EQ(api.db().scalar("SELECT string_agg(to_jsonb(j)::text, ',') FROM docket.jobs j"), before_dump);
   EXPECT_EQ(api.db().count("SELECT count(*) FROM docket.kinds"), 0);
+}
+
+// Keyed limits on /metrics: per kind, and for its busiest keys only (a key is hostile text: it is
+// escaped), however many keys there are.
+TEST(Api, MetricsShowKeyedLimitsAndOnlyTheHotKeys) {
+  ApiFixture api;
+  auto http = api.http();
+  ASSERT_EQ(http.Put("/limits/k", R"({"partition": "args.tenant", "max_running_per_key": 1})", "application/json")->status,
+            200);
+  api.db().query(
+      "INSERT INTO docket.jobs (kind, state, args, started_at) "
+      "SELECT 'k', CASE WHEN g <= 50 THEN 'running' ELSE 'available' END::docket.job_state, "
+      "       jsonb_build_object('tenant', CASE WHEN g % 50 = 0 THEN 'q \"x\" \\ y' ELSE 't' || g % 50 END), now() "
+      "  FROM generate_series(1, 200) g");
+  const auto r = http.Get("/metrics");
+  ASSERT_EQ(r->status, 200);
+  const auto check = test::run({"/usr/bin/promtool", "check", "metrics"}, {}, r->body);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << "\n" << r->body;
+  EXPECT_NE(r->body.find("docket_kind_max_running_per_key{kind=\"k\"} 1"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("docket_kind_keys_at_limit{kind=\"k\"} 50"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("docket_kind_at_limit{kind=\"k\"} 1"), std::string::npos) << r->body;
+  std::size_t keys = 0;
+  for (std::size_t at = r->body.find("\ndocket_key_running{"); at != std::string::npos;
+       at = r->body.find("\ndocket_key_running{", at + 1)) {
+    ++keys;
+  }
+  EXPECT_EQ(keys, 10u);  // 50 keys at their limit, the top 10 shown
+  EXPECT_NE(r->body.find("docket_key_held_back{key=\"t1\",kind=\"k\"} 3"), std::string::npos) << r->body;
 }
 
 TEST(Api, MetricsPassPromtool) {

@@ -521,4 +521,39 @@ TEST(DashboardPlans, JobListReadsAPageNotTheTableWithAMillionJobs) {
     EXPECT_EQ(got, expected);
   }
   tx.exec("DEALLOCATE list; RESET ALL");
+
+// The keyed claim (issue 14) with 100k jobs queued over 1,000 keys of one kind, one key at its
+// limit with 10,000 of them: every pass reads the kind's key index with a condition (the loose
+// scan from the cursor, the head job of each open key), never the table, never a whole index.
+TEST(KeyedPlans, TheKeyedClaimUsesTheKeyIndexWith100kJobsOver1000Keys) {
+  auto db = PgCluster::shared().fresh_database();
+  db->query(
+      "INSERT INTO docket.workers (id, name, host, pid, queues, kinds, concurrency, heartbeat_at) "
+      "VALUES ('00000000-0000-0000-0000-00000000000b', 'live', 'h', 2, '{default}', '{k}', 10, now());"
+      "SELECT docket.set_partition('k', 'args.tenant', 1, '100/1s');"
+      "INSERT INTO docket.jobs (kind, queue, state, args) "
+      "SELECT 'k', 'default', 'available', jsonb_build_object('tenant', CASE WHEN g <= 10000 THEN 't0' ELSE 't' || g % 1000 END) "
+      "  FROM generate_series(1, 100000) g;"
+      "INSERT INTO docket.jobs (kind, queue, state, args, started_at, worker) "
+      "SELECT 'k', 'default', 'running', '{\"tenant\": \"t0\"}', now(), '00000000-0000-0000-0000-00000000000b';"
+      "INSERT INTO docket.jobs (kind, queue, state) SELECT 'other', 'default', 'available' FROM generate_series(1, 20000)");
+  db->query("VACUUM ANALYZE docket.jobs");
+  const std::string index = db->scalar("SELECT docket.partition_index('k', 'args.tenant')");
+  for (const char* query : {"job_claim", "kind_limits", "kind_hot_keys"}) {
+    SCOPED_TRACE(query);
+    const Case c = std::string(query) == "job_claim"
+                       ? Case{query, {kWorker, "'{default}'", "'{k,other}'", "50"}, true, {}}
+                       : Case{query, std::string(query) == "kind_hot_keys" ? std::vector<std::string>{"'k'", "10"}
+                                                                           : std::vector<std::string>{},
+                              false, {}};
+    const auto found = scans_on(*db, c);
+    ASSERT_FALSE(found.empty());
+    std::set<std::string> used;
+    for (const auto& s : found) {
+      used.insert(s.index);
+      EXPECT_NE(s.node, "Seq Scan") << query << " scans docket.jobs sequentially in:\n" << s.statement;
+      if (s.index == index) EXPECT_TRUE(s.has_cond || s.under_limit) << query << " walks all of " << index;
+    }
+    if (std::string(query) != "kind_limits") EXPECT_TRUE(used.contains(index)) << query;
+  }
 }

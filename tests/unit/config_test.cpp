@@ -297,3 +297,29 @@ retain_completed = "30s"
   EXPECT_THROW(blank.validate(), ConfigError);
   EXPECT_THROW(Config::parse("[kinds.import]\ncommand = [\"/bin/true\"]\nretain_failed = \"soon\"\n"), ConfigError);
 }
+
+TEST(Config, KeyedLimitsParseAndBadOnesNameTheField) {
+  const auto c = Config::parse(
+      "[kinds.scrape]\ncommand = [\"x\"]\npartition = \"args.source.host\"\nmax_running_per_key = 2\n"
+      "rate_per_key = \"60/1m\"\nburst_per_key = 5\n",
+      "docket.toml");
+  c.validate();
+  const auto& k = c.kinds.at("scrape").keyed;
+  EXPECT_EQ(k.partition, "args.source.host");
+  EXPECT_EQ(k.max_running_per_key, 2);
+  EXPECT_EQ(k.rate_per_key, "60/1m");
+  EXPECT_EQ(k.burst_per_key, 5);
+  const std::string kind = "[kinds.a]\ncommand = [\"x\"]\n";
+  for (const std::string bad : {"tenant", "args.", "args.a b", "args.1.2.3.4.5.6.7.8.9", "$.tenant"}) {
+    const auto msg = config_error(kind + "partition = \"" + bad + "\"\n");
+    EXPECT_NE(msg.find("kinds.a.partition"), std::string::npos) << bad << ": " << msg;
+    EXPECT_NE(msg.find("args.tenant"), std::string::npos) << msg;  // says what a good one looks like
+  }
+  EXPECT_NE(config_error(kind + "partition = \"args.t\"\nmax_running_per_key = -1\n").find("kinds.a.max_running_per_key"),
+            std::string::npos);
+  EXPECT_NE(config_error(kind + "partition = \"args.t\"\nrate_per_key = \"fast\"\n").find("kinds.a.rate_per_key"),
+            std::string::npos);
+  EXPECT_NE(config_error(kind + "max_running_per_key = 2\n").find("need kinds.a.partition"), std::string::npos);
+  EXPECT_NE(config_error(kind + "partition = \"args.t\"\nburst_per_key = 2\n").find("needs kinds.a.rate_per_key"),
+            std::string::npos);
+}

@@ -77,6 +77,14 @@ class Client {
   /// The fleet-wide rate: "N/PERIOD" (100/1m) or nullopt to remove it; burst nullopt is one
   /// second's worth. Throws InvalidInput naming the field for a bad rate or burst.
   void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst = std::nullopt);
+  /// The keyed limits of a kind, all at once (docket.set_partition); a partition of nullopt
+  /// removes them. Throws InvalidInput naming the field (partition, max_running_per_key,
+  /// rate_per_key, burst_per_key) and then writes nothing.
+  void set_partition(const std::string& kind, const PartitionLimit& limit);
+  /// Checks keyed limits as set_partition would, writing nothing (adapters check first).
+  void check_partition(const PartitionLimit& limit);
+  /// A keyed kind's busiest keys, at most `top` (1-1000): running, bucket, held back.
+  std::vector<KeyLimit> hot_keys(const std::string& kind, int top);
   /// Clears an operator's quota so the workers' TOML max_running (or none) applies again; false
   /// when the kind had no operator value.
   bool reset_limit(const std::string& kind);

@@ -71,6 +71,14 @@ struct BuiltinExecutor {
 
 using Executor = std::variant<std::monostate, CommandExecutor, HttpExecutor, CrawlExecutor, BuiltinExecutor>;
 
+/// A kind's keyed limits as set together (docket.set_partition): no partition removes them all.
+struct PartitionLimit {
+  std::optional<std::string> partition;    ///< "args.tenant": a path into args (1-8 names)
+  std::optional<int> max_running_per_key;  ///< nullopt: no running limit per key
+  std::optional<std::string> rate_per_key;  ///< "N/PERIOD" as a kind's rate; nullopt: none
+  std::optional<int> burst_per_key;        ///< nullopt: one second's worth of rate_per_key
+};
+
 /// Per-kind settings. Without an executor the kind needs a C++ handler (Worker::handle).
 struct KindConfig {
   std::string kind;
@@ -80,6 +88,9 @@ struct KindConfig {
   Millis timeout{30 * 60 * 1000};  ///< a run longer than this is stopped and retried
   std::optional<std::string> rate;  ///< "100/1m": seeds docket.set_rate at worker start
   std::optional<int> burst;         ///< the rate's bucket size (default: one second's worth)
+  /// partition ("args.tenant"), max_running_per_key, rate_per_key, burst_per_key: seed
+  /// docket.set_partition at worker start when partition is set (else the stored ones stay).
+  PartitionLimit keyed;
   /// Seeds the kind's quota (docket.kinds.config_max_running); it applies unless an operator set
   /// one with `docket limit`, which holds until `docket limit KIND --reset`.
   std::optional<int> max_running;
@@ -187,6 +198,8 @@ Millis parse_duration(std::string_view text, const std::string& what);
 /// ms, s, m, h, d (number optional) between 1ms and 1d; docket.parse_rate is the same rule in SQL.
 /// Throws ConfigError naming `what`.
 void check_rate(std::string_view text, const std::string& what);
+/// Checks a partition path (args.tenant) as docket.partition_path does. Throws ConfigError naming `what`.
+void check_partition_path(std::string_view text, const std::string& what);
 /// "1500ms" -> "1.5s": the shortest readable spelling.
 std::string format_duration(Millis d);
 /// The closest of `known` to `key` (edit distance), or "" when nothing is close.

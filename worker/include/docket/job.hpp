@@ -163,10 +163,27 @@ struct KindLimit {
   /// Who set max_running: "config" (a worker's TOML) or "operator" (docket limit); empty: nobody.
   std::optional<std::string> source;
   std::optional<int> config_max_running;  ///< the workers' TOML value (applies after `docket limit K --reset`)
+  std::optional<std::string> partition;   ///< JSON path into args whose value keys the per-key limits
+  std::optional<int> max_running_per_key;  ///< most running jobs of one key
+  std::int64_t max_key_running = 0;        ///< running jobs of the busiest key
+  std::optional<int> rate_per_key;         ///< N starts per rate_per_key_period_s for each key
+  std::optional<double> rate_per_key_period_s;
+  std::optional<double> rate_per_key_burst;  ///< each key's bucket size
+  std::int64_t keys_at_limit = 0;          ///< keys a per-key limit holds back right now
+};
+
+/// One busy key of a keyed kind (docket.kind_hot_keys): what holds it back, if anything.
+struct KeyLimit {
+  std::string key;
+  std::int64_t running = 0;
+  std::optional<double> rate_tokens;  ///< its bucket now (nullopt: full, or no rate per key)
+  bool at_limit = false;              ///< at max_running_per_key or out of tokens
+  std::int64_t available = 0;         ///< its jobs waiting (counted up to 100000)
 };
 
 void to_json(Json& out, const QueueSummary& q);
 void to_json(Json& out, const KindLimit& k);
+void to_json(Json& out, const KeyLimit& k);
 
 /// A crawl: a crawl-kind job's progress through its paginated source (docket.crawls).
 struct CrawlRecord {

@@ -93,6 +93,23 @@ void print_job(const JobRecord& j) {
   }
 }
 
+/// The per-key limits of a kind in the limits table: "1 of 1, 10/1m, 3 keys at limit".
+std::string per_key_text(const KindLimit& k) {
+  if (!k.partition) return "-";
+  std::string out = std::to_string(k.max_key_running) + " of " +
+                    (k.max_running_per_key ? std::to_string(*k.max_running_per_key) : std::string("any"));
+  if (k.rate_per_key) out += ", " + rate_text(k.rate_per_key, k.rate_per_key_period_s);
+  return out + ", " + std::to_string(k.keys_at_limit) + " keys at limit";
+}
+
+/// What `docket limit KIND --partition ...` set: ", at most 2 running and 10/1m per key".
+std::string per_key_text(const PartitionLimit& p) {
+  std::string out;
+  if (p.max_running_per_key) out += ", at most " + std::to_string(*p.max_running_per_key) + " running";
+  if (p.rate_per_key) out += (out.empty() ? ", " : " and ") + *p.rate_per_key;
+  return out.empty() ? "" : out + " per key";
+}
+
 }  // namespace
 
 void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
@@ -380,8 +397,9 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto* cmd = app.add_subcommand(
         "limit",
         "Set a kind's global quota and rate: docket limit KIND [N|none] [--rate 100/1m|none] [--burst N] "
-        "(a quota holds across worker restarts until docket limit KIND --reset); no args lists them with "
-        "their source");
+        "(a quota holds across worker restarts until docket limit KIND --reset); keyed limits with "
+        "--partition args.tenant|none [--max-running-per-key N] [--rate-per-key N/PERIOD] [--burst-per-key N], set "
+        "together; --keys lists a keyed kind's busiest keys; no args lists them with their source");
     auto kind = std::make_shared<std::string>();
     auto value = std::make_shared<std::string>();
     auto reset = std::make_shared<bool>(false);
@@ -392,9 +410,18 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_flag("--reset", *reset, "Clear the operator's limit: the workers' config (max_running) applies again");
     cmd->add_option("--rate", *rate, "Most jobs of the kind started per period across all workers (100/1m), or none");
     cmd->add_option("--burst", *burst, "The rate's bucket: starts allowed at once (default one second's worth)");
+    auto keyed = std::make_shared<PartitionLimit>();
+    auto partition = std::make_shared<std::string>();
+    auto keys = std::make_shared<bool>(false);
+    cmd->add_option("--partition", *partition,
+                    "Path into args whose value is the key of the per-key limits (args.tenant), or none");
+    cmd->add_option("--max-running-per-key", keyed->max_running_per_key, "Most running jobs of one key");
+    cmd->add_option("--rate-per-key", keyed->rate_per_key, "Most starts per period of one key (10/1m)");
+    cmd->add_option("--burst-per-key", keyed->burst_per_key, "Each key's bucket (default one second's worth)");
+    cmd->add_flag("--keys", *keys, "List the kind's busiest keys: running, tokens, held back");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, value, reset, rate, burst] {
-      action = [&, kind, value, reset, rate, burst] {
+    cmd->callback([&, kind, value, reset, rate, burst, keyed, partition, keys] {
+      action = [&, kind, value, reset, rate, burst, keyed, partition, keys] {
         auto client = cli_client(global);
         if (kind->empty()) {
           const auto limits = client->limits();
@@ -402,7 +429,8 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
             std::cout << Json(limits).dump() << '\n';
             return kOk;
           }
-          Table t({"KIND", "RUNNING", "MAX_RUNNING", "SOURCE", "CONFIG", "MAX_RETRIES", "RATE", "TOKENS", "AT_LIMIT"});
+          Table t({"KIND", "RUNNING", "MAX_RUNNING", "SOURCE", "CONFIG", "MAX_RETRIES", "RATE", "TOKENS", "PARTITION",
+                   "PER_KEY", "AT_LIMIT"});
           const auto num = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("-"); };
           for (const auto& k : limits) {
             t.add({k.kind, std::to_string(k.running), num(k.max_running), k.source.value_or("-"),
@@ -410,10 +438,40 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
                    k.rate_tokens ? std::to_string(static_cast<long long>(*k.rate_tokens)) + "/" +
                                        std::to_string(static_cast<long long>(k.rate_burst.value_or(0)))
                                  : "-",
-                   k.at_limit ? "yes" : "no"});
+                   k.partition.value_or("-"), per_key_text(k), k.at_limit ? "yes" : "no"});
           }
           t.print(std::cout);
           return kOk;
+        }
+        if (*keys) {
+          const auto hot = client->hot_keys(*kind, 20);
+          if (global.json) {
+            std::cout << Json(hot).dump() << '\n';
+            return kOk;
+          }
+          Table t({"KEY", "RUNNING", "TOKENS", "AVAILABLE", "AT_LIMIT"});
+          for (const auto& k : hot) {
+            t.add({k.key.empty() ? "(default)" : k.key, std::to_string(k.running),
+                   k.rate_tokens ? std::to_string(static_cast<long long>(*k.rate_tokens)) : "-",
+                   std::to_string(k.available), k.at_limit ? "yes" : "no"});
+          }
+          t.print(std::cout);
+          return kOk;
+        }
+        const bool keyed_change = !partition->empty() || keyed->max_running_per_key || keyed->rate_per_key ||
+                                  keyed->burst_per_key;
+        if (keyed_change) {
+          if (partition->empty())
+            throw InvalidInput("--max-running-per-key, --rate-per-key and --burst-per-key need --partition (the keyed "
+                               "limits are set together)");
+          if (*partition != "none") keyed->partition = *partition;
+          // Checked before any of the command's settings is written: a refused one changes nothing.
+          client->check_partition(*keyed);
+          client->set_partition(*kind, *keyed);
+          std::cout << (keyed->partition ? *kind + " jobs are keyed by " + *keyed->partition + per_key_text(*keyed)
+                                         : "no keyed limits on " + *kind)
+                    << '\n';
+          if (value->empty() && !*reset && rate->empty()) return kOk;
         }
         if (burst->has_value() && rate->empty()) throw InvalidInput("--burst needs --rate");
         if (*reset && !value->empty()) throw InvalidInput("give either a limit or --reset, not both");

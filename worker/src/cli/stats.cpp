@@ -44,6 +44,14 @@ std::string number(const Json& v) {
   return v.is_number_integer() ? std::to_string(v.get<std::int64_t>()) : "-";
 }
 
+/// A keyed kind's per-key state: "args.tenant 1/1, 3 at limit" (busiest key's running of its max).
+std::string per_key(const Json& s) {
+  if (!s.value("partition", Json()).is_string()) return "-";
+  const auto& max = s.at("max_running_per_key");
+  return s.at("partition").get<std::string>() + " " + number(s.at("max_key_running")) + "/" +
+         (max.is_number() ? number(max) : std::string("any")) + ", " + number(s.at("keys_at_limit")) + " at limit";
+}
+
 std::string joined(const Json& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ",") + n.get<std::string>();
@@ -63,7 +71,7 @@ void print_stats(const Json& stats, std::ostream& out) {
   q.print(out);
   if (!stats.at("kinds").empty()) {
     out << '\n';
-    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "AT_LIMIT", "DONE_5M", "FAILED_5M", "DONE_1H",
+    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "PER_KEY", "AT_LIMIT", "DONE_5M", "FAILED_5M", "DONE_1H",
              "FAILED_1H", "FAIL%", "RUN_P50", "RUN_P95", "WAIT_P50", "WAIT_P95", "KEEP_DONE", "KEEP_FAILED"});
     for (const auto& s : stats.at("kinds")) {
       char rate[16];
@@ -78,7 +86,7 @@ void print_stats(const Json& stats, std::ostream& out) {
       k.add({s.at("kind"), number(s.at("running")), number(s.at("max_running")),
              rate_text(rl.is_number() ? std::optional<int>(rl.get<int>()) : std::nullopt,
                        rp.is_number() ? std::optional<double>(rp.get<double>()) : std::nullopt),
-             tokens, s.at("at_limit").get<bool>() ? "yes" : "no", number(s.at("completed_5m")),
+             tokens, per_key(s), s.at("at_limit").get<bool>() ? "yes" : "no", number(s.at("completed_5m")),
              number(s.at("failed_5m")), number(s.at("completed_1h")), number(s.at("failed_1h")), rate,
              millis(s.at("run_p50_ms")), millis(s.at("run_p95_ms")), millis(s.at("wait_p50_ms")),
              millis(s.at("wait_p95_ms")), age(s.value("retain_completed_s", Json())),

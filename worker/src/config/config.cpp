@@ -13,6 +13,7 @@
 #include <functional>
 #include <iterator>
 #include <optional>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -91,6 +92,16 @@ void check_rate(std::string_view text, const std::string& what) {
   if (unit != "ms" && unit != "s" && unit != "m" && unit != "h" && unit != "d") throw bad();
   const Millis p = parse_duration(digits == 0 ? "1" + period : period, what);
   if (p < Millis(1) || p > Millis(86400000)) throw ConfigError(what + ": the rate's period must be between 1ms and 1d");
+}
+
+void check_partition_path(std::string_view text, const std::string& what) {
+  // As docket.partition_path: args. then 1 to 8 names of letters, digits, _ or -, each 1-64 long.
+  static const std::regex path(R"(args(\.[A-Za-z0-9_-]{1,64}){1,8})");
+  if (text.size() > 600 || !std::regex_match(text.begin(), text.end(), path)) {
+    throw ConfigError(what + ": \"" + std::string(text.substr(0, 100)) +
+                      "\" is not a partition; write a path into args such as \"args.tenant\" or \"args.source.host\" "
+                      "(1 to 8 names of letters, digits, _ or -)");
+  }
 }
 
 std::string format_duration(Millis d) {
@@ -753,7 +764,8 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
                                                  "headers", "crawl",       "max_retries", "backoff",
                                                  "timeout", "max_running", "builtin",     "max_response",
                                                  "rate",    "burst",       "queue",       "retain_completed",
-                                                 "retain_failed"};
+                                                 "retain_failed", "partition", "max_running_per_key",
+                                                 "rate_per_key", "burst_per_key"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;
@@ -807,6 +819,20 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       const auto b = as<long long>(from_node(v, Type::integer, field));
       if (b < 1 || b > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 1 and 1000000");
       k.burst = static_cast<int>(b);
+    } else if (key == "partition") {
+      k.keyed.partition = str(v, field);
+      check_partition_path(*k.keyed.partition, where(v, origin) + ": " + field);
+    } else if (key == "max_running_per_key") {
+      const auto r = as<long long>(from_node(v, Type::integer, field));
+      if (r < 0 || r > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 and 1000000");
+      k.keyed.max_running_per_key = static_cast<int>(r);
+    } else if (key == "rate_per_key") {
+      k.keyed.rate_per_key = str(v, field);
+      check_rate(*k.keyed.rate_per_key, where(v, origin) + ": " + field);
+    } else if (key == "burst_per_key") {
+      const auto b = as<long long>(from_node(v, Type::integer, field));
+      if (b < 1 || b > 1000000) throw ConfigError(where(v, origin) + ": " + field + " must be between 1 and 1000000");
+      k.keyed.burst_per_key = static_cast<int>(b);
     } else if (key == "queue") {
       k.queue = str(v, field);
     } else if (key == "retain_completed") {
@@ -818,6 +844,13 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
     }
   }
   if (k.burst && !k.rate) throw ConfigError(where(n, origin) + ": " + what + ".burst needs " + what + ".rate");
+  if ((k.keyed.max_running_per_key || k.keyed.rate_per_key) && !k.keyed.partition) {
+    throw ConfigError(where(n, origin) + ": " + what + ".max_running_per_key and rate_per_key need " + what +
+                      ".partition, the path into args of the key (partition = \"args.tenant\")");
+  }
+  if (k.keyed.burst_per_key && !k.keyed.rate_per_key) {
+    throw ConfigError(where(n, origin) + ": " + what + ".burst_per_key needs " + what + ".rate_per_key");
+  }
   if (executors.size() > 1) {
     throw ConfigError(where(n, origin) + ": [" + what + "] has both " + executors[0] + " and " + executors[1] +
                       "; a kind runs with exactly one of command, url, crawl or builtin");

@@ -96,6 +96,18 @@ void Client::set_rate(const std::string& kind, const std::optional<std::string>&
   impl_->with_session([&](db::Session& s) { s.set_rate(kind, rate, burst); }, true);
 }
 
+void Client::set_partition(const std::string& kind, const PartitionLimit& limit) {
+  impl_->with_session([&](db::Session& s) { s.set_partition(kind, limit); }, true);
+}
+
+void Client::check_partition(const PartitionLimit& limit) {
+  impl_->with_session([&](db::Session& s) { s.check_partition(limit); }, false);
+}
+
+std::vector<KeyLimit> Client::hot_keys(const std::string& kind, int top) {
+  return impl_->with_session([&](db::Session& s) { return s.hot_keys(kind, top); }, false);
+}
+
 bool Client::reset_limit(const std::string& kind) {
   return impl_->with_session([&](db::Session& s) { return s.reset_limit(kind); }, true);
 }

@@ -164,7 +164,22 @@ void to_json(Json& out, const KindLimit& k) {
              {"rate_tokens", k.rate_tokens ? Json(*k.rate_tokens) : Json()},
              {"at_limit", k.at_limit},
              {"source", k.source ? Json(*k.source) : Json()},
-             {"config_max_running", k.config_max_running ? Json(*k.config_max_running) : Json()}};
+             {"config_max_running", k.config_max_running ? Json(*k.config_max_running) : Json()},
+             {"partition", k.partition ? Json(*k.partition) : Json()},
+             {"max_running_per_key", k.max_running_per_key ? Json(*k.max_running_per_key) : Json()},
+             {"max_key_running", k.max_key_running},
+             {"rate_per_key", k.rate_per_key ? Json(*k.rate_per_key) : Json()},
+             {"rate_per_key_period_s", k.rate_per_key_period_s ? Json(*k.rate_per_key_period_s) : Json()},
+             {"rate_per_key_burst", k.rate_per_key_burst ? Json(*k.rate_per_key_burst) : Json()},
+             {"keys_at_limit", k.keys_at_limit}};
+}
+
+void to_json(Json& out, const KeyLimit& k) {
+  out = Json{{"key", k.key},
+             {"running", k.running},
+             {"rate_tokens", k.rate_tokens ? Json(*k.rate_tokens) : Json()},
+             {"at_limit", k.at_limit},
+             {"available", k.available}};
 }
 
 bool valid_utf8(std::string_view s) {

@@ -552,6 +552,43 @@ void Session::set_rate(const std::string& kind, const std::optional<std::string>
   });
 }
 
+namespace {
+std::optional<std::string> opt_number(std::optional<int> n) {
+  return n ? std::optional<std::string>(std::to_string(*n)) : std::nullopt;
+}
+}  // namespace
+
+void Session::set_partition(const std::string& kind, const PartitionLimit& limit) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    DOCKET_RUN("kind_set_partition", kind, limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,
+               opt_number(limit.burst_per_key));
+  });
+}
+
+void Session::check_partition(const PartitionLimit& limit) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    DOCKET_RUN("kind_check_partition", limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,
+               opt_number(limit.burst_per_key));
+  });
+}
+
+std::vector<KeyLimit> Session::hot_keys(const std::string& kind, int top) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN("kind_hot_keys", kind, std::to_string(top));
+    std::vector<KeyLimit> out;
+    for (const auto& row : res) {
+      KeyLimit k;
+      k.key = row[0].c_str();
+      k.running = row[1].as<std::int64_t>();
+      if (!row[2].is_null()) k.rate_tokens = row[2].as<double>();
+      k.at_limit = row[3].as<bool>();
+      k.available = row[4].as<std::int64_t>();
+      out.push_back(std::move(k));
+    }
+    return out;
+  });
+}
+
 void Session::pause(const std::string& queue) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("queue_pause", queue); });
 }
@@ -628,6 +665,13 @@ std::vector<KindLimit> Session::limits() {
       if (!row[8].is_null()) k.rate_burst = row[8].as<double>();
       if (!row[9].is_null()) k.rate_tokens = row[9].as<double>();
       k.at_limit = row[10].as<bool>();
+      k.partition = opt_text(row[11]);
+      if (!row[12].is_null()) k.max_running_per_key = row[12].as<int>();
+      if (!row[13].is_null()) k.max_key_running = row[13].as<std::int64_t>();
+      if (!row[14].is_null()) k.rate_per_key = row[14].as<int>();
+      if (!row[15].is_null()) k.rate_per_key_period_s = row[15].as<double>();
+      if (!row[16].is_null()) k.rate_per_key_burst = row[16].as<double>();
+      k.keys_at_limit = row[17].as<std::int64_t>();
       out.push_back(std::move(k));
     }
     return out;

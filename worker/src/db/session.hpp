@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "docket/config.hpp"
 #include "docket/job.hpp"
 #include "docket/schedule.hpp"
 
@@ -135,6 +136,12 @@ class Session {
   void set_limit(const std::string& kind, std::optional<int> max_running);
   /// docket.set_rate: "N/PERIOD" or nullopt to remove; burst nullopt is the default.
   void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst);
+  /// docket.set_partition: the keyed limits of a kind, all at once.
+  void set_partition(const std::string& kind, const PartitionLimit& limit);
+  /// docket.check_partition: refuses what set_partition would, writing nothing.
+  void check_partition(const PartitionLimit& limit);
+  /// docket.kind_hot_keys: a keyed kind's busiest keys.
+  std::vector<KeyLimit> hot_keys(const std::string& kind, int top);
   void pause(const std::string& queue);
   void resume(const std::string& queue);
   std::vector<QueueSummary> queues();

@@ -66,6 +66,7 @@ std::string Maintainer::register_worker() {
                                     {"hint", "docket limit " + s.kind + " --reset applies the config value"}});
     }
     if (s.rate) session_.set_rate(s.kind, s.rate, s.burst);
+    if (s.keyed.partition) session_.set_partition(s.kind, s.keyed);
   }
   // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
   if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));

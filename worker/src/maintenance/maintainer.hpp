@@ -41,6 +41,7 @@ struct KindSeed {
   std::optional<Millis> timeout;  ///< the kind's run timeout (docket.stuck_jobs)
   std::optional<std::string> rate;  ///< docket.set_rate (a NULL leaves the stored rate)
   std::optional<int> burst;
+  PartitionLimit keyed;  ///< docket.set_partition when keyed.partition is set
   std::optional<std::string> queue;
   std::optional<Millis> retain_completed;
   std::optional<Millis> retain_failed;

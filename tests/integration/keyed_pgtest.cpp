@@ -1,0 +1,199 @@
+// Keyed limits in the claim (issue 14): a partition (a path into args) with max_running_per_key
+// and rate_per_key, served round-robin over the keys, against a real database.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <thread>
+
+#include "db/array.hpp"
+#include "db/session.hpp"
+#include "docket/client.hpp"
+#include "docket/errors.hpp"
+#include "pg.hpp"
+
+using namespace docket;
+using docket::test::PgCluster;
+
+namespace {
+
+/// Jobs of `kind` with args {"tenant": key} (no tenant for an empty key), `n` per key.
+std::vector<EnqueueRequest> tenant_jobs(const std::string& kind, const std::vector<std::string>& keys, int n) {
+  std::vector<EnqueueRequest> out;
+  for (const auto& key : keys) {
+    for (int i = 0; i < n; ++i) {
+      out.push_back(EnqueueRequest{.kind = kind, .args = key.empty() ? Json::object() : Json{{"tenant", key}}});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+class Keyed : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db = PgCluster::shared().fresh_database();
+    client = std::make_unique<Client>(db->url());
+    session = std::make_unique<db::Session>(db->url(), "test");
+    worker = session->register_worker({.name = "w1", .queues = {"default"}, .kinds = {"a", "b"}, .lease_s = 30});
+  }
+  std::vector<db::ClaimedJob> claim(db::Session& s, std::vector<std::string> kinds, int n) {
+    auto path = db::Session::ClaimPath::open;
+    return s.claim(worker, db::text_array(std::vector<std::string>{"default"}), db::text_array(kinds), n, path,
+                   nullptr);
+  }
+  std::vector<db::ClaimedJob> claim(std::vector<std::string> kinds, int n) { return claim(*session, kinds, n); }
+  /// The tenant of each claimed job of kind a ("" for none), counted.
+  static std::map<std::string, int> by_tenant(const std::vector<db::ClaimedJob>& jobs) {
+    std::map<std::string, int> out;
+    for (const auto& j : jobs) {
+      const Json args = Json::parse(j.args);
+      ++out[j.kind == "a" ? args.value("tenant", std::string()) : "kind " + j.kind];
+    }
+    return out;
+  }
+  void complete_all() { db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE state = 'running'"); }
+  std::unique_ptr<docket::test::TestDatabase> db;
+  std::unique_ptr<Client> client;
+  std::unique_ptr<db::Session> session;
+  std::string worker;
+};
+
+TEST_F(Keyed, ASaturatedKeyNeverBlocksOtherKeysOrKinds) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});
+  // The big tenant's 500 jobs are all in front of everyone else's.
+  client->enqueue_many(tenant_jobs("a", {"big"}, 500));
+  client->enqueue_many(tenant_jobs("a", {"t1", "t2", ""}, 2));
+  client->enqueue_many(tenant_jobs("b", {"big"}, 3));
+  // One per key (the job without a tenant is in the default key ""), and kind b is not limited.
+  EXPECT_EQ(by_tenant(claim({"a", "b"}, 50)),
+            (std::map<std::string, int>{{"big", 1}, {"t1", 1}, {"t2", 1}, {"", 1}, {"kind b", 3}}));
+  // Every key is at its limit: nothing more, however many are asked for.
+  EXPECT_TRUE(claim({"a", "b"}, 50).empty());
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE state = 'running'"), 7);
+  complete_all();
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"big", 1}, {"t1", 1}, {"t2", 1}, {"", 1}}));
+  complete_all();
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"big", 1}}));
+}
+
+TEST_F(Keyed, KeysAreServedRoundRobinEachGetsAnEqualShare) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant"});  // no limit: fairness alone
+  // 100 backlogged tenants, enqueued one after another: by id, tenant 0 would take the first 20
+  // claims. Starts are counted, not timed: the share is exact, whatever the machine's speed.
+  std::vector<std::string> tenants;
+  for (int i = 0; i < 100; ++i) tenants.push_back("tenant-" + std::to_string(i));
+  client->enqueue_many(tenant_jobs("a", tenants, 20));
+  std::map<std::string, int> starts;
+  for (int round = 0; round < 143; ++round) {  // 143 claims of 7: 1,001 starts, a share of 10.01
+    for (const auto& [t, n] : by_tenant(claim({"a"}, 7))) starts[t] += n;
+    complete_all();
+  }
+  ASSERT_EQ(starts.size(), 100u);
+  for (const auto& [t, n] : starts) {
+    EXPECT_GE(n, 10) << t;  // every tenant within one start (10%) of its share
+    EXPECT_LE(n, 11) << t;
+  }
+}
+
+TEST_F(Keyed, MaxRunningPerKeyAboveOneAndTheKindsOwnQuotaCompose) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 3});
+  client->enqueue_many(tenant_jobs("a", {"x", "y"}, 10));
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"x", 3}, {"y", 3}}));
+  complete_all();
+  client->set_limit("a", 4);  // the kind's quota is the tighter one now
+  const auto got = claim({"a"}, 50);
+  EXPECT_EQ(got.size(), 4u);
+  EXPECT_EQ(by_tenant(got), (std::map<std::string, int>{{"x", 2}, {"y", 2}}));
+}
+
+TEST_F(Keyed, RatePerKeyEmptiesEachKeysBucketAlone) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .rate_per_key = "2/1h", .burst_per_key = 2});
+  client->enqueue_many(tenant_jobs("a", {"x", "y"}, 10));
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"x", 2}, {"y", 2}}));
+  complete_all();
+  EXPECT_TRUE(claim({"a"}, 50).empty());
+  // A new key has a full bucket of its own.
+  client->enqueue_many(tenant_jobs("a", {"z"}, 10));
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"z", 2}}));
+  const auto limits = client->limits();
+  ASSERT_EQ(limits.size(), 2u);  // a and b (the worker registered both)
+  EXPECT_EQ(limits[0].partition, "args.tenant");
+  EXPECT_EQ(limits[0].rate_per_key, 2);
+  EXPECT_EQ(limits[0].rate_per_key_burst, 2.0);
+  EXPECT_EQ(limits[0].max_key_running, 2);
+  EXPECT_EQ(limits[0].keys_at_limit, 3);
+  EXPECT_TRUE(limits[0].at_limit);
+  EXPECT_FALSE(limits[1].partition);
+  EXPECT_FALSE(limits[1].at_limit);
+  const auto hot = client->hot_keys("a", 10);
+  ASSERT_EQ(hot.size(), 3u);
+  EXPECT_EQ(hot[0].key, "z");  // the running one first
+  EXPECT_EQ(hot[0].running, 2);
+  EXPECT_TRUE(hot[0].at_limit);
+  EXPECT_EQ(hot[0].available, 8);
+}
+
+TEST_F(Keyed, BadKeyedSettingsAreRefusedNamingTheFieldAndWriteNothing) {
+  const auto refused = [&](const PartitionLimit& p, const std::string& field) {
+    try {
+      client->set_partition("a", p);
+      ADD_FAILURE() << "accepted, expected an error naming " << field;
+    } catch (const InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(client->check_partition(p), InvalidInput);
+  };
+  for (const std::string& path : std::vector<std::string>{"tenant", "args", "args.", "args.a b", "args.a..b", "$.tenant", "args.a;drop",
+                                 "args.1.2.3.4.5.6.7.8.9", "args." + std::string(65, 'x'), std::string(10000, 'a')}) {
+    refused(PartitionLimit{.partition = path}, "partition");
+  }
+  refused(PartitionLimit{.partition = "args.tenant", .max_running_per_key = -1}, "max_running_per_key");
+  refused(PartitionLimit{.partition = "args.tenant", .rate_per_key = "fast"}, "rate_per_key");
+  refused(PartitionLimit{.partition = "args.tenant", .rate_per_key = "0/1s"}, "rate_per_key");
+  refused(PartitionLimit{.partition = "args.tenant", .burst_per_key = 3}, "burst_per_key");
+  refused(PartitionLimit{.partition = "args.tenant", .rate_per_key = "1/s", .burst_per_key = 0}, "burst_per_key");
+  refused(PartitionLimit{.max_running_per_key = 2}, "partition");
+  // Nothing written: no keyed setting, no index.
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.kinds WHERE partition IS NOT NULL OR max_running_per_key IS NOT NULL "
+                      "OR rate_per_key_limit IS NOT NULL OR rate_per_key_burst IS NOT NULL"),
+            0);
+  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 0);
+  // And the database still answers: a good setting is taken.
+  client->set_partition("a", PartitionLimit{.partition = "args.source.host-name_1", .max_running_per_key = 0});
+  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 1);
+}
+
+TEST_F(Keyed, ChangingThePartitionReplacesItsIndexAndRemovingItRestoresTheOpenClaim) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});  // same: kept
+  client->set_partition("a", PartitionLimit{.partition = "args.host", .max_running_per_key = 1});
+  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 1);
+  EXPECT_EQ(db->scalar("SELECT partition FROM docket.kinds WHERE kind = 'a'"), "args.host");
+  client->enqueue_many(std::vector<EnqueueRequest>(5, EnqueueRequest{.kind = "a", .args = Json{{"host", "h"}}}));
+  EXPECT_EQ(claim({"a"}, 50).size(), 1u);
+  client->set_partition("a", PartitionLimit{});
+  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 0);
+  EXPECT_EQ(claim({"a"}, 50).size(), 4u);
+}
+
+TEST_F(Keyed, ConcurrentClaimersNeverRunMoreThanTheLimitOfAKey) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 2});
+  std::vector<std::string> tenants;
+  for (int i = 0; i < 50; ++i) tenants.push_back("t" + std::to_string(i));
+  client->enqueue_many(tenant_jobs("a", tenants, 20));
+  // Eight claimers race; nobody finishes, so any overshoot stays visible at the end.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      db::Session s(db->url(), "claimer");
+      for (int i = 0; i < 20; ++i) claim(s, {"a"}, 3);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE state = 'running'"), 100);
+  EXPECT_EQ(db->count("SELECT max(n) FROM (SELECT count(*) AS n FROM docket.jobs WHERE state = 'running' "
+                      "GROUP BY args->>'tenant') x"),
+            2);
+  EXPECT_EQ(db->count("SELECT count(DISTINCT args->>'tenant') FROM docket.jobs WHERE state = 'running'"), 50);
+}
