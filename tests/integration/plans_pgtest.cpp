@@ -521,6 +521,7 @@ TEST(DashboardPlans, JobListReadsAPageNotTheTableWithAMillionJobs) {
     EXPECT_EQ(got, expected);
   }
   tx.exec("DEALLOCATE list; RESET ALL");
+}
 
 // The keyed claim (issue 14) with 100k jobs queued over 1,000 keys of one kind, one key at its
 // limit with 10,000 of them: every pass reads the kind's key index with a condition (the loose
