@@ -14,7 +14,9 @@ UPDATE docket.jobs
    SET finished_at = NULL
  WHERE state NOT IN ('completed', 'failed', 'cancelled') AND finished_at IS NOT NULL;
 
--- NOT VALID then VALIDATE: the check of existing rows takes no lock that stops enqueues or claims.
+-- NOT VALID then VALIDATE. Both run in this migration's one transaction, so the ACCESS EXCLUSIVE
+-- lock of ADD CONSTRAINT is held while VALIDATE reads the table: on a large jobs table the
+-- upgrade stops enqueues and claims for that scan.
 ALTER TABLE docket.jobs
   ADD CONSTRAINT jobs_finished_at_check
   CHECK ((finished_at IS NOT NULL) = (state IN ('completed', 'failed', 'cancelled'))) NOT VALID;

@@ -144,6 +144,13 @@ BEGIN
   SELECT k.partition, k.rate_per_key_limit, k.rate_per_key_period, k.rate_per_key_burst INTO v_old_rate
     FROM docket.kinds k WHERE k.kind = set_partition.kind;
   v_old := v_old_rate.partition;
+  IF (partition IS NOT NULL AND to_regclass('docket.' || docket.partition_index(set_partition.kind, partition)) IS NULL)
+     OR (v_old IS NOT NULL AND v_old IS DISTINCT FROM partition) THEN
+    -- The index DDL waits for every transaction that uses docket.jobs, and while it waits every
+    -- enqueue and claim queues behind it: behind a long transaction, give up after 5 s instead
+    -- (SQL 55P03, a Timeout: the API answers 503, a starting worker retries with backoff).
+    PERFORM set_config('lock_timeout', '5s', true);
+  END IF;
   IF partition IS NOT NULL THEN
     v_index := docket.partition_index(set_partition.kind, partition);
     IF to_regclass('docket.' || v_index) IS NULL THEN
@@ -280,11 +287,17 @@ BEGIN
     UPDATE docket.kinds d SET partition_cursor = v_from WHERE d.kind = k.kind;
   END IF;
   IF k.rate_per_key_limit IS NOT NULL THEN
-    -- Buckets idle for a whole period are full again: their rows go (a bounded batch per claim).
+    -- Buckets that are full again lose their rows (a bounded batch per claim): an empty bucket
+    -- refills in capacity / limit periods, which is more than one period when the burst is
+    -- larger than the limit; deleting a row sooner would hand the key a full burst early.
     DELETE FROM docket.kind_keys kk
-     WHERE (kk.kind, kk.key) IN (SELECT o.kind, o.key FROM docket.kind_keys o
-                                  WHERE o.kind = k.kind AND o.rate_at < now() - k.rate_per_key_period
-                                  ORDER BY o.rate_at LIMIT 100);
+     WHERE (kk.kind, kk.key) IN (
+             SELECT o.kind, o.key FROM docket.kind_keys o
+              WHERE o.kind = k.kind
+                AND o.rate_at < now() - k.rate_per_key_period * greatest(1.0,
+                      docket.rate_capacity(k.rate_per_key_limit, k.rate_per_key_period, k.rate_per_key_burst)
+                      / k.rate_per_key_limit)
+              ORDER BY o.rate_at LIMIT 100);
   END IF;
 END $$;
 

@@ -134,6 +134,21 @@ TEST_F(Keyed, RatePerKeyEmptiesEachKeysBucketAlone) {
   EXPECT_EQ(hot[0].available, 8);
 }
 
+TEST_F(Keyed, ABucketWithABurstAboveItsRateIsNotRefilledEarlyByTheCleanUp) {
+  // 2 per 4 s with a burst of 6: drained, the bucket needs 12 s to be full again. A claim of
+  // another key one period later must not drop its row (which would read as a full bucket).
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .rate_per_key = "2/4s", .burst_per_key = 6});
+  client->enqueue_many(tenant_jobs("a", {"x"}, 6));
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"x", 6}}));
+  complete_all();
+  std::this_thread::sleep_for(std::chrono::milliseconds(4300));
+  client->enqueue_many(tenant_jobs("a", {"y"}, 1));
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"y", 1}}));
+  client->enqueue_many(tenant_jobs("a", {"x"}, 10));
+  // About 2.2 tokens came back in 4.3 s: 2 starts, not the whole burst.
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"x", 2}}));
+}
+
 TEST_F(Keyed, BadKeyedSettingsAreRefusedNamingTheFieldAndWriteNothing) {
   const auto refused = [&](const PartitionLimit& p, const std::string& field) {
     try {

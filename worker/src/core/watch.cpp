@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "core/log.hpp"
@@ -73,135 +74,150 @@ void JobWatch::run(const std::stop_token& stop) {
   bool read_all = false;  // a reconnect or a failed read: every waited job is read again
 
   while (!stop.stop_requested()) {
-    auto now = SteadyClock::now();
-    std::set<std::int64_t> check;
-    if (!session.connected() && now >= retry_at) {
-      try {
-        session.connect();
-        read_all = true;  // whatever finished while there was no session
-      } catch (const Error& e) {
-        const auto wait = delay.next();
-        log::warn("db.unavailable", {{"component", "waiter"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
-        retry_at = now + wait;
+    // Anything else that escapes a round (a libpq error not translated yet, a malformed row)
+    // must not end the thread, which would terminate the process: the round is retried from a
+    // fresh session, and every waited job is read again.
+    try {
+      auto now = SteadyClock::now();
+      std::set<std::int64_t> check;
+      if (!session.connected() && now >= retry_at) {
+        try {
+          session.connect();
+          read_all = true;  // whatever finished while there was no session
+        } catch (const Error& e) {
+          const auto wait = delay.next();
+          log::warn("db.unavailable", {{"component", "waiter"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+          retry_at = now + wait;
+        }
       }
-    }
-    if (session.connected() && listen_) {
-      try {
-        for (const auto& n : session.take_notifications()) {
-          if (n.channel != "docket_finished") {
-            read_all = true;  // docket_reconnect: notices may have been missed meanwhile
-            continue;
+      if (session.connected() && listen_) {
+        try {
+          for (const auto& n : session.take_notifications()) {
+            if (n.channel != "docket_finished") {
+              read_all = true;  // docket_reconnect: notices may have been missed meanwhile
+              continue;
+            }
+            try {
+              check.insert(std::stoll(n.payload));
+            } catch (...) {
+              read_all = true;  // not ours to judge: read everything rather than miss a finish
+            }
           }
-          try {
-            check.insert(std::stoll(n.payload));
-          } catch (...) {
-            read_all = true;  // not ours to judge: read everything rather than miss a finish
-          }
-        }
-      } catch (const Unavailable&) {
-        read_all = true;
-      }
-    }
-    std::vector<std::pair<std::int64_t, Waiter>> settled_missing;
-    {
-      std::lock_guard lock(mutex_);
-      if (read_all || now >= next_sweep) {
-        for (const auto& [id, w] : waiters_) check.insert(id);
-      } else {
-        check.insert(fresh_.begin(), fresh_.end());
-        for (const auto& [id, w] : waiters_) {
-          if (w.deadline <= now) check.insert(id);
+        } catch (const Unavailable&) {
+          read_all = true;
         }
       }
-      fresh_.clear();
-      // Only ids someone waits for are read: a notice for a job nobody awaits costs nothing.
-      std::erase_if(check, [&](std::int64_t id) { return !waiters_.contains(id); });
-    }
-    if (now >= next_sweep) next_sweep = now + sweep_every;
-
-    if (!check.empty() && session.connected()) {
-      std::map<std::int64_t, JobRecord> found;
-      std::exception_ptr error;
-      try {
-        std::vector<std::int64_t> ids(check.begin(), check.end());
-        for (std::size_t i = 0; i < ids.size(); i += kReadChunk) {
-          const std::vector<std::int64_t> chunk(ids.begin() + i, ids.begin() + std::min(ids.size(), i + kReadChunk));
-          for (auto& job : session.jobs_by_id(chunk)) found.emplace(job.id, std::move(job));
-        }
-        read_all = false;
-        delay.reset();
-      } catch (const Error& e) {
-        error = std::current_exception();
-        read_all = true;
-        const auto wait = delay.next();
-        log::warn("wait.read_failed", {{"error", e.what()}, {"retry_in_ms", wait.count()}});
-        retry_at = SteadyClock::now() + wait;
-        if (session.connected()) session.disconnect();  // read again from a fresh session
-      }
-      now = SteadyClock::now();
-      std::vector<std::pair<Waiter, std::optional<JobRecord>>> answers;
-      std::vector<Waiter> failures;
+      std::vector<std::pair<std::int64_t, Waiter>> settled_missing;
       {
         std::lock_guard lock(mutex_);
-        for (const auto id : check) {
-          const auto it = found.find(id);
-          auto [first, last] = waiters_.equal_range(id);
-          while (first != last) {
-            const bool expired = first->second.deadline <= now;
-            if (error) {
-              if (!expired) {
+        if (read_all || now >= next_sweep) {
+          for (const auto& [id, w] : waiters_) check.insert(id);
+        } else {
+          check.insert(fresh_.begin(), fresh_.end());
+          for (const auto& [id, w] : waiters_) {
+            if (w.deadline <= now) check.insert(id);
+          }
+        }
+        fresh_.clear();
+        // Only ids someone waits for are read: a notice for a job nobody awaits costs nothing.
+        std::erase_if(check, [&](std::int64_t id) { return !waiters_.contains(id); });
+      }
+      if (now >= next_sweep) next_sweep = now + sweep_every;
+
+      if (!check.empty() && session.connected()) {
+        std::map<std::int64_t, JobRecord> found;
+        std::exception_ptr error;
+        try {
+          std::vector<std::int64_t> ids(check.begin(), check.end());
+          for (std::size_t i = 0; i < ids.size(); i += kReadChunk) {
+            const std::vector<std::int64_t> chunk(ids.begin() + i, ids.begin() + std::min(ids.size(), i + kReadChunk));
+            for (auto& job : session.jobs_by_id(chunk)) found.emplace(job.id, std::move(job));
+          }
+          read_all = false;
+          delay.reset();
+        } catch (const Error& e) {
+          error = std::current_exception();
+          read_all = true;
+          const auto wait = delay.next();
+          log::warn("wait.read_failed", {{"error", e.what()}, {"retry_in_ms", wait.count()}});
+          retry_at = SteadyClock::now() + wait;
+          if (session.connected()) session.disconnect();  // read again from a fresh session
+        }
+        now = SteadyClock::now();
+        std::vector<std::pair<Waiter, std::optional<JobRecord>>> answers;
+        std::vector<Waiter> failures;
+        {
+          std::lock_guard lock(mutex_);
+          for (const auto id : check) {
+            const auto it = found.find(id);
+            auto [first, last] = waiters_.equal_range(id);
+            while (first != last) {
+              const bool expired = first->second.deadline <= now;
+              if (error) {
+                if (!expired) {
+                  ++first;
+                  continue;
+                }
+                failures.push_back(std::move(first->second));
+              } else if (it == found.end()) {
+                answers.emplace_back(std::move(first->second), std::nullopt);
+              } else if (expired || is_finished(it->second.state)) {
+                answers.emplace_back(std::move(first->second), it->second);
+              } else {
                 ++first;
                 continue;
               }
-              failures.push_back(std::move(first->second));
-            } else if (it == found.end()) {
-              answers.emplace_back(std::move(first->second), std::nullopt);
-            } else if (expired || is_finished(it->second.state)) {
-              answers.emplace_back(std::move(first->second), it->second);
-            } else {
-              ++first;
-              continue;
+              first = waiters_.erase(first);
             }
-            first = waiters_.erase(first);
           }
         }
+        for (auto& [w, job] : answers) w.done(std::move(job), nullptr);
+        for (auto& w : failures) w.done(std::nullopt, error);
+      } else if (!session.connected()) {
+        // No database: waits past their deadline end with the reason rather than hang.
+        std::vector<Waiter> failures;
+        {
+          std::lock_guard lock(mutex_);
+          for (auto it = waiters_.begin(); it != waiters_.end();) {
+            if (it->second.deadline <= now) {
+              failures.push_back(std::move(it->second));
+              it = waiters_.erase(it);
+            } else {
+              ++it;
+            }
+          }
+        }
+        const auto error = std::make_exception_ptr(Unavailable("the database cannot be reached to read the job"));
+        for (auto& w : failures) w.done(std::nullopt, error);
+        read_all = true;
       }
-      for (auto& [w, job] : answers) w.done(std::move(job), nullptr);
-      for (auto& w : failures) w.done(std::nullopt, error);
-    } else if (!session.connected()) {
-      // No database: waits past their deadline end with the reason rather than hang.
-      std::vector<Waiter> failures;
+
+      // Sleep until a notice, a new waiter, the next deadline, the sweep or the reconnect.
+      now = SteadyClock::now();
+      auto until = next_sweep;
       {
         std::lock_guard lock(mutex_);
-        for (auto it = waiters_.begin(); it != waiters_.end();) {
-          if (it->second.deadline <= now) {
-            failures.push_back(std::move(it->second));
-            it = waiters_.erase(it);
-          } else {
-            ++it;
-          }
-        }
+        if (!fresh_.empty()) until = now;
+        for (const auto& [id, w] : waiters_) until = std::min(until, w.deadline);
       }
-      const auto error = std::make_exception_ptr(Unavailable("the database cannot be reached to read the job"));
-      for (auto& w : failures) w.done(std::nullopt, error);
+      if (!session.connected()) until = std::min(until, std::max(retry_at, now));
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
+      const int timeout_ms = static_cast<int>(std::clamp<long long>(ms + 1, 0, 60'000));
+      const int sock = session.connected() && listen_ ? session.socket() : -1;
+      pollfd fds[2] = {{wake_.fd(), POLLIN, 0}, {sock, POLLIN, 0}};
+      ::poll(fds, sock >= 0 ? 2 : 1, timeout_ms);
+      if (fds[0].revents & POLLIN) wake_.drain();
+    } catch (const std::exception& e) {
+      const auto wait = delay.next();
+      log::warn("wait.failed", {{"error", e.what()}, {"retry_in_ms", wait.count()}});
       read_all = true;
+      retry_at = SteadyClock::now() + wait;
+      try {
+        if (session.connected()) session.disconnect();
+      } catch (...) {
+      }
+      std::this_thread::sleep_for(std::min<SteadyClock::duration>(wait, std::chrono::milliseconds(200)));
     }
-
-    // Sleep until a notice, a new waiter, the next deadline, the sweep or the reconnect.
-    now = SteadyClock::now();
-    auto until = next_sweep;
-    {
-      std::lock_guard lock(mutex_);
-      if (!fresh_.empty()) until = now;
-      for (const auto& [id, w] : waiters_) until = std::min(until, w.deadline);
-    }
-    if (!session.connected()) until = std::min(until, std::max(retry_at, now));
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
-    const int timeout_ms = static_cast<int>(std::clamp<long long>(ms + 1, 0, 60'000));
-    const int sock = session.connected() && listen_ ? session.socket() : -1;
-    pollfd fds[2] = {{wake_.fd(), POLLIN, 0}, {sock, POLLIN, 0}};
-    ::poll(fds, sock >= 0 ? 2 : 1, timeout_ms);
-    if (fds[0].revents & POLLIN) wake_.drain();
   }
 }
 
