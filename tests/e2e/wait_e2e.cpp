@@ -66,7 +66,7 @@ command = ["/bin/sh", "-c", "sleep 30"]
       dir / "wait.out");
   ASSERT_TRUE(wait_until(
       [&] {
-        return db->count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'docket-waiter'") > 0;
+        return db->count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'docket-waiter'") > 0;
       },
       10s));
   EXPECT_EQ(docket({"cancel", slow}).status, 0);
