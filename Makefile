@@ -40,10 +40,11 @@ test-e2e: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
 
 # Beyond one host (README): PgBouncer in transaction mode (and the engine tests rerun through it),
-# workers in network namespaces with a cut and a lossy link, clocks 10 minutes off, poison jobs.
+# workers in network namespaces with a cut and a lossy link, clocks 10 minutes off, poison jobs, and
+# the 2-minute schedule scenario (DOCKET_TEST_LONG=1; make test runs a 40-second one).
 # Each test starts and removes its own servers and namespaces; the partition tests need root.
 test-scale: deps-test build
-	cd $(BUILD_DIR) && ctest --output-on-failure -R '^(PgBouncer|Partition|Failover|ClockSkew|Poison)'
+	cd $(BUILD_DIR) && DOCKET_TEST_LONG=1 ctest --output-on-failure -R '^(PgBouncer|Partition|Failover|ClockSkew|Poison|ScheduleLong)'
 
 SANITIZER_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
                 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1

@@ -1,15 +1,18 @@
 // Schedules with real worker processes: one job per slot while workers are SIGKILLed and
 // restarted, and slots enqueued promptly.
 #include <csignal>
+#include <cstdlib>
 
 #include "e2e.hpp"
 
 using namespace docket;
 using namespace docket::e2e;
 
-// The scenario: 3 workers, a schedule @every 1s for 120 s, one worker SIGKILLed and
-// restarted every 10 s. No leader: any live worker's tick enqueues the slot, once.
-TEST(ScheduleProcess, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPerSlot) {
+namespace {
+
+// 3 workers, a schedule @every 1s for `rounds` x `every`, one worker SIGKILLed and restarted every
+// `every`. No leader: any live worker's tick enqueues the slot, once.
+void every_second_while_workers_are_killed(int rounds, std::chrono::seconds every) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   std::vector<std::unique_ptr<Child>> workers;
@@ -20,8 +23,8 @@ TEST(ScheduleProcess, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPe
   db->query("SELECT docket.schedule('tick', '@every 1s', 'test.count', on_overlap => 'allow')");
   const auto started = std::chrono::steady_clock::now();
   int kills = 0;
-  for (int round = 1; round <= 12; ++round) {
-    std::this_thread::sleep_until(started + round * 10s);
+  for (int round = 1; round <= rounds; ++round) {
+    std::this_thread::sleep_until(started + round * every);
     auto& victim = workers[static_cast<std::size_t>(round % 3)];
     victim->signal(SIGKILL);
     victim->wait(5s);
@@ -42,10 +45,24 @@ TEST(ScheduleProcess, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPe
             << " ms, max " << r[0][2].as<double>() << " ms\n";
   EXPECT_EQ(twice, 0) << "a slot got two jobs";
   EXPECT_EQ(jobs, span) << "a slot between the first and the last got no job";
-  EXPECT_NEAR(static_cast<double>(jobs), 120.0, 2.0);
+  EXPECT_NEAR(static_cast<double>(jobs), static_cast<double>(rounds * every.count()), 2.0);
   EXPECT_LT(r[0][1].as<double>(), 1000.0) << "p99 lateness";
   for (auto& w : workers) w->signal(SIGTERM);
   for (auto& w : workers) w->wait(20s);
+}
+
+}  // namespace
+
+// make test: 40 s with a SIGKILL every 4 s (as many kills as the full scenario, closer together).
+TEST(ScheduleProcess, EverySecondForFortySecondsWhileWorkersAreKilledGivesOneJobPerSlot) {
+  every_second_while_workers_are_killed(10, 4s);
+}
+
+// The scenario, 120 s with a SIGKILL every 10 s: `make test-scale` (DOCKET_TEST_LONG=1), to
+// keep two minutes of one test out of CI's `make test`.
+TEST(ScheduleLong, EverySecondForTwoMinutesWhileWorkersAreKilledGivesOneJobPerSlot) {
+  if (std::getenv("DOCKET_TEST_LONG") == nullptr) GTEST_SKIP() << "the 2-minute run is in make test-scale";
+  every_second_while_workers_are_killed(12, 10s);
 }
 
 TEST(ScheduleProcess, CliManagesSchedulesAndRefusesBadOnesWithExitTwo) {
