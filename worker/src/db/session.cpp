@@ -54,11 +54,13 @@ void check_connection_string(const std::string& url) {
 }  // namespace
 
 std::string with_connection_defaults(const std::string& url) {
-  // TCP keepalives so a half-dead connection (failover, dropped NAT) is noticed in seconds;
-  // libpq ignores them on unix sockets.
+  // TCP keepalives so a half-dead connection (failover, dropped NAT) is noticed in seconds, and
+  // tcp_user_timeout so data sent into a cut link (a query, a COMMIT) fails after 30 s instead of
+  // the kernel's ~15 minutes of retransmissions, which keepalives do not shorten; libpq ignores
+  // both on unix sockets.
   const std::vector<std::pair<std::string, std::string>> defaults = {
       {"connect_timeout", "5"},     {"keepalives", "1"},       {"keepalives_idle", "10"},
-      {"keepalives_interval", "5"}, {"keepalives_count", "3"},
+      {"keepalives_interval", "5"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "30000"},
   };
   std::string out = url;
   const bool is_uri = url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
