@@ -71,10 +71,18 @@ const targets = [
     docket("bloat", "process_per_s"), docket("bloat", "empty_table_process_per_s"), ">=", 0.9],
   ["Scale: drain with 2 processes vs 1", docket("drain_w2", "process_per_s"), docket("drain", "process_per_s"), ">=", 0.9],
   ["Scale: drain with 4 processes vs 1", docket("drain_w4", "process_per_s"), docket("drain", "process_per_s"), ">=", 0.9],
+  ["Keyed limits (1,000 keys, max_running_per_key 1) vs the unlimited drain of the same run",
+    docket("keyed", "process_per_s"), docket("keyed", "unlimited_process_per_s"), ">=", 0.8],
+  ["Rate limit above the achievable throughput vs no limit, same run",
+    docket("rate", "process_per_s"), docket("rate", "unlimited_process_per_s"), ">=", 0.9],
+  ["Rate 50/s, 3 worker processes, 60 s: observed vs 50/s",
+    docket("rate", "rate_observed_per_s"), ideal(50, "the rate"), ">=", 0.95],
 ];
 // Absolute limits rather than ratios: checked on the worst repetition.
 const limits = [
   ["Quota: most jobs of the limited kind seen running at once (limit 50)", "quota", "max_running_seen", Math.max, "<=", 50],
+  ["Rate 50/s: observed vs 50/s (at most +5%)", "rate", "rate_ratio", Math.max, "<=", 1.05],
+  ["Rate 50/s: most jobs started in any 1 s window (rate + burst 100)", "rate", "rate_most_in_1s_window", Math.max, "<=", 100],
   ["Connections per worker process (concurrency 500)", ["drain", "drain_w2", "drain_w4", "drain_1m"],
     "connections_per_worker", Math.max, "<=", 4],
 ];
@@ -130,6 +138,9 @@ const fieldsOf = (r) => {
       case "steady": return ["process_per_s", "enqueue_per_s"];
       case "quota": return ["process_per_s", "max_running_seen"];
       case "bloat": return ["process_per_s", "empty_table_process_per_s"];
+      case "keyed": return ["process_per_s", "unlimited_process_per_s", "ratio"];
+      case "rate": return ["process_per_s", "unlimited_process_per_s", "high_rate_ratio", "rate_observed_per_s",
+        "rate_ratio", "rate_most_in_1s_window"];
       default:
         return ["process_per_s", "claim_batch_avg", "finish_batch_avg", "connections_per_worker",
           "worker_rss_kb_quarter", "worker_rss_kb_max"];

@@ -15,6 +15,8 @@ docket_scenarios() { # run
   docket_bench "$r" latency latency
   docket_bench "$r" steady steady --seconds 10
   docket_bench "$r" quota quota
+  docket_bench "$r" keyed keyed --jobs 20000 --concurrency 100
+  docket_bench "$r" rate rate --jobs 20000
   docket_bench "$r" bloat bloat --jobs 50000
 }
 

@@ -169,27 +169,41 @@ TEST_F(Keyed, BadKeyedSettingsAreRefusedNamingTheFieldAndWriteNothing) {
   refused(PartitionLimit{.partition = "args.tenant", .burst_per_key = 3}, "burst_per_key");
   refused(PartitionLimit{.partition = "args.tenant", .rate_per_key = "1/s", .burst_per_key = 0}, "burst_per_key");
   refused(PartitionLimit{.max_running_per_key = 2}, "partition");
-  // Nothing written: no keyed setting, no index.
+  // Nothing written: no keyed setting, no job's key, no index built at run time.
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.kinds WHERE partition IS NOT NULL OR max_running_per_key IS NOT NULL "
                       "OR rate_per_key_limit IS NOT NULL OR rate_per_key_burst IS NOT NULL"),
             0);
-  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 0);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE partition_key IS NOT NULL"), 0);
+  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 2);
   // And the database still answers: a good setting is taken.
   client->set_partition("a", PartitionLimit{.partition = "args.source.host-name_1", .max_running_per_key = 0});
-  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 1);
+  EXPECT_EQ(db->scalar("SELECT partition FROM docket.kinds WHERE kind = 'a'"), "args.source.host-name_1");
+  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 2);
 }
 
-TEST_F(Keyed, ChangingThePartitionReplacesItsIndexAndRemovingItRestoresTheOpenClaim) {
+TEST_F(Keyed, ChangingThePartitionRewritesTheLiveJobsKeysAndRemovingItRestoresTheOpenClaim) {
+  // Jobs enqueued before any partition, a finished one among them: the path's first setting
+  // gives the live ones their key (a job without the path falls into the default key "").
+  client->enqueue_many(std::vector<EnqueueRequest>(3, EnqueueRequest{.kind = "a", .args = Json{{"tenant", "t"}, {"host", "h"}}}));
+  client->enqueue_many(std::vector<EnqueueRequest>(1, EnqueueRequest{.kind = "a"}));
+  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = (SELECT min(id) FROM docket.jobs)");
   client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});
+  EXPECT_EQ(db->scalar("SELECT string_agg(coalesce(partition_key, 'NULL'), ',' ORDER BY id) FROM docket.jobs"), "NULL,t,t,");
   client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});  // same: kept
   client->set_partition("a", PartitionLimit{.partition = "args.host", .max_running_per_key = 1});
-  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 1);
+  EXPECT_EQ(db->scalar("SELECT string_agg(coalesce(partition_key, 'NULL'), ',' ORDER BY id) FROM docket.jobs"), "NULL,h,h,");
   EXPECT_EQ(db->scalar("SELECT partition FROM docket.kinds WHERE kind = 'a'"), "args.host");
-  client->enqueue_many(std::vector<EnqueueRequest>(5, EnqueueRequest{.kind = "a", .args = Json{{"host", "h"}}}));
-  EXPECT_EQ(claim({"a"}, 50).size(), 1u);
+  // Jobs enqueued now get their key at insert, one by one and in bulk; kind b's get none.
+  client->enqueue(EnqueueRequest{.kind = "a", .args = Json{{"host", "h"}}});
+  client->enqueue_many(std::vector<EnqueueRequest>(4, EnqueueRequest{.kind = "a", .args = Json{{"host", "h"}}}));
+  client->enqueue(EnqueueRequest{.kind = "b", .args = Json{{"host", "h"}}});
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE kind = 'a' AND partition_key = 'h'"), 7);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE kind = 'b' AND partition_key IS NULL"), 1);
+  // One per key: h and the default key.
+  EXPECT_EQ(by_tenant(claim({"a"}, 50)), (std::map<std::string, int>{{"t", 1}, {"", 1}}));
   client->set_partition("a", PartitionLimit{});
-  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 0);
-  EXPECT_EQ(claim({"a"}, 50).size(), 4u);
+  EXPECT_EQ(claim({"a"}, 50).size(), 6u);
+  EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 2);
 }
 
 TEST_F(Keyed, ConcurrentClaimersNeverRunMoreThanTheLimitOfAKey) {
@@ -211,4 +225,34 @@ TEST_F(Keyed, ConcurrentClaimersNeverRunMoreThanTheLimitOfAKey) {
                       "GROUP BY args->>'tenant') x"),
             2);
   EXPECT_EQ(db->count("SELECT count(DISTINCT args->>'tenant') FROM docket.jobs WHERE state = 'running'"), 50);
+}
+
+// Issue 14 #6: with every key's bucket empty, the claim tells the worker when the first of them
+// holds a token again (docket.rate_wait per key), instead of it spinning or waiting out its poll.
+TEST_F(Keyed, AClaimWithEveryKeysBucketEmptySaysWhenTheFirstRefills) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .rate_per_key = "1/4s", .burst_per_key = 1});
+  client->enqueue_many(tenant_jobs("a", {"x"}, 3));
+  const auto claim_wait = [&](int n, std::optional<double>& wait) {
+    auto path = db::Session::ClaimPath::open;
+    return session->claim(worker, db::text_array(std::vector<std::string>{"default"}),
+                          db::text_array(std::vector<std::string>{"a"}), n, path, &wait);
+  };
+  std::optional<double> wait;
+  EXPECT_EQ(claim_wait(5, wait).size(), 1u);
+  ASSERT_TRUE(wait.has_value()) << "a short claim with an empty key bucket gives no wake-up";
+  EXPECT_GT(*wait, 3.0);
+  EXPECT_LE(*wait, 4.0);
+  complete_all();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  client->enqueue_many(tenant_jobs("a", {"y"}, 1));  // a key with a full bucket: claimed, x still waits
+  wait.reset();
+  EXPECT_EQ(by_tenant(claim_wait(5, wait)), (std::map<std::string, int>{{"y", 1}}));
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_GT(*wait, 2.0);  // x's refill, a second nearer
+  EXPECT_LE(*wait, 3.05);
+  // Without a rate per key there is nothing to wait for: the claim says so (no row).
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});
+  wait.reset();
+  EXPECT_EQ(claim_wait(5, wait).size(), 1u);  // x's next job (y's is running)
+  EXPECT_FALSE(wait.has_value());
 }

@@ -197,7 +197,7 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_option("--workers,-w", options->workers, "Worker processes (default 1)");
     cmd->add_option("--concurrency,-c", options->concurrency, "Jobs each worker runs at once (default 500; quota 64)");
     cmd->add_option("--batch", options->batch, "Most jobs claimed in one round trip (default: worker.claim_batch)");
-    cmd->add_option("--seconds", options->seconds, "steady, soak: how long to run (default 10)");
+    cmd->add_option("--seconds", options->seconds, "steady, soak, schedules, rate: how long to run (default 10; rate 60)");
     cmd->add_option("--csv", options->csv, "soak: the per-sample figures (default soak.csv)");
     cmd->add_option("--metric", options->metric, "Name for the JSON line's \"metric\" (default: the scenario)");
     cmd->add_option("--run", options->run, "Repetition number for the JSON line (default 1)");

@@ -567,6 +567,15 @@ void Session::set_partition(const std::string& kind, const PartitionLimit& limit
   });
 }
 
+Session::PartitionSeed Session::seed_partition(const std::string& kind, const PartitionLimit& limit) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto res = DOCKET_RUN("kind_seed_partition", kind, limit.partition, opt_number(limit.max_running_per_key),
+                                limit.rate_per_key, opt_number(limit.burst_per_key));
+    const auto row = res[0];
+    return PartitionSeed{row[0].as<bool>(), opt_text(row[1]), opt_text(row[2])};
+  });
+}
+
 void Session::check_partition(const PartitionLimit& limit) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     DOCKET_RUN("kind_check_partition", limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,

@@ -138,6 +138,14 @@ class Session {
   void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst);
   /// docket.set_partition: the keyed limits of a kind, all at once.
   void set_partition(const std::string& kind, const PartitionLimit& limit);
+  /// What a worker's TOML keyed limits did at its start: applied, or kept an operator's.
+  struct PartitionSeed {
+    bool applied = false;               ///< the TOML's settings are in force now
+    std::optional<std::string> source;  ///< who set the settings in force: config, operator
+    std::optional<std::string> partition;  ///< the partition in force
+  };
+  /// docket.seed_partition: a worker's TOML keyed limits, unless an operator set the kind's.
+  PartitionSeed seed_partition(const std::string& kind, const PartitionLimit& limit);
   /// docket.check_partition: refuses what set_partition would, writing nothing.
   void check_partition(const PartitionLimit& limit);
   /// docket.kind_hot_keys: a keyed kind's busiest keys.

@@ -66,7 +66,16 @@ std::string Maintainer::register_worker() {
                                     {"hint", "docket limit " + s.kind + " --reset applies the config value"}});
     }
     if (s.rate) session_.set_rate(s.kind, s.rate, s.burst);
-    if (s.keyed.partition) session_.set_partition(s.kind, s.keyed);
+    if (s.keyed.partition) {
+      // As max_running: the TOML seeds the keyed limits, an operator's setting holds until
+      // `docket limit KIND --reset`.
+      const auto seeded = session_.seed_partition(s.kind, s.keyed);
+      log::info(seeded.applied ? "kind.partition_applied" : "kind.partition_kept",
+                {{"kind", s.kind},
+                 {"partition", seeded.partition.value_or("none")},
+                 {"source", seeded.source.value_or("none")},
+                 {"config_partition", *s.keyed.partition}});
+    }
   }
   // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
   if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));
