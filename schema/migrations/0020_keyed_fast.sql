@@ -95,8 +95,10 @@ DECLARE
 BEGIN
   PERFORM docket.check_name('kind', kind);
   r := docket.check_partition(partition, max_running_per_key, rate_per_key, burst_per_key);
+  -- The kind's row first, then the table: the order claimers take them in (no deadlock with a
+  -- claim of this kind).
   SELECT k.partition, k.rate_per_key_limit, k.rate_per_key_period, k.rate_per_key_burst INTO v_old
-    FROM docket.kinds k WHERE k.kind = write_partition.kind;
+    FROM docket.kinds k WHERE k.kind = write_partition.kind FOR UPDATE;
   IF partition IS NOT NULL AND partition IS DISTINCT FROM v_old.partition THEN
     PERFORM set_config('lock_timeout', '5s', true);
     LOCK TABLE docket.jobs IN SHARE MODE;

@@ -128,6 +128,7 @@ TEST(KeyedFleet, AnOperatorsPartitionSurvivesWorkerRestartsUntilReset) {
   // Reset: the TOML's settings apply again at once, and the next start applies them itself.
   r = docket_cli(*db, {"limit", "scrape", "--reset"});
   ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("scrape jobs are keyed by args.tenant"), std::string::npos) << r.out;
   EXPECT_EQ(keyed_setting(*db), "args.tenant/2/config");
   w2->signal(SIGTERM);
   ASSERT_EQ(w2->wait(20s), 0) << w2->log_text();

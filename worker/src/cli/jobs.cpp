@@ -492,6 +492,11 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
                                             " jobs run at once (source: " + now->source.value_or("config") + ")"
                                       : "no limit on " + *kind;
           std::cout << (cleared ? "" : "no operator limit was set; ") << applies << '\n';
+          // The reset also put the workers' TOML keyed limits back (or none).
+          if (now && now->partition) {
+            std::cout << *kind << " jobs are keyed by " << *now->partition << " (running of max per key: "
+                      << per_key_text(*now) << ")\n";
+          }
           return kOk;
         }
         if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none), --reset, or --rate N/PERIOD|none");
