@@ -1,4 +1,4 @@
--- 0020_keyed_fast: the keyed claim (0017) at the speed of the open claim. 0017 planned a dynamic
+-- 0018_keyed_fast: the keyed claim (0017) at the speed of the open claim. 0017 planned a dynamic
 -- statement per pass (about 0.8 ms), counted every running job of the kind per pass by its key
 -- expression and built one expression index per kind at run time. Now a job's key is stored:
 --
