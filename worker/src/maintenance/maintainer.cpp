@@ -67,6 +67,7 @@ std::string Maintainer::register_worker() {
     }
     if (s.rate) session_.set_rate(s.kind, s.rate, s.burst);
     if (s.keyed.partition) session_.set_partition(s.kind, s.keyed);
+    if (s.unique || s.result_ttl) session_.seed_kind_results(s.kind, s.unique, s.result_ttl);
   }
   // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
   if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));
