@@ -50,7 +50,7 @@ name = "w"
 concurrency = 4
 [kinds.report]
 command = ["/bin/sh", "-c", "cat > /dev/null; echo run >> )" + runs_file.string() + R"(; sleep 0.5; echo '{\"rows\": 42}'"]
-unique = { by = ["args.report", "args.params"], period = "3s", states = ["available", "scheduled", "running", "retryable", "completed"] }
+unique = { by = ["args.report", "args.params"], period = "5s", states = ["available", "scheduled", "running", "retryable", "completed"] }
 result_ttl = "1h"
 )");
   ASSERT_TRUE(wait_registered(*db, "w")) << worker->log_text();
@@ -108,8 +108,39 @@ result_ttl = "1h"
   EXPECT_EQ(none.status, 3) << none.out << none.err;
   EXPECT_NE(none.err.find("no job with unique key \"no such key\""), std::string::npos) << none.err;
 
+  // The CLI takes the same options and refuses hostile ones with exit 2 naming the flag, writing nothing.
+  const auto before = db->count("SELECT count(*) FROM docket.jobs");
+  const std::pair<std::vector<std::string>, std::string> bad[] = {
+      {{"--unique-key", "k", "--unique-for=-5m"}, "--unique-for"},
+      {{"--unique-key", "k", "--unique-for", "0s"}, "unique_for must be more than 0"},
+      {{"--unique-key", "k", "--unique-for", "400d"}, "unique_for must be more than 0 and at most 365 days"},
+      {{"--unique-key", "k", "--unique-states", "completed"}, "--unique-states must include every unfinished state"},
+      {{"--unique-key", "k", "--unique-states", "available,scheduled,running,retryable,done"},
+       "--unique-states has an unknown state \"done\""},
+      {{"--result-ttl", "0s"}, "result_ttl must be more than 0"},
+      {{"--unique-for", "10m"}, "unique_for and unique_states need a unique_key"},
+  };
+  for (const auto& [flags, message] : bad) {
+    std::vector<std::string> argv = {DOCKET_BIN, "enqueue", "plain"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto r = run(argv, env);
+    EXPECT_EQ(r.status, 2) << flags[flags.size() - 1] << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), before);
+  auto cli = run({DOCKET_BIN, "enqueue", "report", R"({"report": "sales", "params": {"month": 10}})", "--json"}, env);
+  EXPECT_EQ(cli.status, 0) << cli.err;
+  EXPECT_EQ(Json::parse(cli.out).at("id"), id);
+  EXPECT_EQ(Json::parse(cli.out).at("created"), false);
+  cli = run({DOCKET_BIN, "enqueue", "plain", "--unique-key", "p1", "--unique-for", "10m", "--unique-states",
+             "available,scheduled,running,retryable,completed", "--result-ttl", "1h"},
+            env);
+  EXPECT_EQ(cli.status, 0) << cli.err;
+  EXPECT_EQ(db->scalar("SELECT extract(epoch FROM result_ttl)::int FROM docket.jobs WHERE unique_key = 'p1'"), "3600");
+  db->query("DELETE FROM docket.jobs WHERE unique_key = 'p1'");
+
   // After the period: a new run.
-  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.jobs WHERE inserted_at < now() - interval '3 seconds'") == 1; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.jobs WHERE inserted_at < now() - interval '5 seconds'") == 1; }, 10s));
   auto after_period = ask(port, sales);
   EXPECT_EQ(after_period.status, 201) << after_period.posted.dump();
   EXPECT_NE(after_period.posted.at("id"), id);
