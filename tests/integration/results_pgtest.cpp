@@ -7,11 +7,13 @@
 
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
+#include "docket/worker.hpp"
 #include "pg.hpp"
 #include "server.hpp"
 
 using namespace docket;
 using docket::test::PgCluster;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -265,4 +267,29 @@ TEST(ResultTtl, AnExpiredResultReadsAsNullWithWhenAndNoLongerDedups) {
            " WHERE id = " + keep);
   db.query("SELECT docket.prune()");
   EXPECT_EQ(db.scalar("SELECT result::text FROM docket.jobs WHERE id = " + keep), "[2]");
+}
+
+TEST(MaxResultBytes, ACppHandlersLargerResultCompletesWithTheDroppedMarkerAsEveryExecutors) {
+  auto db = PgCluster::shared().fresh_database();
+  const auto big = db->scalar("SELECT docket.enqueue('k', '{\"n\": 300}')");
+  const auto fits = db->scalar("SELECT docket.enqueue('k', '{\"n\": 10}')");
+  WorkerConfig config;
+  config.poll_interval = Millis(50);
+  Worker worker(db->url(), config);
+  KindConfig options;
+  options.max_result_bytes = 100;
+  worker.handle(
+      "k", [](JobContext& ctx) { return Outcome::complete(Json{{"s", std::string(ctx.job().args.at("n").get<int>(), 'x')}}); },
+      options);
+  std::thread running([&] { worker.run(); });
+  const bool finished = test::wait_until(
+      [&] { return db->count("SELECT count(*) FROM docket.jobs WHERE state = 'completed'") == 2; }, 20s);
+  worker.request_stop();
+  running.join();
+  ASSERT_TRUE(finished);
+  // {"s":"x...x"}: 8 bytes around the 300.
+  EXPECT_EQ(db->scalar("SELECT result ->> 'docket_result_dropped' FROM docket.jobs WHERE id = " + big),
+            "the result is 308 bytes, larger than the kind's max_result_bytes (100)");
+  EXPECT_EQ(db->scalar("SELECT result ->> 'bytes' FROM docket.jobs WHERE id = " + big), "308");
+  EXPECT_EQ(db->scalar("SELECT length(result ->> 's') FROM docket.jobs WHERE id = " + fits), "10");
 }
