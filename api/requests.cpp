@@ -16,7 +16,7 @@ namespace docket::api {
 
 namespace {
 
-const std::vector<std::string> kEnqueueFields = {"kind",       "args",          "queue",     "priority",
+const std::vector<std::string> kEnqueueFields = {"kind",       "args",          "queue",      "priority",
                                                  "run_at",     "max_retries",   "unique_key", "timeout",
                                                  "unique_for", "unique_states", "result_ttl"};
 
@@ -168,13 +168,17 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
   }
   if (body.contains("unique_key") && !body.at("unique_key").is_null()) r.unique_key = string_field(body, "unique_key");
   if (body.contains("timeout") && !body.at("timeout").is_null()) r.timeout = duration_field(body, "timeout");
-  if (body.contains("unique_for") && !body.at("unique_for").is_null()) r.unique_for = duration_field(body, "unique_for");
-  if (body.contains("result_ttl") && !body.at("result_ttl").is_null()) r.result_ttl = duration_field(body, "result_ttl");
+  if (body.contains("unique_for") && !body.at("unique_for").is_null())
+    r.unique_for = duration_field(body, "unique_for");
+  if (body.contains("result_ttl") && !body.at("result_ttl").is_null())
+    r.result_ttl = duration_field(body, "result_ttl");
   if (body.contains("unique_states") && !body.at("unique_states").is_null()) {
     const auto& v = body.at("unique_states");
-    if (!v.is_array() || v.size() > 7 || !std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_string(); })) {
-      throw unprocessable("unique_states must be an array of 1 to 7 job state names, like [\"available\", "
-                          "\"scheduled\", \"running\", \"retryable\", \"completed\"]");
+    if (!v.is_array() || v.size() > 7 ||
+        !std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_string(); })) {
+      throw unprocessable(
+          "unique_states must be an array of 1 to 7 job state names, like [\"available\", "
+          "\"scheduled\", \"running\", \"retryable\", \"completed\"]");
     }
     r.unique_states = v.get<std::vector<std::string>>();
   }

@@ -45,11 +45,13 @@ TEST(Reports, FiftyIdenticalRequestsRunOnceAndShareTheResultUntilThePeriodOrTheT
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   const auto runs_file = dir / "runs.txt";
-  auto worker = start_docket_worker(*db, dir, R"([worker]
+  auto worker = start_docket_worker(*db, dir,
+                                    R"([worker]
 name = "w"
 concurrency = 4
 [kinds.report]
-command = ["/bin/sh", "-c", "cat > /dev/null; echo run >> )" + runs_file.string() + R"(; sleep 0.5; echo '{\"rows\": 42}'"]
+command = ["/bin/sh", "-c", "cat > /dev/null; echo run >> )" +
+                                        runs_file.string() + R"(; sleep 0.5; echo '{\"rows\": 42}'"]
 unique = { by = ["args.report", "args.params"], period = "5s", states = ["available", "scheduled", "running", "retryable", "completed"] }
 result_ttl = "1h"
 )");
@@ -140,7 +142,11 @@ result_ttl = "1h"
   db->query("DELETE FROM docket.jobs WHERE unique_key = 'p1'");
 
   // After the period: a new run.
-  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.jobs WHERE inserted_at < now() - interval '5 seconds'") == 1; }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return db->count("SELECT count(*) FROM docket.jobs WHERE inserted_at < now() - interval '5 seconds'") == 1;
+      },
+      10s));
   auto after_period = ask(port, sales);
   EXPECT_EQ(after_period.status, 201) << after_period.posted.dump();
   EXPECT_NE(after_period.posted.at("id"), id);
@@ -191,13 +197,16 @@ max_result_bytes = 100
   const auto b = client.wait(big, 20s);
   ASSERT_TRUE(b);
   EXPECT_EQ(b->state, JobState::completed);
-  EXPECT_EQ(b->result.at("docket_result_dropped"), "the result is 211 bytes, larger than the kind's max_result_bytes (100)")
+  EXPECT_EQ(b->result.at("docket_result_dropped"),
+            "the result is 211 bytes, larger than the kind's max_result_bytes (100)")
       << b->result.dump();
   EXPECT_EQ(b->result.at("bytes"), 211);
   const auto s = client.wait(small, 20s);
   ASSERT_TRUE(s);
   EXPECT_EQ(s->result, (Json{{"rows", 1}}));
-  EXPECT_TRUE(wait_until([&] { return worker->log_text().find("job.result_dropped job_id=" + std::to_string(big)) != std::string::npos; }, 5s))
+  EXPECT_TRUE(wait_until(
+      [&] { return worker->log_text().find("job.result_dropped job_id=" + std::to_string(big)) != std::string::npos; },
+      5s))
       << worker->log_text();
   // A bad limit is refused at load, naming the field.
   docket::test::write_file(dir / "bad.toml", "[kinds.big]\ncommand = [\"/bin/true\"]\nmax_result_bytes = \"2MiB\"\n");

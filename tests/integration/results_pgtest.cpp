@@ -54,16 +54,18 @@ class Api {
 const char* kWithCompleted = R"(["available", "scheduled", "running", "retryable", "completed"])";
 
 void complete_all(test::TestDatabase& db) {
-  db.query("UPDATE docket.jobs SET state = 'completed', finished_at = now(), result = '{\"total\": 1}'"
-           " WHERE state = 'available'");
+  db.query(
+      "UPDATE docket.jobs SET state = 'completed', finished_at = now(), result = '{\"total\": 1}'"
+      " WHERE state = 'available'");
 }
 
 }  // namespace
 
 TEST(UniqueOptions, PostJobsTakesUniqueForAndStatesAndRefusesHostileValuesNamingTheField) {
   Api api;
-  const std::string body = std::string(R"({"kind": "report", "unique_key": "r1", "unique_for": "10m", "unique_states": )") +
-                           kWithCompleted + R"(, "result_ttl": "1h"})";
+  const std::string body =
+      std::string(R"({"kind": "report", "unique_key": "r1", "unique_for": "10m", "unique_states": )") + kWithCompleted +
+      R"(, "result_ttl": "1h"})";
   auto [status, first] = api.post(body);
   ASSERT_EQ(status, 201) << first.dump();
   complete_all(api.db());
@@ -77,7 +79,8 @@ TEST(UniqueOptions, PostJobsTakesUniqueForAndStatesAndRefusesHostileValuesNaming
       {R"({"kind": "report", "unique_key": "k", "unique_for": "-1m"})", "unique_for: \"-1m\" is negative"},
       {R"({"kind": "report", "unique_key": "k", "unique_for": -60})", "unique_for must be more than 0"},
       {R"({"kind": "report", "unique_key": "k", "unique_for": 0})", "unique_for must be more than 0"},
-      {R"({"kind": "report", "unique_key": "k", "unique_for": "400d"})", "unique_for must be more than 0 and at most 365 days"},
+      {R"({"kind": "report", "unique_key": "k", "unique_for": "400d"})",
+       "unique_for must be more than 0 and at most 365 days"},
       {R"({"kind": "report", "unique_key": "k", "unique_for": "soon"})", "unique_for"},
       {R"({"kind": "report", "unique_key": "k", "unique_states": ["completed"]})",
        "unique_states must include every unfinished state"},
@@ -142,7 +145,8 @@ TEST(UniqueOptions, ClientAndBulkTakeThemAndABadJobInABatchWritesNothing) {
         }
       },
       InvalidInput);
-  EXPECT_THROW(client.enqueue_many({EnqueueRequest{.kind = "x"}, [] {
+  EXPECT_THROW(client.enqueue_many({EnqueueRequest{.kind = "x"},
+                                    [] {
                                       EnqueueRequest b{.kind = "report"};
                                       b.unique_for = std::chrono::minutes(1);
                                       return b;
@@ -150,7 +154,8 @@ TEST(UniqueOptions, ClientAndBulkTakeThemAndABadJobInABatchWritesNothing) {
                InvalidInput);
   // SQL bulk enqueue: the same fields and errors.
   try {
-    db->query(R"(SELECT * FROM docket.enqueue_many('[{"kind": "a"}, {"kind": "report", "unique_key": "z", "unique_for": "-1s"}]'))");
+    db->query(
+        R"(SELECT * FROM docket.enqueue_many('[{"kind": "a"}, {"kind": "report", "unique_key": "z", "unique_for": "-1s"}]'))");
     ADD_FAILURE() << "a negative unique_for was accepted";
   } catch (const pqxx::data_exception& e) {
     EXPECT_NE(std::string(e.what()).find("jobs[1].unique_for must be more than 0"), std::string::npos) << e.what();
@@ -161,11 +166,14 @@ TEST(UniqueOptions, ClientAndBulkTakeThemAndABadJobInABatchWritesNothing) {
 TEST(KindUnique, JobsWithoutAKeyGetOneDerivedFromTheChosenArgsOnEverySurface) {
   Api api;
   auto& db = api.db();
-  db.query("SELECT docket.seed_kind_results('report', true, ARRAY['args.report', 'args.params'], '10 minutes',"
-           " ARRAY['available', 'scheduled', 'running', 'retryable', 'completed'], NULL)");
-  const auto a = db.scalar(R"(SELECT docket.enqueue('report', '{"report": "sales", "params": {"m": 10}, "by": "ann"}'))");
+  db.query(
+      "SELECT docket.seed_kind_results('report', true, ARRAY['args.report', 'args.params'], '10 minutes',"
+      " ARRAY['available', 'scheduled', 'running', 'retryable', 'completed'], NULL)");
+  const auto a =
+      db.scalar(R"(SELECT docket.enqueue('report', '{"report": "sales", "params": {"m": 10}, "by": "ann"}'))");
   // Other args than the chosen ones do not matter; key order inside a value does not either.
-  const auto b = db.scalar(R"(SELECT docket.enqueue('report', '{"by": "bob", "params": {"m": 10}, "report": "sales"}'))");
+  const auto b =
+      db.scalar(R"(SELECT docket.enqueue('report', '{"by": "bob", "params": {"m": 10}, "report": "sales"}'))");
   EXPECT_EQ(a, b);
   EXPECT_EQ(db.scalar("SELECT unique_key FROM docket.jobs WHERE id = " + a),
             db.scalar(R"(SELECT 'docket:report:' || md5('["sales", {"m": 10}]'::jsonb::text))"));
@@ -183,13 +191,15 @@ TEST(KindUnique, JobsWithoutAKeyGetOneDerivedFromTheChosenArgsOnEverySurface) {
   EXPECT_EQ(bulk[1].id, std::stoll(c));
   // Completed within the period still dedups (the kind's states include completed).
   complete_all(db);
-  EXPECT_EQ(client.enqueue({.kind = "report", .args = {{"report", "sales"}, {"params", {{"m", 10}}}}}).id, std::stoll(a));
+  EXPECT_EQ(client.enqueue({.kind = "report", .args = {{"report", "sales"}, {"params", {{"m", 10}}}}}).id,
+            std::stoll(a));
   // A schedule's slot is an enqueue too: it dedups the same way (no second job, the slot is skipped).
   db.query(R"(SELECT docket.schedule('daily', '@daily', 'report', '{"report": "sales", "params": {"m": 10}}'))");
   EXPECT_EQ(db.scalar("SELECT coalesce(docket.run_schedule_now('daily')::text, 'none')"), "none");
   EXPECT_EQ(api.jobs(), 2);
   // An explicit unique_key wins: the kind's derivation and period do not apply.
-  const auto own = db.scalar(R"(SELECT docket.enqueue('report', '{"report": "sales", "params": {"m": 10}}', unique_key => 'mine'))");
+  const auto own =
+      db.scalar(R"(SELECT docket.enqueue('report', '{"report": "sales", "params": {"m": 10}}', unique_key => 'mine'))");
   EXPECT_NE(own, a);
   EXPECT_EQ(db.scalar("SELECT unique_key FROM docket.jobs WHERE id = " + own), "mine");
   // An explicit unique_for wins over the kind's period: 1 second, and the job is older than that.
@@ -225,8 +235,9 @@ TEST(KindUnique, JobsWithoutAKeyGetOneDerivedFromTheChosenArgsOnEverySurface) {
 TEST(ResultTtl, AnExpiredResultReadsAsNullWithWhenAndNoLongerDedups) {
   Api api;
   auto& db = api.db();
-  db.query("SELECT docket.seed_kind_results('report', true, ARRAY['args'], '1 day',"
-           " ARRAY['available', 'scheduled', 'running', 'retryable', 'completed'], '1 hour')");
+  db.query(
+      "SELECT docket.seed_kind_results('report', true, ARRAY['args'], '1 day',"
+      " ARRAY['available', 'scheduled', 'running', 'retryable', 'completed'], '1 hour')");
   const auto id = db.scalar(R"(SELECT docket.enqueue('report', '{"m": 10}'))");
   complete_all(db);
   auto [status, job] = api.get("/jobs/" + id);
@@ -251,20 +262,26 @@ TEST(ResultTtl, AnExpiredResultReadsAsNullWithWhenAndNoLongerDedups) {
   // The prune clears the stored result by the same rule (and keeps the job).
   EXPECT_EQ(db.scalar("SELECT result IS NOT NULL FROM docket.jobs WHERE id = " + id), "t");
   db.query("SELECT docket.prune()");
-  EXPECT_EQ(db.scalar("SELECT result IS NULL AND result_expired_at IS NOT NULL FROM docket.jobs WHERE id = " + id), "t");
+  EXPECT_EQ(db.scalar("SELECT result IS NULL AND result_expired_at IS NOT NULL FROM docket.jobs WHERE id = " + id),
+            "t");
   // An expired result no longer dedups: the request runs again.
   const auto again = db.scalar(R"(SELECT docket.enqueue('report', '{"m": 10}'))");
   EXPECT_NE(again, id);
   // A job's own result_ttl wins over its kind's, and the prune clears it too.
   const auto own = db.scalar("SELECT docket.enqueue('plain', result_ttl => '10 seconds')");
-  db.query("UPDATE docket.jobs SET state = 'completed', finished_at = now() - interval '11 seconds', result = '[1]'"
-           " WHERE id = " + own);
+  db.query(
+      "UPDATE docket.jobs SET state = 'completed', finished_at = now() - interval '11 seconds', result = '[1]'"
+      " WHERE id = " +
+      own);
   db.query("SELECT docket.prune()");
-  EXPECT_EQ(db.scalar("SELECT result IS NULL AND result_expired_at IS NOT NULL FROM docket.jobs WHERE id = " + own), "t");
+  EXPECT_EQ(db.scalar("SELECT result IS NULL AND result_expired_at IS NOT NULL FROM docket.jobs WHERE id = " + own),
+            "t");
   // Jobs of kinds without a TTL keep their result.
   const auto keep = db.scalar("SELECT docket.enqueue('plain')");
-  db.query("UPDATE docket.jobs SET state = 'completed', finished_at = now() - interval '20 hours', result = '[2]'"
-           " WHERE id = " + keep);
+  db.query(
+      "UPDATE docket.jobs SET state = 'completed', finished_at = now() - interval '20 hours', result = '[2]'"
+      " WHERE id = " +
+      keep);
   db.query("SELECT docket.prune()");
   EXPECT_EQ(db.scalar("SELECT result::text FROM docket.jobs WHERE id = " + keep), "[2]");
 }
@@ -279,7 +296,10 @@ TEST(MaxResultBytes, ACppHandlersLargerResultCompletesWithTheDroppedMarkerAsEver
   KindConfig options;
   options.max_result_bytes = 100;
   worker.handle(
-      "k", [](JobContext& ctx) { return Outcome::complete(Json{{"s", std::string(ctx.job().args.at("n").get<int>(), 'x')}}); },
+      "k",
+      [](JobContext& ctx) {
+        return Outcome::complete(Json{{"s", std::string(ctx.job().args.at("n").get<int>(), 'x')}});
+      },
       options);
   std::thread running([&] { worker.run(); });
   const bool finished = test::wait_until(

@@ -83,8 +83,8 @@ struct PartitionLimit {
 /// jobs enqueued without a unique_key get one derived from the kind and these args (seeds
 /// docket.kinds.unique_by / unique_for / unique_states).
 struct KindUnique {
-  std::vector<std::string> by;             ///< {"args"} (all args) or paths into args
-  std::optional<Millis> period;            ///< dedup within this period; nullopt: while unfinished
+  std::vector<std::string> by;                     ///< {"args"} (all args) or paths into args
+  std::optional<Millis> period;                    ///< dedup within this period; nullopt: while unfinished
   std::optional<std::vector<std::string>> states;  ///< the states that dedup (default: unfinished)
 };
 
@@ -110,8 +110,8 @@ struct KindConfig {
   std::optional<std::string> queue;      ///< where enqueues that name no queue land (docket.kinds.queue)
   std::optional<Millis> retain_completed;  ///< how long its completed jobs are kept (else the fleet default)
   std::optional<Millis> retain_failed;     ///< how long its failed and cancelled jobs are kept
-  std::optional<KindUnique> unique;         ///< seeds the kind's derived unique key (docket.kinds.unique_by)
-  std::optional<Millis> result_ttl;         ///< how long a completed job's result is kept (docket.kinds.result_ttl)
+  std::optional<KindUnique> unique;        ///< seeds the kind's derived unique key (docket.kinds.unique_by)
+  std::optional<Millis> result_ttl;        ///< how long a completed job's result is kept (docket.kinds.result_ttl)
   /// Largest result stored, in bytes of JSON (1 to kMaxResultBytesCap); a larger one is dropped.
   std::size_t max_result_bytes = kMaxResultBytesCap;
 };

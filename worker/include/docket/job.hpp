@@ -80,8 +80,8 @@ inline constexpr std::chrono::milliseconds kMaxJobTimeout{365LL * 86400 * 1000};
 
 /// docket.check_job_fields in C++, so a bad request is refused before it joins a batch: kind and
 /// queue are 1-200 printable characters, priority 0-1000, max_retries >= 0, unique_key 1-1000
-/// characters of valid UTF-8, run_at in the documented range, timeout, unique_for and result_ttl in (0, kMaxJobTimeout],
-/// unique_states known states that include the unfinished ones. Throws InvalidInput whose message
+/// characters of valid UTF-8, run_at in the documented range, timeout, unique_for and result_ttl in (0,
+/// kMaxJobTimeout], unique_states known states that include the unfinished ones. Throws InvalidInput whose message
 /// starts with `where` ("" or "jobs[3].") and names the field.
 void check_enqueue_request(const EnqueueRequest& r, const std::string& where = "");
 /// A unique_states list: 1-7 known state names including every unfinished one (as

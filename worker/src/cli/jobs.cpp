@@ -147,7 +147,8 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_option("--unique-states", unique->unique_states,
                     "The states that dedup, comma-separated; must include available,scheduled,running,retryable")
         ->delimiter(',');
-    cmd->add_option("--result-ttl", unique->result_ttl, "Keep the result this long after completion (default: the kind's)");
+    cmd->add_option("--result-ttl", unique->result_ttl,
+                    "Keep the result this long after completion (default: the kind's)");
     cmd->add_flag("--json", global.json, "Print JSON");
     cmd->callback([&, kind, args, queue, queue_opt, priority, run_at, max_retries, unique_key, timeout, unique] {
       const bool queue_given = queue_opt->count() > 0;
@@ -286,8 +287,9 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
   // job ID | job --key K ----------------------------------------------------------------------
   {
     auto* cmd = app.add_subcommand(
-        "job", "Show one job: state, attempts, errors, result (--key: the newest job with that unique key; exit 3 "
-               "when there is none)");
+        "job",
+        "Show one job: state, attempts, errors, result (--key: the newest job with that unique key; exit 3 "
+        "when there is none)");
     auto id = std::make_shared<std::string>();
     auto key = std::make_shared<std::string>();
     auto* id_opt = cmd->add_option("id", *id, "Job id");

@@ -260,8 +260,8 @@ void check_enqueue_request(const EnqueueRequest& r, const std::string& where) {
   }
   const auto check_period = [&](const std::optional<std::chrono::milliseconds>& d, const char* field) {
     if (d && (d->count() <= 0 || *d > kMaxJobTimeout)) {
-      throw InvalidInput(where + field + " must be more than 0 and at most 365 days, got " + std::to_string(d->count()) +
-                         "ms");
+      throw InvalidInput(where + field + " must be more than 0 and at most 365 days, got " +
+                         std::to_string(d->count()) + "ms");
     }
   };
   check_period(r.timeout, "timeout");

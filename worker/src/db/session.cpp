@@ -322,7 +322,8 @@ std::string batch_json(const std::vector<EnqueueRequest>& requests) {
   Json batch = Json::array();
   for (const auto& r : requests) {
     // State names are echoed into JSON: refuse what is no state before the strict dump below.
-    if (r.unique_states) check_unique_states(*r.unique_states, "jobs[" + std::to_string(batch.size()) + "].unique_states");
+    if (r.unique_states)
+      check_unique_states(*r.unique_states, "jobs[" + std::to_string(batch.size()) + "].unique_states");
     Json item = {{"kind", r.kind}, {"args", r.args}, {"priority", r.priority}};
     if (r.queue) item["queue"] = *r.queue;
     if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);

@@ -158,9 +158,10 @@ void Worker::Impl::run() {
     // A worker's [worker] retention applies to its own kinds that set none.
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
                      crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout,
-                     entry.config.rate, entry.config.burst, entry.config.keyed, entry.config.queue, entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
-                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed,
-                     entry.config.unique, entry.config.result_ttl});
+                     entry.config.rate, entry.config.burst, entry.config.keyed, entry.config.queue,
+                     entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
+                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed, entry.config.unique,
+                     entry.config.result_ttl});
   }
   db::WorkerRow row;
   row.host = host_name();
