@@ -16,8 +16,9 @@ namespace docket::api {
 
 namespace {
 
-const std::vector<std::string> kEnqueueFields = {"kind",        "args",       "queue",  "priority", "run_at",
-                                                 "max_retries", "unique_key", "timeout"};
+const std::vector<std::string> kEnqueueFields = {"kind",       "args",          "queue",      "priority",
+                                                 "run_at",     "max_retries",   "unique_key", "timeout",
+                                                 "unique_for", "unique_states", "result_ttl"};
 
 std::string unknown_field(const std::string& name, const std::vector<std::string>& known) {
   std::string msg = "unknown field \"" + name + "\"";
@@ -167,6 +168,20 @@ EnqueueRequest parse_enqueue(const std::string& body_text, const std::optional<s
   }
   if (body.contains("unique_key") && !body.at("unique_key").is_null()) r.unique_key = string_field(body, "unique_key");
   if (body.contains("timeout") && !body.at("timeout").is_null()) r.timeout = duration_field(body, "timeout");
+  if (body.contains("unique_for") && !body.at("unique_for").is_null())
+    r.unique_for = duration_field(body, "unique_for");
+  if (body.contains("result_ttl") && !body.at("result_ttl").is_null())
+    r.result_ttl = duration_field(body, "result_ttl");
+  if (body.contains("unique_states") && !body.at("unique_states").is_null()) {
+    const auto& v = body.at("unique_states");
+    if (!v.is_array() || v.size() > 7 ||
+        !std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_string(); })) {
+      throw unprocessable(
+          "unique_states must be an array of 1 to 7 job state names, like [\"available\", "
+          "\"scheduled\", \"running\", \"retryable\", \"completed\"]");
+    }
+    r.unique_states = v.get<std::vector<std::string>>();
+  }
   if (idempotency_key) {
     // A header is raw bytes: refuse what no job's unique_key can be, before it joins a batch.
     if (idempotency_key->empty()) throw bad_request("the Idempotency-Key header is empty; send 1 to 1000 characters");

@@ -323,3 +323,50 @@ TEST(Config, KeyedLimitsParseAndBadOnesNameTheField) {
   EXPECT_NE(config_error(kind + "partition = \"args.t\"\nburst_per_key = 2\n").find("needs kinds.a.rate_per_key"),
             std::string::npos);
 }
+
+TEST(Config, AKindsUniqueResultTtlAndMaxResultBytesParseAndHostileValuesNameTheirField) {
+  auto c = Config::parse(R"(
+[kinds.report]
+command = ["/bin/true"]
+unique = { by = ["args.report", "args.params"], period = "10m", states = ["available", "scheduled", "running", "retryable", "completed"] }
+result_ttl = "1h"
+max_result_bytes = "64KiB"
+[kinds.whole]
+command = ["/bin/true"]
+unique = { key = "args", for = "30s" }
+)");
+  const auto& k = c.kinds.at("report");
+  ASSERT_TRUE(k.unique);
+  EXPECT_EQ(k.unique->by, (std::vector<std::string>{"args.report", "args.params"}));
+  EXPECT_EQ(k.unique->period, Millis(600000));
+  EXPECT_EQ(k.unique->states->size(), 5u);
+  EXPECT_EQ(k.result_ttl, Millis(3600000));
+  EXPECT_EQ(k.max_result_bytes, 64u * 1024);
+  EXPECT_EQ(c.kinds.at("whole").unique->by, (std::vector<std::string>{"args"}));
+  EXPECT_EQ(c.kinds.at("whole").unique->period, Millis(30000));
+  EXPECT_FALSE(c.kinds.at("whole").unique->states);
+  EXPECT_EQ(c.kinds.at("whole").max_result_bytes, kMaxResultBytesCap);  // the default is the cap
+
+  const std::pair<std::string, std::string> cases[] = {
+      {"unique = { period = \"10m\" }", "kinds.k.unique.by is required"},
+      {"unique = \"args\"", "kinds.k.unique must be a table"},
+      {"unique = { by = \"tenant\" }", "kinds.k.unique.by"},
+      {"unique = { by = [] }", "kinds.k.unique.by must be \"args\" or 1 to 16 paths"},
+      {"unique = { by = \"args\", period = \"0s\" }", "kinds.k.unique.period must be more than 0"},
+      {"unique = { by = \"args\", period = \"400d\" }", "kinds.k.unique.period must be more than 0 and at most 365d"},
+      {"unique = { by = \"args\", states = [\"completed\"] }",
+       "kinds.k.unique.states must include every unfinished state"},
+      {"unique = { by = \"args\", states = [\"available\", \"scheduled\", \"running\", \"retryable\", \"done\"] }",
+       "kinds.k.unique.states has an unknown state \"done\""},
+      {"unique = { by = \"args\", perod = \"1m\" }", "perod"},
+      {"unique = { by = \"args\", key = \"args\" }", "has both by and key"},
+      {"result_ttl = \"0s\"", "kinds.k.result_ttl must be more than 0"},
+      {"result_ttl = \"soon\"", "kinds.k.result_ttl"},
+      {"max_result_bytes = 0", "kinds.k.max_result_bytes must be between 1 byte and 1MiB"},
+      {"max_result_bytes = \"2MiB\"", "kinds.k.max_result_bytes must be between 1 byte and 1MiB"},
+  };
+  for (const auto& [line, message] : cases) {
+    const auto error = config_error("[kinds.k]\ncommand = [\"/bin/true\"]\n" + line + "\n");
+    EXPECT_NE(error.find(message), std::string::npos) << line << ": " << error;
+  }
+}

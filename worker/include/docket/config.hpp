@@ -79,6 +79,19 @@ struct PartitionLimit {
   std::optional<int> burst_per_key;        ///< nullopt: one second's worth of rate_per_key
 };
 
+/// A kind's uniqueness (`[kinds.X] unique = { by = ["args.report"], period = "10m", states = [...] }`):
+/// jobs enqueued without a unique_key get one derived from the kind and these args (seeds
+/// docket.kinds.unique_by / unique_for / unique_states).
+struct KindUnique {
+  std::vector<std::string> by;                     ///< {"args"} (all args) or paths into args
+  std::optional<Millis> period;                    ///< dedup within this period; nullopt: while unfinished
+  std::optional<std::vector<std::string>> states;  ///< the states that dedup (default: unfinished)
+};
+
+/// Default and hard cap of a kind's max_result_bytes: a result above it is dropped (with a
+/// docket_result_dropped marker) instead of stored.
+inline constexpr std::size_t kMaxResultBytesCap = 1 << 20;
+
 /// Per-kind settings. Without an executor the kind needs a C++ handler (Worker::handle).
 struct KindConfig {
   std::string kind;
@@ -97,6 +110,10 @@ struct KindConfig {
   std::optional<std::string> queue;      ///< where enqueues that name no queue land (docket.kinds.queue)
   std::optional<Millis> retain_completed;  ///< how long its completed jobs are kept (else the fleet default)
   std::optional<Millis> retain_failed;     ///< how long its failed and cancelled jobs are kept
+  std::optional<KindUnique> unique;        ///< seeds the kind's derived unique key (docket.kinds.unique_by)
+  std::optional<Millis> result_ttl;        ///< how long a completed job's result is kept (docket.kinds.result_ttl)
+  /// Largest result stored, in bytes of JSON (1 to kMaxResultBytesCap); a larger one is dropped.
+  std::size_t max_result_bytes = kMaxResultBytesCap;
 };
 
 /// How this process's connections reach PostgreSQL (README, Beyond one host).

@@ -65,6 +65,14 @@ struct EnqueueRequest {
   /// This job's run timeout, overriding its kind's; empty: the kind's. More than 0, at most
   /// kMaxJobTimeout.
   std::optional<std::chrono::milliseconds> timeout;
+  /// A job with unique_key (or the kind's derived key) in one of unique_states made within this
+  /// period is returned instead of a new one. More than 0, at most kMaxJobTimeout.
+  std::optional<std::chrono::milliseconds> unique_for;
+  /// The states that dedup (default: the unfinished ones); must include every unfinished state.
+  std::optional<std::vector<std::string>> unique_states;
+  /// How long the result is kept after the job completes (default: the kind's result_ttl, else
+  /// until the job is pruned). More than 0, at most kMaxJobTimeout.
+  std::optional<std::chrono::milliseconds> result_ttl;
 };
 
 /// Longest per-job timeout accepted (docket.timeout_ok).
@@ -72,9 +80,13 @@ inline constexpr std::chrono::milliseconds kMaxJobTimeout{365LL * 86400 * 1000};
 
 /// docket.check_job_fields in C++, so a bad request is refused before it joins a batch: kind and
 /// queue are 1-200 printable characters, priority 0-1000, max_retries >= 0, unique_key 1-1000
-/// characters of valid UTF-8, run_at in the documented range, timeout in (0, kMaxJobTimeout]. Throws InvalidInput whose message
+/// characters of valid UTF-8, run_at in the documented range, timeout, unique_for and result_ttl in (0,
+/// kMaxJobTimeout], unique_states known states that include the unfinished ones. Throws InvalidInput whose message
 /// starts with `where` ("" or "jobs[3].") and names the field.
 void check_enqueue_request(const EnqueueRequest& r, const std::string& where = "");
+/// A unique_states list: 1-7 known state names including every unfinished one (as
+/// docket.check_unique_states); else InvalidInput naming `field`.
+void check_unique_states(const std::vector<std::string>& states, const std::string& field);
 /// Whether `s` is well-formed UTF-8 (what PostgreSQL accepts as text).
 bool valid_utf8(std::string_view s);
 
@@ -109,6 +121,8 @@ struct JobRecord {
   Json progress;
   std::optional<std::string> unique_key;
   std::optional<std::string> worker;
+  /// When the result expired (its result_ttl passed): `result` is null from then on.
+  std::optional<std::string> result_expired_at;
 };
 
 void to_json(Json& out, const JobRecord& job);

@@ -14,6 +14,13 @@ namespace docket::cli {
 
 namespace {
 
+/// docket enqueue's uniqueness and result options, as typed (checked in the action).
+struct UniqueOptions {
+  std::string unique_for;
+  std::vector<std::string> unique_states;
+  std::string result_ttl;
+};
+
 std::int64_t parse_id(const std::string& text) {
   try {
     std::size_t used = 0;
@@ -83,6 +90,7 @@ void print_job(const JobRecord& j) {
   if (j.unique_key) line("unique_key", *j.unique_key);
   if (j.worker) line("worker", *j.worker);
   if (!j.result.is_null()) line("result", one_line(j.result.dump(), 200));
+  if (j.result_expired_at) line("result", "expired at " + *j.result_expired_at);
   if (!j.progress.is_null()) line("progress", one_line(j.progress.dump(), 200));
   if (j.errors.is_array() && !j.errors.empty()) {
     std::cout << "errors\n";
@@ -124,6 +132,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     auto max_retries = std::make_shared<std::optional<int>>();  // unset: the kind's default
     auto unique_key = std::make_shared<std::string>();
     auto timeout = std::make_shared<std::string>();
+    auto unique = std::make_shared<UniqueOptions>();
     cmd->add_option("kind", *kind, "Job kind (which handler runs it)")->required();
     cmd->add_option("args", *args, "Job arguments: a JSON object (default {})");
     auto* queue_opt =
@@ -133,10 +142,17 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     cmd->add_option("--max-retries", *max_retries, "Retries after the first attempt (default: the kind's, else 20)");
     cmd->add_option("--unique-key", *unique_key, "At most one unfinished job per key: returns the existing one");
     cmd->add_option("--timeout", *timeout, "This job's run timeout, like 90s or 2h (default: the kind's)");
+    cmd->add_option("--unique-for", unique->unique_for,
+                    "Dedup over this period (10m): a job with the key made within it is returned");
+    cmd->add_option("--unique-states", unique->unique_states,
+                    "The states that dedup, comma-separated; must include available,scheduled,running,retryable")
+        ->delimiter(',');
+    cmd->add_option("--result-ttl", unique->result_ttl,
+                    "Keep the result this long after completion (default: the kind's)");
     cmd->add_flag("--json", global.json, "Print JSON");
-    cmd->callback([&, kind, args, queue, queue_opt, priority, run_at, max_retries, unique_key, timeout] {
+    cmd->callback([&, kind, args, queue, queue_opt, priority, run_at, max_retries, unique_key, timeout, unique] {
       const bool queue_given = queue_opt->count() > 0;
-      action = [&, kind, args, queue, queue_given, priority, run_at, max_retries, unique_key, timeout] {
+      action = [&, kind, args, queue, queue_given, priority, run_at, max_retries, unique_key, timeout, unique] {
         EnqueueRequest r;
         r.kind = *kind;
         r.args = parse_json(*args, "args are not valid JSON");
@@ -159,8 +175,21 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           } catch (const ConfigError& e) {
             throw InvalidInput(e.what());
           }
-          check_enqueue_request(r);  // names --timeout's range before any connection
         }
+        const auto duration = [](const std::string& text, const char* flag) {
+          try {
+            return parse_duration(text, flag);
+          } catch (const ConfigError& e) {
+            throw InvalidInput(e.what());
+          }
+        };
+        if (!unique->unique_for.empty()) r.unique_for = duration(unique->unique_for, "--unique-for");
+        if (!unique->result_ttl.empty()) r.result_ttl = duration(unique->result_ttl, "--result-ttl");
+        if (!unique->unique_states.empty()) {
+          r.unique_states = unique->unique_states;
+          check_unique_states(*r.unique_states, "--unique-states");
+        }
+        check_enqueue_request(r);  // names a bad range (--timeout, --unique-for ...) before any connection
         auto client = cli_client(global);
         const auto res = client->enqueue(r);
         if (res.warning) {
@@ -178,8 +207,8 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         } else {
           // stdout carries only the id (`id=$(docket enqueue ...)`); the notice goes to stderr.
           std::cout << res.id << '\n';
-          std::cerr << "note: job " << res.id << " is an existing unfinished job "
-                    << (unique_key->empty() ? std::string("(a crawl of this kind's collection is already running)")
+          std::cerr << "note: job " << res.id << " is an existing job "
+                    << (unique_key->empty() ? std::string("with this kind's unique key (or collection)")
                                             : "with unique key \"" + *unique_key + "\"")
                     << "; nothing new was enqueued\n";
         }
@@ -255,16 +284,43 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
       };
     });
   };
-  add_id_command("job", "Show one job: state, attempts, errors, result", [&](Client& client, std::int64_t id) {
-    const auto job = client.job(id);
-    if (!job) throw NotFound("no job with id " + std::to_string(id));
-    if (global.json) {
-      std::cout << Json(*job).dump() << '\n';
-    } else {
-      print_job(*job);
-    }
-    return kOk;
-  });
+  // job ID | job --key K ----------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand(
+        "job",
+        "Show one job: state, attempts, errors, result (--key: the newest job with that unique key; exit 3 "
+        "when there is none)");
+    auto id = std::make_shared<std::string>();
+    auto key = std::make_shared<std::string>();
+    auto* id_opt = cmd->add_option("id", *id, "Job id");
+    auto* key_opt = cmd->add_option("--key", *key, "The newest job made with this unique key, in any state");
+    id_opt->excludes(key_opt);
+    cmd->add_flag("--json", global.json, "Print JSON");
+    cmd->callback([&, id, key, id_opt, key_opt] {
+      const bool by_key = key_opt->count() > 0;
+      if (!by_key && id_opt->count() == 0) throw CLI::RequiredError("id or --key");
+      action = [&, id, key, by_key] {
+        std::optional<JobRecord> job;
+        if (by_key) {
+          if (key->empty()) throw InvalidInput("--key must not be empty");
+          auto client = cli_client(global);
+          job = client->job_by_key(*key);
+          if (!job) throw NotFound("no job with unique key \"" + *key + "\"");
+        } else {
+          const auto job_id = parse_id(*id);
+          auto client = cli_client(global);
+          job = client->job(job_id);
+          if (!job) throw NotFound("no job with id " + std::to_string(job_id));
+        }
+        if (global.json) {
+          std::cout << Json(*job).dump() << '\n';
+        } else {
+          print_job(*job);
+        }
+        return kOk;
+      };
+    });
+  }
   // wait ID ------------------------------------------------------------------------------------
   {
     auto* cmd = app.add_subcommand(

@@ -20,6 +20,7 @@
 #include "core/arg_template.hpp"
 #include "core/text.hpp"
 #include "docket/errors.hpp"
+#include "docket/job.hpp"
 #include "docket/json.hpp"
 #include "executors/process.hpp"
 
@@ -754,6 +755,59 @@ ScheduleSpec parse_schedule(const std::string& name, const toml::node& n, const 
   return s;
 }
 
+/// A period of uniqueness or result retention: more than 0, at most 365 days (docket.timeout_ok).
+void check_period(Millis d, const std::string& what) {
+  if (d <= Millis(0) || d > Millis(365LL * 86400 * 1000)) {
+    throw ConfigError(what + " must be more than 0 and at most 365d");
+  }
+}
+
+/// `unique = { by = "args" | ["args.report", ...], period = "10m", states = [...] }` (`key` and
+/// `for` are accepted for `by` and `period`, the names of DESIGN.md's contract).
+KindUnique parse_kind_unique(const toml::node& n, const std::string& origin, const std::string& what) {
+  const auto* t = n.as_table();
+  if (!t) {
+    throw ConfigError(where(n, origin) + ": " + what +
+                      " must be a table like { by = [\"args.report\"], period = \"10m\" }");
+  }
+  static const std::vector<std::string> known = {"by", "key", "period", "for", "states"};
+  KindUnique u;
+  bool have_by = false;
+  for (const auto& [key_node, v] : *t) {
+    const std::string key(key_node.str());
+    const std::string field = what + "." + key;
+    if (key == "by" || key == "key") {
+      if (have_by) throw ConfigError(where(v, origin) + ": " + what + " has both by and key; write one (by)");
+      have_by = true;
+      u.by = v.is_string() ? std::vector<std::string>{str(v, field)}
+                           : as<std::vector<std::string>>(from_node(v, Type::strings, field));
+      if (u.by.empty() || u.by.size() > 16) {
+        throw ConfigError(where(v, origin) + ": " + field + " must be \"args\" or 1 to 16 paths into args");
+      }
+      for (const auto& path : u.by) {
+        if (path != "args") check_partition_path(path, where(v, origin) + ": " + field);
+      }
+    } else if (key == "period" || key == "for") {
+      u.period = as<Millis>(from_node(v, Type::duration, field));
+      check_period(*u.period, where(v, origin) + ": " + field);
+    } else if (key == "states") {
+      u.states = as<std::vector<std::string>>(from_node(v, Type::strings, field));
+      try {
+        check_unique_states(*u.states, field);
+      } catch (const InvalidInput& e) {
+        throw ConfigError(where(v, origin) + ": " + e.what());
+      }
+    } else {
+      throw ConfigError(unknown_key(where(v, origin), key, what, known));
+    }
+  }
+  if (!have_by) {
+    throw ConfigError(where(n, origin) + ": " + what +
+                      ".by is required: \"args\" (all args) or the args that make a job the same, like [\"args.report\"]");
+  }
+  return u;
+}
+
 KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::string& origin) {
   const std::string what = "kinds." + kind;
   const auto* t = n.as_table();
@@ -765,7 +819,8 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
                                                  "timeout", "max_running", "builtin",     "max_response",
                                                  "rate",    "burst",       "queue",       "retain_completed",
                                                  "retain_failed", "partition", "max_running_per_key",
-                                                 "rate_per_key", "burst_per_key"};
+                                                 "rate_per_key", "burst_per_key", "unique", "result_ttl",
+                                                 "max_result_bytes"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;
@@ -839,6 +894,16 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       k.retain_completed = as<Millis>(from_node(v, Type::duration, field));
     } else if (key == "retain_failed") {
       k.retain_failed = as<Millis>(from_node(v, Type::duration, field));
+    } else if (key == "unique") {
+      k.unique = parse_kind_unique(v, origin, field);
+    } else if (key == "result_ttl") {
+      k.result_ttl = as<Millis>(from_node(v, Type::duration, field));
+      check_period(*k.result_ttl, where(v, origin) + ": " + field);
+    } else if (key == "max_result_bytes") {
+      k.max_result_bytes = as<std::size_t>(from_node(v, Type::size, field));
+      if (k.max_result_bytes < 1 || k.max_result_bytes > kMaxResultBytesCap) {
+        throw ConfigError(where(v, origin) + ": " + field + " must be between 1 byte and 1MiB (the hard cap)");
+      }
     } else {
       throw ConfigError(unknown_key(where(v, origin), key, what, known));
     }

@@ -76,7 +76,8 @@ void to_json(Json& out, const JobRecord& j) {
              {"result", j.result},
              {"progress", j.progress},
              {"unique_key", nullable(j.unique_key)},
-             {"worker", nullable(j.worker)}};
+             {"worker", nullable(j.worker)},
+             {"result_expired_at", nullable(j.result_expired_at)}};
 }
 
 void from_json(const Json& in, JobRecord& j) {
@@ -98,6 +99,7 @@ void from_json(const Json& in, JobRecord& j) {
   j.progress = in.contains("progress") ? in.at("progress") : Json();
   j.unique_key = opt<std::string>(in, "unique_key");
   j.worker = opt<std::string>(in, "worker");
+  j.result_expired_at = opt<std::string>(in, "result_expired_at");
 }
 
 const std::vector<std::string>& crawl_status_names() {
@@ -256,9 +258,37 @@ void check_enqueue_request(const EnqueueRequest& r, const std::string& where) {
   if (r.run_at && !time_in_range(*r.run_at)) {
     throw InvalidInput(where + "run_at must be between 1970-01-01T00:00:00Z and 2199-12-31T23:59:59Z");
   }
-  if (r.timeout && (r.timeout->count() <= 0 || *r.timeout > kMaxJobTimeout)) {
-    throw InvalidInput(where + "timeout must be more than 0 and at most 365 days, got " +
-                       std::to_string(r.timeout->count()) + "ms");
+  const auto check_period = [&](const std::optional<std::chrono::milliseconds>& d, const char* field) {
+    if (d && (d->count() <= 0 || *d > kMaxJobTimeout)) {
+      throw InvalidInput(where + field + " must be more than 0 and at most 365 days, got " +
+                         std::to_string(d->count()) + "ms");
+    }
+  };
+  check_period(r.timeout, "timeout");
+  check_period(r.unique_for, "unique_for");
+  check_period(r.result_ttl, "result_ttl");
+  if (r.unique_states) check_unique_states(*r.unique_states, where + "unique_states");
+}
+
+void check_unique_states(const std::vector<std::string>& states, const std::string& field) {
+  if (states.empty() || states.size() > 7) {
+    throw InvalidInput(field + " must list 1 to 7 job states, got " + std::to_string(states.size()) + " entries");
+  }
+  for (const auto& s : states) {
+    if (!parse_job_state(s)) {
+      // Echo only a short, valid name: the message goes into JSON answers and logs.
+      const std::string shown = s.size() <= 60 && valid_utf8(s) && s.find('\0') == std::string::npos
+                                    ? s
+                                    : "(" + std::to_string(s.size()) + " bytes)";
+      throw InvalidInput(field + " has an unknown state \"" + shown + "\"; states are " +
+                         "available, scheduled, running, retryable, completed, failed, cancelled");
+    }
+  }
+  for (const char* unfinished : {"available", "scheduled", "running", "retryable"}) {
+    if (std::find(states.begin(), states.end(), unfinished) == states.end()) {
+      throw InvalidInput(field + " must include every unfinished state (available, scheduled, running, retryable): " +
+                         unfinished + " is missing");
+    }
   }
 }
 

@@ -297,6 +297,7 @@ int Session::migrate() {
 }
 
 EnqueueResult Session::enqueue(const EnqueueRequest& r) {
+  if (r.unique_states) check_unique_states(*r.unique_states, "unique_states");
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     Params p{r.kind,
              r.args.dump(),
@@ -305,7 +306,10 @@ EnqueueResult Session::enqueue(const EnqueueRequest& r) {
              r.run_at ? std::optional<std::string>(format_timestamp(*r.run_at)) : std::nullopt,
              r.max_retries ? std::optional<std::string>(std::to_string(*r.max_retries)) : std::nullopt,
              r.unique_key,
-             r.timeout ? std::optional<std::string>(interval_text(*r.timeout)) : std::nullopt};
+             r.timeout ? std::optional<std::string>(interval_text(*r.timeout)) : std::nullopt,
+             r.unique_for ? std::optional<std::string>(interval_text(*r.unique_for)) : std::nullopt,
+             r.unique_states ? std::optional<std::string>(text_array(*r.unique_states)) : std::nullopt,
+             r.result_ttl ? std::optional<std::string>(interval_text(*r.result_ttl)) : std::nullopt};
     auto res = run(c, *impl_, "job_enqueue", p);
     return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>(), opt_text(res[0][2])};
   });
@@ -319,12 +323,18 @@ const std::string kDefaultQueue = "default";
 std::string batch_json(const std::vector<EnqueueRequest>& requests) {
   Json batch = Json::array();
   for (const auto& r : requests) {
+    // State names are echoed into JSON: refuse what is no state before the strict dump below.
+    if (r.unique_states)
+      check_unique_states(*r.unique_states, "jobs[" + std::to_string(batch.size()) + "].unique_states");
     Json item = {{"kind", r.kind}, {"args", r.args}, {"priority", r.priority}};
     if (r.queue) item["queue"] = *r.queue;
     if (r.run_at) item["run_at"] = format_timestamp(*r.run_at);
     if (r.max_retries) item["max_retries"] = *r.max_retries;
     if (r.unique_key) item["unique_key"] = *r.unique_key;
     if (r.timeout) item["timeout"] = interval_text(*r.timeout);
+    if (r.unique_for) item["unique_for"] = interval_text(*r.unique_for);
+    if (r.unique_states) item["unique_states"] = *r.unique_states;
+    if (r.result_ttl) item["result_ttl"] = interval_text(*r.result_ttl);
     batch.push_back(std::move(item));
   }
   return batch.dump(-1, ' ', false, Json::error_handler_t::strict);
@@ -400,9 +410,10 @@ ClaimedJob claimed_job(const pqxx::row& row, int skip) {
 }  // namespace
 
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
-  // COPY writes no per-job timeout: such a batch takes the function path.
-  const bool plain = std::none_of(requests.begin(), requests.end(),
-                                  [](const auto& r) { return r.unique_key.has_value() || r.timeout.has_value(); });
+  // COPY writes no per-job timeout, uniqueness or result_ttl: such a batch takes the function path.
+  const bool plain = std::none_of(requests.begin(), requests.end(), [](const auto& r) {
+    return r.unique_key || r.timeout || r.unique_for || r.unique_states || r.result_ttl;
+  });
   if (plain && !requests.empty()) {
     // Jobs without unique keys (and of no crawl kind) go in by COPY: several times faster than
     // any INSERT, the statement trigger still sends the NOTIFY, and reading back what this
@@ -980,6 +991,21 @@ Session::SeedOutcome Session::seed_kind(const std::string& kind, std::optional<i
                                 seconds_text(retain_failed));
     const auto row = res[0];
     return SeedOutcome{row[4].as<bool>(), opt_int(row[0]), opt_int(row[1]), opt_text(row[2]), opt_int(row[3])};
+  });
+}
+
+void Session::seed_kind_results(const std::string& kind, const std::optional<KindUnique>& unique,
+                                std::optional<std::chrono::milliseconds> result_ttl) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const auto opt_interval = [](const std::optional<std::chrono::milliseconds>& d) {
+      return d ? std::optional<std::string>(interval_text(*d)) : std::nullopt;
+    };
+    DOCKET_RUN("kind_seed_results", kind, unique ? "true" : "false",
+               unique ? std::optional<std::string>(text_array(unique->by)) : std::nullopt,
+               opt_interval(unique ? unique->period : std::nullopt),
+               unique && unique->states ? std::optional<std::string>(text_array(*unique->states)) : std::nullopt,
+               opt_interval(result_ttl));
+    return 0;
   });
 }
 

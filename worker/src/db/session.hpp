@@ -230,6 +230,10 @@ class Session {
                         const std::optional<std::string>& queue = std::nullopt,
                         std::optional<std::chrono::milliseconds> retain_completed = std::nullopt,
                         std::optional<std::chrono::milliseconds> retain_failed = std::nullopt);
+  /// Seeds a kind's derived unique key (unique: set exactly, nullopt: leave the stored one) and
+  /// result_ttl (nullopt: leave) through docket.seed_kind_results.
+  void seed_kind_results(const std::string& kind, const std::optional<KindUnique>& unique,
+                         std::optional<std::chrono::milliseconds> result_ttl);
   /// Clears an operator's quota (the TOML value, or none, applies again); false when there was none.
   bool reset_limit(const std::string& kind);
 

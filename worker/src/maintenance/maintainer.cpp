@@ -76,6 +76,7 @@ std::string Maintainer::register_worker() {
                  {"source", seeded.source.value_or("none")},
                  {"config_partition", *s.keyed.partition}});
     }
+    if (s.unique || s.result_ttl) session_.seed_kind_results(s.kind, s.unique, s.result_ttl);
   }
   // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
   if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));

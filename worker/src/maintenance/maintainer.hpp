@@ -45,6 +45,8 @@ struct KindSeed {
   std::optional<std::string> queue;
   std::optional<Millis> retain_completed;
   std::optional<Millis> retain_failed;
+  std::optional<KindUnique> unique;  ///< docket.seed_kind_results: the kind's derived unique key
+  std::optional<Millis> result_ttl;  ///< docket.seed_kind_results: a nullopt leaves the stored one
 };
 
 /// Logs what applying the config's schedules did (a worker's start, docket migrate).

@@ -34,7 +34,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 constexpr std::size_t kMaxErrorBytes = 8192;
-constexpr std::size_t kMaxResultBytes = 1 << 20;
 
 std::string host_name() {
   char buf[256] = {0};
@@ -159,8 +158,10 @@ void Worker::Impl::run() {
     // A worker's [worker] retention applies to its own kinds that set none.
     seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
                      crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout,
-                     entry.config.rate, entry.config.burst, entry.config.keyed, entry.config.queue, entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
-                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed});
+                     entry.config.rate, entry.config.burst, entry.config.keyed, entry.config.queue,
+                     entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
+                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed, entry.config.unique,
+                     entry.config.result_ttl});
   }
   db::WorkerRow row;
   row.host = host_name();
@@ -587,8 +588,19 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
       item.outcome = "complete";
       if (!outcome.result().is_null()) {
         std::string text = clean_json_text(outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace));
-        if (text.size() > kMaxResultBytes) {
-          text = Json{{"error", "result larger than 1 MiB was dropped"}, {"bytes", text.size()}}.dump();
+        // One rule for every executor (C++ handlers, command, url): a result above the kind's
+        // max_result_bytes completes the job with the docket_result_dropped marker instead.
+        const std::size_t limit = std::min(entry.config.max_result_bytes, kMaxResultBytesCap);
+        if (text.size() > limit) {
+          const std::string reason = "the result is " + std::to_string(text.size()) +
+                                     " bytes, larger than the kind's max_result_bytes (" + std::to_string(limit) + ")";
+          log::warn("job.result_dropped", {{"job_id", rj->id},
+                                           {"kind", rj->kind},
+                                           {"queue", rj->queue},
+                                           {"attempt", rj->attempt},
+                                           {"bytes", text.size()},
+                                           {"max_result_bytes", limit}});
+          text = Json{{"docket_result_dropped", reason}, {"bytes", text.size()}}.dump();
         }
         item.result = std::move(text);
       }
