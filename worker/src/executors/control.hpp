@@ -46,6 +46,10 @@ class ControlChannel {
   /// Whether `body` is a control object: a JSON object whose keys are all control keys.
   static bool is_control_object(const Json& body);
 
+  /// Why the protocol was broken ("" when it was not).
+  const std::string& error() const { return error_; }
+  /// True when a retry, snooze or discard was given.
+  bool decided() const { return decision_.has_value(); }
   /// True when a result was given (then result() is it).
   bool has_result() const { return result_.has_value(); }
   /// The last {"result": ...}.
