@@ -306,3 +306,22 @@ TEST_F(Callback, AWorkerWithACallbackKindAndNoCallbackBaseUrlRefusesToStart) {
   EXPECT_NE(r.err.find("worker.callback_base_url"), std::string::npos) << r.err;
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.workers"), 0);
 }
+
+TEST_F(Callback, CancellingAWaitingJobCancelsItAtTheNextRescueRoundAndSpendsItsToken) {
+  auto w = worker(kind_toml("remote", endpoint.url(), "timeout = \"5m\"\n"));
+  Client client(db->url());
+  const auto id = client.enqueue({.kind = "remote"}).id;
+  const auto call = endpoint.wait_call(id);
+  ASSERT_TRUE(call);
+  ASSERT_TRUE(wait_until([&] { return waiting(*db, id); }, 10s)) << w->log_text();
+  // No worker process runs it, so the request is carried out by the maintainer (every 0.5 s here).
+  EXPECT_EQ(client.cancel(id), CancelResult::cancel_requested);
+  ASSERT_TRUE(wait_until([&] { return client.job(id)->state == JobState::cancelled; }, 10s)) << w->log_text();
+  EXPECT_EQ(client.job(id)->attempt, 1);
+  const std::string cancelled = row_of(*db, id);
+  EXPECT_EQ(post(port, "/jobs/" + std::to_string(id) + "/outcome", call->token, R"({"result": 1})").first, 410);
+  EXPECT_EQ(row_of(*db, id), cancelled);
+  EXPECT_EQ(endpoint.calls(id).size(), 1u);
+  w->signal(SIGTERM);
+  EXPECT_EQ(w->wait(20s), 0);
+}
