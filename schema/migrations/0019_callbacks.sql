@@ -197,6 +197,28 @@ BEGIN
   RETURN v_n;
 END $$;
 
+-- Stuck jobs as in 0009, except jobs waiting for their callback: no worker process holds them
+-- (their worker may have stopped or died), so they are stuck only when the maintainer has not
+-- ended them within a minute past their callback deadline.
+CREATE OR REPLACE VIEW docket.stuck_jobs AS
+  SELECT j.id, j.kind, j.queue, j.attempt, j.started_at, j.worker, w.name AS worker_name,
+         w.heartbeat_at, now() - w.heartbeat_at AS heartbeat_age,
+         CASE WHEN j.callback_deadline IS NOT NULL AND j.callback_run IS NOT DISTINCT FROM j.started_at
+                THEN 'waiting for its callback past its deadline (' || j.callback_deadline::text || ')'
+              WHEN w.id IS NULL THEN 'its worker is unknown'
+              WHEN w.dead_at IS NOT NULL OR w.heartbeat_at < now() - w.lease THEN 'its worker is dead (lease expired)'
+              ELSE 'running past its timeout (' || coalesce(j.timeout, k.timeout, interval '30 minutes')::text || ')'
+         END AS reason
+    FROM docket.jobs j
+    LEFT JOIN docket.workers w ON w.id = j.worker
+    LEFT JOIN docket.kinds k ON k.kind = j.kind
+   WHERE j.state = 'running'
+     AND CASE WHEN j.callback_deadline IS NOT NULL AND j.callback_run IS NOT DISTINCT FROM j.started_at
+                THEN j.callback_deadline < now() - interval '1 minute'
+              ELSE w.id IS NULL OR w.dead_at IS NOT NULL OR w.heartbeat_at < now() - w.lease
+                   OR j.started_at < now() - coalesce(j.timeout, k.timeout, interval '30 minutes') - interval '1 minute'
+         END;
+
 -- Workers arm, wait and sweep; the API (any of its roles) serves the token holders' calls,
 -- authenticated by the token itself.
 INSERT INTO docket.function_roles VALUES

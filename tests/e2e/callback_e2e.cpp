@@ -288,6 +288,9 @@ TEST_F(Callback, AWaitingJobOutlivesItsSigkilledWorkerAndCompletesByItsCallback)
   std::this_thread::sleep_for(2s);  // a few rescue rounds of w2 (every 0.5 s)
   EXPECT_TRUE(waiting(*db, id));
   EXPECT_EQ(client.job(id)->attempt, 1);
+  // Nor is it stuck for an operator: no worker process is meant to hold it.
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.stuck_jobs WHERE id = " + std::to_string(id)), 0);
+  EXPECT_EQ(client.stats().at("stuck").size(), 0u) << client.stats().at("stuck");
   EXPECT_EQ(endpoint.calls(id).size(), 1u);
   const auto r = post(port, "/jobs/" + std::to_string(id) + "/outcome", call->token, R"({"result": {"ok": true}})");
   EXPECT_EQ(r.first, 200) << r.second;
