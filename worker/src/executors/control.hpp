@@ -1,6 +1,7 @@
 #pragma once
 // The outcome protocol of jobs written in any language: JSON control lines a command writes on
-// its fd 3, and the same keys in a url kind's JSON response body (README: Outcomes).
+// its fd 3, the same keys in a url kind's JSON response body, and the body of a callback token
+// holder's POST /jobs/{id}/outcome (README: Outcomes).
 //   {"progress": any}                 stored on the job while it runs
 //   {"result": any}                   the result (instead of stdout / the body)
 //   {"retry": "reason", "in": "30s"}  retry (counts an attempt); "in" optional, else backoff
