@@ -1,10 +1,10 @@
 #include "dashboard.hpp"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
+
+#include "core/secret.hpp"
 
 namespace docket::api {
 
@@ -32,33 +32,11 @@ const std::vector<std::pair<std::string, std::string>>& dashboard_headers() {
   return headers;
 }
 
-namespace {
-
-/// 32 bytes from the kernel's CSPRNG, as hex.
-std::string random_id() {
-  unsigned char bytes[32];
-  std::size_t got = 0;
-  while (got < sizeof bytes) {
-    const ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0) throw std::runtime_error("getrandom failed: no session can be made");
-    got += static_cast<std::size_t>(n);
-  }
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (const unsigned char b : bytes) {
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 15]);
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string SessionStore::create(std::size_t token, std::optional<Clock::time_point> token_expires) {
   const auto now = Clock::now();
   Clock::time_point expires = now + kLifetime;
   if (token_expires) expires = std::min(expires, *token_expires);
-  std::string id = random_id();
+  std::string id = random_hex(32);  // 32 bytes: unguessable
   std::lock_guard lock(mutex_);
   // Full: drop the expired, then (still full) the one closest to expiry. A linear pass, only at the cap.
   if (sessions_.size() >= kMaxSessions) std::erase_if(sessions_, [now](const auto& kv) { return kv.second.expires <= now; });

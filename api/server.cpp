@@ -16,6 +16,7 @@
 
 #include "auth_limiter.hpp"
 #include "core/log.hpp"
+#include "core/secret.hpp"
 #include "core/watch.hpp"
 #include "dashboard.hpp"
 #include "docket/errors.hpp"
@@ -68,19 +69,6 @@ void write_error(Response& res, int status, const std::string& code, const std::
   write_json(res, status, Json{{"error", {{"code", code}, {"message", message}}}});
 }
 
-/// Compares without leaking where the first difference is: every byte of the longer string is
-/// read whatever the input.
-bool constant_time_equal(const std::string& a, const std::string& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -113,6 +101,15 @@ void write_page(Response& res, const char* name, const Rows& rows, int limit, st
 template <class T>
 void write_page(Response& res, const char* name, const std::vector<T>& rows, int limit, std::size_t max_bytes) {
   write_page(res, name, rows, limit, max_bytes, [](const T& row) { return Json(row.id); });
+}
+
+/// The header carrying a job's callback token, to the endpoint and back to the API.
+constexpr const char* kCallbackTokenHeader = "Docket-Callback-Token";
+
+/// POST /jobs/{id}/progress and /outcome: authenticated by the job's callback token instead.
+bool callback_path(const std::string& path) {
+  static const std::regex pattern(R"(/jobs/\d{1,18}/(progress|outcome))");
+  return std::regex_match(path, pattern);
 }
 
 std::int64_t path_id(const Request& req) {
@@ -295,6 +292,8 @@ struct Server::Impl {
   void routes();
   /// 200 with the kind's quota as it now stands (GET /limits row), also for a kind with no row.
   void write_limit(Response& res, const std::string& kind);
+  /// The answer to a callback token holder's call (200 with the job, or 403/404/409/410).
+  void answer_callback(Response& res, std::int64_t id, const CallbackResult& r, const std::string& peer, bool finish);
   static http::Limits limits(const ApiConfig& c);
   http::Handlers handlers();
   /// An answer to give before reading the body (auth, Host, Origin, Content-Type), or nullopt.
@@ -583,6 +582,7 @@ std::optional<Response> Server::Impl::auth_failure(const std::string& path, bool
                                                    const std::string& peer) const {
   if (tokens.empty()) return std::nullopt;  // loopback only, enforced at bind
   if (path == "/health" || path == "/ready" || path == "/session") return std::nullopt;
+  if (write && callback_path(path)) return std::nullopt;  // the route checks the job's callback token
   if (path == "/metrics" && !config.metrics_auth) return std::nullopt;
   if (!write && dashboard_asset(path)) return std::nullopt;  // the page itself holds no data
   const Caller c = caller(head, peer);
@@ -678,6 +678,31 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
   return g;
 }
 
+void Server::Impl::answer_callback(Response& res, std::int64_t id, const CallbackResult& r, const std::string& peer,
+                                   bool finish) {
+  const std::string job = "job " + std::to_string(id);
+  switch (r.answer) {
+    case CallbackAnswer::applied: {
+      log::info(finish ? "job.callback_outcome" : "job.callback_progress",
+                {{"job_id", id}, {"state", r.state}, {"peer", peer}});
+      const auto record = client.job(id);
+      if (!record) throw NotFound("no job with id " + std::to_string(id));
+      return write_json(res, 200, Json(*record));
+    }
+    case CallbackAnswer::unknown_job:
+      throw NotFound("no job with id " + std::to_string(id));
+    case CallbackAnswer::bad_token:
+      auth_limiter.failed(limiter_key(peer));
+      log::warn("api.callback_token_refused", {{"job_id", id}, {"peer", peer}});
+      throw ApiError(403, "forbidden", "this is not " + job + "'s current callback token");
+    case CallbackAnswer::finished:
+      throw ApiError(410, "gone", job + " already finished; its callback token is spent");
+    case CallbackAnswer::stale:
+      throw ApiError(409, "conflict",
+                     "the run of " + job + " this token was sent to is over (its deadline passed, or it was retried)");
+  }
+}
+
 void Server::Impl::write_limit(Response& res, const std::string& kind) {
   for (const auto& k : client.limits()) {
     if (k.kind == kind) return write_json(res, 200, Json(k));
@@ -728,6 +753,36 @@ void Server::Impl::routes() {
     // 202: a running job is asked to stop; its worker records `cancelled` shortly.
     write_json(res, r == CancelResult::cancel_requested ? 202 : 200, Json(*job));
   });
+  // Callbacks: authenticated by the job's callback token only, never by the API's tokens (the
+  // endpoint of a url kind holds no API token). Wrong tokens count against the address like
+  // wrong API tokens.
+  for (const bool finish : {false, true}) {
+    route("POST", finish ? R"(/jobs/(\d{1,18})/outcome)" : R"(/jobs/(\d{1,18})/progress)",
+          finish ? "/jobs/{id}/outcome" : "/jobs/{id}/progress", [this, finish](const Request& req, Response& res) {
+            const auto id = path_id(req);
+            const std::string key = limiter_key(req.peer);
+            if (const auto wait = auth_limiter.retry_after(key); wait.count() > 0) {
+              res = too_many_failures(wait);
+              return;
+            }
+            const std::string token = req.header(kCallbackTokenHeader);
+            if (token.empty()) {
+              throw ApiError(401, "unauthorized",
+                             std::string("missing ") + kCallbackTokenHeader + ": the token the job's endpoint was sent");
+            }
+            const Json body = parse_object(req.message.body());
+            CallbackResult r;
+            if (finish) {
+              r = client.callback_outcome(id, token, body);
+            } else {
+              if (body.size() != 1 || !body.contains("progress")) {
+                throw bad_request("the body must be {\"progress\": any JSON}");
+              }
+              r = client.callback_progress(id, token, body.at("progress"));
+            }
+            answer_callback(res, id, r, req.peer, finish);
+          });
+  }
   route("POST", R"(/jobs/(\d{1,18})/retry)", "/jobs/{id}/retry", [this](const Request& req, Response& res) {
     const auto id = path_id(req);
     client.retry(id);

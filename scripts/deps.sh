@@ -13,7 +13,7 @@ mode=${1:-run}
 
 packages=(
   build-essential cmake pkg-config
-  libpqxx-dev libpq-dev libboost-dev libcpp-httplib-dev libspdlog-dev
+  libpqxx-dev libpq-dev libssl-dev libboost-dev libcpp-httplib-dev libspdlog-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev
   postgresql postgresql-contrib

@@ -370,3 +370,25 @@ unique = { key = "args", for = "30s" }
     EXPECT_NE(error.find(message), std::string::npos) << line << ": " << error;
   }
 }
+
+TEST(Config, CallbackKindsNeedAnHttpCallbackBaseUrlAndOnlyUrlKindsTakeCallback) {
+  const std::string kind = "[kinds.remote]\nurl = \"http://127.0.0.1:9000/run\"\ncallback = true\n";
+  EXPECT_NE(config_error(kind).find("kinds.remote.callback = true needs worker.callback_base_url"), std::string::npos)
+      << config_error(kind);
+  EXPECT_NE(config_error(kind).find("it is not set"), std::string::npos);
+  for (const std::string bad : {"ftp://docket", "docket:8080", "http://", "http:///jobs", "http://a b",
+                                "http://docket?x=1", "http://docket#top"}) {
+    const std::string e = config_error("[worker]\ncallback_base_url = \"" + bad + "\"\n" + kind);
+    EXPECT_NE(e.find("worker.callback_base_url"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_NE(config_error("[kinds.a]\ncommand = [\"x\"]\ncallback = true\n").find("kinds.a.callback only applies to a url kind"),
+            std::string::npos);
+  EXPECT_NE(config_error("[worker]\ncallback_base_url = \"http://d\"\n" + std::string("[kinds.remote]\nurl = \"http://x\"\ncallback = \"yes\"\n"))
+                .find("kinds.remote.callback"),
+            std::string::npos);
+  const Config c = Config::parse("[worker]\ncallback_base_url = \"https://docket.internal:8080/\"\n" + kind, "docket.toml");
+  EXPECT_EQ(c.worker.callback_base_url, "https://docket.internal:8080/");
+  EXPECT_TRUE(std::get<HttpExecutor>(c.kinds.at("remote").executor).callback);
+  const Config plain = Config::parse("[kinds.r]\nurl = \"http://127.0.0.1:9000/run\"\n", "docket.toml");
+  EXPECT_FALSE(std::get<HttpExecutor>(plain.kinds.at("r").executor).callback);
+}

@@ -37,6 +37,21 @@ struct RetryBatch {
   std::optional<std::string> next;  ///< the cursor for the next call; nullopt when no failed job is left
 };
 
+/// What the call of a callback token's holder did (POST /jobs/{id}/progress and /outcome).
+enum class CallbackAnswer {
+  applied,      ///< written
+  unknown_job,  ///< no such job
+  bad_token,    ///< not this job's current callback token (wrong, or an earlier run's)
+  finished,     ///< the token's job is completed, failed or cancelled
+  stale,        ///< the token's run is over (its deadline passed, it was retried): the job is not finished
+};
+
+/// A callback call's answer, and the state the job reached when an outcome was applied.
+struct CallbackResult {
+  CallbackAnswer answer = CallbackAnswer::applied;
+  std::string state;
+};
+
 /// A thread-safe handle to a Docket database with a small fixed pool of connections.
 class Client {
  public:
@@ -65,6 +80,14 @@ class Client {
   /// with Unavailable when the client is destroyed.
   void wait_async(std::int64_t id, std::chrono::milliseconds timeout,
                   std::function<void(std::optional<JobRecord>, std::exception_ptr)> done);
+  /// Stores `progress` (any JSON) on job `id` for the holder of its run's callback `token`
+  /// (compared as SHA-256 digests in constant time); anything but `applied` wrote nothing.
+  CallbackResult callback_progress(std::int64_t id, const std::string& token, const Json& progress);
+  /// Ends job `id`'s run for the holder of its callback `token`. `outcome` is a control object
+  /// ({"result": any} completes; {"retry": reason, "in": "30s"}, {"snooze": "10m"},
+  /// {"discard": reason}; "progress" may come along), mapped and bounded as a worker's outcome.
+  /// Throws InvalidInput naming the key before anything is read or written.
+  CallbackResult callback_outcome(std::int64_t id, const std::string& token, const Json& outcome);
   /// Jobs matching the filter, newest first.
   std::vector<JobRecord> jobs(const JobFilter& filter);
   /// Throws NotFound for an unknown id.

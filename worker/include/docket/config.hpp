@@ -41,6 +41,9 @@ struct HttpExecutor {
   std::string url;
   std::map<std::string, std::string> headers;
   std::size_t max_response = 16 << 20;  ///< response body bytes; a larger one fails the attempt
+  /// The endpoint is sent a per-attempt callback token; its 202 Accepted leaves the job running
+  /// until the token's holder reports the outcome (README: Callbacks), within the job's timeout.
+  bool callback = false;
 };
 
 /// Walk a paginated HTTP source into docket.crawl_cache, then activate it into the live table.
@@ -148,6 +151,9 @@ struct WorkerConfig {
   /// A direct (or session-pooled) URL for LISTEN when the database URL goes through a
   /// transaction pooler; "" there: poll only. Unused without a transaction pooler.
   std::string listen_url;
+  /// The API's base URL as the endpoints of callback kinds reach it (http or https), sent to them
+  /// as Docket-Callback-Url; required when a kind sets callback = true.
+  std::string callback_base_url;
 
   Millis effective_heartbeat() const;
   Millis effective_rescue() const;
@@ -217,6 +223,10 @@ Millis parse_duration(std::string_view text, const std::string& what);
 void check_rate(std::string_view text, const std::string& what);
 /// Checks a partition path (args.tenant) as docket.partition_path does. Throws ConfigError naming `what`.
 void check_partition_path(std::string_view text, const std::string& what);
+/// Checks worker.callback_base_url for the callback kind named by `kind_field`: present, http://
+/// or https:// with a host, printable, without query or fragment, at most 2000 bytes. Throws
+/// ConfigError naming both.
+void check_callback_base_url(const std::string& url, const std::string& kind_field);
 /// "1500ms" -> "1.5s": the shortest readable spelling.
 std::string format_duration(Millis d);
 /// The closest of `known` to `key` (edit distance), or "" when nothing is close.

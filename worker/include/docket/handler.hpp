@@ -31,7 +31,7 @@ struct Job {
 /// What a handler decided. Build one with the static functions.
 class Outcome {
  public:
-  enum class Kind { complete, retry, snooze, fail, cancel };
+  enum class Kind { complete, retry, snooze, fail, cancel, callback };
 
   /// Done; `result` (any JSON) is stored in docket.jobs.result.
   static Outcome complete(Json result = nullptr);
@@ -43,6 +43,9 @@ class Outcome {
   static Outcome fail(std::string error);
   /// Give up on this job: state `cancelled`.
   static Outcome cancel(std::string reason);
+  /// The job stays `running` without this worker: the holder of its callback token reports the
+  /// outcome (url kinds with callback = true whose endpoint answered 202; README: Callbacks).
+  static Outcome await_callback();
 
   Kind kind() const { return kind_; }
   const Json& result() const { return result_; }

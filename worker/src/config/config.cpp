@@ -213,6 +213,19 @@ Millis Backoff::wait_after(int attempt, std::mt19937_64& rng) const {
   return Millis(static_cast<long long>(nominal));
 }
 
+void check_callback_base_url(const std::string& url, const std::string& kind_field) {
+  const std::string why = kind_field + ".callback = true needs worker.callback_base_url, the API's base URL as the "
+                                       "endpoint reaches it (http:// or https://, e.g. \"https://docket.internal:8080\")";
+  if (url.empty()) throw ConfigError(why + "; it is not set");
+  const bool https = url.rfind("https://", 0) == 0;
+  const std::size_t start = https ? 8 : 7;
+  const bool printable = std::none_of(url.begin(), url.end(), [](unsigned char c) { return c <= 0x20 || c >= 0x7f; });
+  if ((!https && url.rfind("http://", 0) != 0) || url.size() <= start || url[start] == '/' || !printable ||
+      url.size() > 2000 || url.find_first_of("?#") != std::string::npos) {
+    throw ConfigError(why + "; got \"" + url.substr(0, 200) + "\"");
+  }
+}
+
 Millis WorkerConfig::effective_heartbeat() const {
   if (heartbeat_interval.count() > 0) return heartbeat_interval;
   return std::max(Millis(100), lease / 6);
@@ -309,6 +322,8 @@ const std::vector<Section>& sections() {
            {"name", Type::string, [](Config& c, const Value& v) { c.worker.name = as<std::string>(v); }},
            {"metrics_listen", Type::string,
             [](Config& c, const Value& v) { c.worker.metrics_listen = as<std::string>(v); }},
+           {"callback_base_url", Type::string,
+            [](Config& c, const Value& v) { c.worker.callback_base_url = as<std::string>(v); }},
        }},
       {"api",
        {
@@ -820,11 +835,12 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
                                                  "rate",    "burst",       "queue",       "retain_completed",
                                                  "retain_failed", "partition", "max_running_per_key",
                                                  "rate_per_key", "burst_per_key", "unique", "result_ttl",
-                                                 "max_result_bytes"};
+                                                 "max_result_bytes", "callback"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;
   std::optional<std::size_t> max_response;
+  bool callback = false;
   for (const auto& [key_node, v] : *t) {
     const std::string key(key_node.str());
     const std::string field = what + "." + key;
@@ -849,6 +865,8 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
       executors.push_back("url");
     } else if (key == "headers") {
       headers = string_map(v, field);
+    } else if (key == "callback") {
+      callback = as<bool>(from_node(v, Type::boolean, field));
     } else if (key == "crawl") {
       k.executor = parse_crawl(v, origin, kind);
       executors.push_back("crawl");
@@ -930,6 +948,9 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   if (auto* http = std::get_if<HttpExecutor>(&k.executor)) {
     http->headers = headers;
     if (max_response) http->max_response = *max_response;
+    http->callback = callback;
+  } else if (callback) {
+    throw ConfigError(where(n, origin) + ": " + what + ".callback only applies to a url kind");
   } else if (!headers.empty()) {
     throw ConfigError(where(n, origin) + ": " + what + ".headers only applies to a url kind");
   } else if (max_response) {
@@ -1264,6 +1285,9 @@ void Config::validate() const {
         throw ConfigError("kinds." + name + ".queue is \"" + q +
                           "\" but this worker does not claim it: add it to worker.queues, or its jobs wait forever");
       }
+    }
+    if (const auto* http = std::get_if<HttpExecutor>(&kind.executor); http && http->callback) {
+      check_callback_base_url(worker.callback_base_url, "kinds." + name);
     }
     if (const auto* crawl = std::get_if<CrawlExecutor>(&kind.executor); crawl && crawl->request_timeout <= Millis(0)) {
       throw ConfigError("kinds." + name + ".crawl.timeout must be greater than 0");

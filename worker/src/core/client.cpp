@@ -6,10 +6,13 @@
 
 #include "db/pool.hpp"
 #include "db/session.hpp"
+#include "core/secret.hpp"
 #include "core/text.hpp"
 #include "core/watch.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
+#include "executors/control.hpp"
+#include "queue/finish.hpp"
 
 namespace docket {
 
@@ -73,6 +76,61 @@ std::vector<Submitted> Client::submit_many(const std::vector<EnqueueRequest>& re
 
 std::optional<JobRecord> Client::job(std::int64_t id) {
   return impl_->with_session([&](db::Session& s) { return s.job(id); }, true);
+}
+
+namespace {
+
+/// docket.callback_check's and docket.callback_finish's answer as a CallbackResult.
+CallbackResult callback_answer(const std::string& answer) {
+  if (answer == "unknown") return {CallbackAnswer::unknown_job, {}};
+  if (answer == "forbidden") return {CallbackAnswer::bad_token, {}};
+  if (answer == "finished") return {CallbackAnswer::finished, {}};
+  if (answer == "stale") return {CallbackAnswer::stale, {}};
+  return {CallbackAnswer::applied, answer == "ok" ? std::string("running") : answer};
+}
+
+/// Whether `token` is job `id`'s current callback token, comparing digests in constant time:
+/// nullopt when it is, else the refusal. The fenced write checks again under the row's lock.
+std::optional<CallbackResult> refuse_token(db::Session& s, std::int64_t id, const std::string& hash) {
+  const auto stored = s.callback_hash(id);
+  if (!stored) return CallbackResult{CallbackAnswer::unknown_job, {}};
+  if (!constant_time_equal(stored->value_or(""), hash)) return CallbackResult{CallbackAnswer::bad_token, {}};
+  return std::nullopt;
+}
+
+}  // namespace
+
+CallbackResult Client::callback_progress(std::int64_t id, const std::string& token, const Json& progress) {
+  const std::string hash = sha256_hex(token);
+  const std::string json = clean_json_text(progress.dump(-1, ' ', false, Json::error_handler_t::replace));
+  return impl_->with_session(
+      [&](db::Session& s) {
+        if (auto refused = refuse_token(s, id, hash)) return *refused;
+        return callback_answer(s.callback_progress(id, hash, json));
+      },
+      false);
+}
+
+CallbackResult Client::callback_outcome(std::int64_t id, const std::string& token, const Json& outcome) {
+  // The same protocol as a command's control lines and a url kind's body: one mapping.
+  std::optional<Json> progress;
+  ControlChannel control([&progress](Json value) { progress = std::move(value); });
+  control.apply(outcome, "outcome");
+  if (!control.error().empty()) throw InvalidInput(control.error());
+  if (!control.decided() && !control.has_result()) {
+    throw InvalidInput("outcome: give one of result (complete), retry, discard or snooze");
+  }
+  const db::FinishItem item =
+      finish_item_of(id, 0, 0, control.decide(Outcome::complete()), [] { return std::optional<Millis>(); });
+  std::optional<std::string> progress_json;
+  if (progress) progress_json = clean_json_text(progress->dump(-1, ' ', false, Json::error_handler_t::replace));
+  const std::string hash = sha256_hex(token);
+  return impl_->with_session(
+      [&](db::Session& s) {
+        if (auto refused = refuse_token(s, id, hash)) return *refused;
+        return callback_answer(s.callback_finish(id, hash, item, progress_json));
+      },
+      false);
 }
 
 std::vector<JobRecord> Client::jobs(const JobFilter& filter) {

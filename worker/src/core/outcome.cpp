@@ -38,4 +38,10 @@ Outcome Outcome::cancel(std::string reason) {
   return o;
 }
 
+Outcome Outcome::await_callback() {
+  Outcome o;
+  o.kind_ = Kind::callback;
+  return o;
+}
+
 }  // namespace docket

@@ -868,6 +868,52 @@ int Session::rescue() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("job_rescue")[0][0].as<int>(); });
 }
 
+bool Session::callback_arm(const std::string& worker, std::int64_t id, int attempt, const std::string& hash) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    return DOCKET_RUN("job_callback_arm", worker, std::to_string(id), std::to_string(attempt), hash)[0][0].as<bool>();
+  });
+}
+
+bool Session::callback_wait(const std::string& worker, std::int64_t id, int attempt, const std::string& hash,
+                            double deadline_s, double backoff_s) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    return DOCKET_RUN("job_callback_wait", worker, std::to_string(id), std::to_string(attempt), hash,
+                      std::to_string(deadline_s), std::to_string(backoff_s))[0][0]
+        .as<bool>();
+  });
+}
+
+std::optional<std::optional<std::string>> Session::callback_hash(std::int64_t id) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::optional<std::string>> {
+    auto res = DOCKET_RUN("job_callback_hash", std::to_string(id));
+    if (res.empty()) return std::nullopt;
+    if (res[0][0].is_null()) return std::optional<std::string>();
+    return std::optional<std::string>(res[0][0].c_str());
+  });
+}
+
+std::string Session::callback_progress(std::int64_t id, const std::string& hash, const std::string& json) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    return std::string(DOCKET_RUN("job_callback_progress", std::to_string(id), hash, json)[0][0].c_str());
+  });
+}
+
+std::string Session::callback_finish(std::int64_t id, const std::string& hash, const FinishItem& item,
+                                     const std::optional<std::string>& progress) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    const std::optional<std::string> delay =
+        item.delay_s < 0 ? std::nullopt : std::optional<std::string>(std::to_string(item.delay_s));
+    return std::string(DOCKET_RUN("job_callback_finish", std::to_string(id), hash, item.outcome, delay, item.result,
+                                  item.error, progress)[0][0]
+                           .c_str());
+  });
+}
+
+int Session::callback_expire() {
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return DOCKET_RUN("job_callback_expire")[0][0].as<int>(); });
+}
+
 Promoted Session::promote() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN("job_promote");

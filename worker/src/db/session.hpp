@@ -195,6 +195,22 @@ class Session {
   void worker_stopped(const std::string& worker);
   std::vector<std::int64_t> cancel_requests(const std::string& worker);
   int rescue();
+  /// Callback kinds (docket.callback_*; hashes are the token's SHA-256 as hex). The worker:
+  /// store the run's hash before the request; false: the job is no longer this worker's.
+  bool callback_arm(const std::string& worker, std::int64_t id, int attempt, const std::string& hash);
+  /// The worker, after a 202: the job waits `deadline_s`; false: nothing left to wait for.
+  bool callback_wait(const std::string& worker, std::int64_t id, int attempt, const std::string& hash,
+                     double deadline_s, double backoff_s);
+  /// The job's current token hash (nullopt inside: none yet), or nullopt: no such job.
+  std::optional<std::optional<std::string>> callback_hash(std::int64_t id);
+  /// A token holder's progress: docket.callback_check's answer ('ok' when stored).
+  std::string callback_progress(std::int64_t id, const std::string& hash, const std::string& json);
+  /// A token holder's outcome (item.outcome, delay_s < 0: the kind's backoff): the state
+  /// reached, or docket.callback_check's refusal.
+  std::string callback_finish(std::int64_t id, const std::string& hash, const FinishItem& item,
+                              const std::optional<std::string>& progress);
+  /// Waiting callback jobs past their deadline (or cancelled) ended: how many.
+  int callback_expire();
   Promoted promote();
   /// docket.schedule: the row as JSON.
   Json schedule(const ScheduleSpec& spec);

@@ -1,6 +1,7 @@
 #pragma once
 // The outcome protocol of jobs written in any language: JSON control lines a command writes on
-// its fd 3, and the same keys in a url kind's JSON response body (README: Outcomes).
+// its fd 3, the same keys in a url kind's JSON response body, and the body of a callback token
+// holder's POST /jobs/{id}/outcome (README: Outcomes).
 //   {"progress": any}                 stored on the job while it runs
 //   {"result": any}                   the result (instead of stdout / the body)
 //   {"retry": "reason", "in": "30s"}  retry (counts an attempt); "in" optional, else backoff
@@ -46,6 +47,10 @@ class ControlChannel {
   /// Whether `body` is a control object: a JSON object whose keys are all control keys.
   static bool is_control_object(const Json& body);
 
+  /// Why the protocol was broken ("" when it was not).
+  const std::string& error() const { return error_; }
+  /// True when a retry, snooze or discard was given.
+  bool decided() const { return decision_.has_value(); }
   /// True when a result was given (then result() is it).
   bool has_result() const { return result_.has_value(); }
   /// The last {"result": ...}.

@@ -1,5 +1,6 @@
 #pragma once
 // Handlers for kinds configured without C++ code: command, url, crawl, builtin.
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -15,8 +16,16 @@ class Pool;
 /// The handler for a configured kind. Throws ConfigError when the kind has no executor.
 Handler make_executor_handler(const KindConfig& kind);
 
+/// What a url kind with callback = true needs besides its spec.
+struct CallbackContext {
+  std::shared_ptr<db::Pool> pool;  ///< arms the run's token and parks the job after a 202
+  std::string base_url;            ///< worker.callback_base_url
+  Backoff backoff;                 ///< the kind's: stored on a parked job for its deadline
+};
+
 Handler command_handler(const CommandExecutor& spec);
-Handler http_handler(const HttpExecutor& spec, Millis timeout);
+/// A url kind; with `callback`, the endpoint gets a per-attempt token and may answer 202.
+Handler http_handler(const HttpExecutor& spec, Millis timeout, std::optional<CallbackContext> callback = std::nullopt);
 Handler builtin_handler(const std::string& name);
 /// `pool`: the crawl's database connections (shared by the worker's crawl kinds).
 Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>& pool);

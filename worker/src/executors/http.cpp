@@ -1,9 +1,13 @@
 #include <ctime>
+#include <random>
 
+#include "core/secret.hpp"
+#include "db/pool.hpp"
 #include "docket/json.hpp"
 #include "executors/control.hpp"
 #include "executors/executors.hpp"
 #include "executors/fetch.hpp"
+#include "queue/finish.hpp"
 
 namespace docket {
 
@@ -50,12 +54,41 @@ Outcome status_outcome(const Job& job, const FetchResult& res, const std::string
   return Outcome::fail(msg);
 }
 
+/// A callback run's token: made before the request, only its hash stored (fenced like every
+/// finishing write, so a worker that lost the job sends no token).
+struct CallbackToken {
+  std::string token;
+  std::string hash;
+};
+
+std::optional<CallbackToken> arm_callback(const CallbackContext& cb, const Job& job) {
+  CallbackToken t{random_hex(32), {}};
+  t.hash = sha256_hex(t.token);
+  auto session = cb.pool->acquire();
+  if (!session->callback_arm(job.worker_id, job.id, job.attempt, t.hash)) return std::nullopt;
+  return t;
+}
+
+/// After the endpoint's 202: the job waits for its callback for its timeout; the kind's backoff
+/// for this attempt is stored for the deadline's retry.
+void park_callback(const CallbackContext& cb, const Job& job, const CallbackToken& t) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const double backoff_s = delay_seconds(cb.backoff.wait_after(job.attempt, rng));
+  auto session = cb.pool->acquire();
+  // False: the callback already ended the run (it may come before the 202), or the job was taken
+  // from this worker; either way nothing is left for this run to write.
+  session->callback_wait(job.worker_id, job.id, job.attempt, t.hash, static_cast<double>(job.timeout.count()) / 1000.0,
+                         backoff_s);
+}
+
 }  // namespace
 
-Handler http_handler(const HttpExecutor& spec, Millis timeout) {
+Handler http_handler(const HttpExecutor& spec, Millis timeout, std::optional<CallbackContext> callback) {
   const auto configured = parse_http_url(spec.url);
   const std::string origin = configured ? configured->origin : "";
-  return [spec, origin, timeout](JobContext& ctx) -> Outcome {
+  std::string base = callback ? callback->base_url : "";
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return [spec, origin, timeout, callback, base](JobContext& ctx) -> Outcome {
     const Job& job = ctx.job();
     const Json body = {{"id", job.id},     {"kind", job.kind},       {"queue", job.queue},
                        {"args", job.args}, {"attempt", job.attempt}, {"max_retries", job.max_retries}};
@@ -65,6 +98,15 @@ Handler http_handler(const HttpExecutor& spec, Millis timeout) {
     req.headers = {{"X-Docket-Job-Id", std::to_string(job.id)}, {"X-Docket-Attempt", std::to_string(job.attempt)}};
     req.credentials = spec.headers;
     req.credentials_origin = origin;
+    std::optional<CallbackToken> token;
+    if (callback) {
+      token = arm_callback(*callback, job);
+      if (!token) return Outcome::retry("this worker no longer holds the job; no callback token was sent");
+      // Credentials: sent to the kind's configured origin only, never to where a redirect points.
+      req.credentials["Docket-Job-Id"] = std::to_string(job.id);
+      req.credentials["Docket-Callback-Url"] = base + "/jobs/" + std::to_string(job.id);
+      req.credentials["Docket-Callback-Token"] = token->token;
+    }
     req.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
     req.content_type = "application/json";
     req.max_bytes = spec.max_response;
@@ -77,6 +119,10 @@ Handler http_handler(const HttpExecutor& spec, Millis timeout) {
     // Stopped or timed out: the worker's watchdog reason (cancel, timeout, shutdown) decides.
     if (res.too_large) return Outcome::fail(res.error);  // the same answer again next time
     if (res.status == 0) return Outcome::retry(res.error);
+    if (token && res.status == 202) {
+      park_callback(*callback, job, *token);
+      return Outcome::await_callback();
+    }
     const std::string what = "the response of " + spec.url;
     // A JSON object of control keys ({"snooze": "10m"}, {"result": ..., "progress": ...}) decides
     // like a command's control lines, whatever the status; any other body keeps the status rules.

@@ -162,6 +162,7 @@ void Maintainer::loop(const std::stop_token& stop) {
       if (now >= next_rescue) {
         next_rescue = now + jittered(config_.effective_rescue(), rng);
         if (const int n = session_.rescue(); n > 0) log::warn("job.rescued", {{"count", n}});
+        if (const int n = session_.callback_expire(); n > 0) log::warn("job.callback_expired", {{"count", n}});
         if (const int n = session_.crawl_sweep(); n > 0) log::warn("crawl.abandoned", {{"count", n}});
       }
       if (now >= next_promote) {

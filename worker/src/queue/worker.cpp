@@ -25,6 +25,7 @@
 #include "executors/executors.hpp"
 #include "maintenance/maintainer.hpp"
 #include "queue/completer.hpp"
+#include "queue/finish.hpp"
 #include "queue/pool.hpp"
 #include "queue/running.hpp"
 
@@ -33,23 +34,11 @@ namespace docket {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-constexpr std::size_t kMaxErrorBytes = 8192;
 
 std::string host_name() {
   char buf[256] = {0};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
   return buf;
-}
-
-std::string clip_error(const std::string& error) {
-  if (error.empty()) return "(no message)";
-  return clean_text(error, kMaxErrorBytes, Keep::tail);
-}
-
-/// A retry or snooze delay in seconds, clamped to [0, kMaxRetryDelay]: run_at stays a valid
-/// timestamp whatever a handler or a Retry-After asked for.
-double delay_seconds(Millis wait) {
-  return static_cast<double>(std::clamp<long long>(wait.count(), 0, kMaxRetryDelay.count())) / 1000.0;
 }
 
 }  // namespace
@@ -122,6 +111,7 @@ struct Worker::Impl {
 
   std::shared_ptr<Metrics> metrics;
   std::shared_ptr<db::Pool> crawl_pool;  ///< one connection, only when the worker runs crawl kinds
+  std::shared_ptr<db::Pool> callback_pool;  ///< arms and parks callback jobs, only with callback kinds
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Maintainer> maintainer;
   std::unique_ptr<RunPool> pool;
@@ -546,7 +536,12 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
   // Remove first, then read why it stopped: Running::stop_all marks jobs under the same lock.
   running.remove(rj->id);
   const StopReason reason = rj->reason.load();
-  if (reason == StopReason::shutdown || reason == StopReason::lost) {
+  if (outcome.kind() == Outcome::Kind::callback) {
+    // Parked by its handler (docket.callback_wait): the token's holder or the callback deadline
+    // ends it, whatever happens to this run or this process now.
+    log::info("job.awaiting_callback",
+              {{"job_id", rj->id}, {"kind", rj->kind}, {"queue", rj->queue}, {"attempt", rj->attempt}});
+  } else if (reason == StopReason::shutdown || reason == StopReason::lost) {
     log::debug("job.outcome_dropped",
                {{"job_id", rj->id},
                 {"kind", rj->kind},
@@ -579,60 +574,21 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
 
 db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, const KindEntry& entry,
                                          const Outcome& outcome) {
-  db::FinishItem item;
-  item.id = rj->id;
-  item.attempt = rj->attempt;
-  item.max_retries = rj->max_retries;
-  switch (outcome.kind()) {
-    case Outcome::Kind::complete: {
-      item.outcome = "complete";
-      if (!outcome.result().is_null()) {
-        std::string text = clean_json_text(outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace));
-        // One rule for every executor (C++ handlers, command, url): a result above the kind's
-        // max_result_bytes completes the job with the docket_result_dropped marker instead.
-        const std::size_t limit = std::min(entry.config.max_result_bytes, kMaxResultBytesCap);
-        if (text.size() > limit) {
-          const std::string reason = "the result is " + std::to_string(text.size()) +
-                                     " bytes, larger than the kind's max_result_bytes (" + std::to_string(limit) + ")";
-          log::warn("job.result_dropped", {{"job_id", rj->id},
-                                           {"kind", rj->kind},
-                                           {"queue", rj->queue},
-                                           {"attempt", rj->attempt},
-                                           {"bytes", text.size()},
-                                           {"max_result_bytes", limit}});
-          text = Json{{"docket_result_dropped", reason}, {"bytes", text.size()}}.dump();
-        }
-        item.result = std::move(text);
-      }
-      break;
-    }
-    case Outcome::Kind::retry: {
-      item.outcome = "retry";
-      Millis wait{0};
-      if (outcome.delay()) {
-        wait = *outcome.delay();
-      } else {
+  ResultLimit limit{entry.config.max_result_bytes, [&](std::size_t bytes, std::size_t max) {
+                      log::warn("job.result_dropped", {{"job_id", rj->id},
+                                                       {"kind", rj->kind},
+                                                       {"queue", rj->queue},
+                                                       {"attempt", rj->attempt},
+                                                       {"bytes", bytes},
+                                                       {"max_result_bytes", max}});
+                    }};
+  return finish_item_of(
+      rj->id, rj->attempt, rj->max_retries, outcome,
+      [&]() -> std::optional<Millis> {
         std::lock_guard lock(rng_mutex);
-        wait = entry.config.backoff.wait_after(rj->attempt, rng);
-      }
-      item.delay_s = delay_seconds(wait);
-      item.error = clip_error(outcome.error());
-      break;
-    }
-    case Outcome::Kind::snooze:
-      item.outcome = "snooze";
-      item.delay_s = delay_seconds(outcome.delay().value_or(Millis(0)));
-      break;
-    case Outcome::Kind::fail:
-      item.outcome = "fail";
-      item.error = clip_error(outcome.error());
-      break;
-    case Outcome::Kind::cancel:
-      item.outcome = "cancel";
-      item.error = clip_error(outcome.error());
-      break;
-  }
-  return item;
+        return entry.config.backoff.wait_after(rj->attempt, rng);
+      },
+      limit);
 }
 
 // --- public API ----------------------------------------------------------------------------
@@ -656,6 +612,11 @@ void Worker::add_kind(const KindConfig& kind) {
   if (const auto* crawl = std::get_if<CrawlExecutor>(&kind.executor)) {
     if (!impl_->crawl_pool) impl_->crawl_pool = std::make_shared<db::Pool>(impl_->url, 1, "docket-crawl");
     handler = crawl_handler(*crawl, impl_->crawl_pool);
+  } else if (const auto* http = std::get_if<HttpExecutor>(&kind.executor); http && http->callback) {
+    check_callback_base_url(impl_->cfg.callback_base_url, "kinds." + kind.kind);
+    if (!impl_->callback_pool) impl_->callback_pool = std::make_shared<db::Pool>(impl_->url, 2, "docket-callback");
+    handler = http_handler(*http, kind.timeout,
+                           CallbackContext{impl_->callback_pool, impl_->cfg.callback_base_url, kind.backoff});
   } else {
     handler = make_executor_handler(kind);
   }
