@@ -280,7 +280,7 @@ void Worker::Impl::run() {
       item.id = rj->id;
       item.attempt = rj->attempt;
       item.max_retries = rj->max_retries;
-      item.outcome = "release";
+      item.outcome = db::FinishOutcome::release;
       completer->push({rj->worker, item, rj->kind, rj->queue, 0});
     }
     // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
@@ -584,7 +584,7 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
   item.max_retries = rj->max_retries;
   switch (outcome.kind()) {
     case Outcome::Kind::complete: {
-      item.outcome = "complete";
+      item.outcome = db::FinishOutcome::complete;
       if (!outcome.result().is_null()) {
         std::string text = clean_json_text(outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace));
         if (text.size() > kMaxResultBytes) {
@@ -595,7 +595,7 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
       break;
     }
     case Outcome::Kind::retry: {
-      item.outcome = "retry";
+      item.outcome = db::FinishOutcome::retry;
       Millis wait{0};
       if (outcome.delay()) {
         wait = *outcome.delay();
@@ -608,15 +608,15 @@ db::FinishItem Worker::Impl::finish_item(const std::shared_ptr<RunningJob>& rj, 
       break;
     }
     case Outcome::Kind::snooze:
-      item.outcome = "snooze";
+      item.outcome = db::FinishOutcome::snooze;
       item.delay_s = delay_seconds(outcome.delay().value_or(Millis(0)));
       break;
     case Outcome::Kind::fail:
-      item.outcome = "fail";
+      item.outcome = db::FinishOutcome::fail;
       item.error = clip_error(outcome.error());
       break;
     case Outcome::Kind::cancel:
-      item.outcome = "cancel";
+      item.outcome = db::FinishOutcome::cancel;
       item.error = clip_error(outcome.error());
       break;
   }
