@@ -54,8 +54,8 @@ std::vector<std::string> prepare_all(docket::test::TestDatabase& db, const auto&
       ADD_FAILURE() << q->name << " does not prepare on the migrated schema: " << e.what();
       continue;
     }
-    const auto count = tx.exec("SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = " +
-                               tx.quote(name));
+    const auto count =
+        tx.exec("SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = " + tx.quote(name));
     if (count.empty()) {
       ADD_FAILURE() << q->name << " was not prepared";
       continue;
