@@ -26,7 +26,7 @@ std::optional<std::pair<int, int>> Session::crawl_page(std::int64_t crawl, const
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::pair<int, int>> {
     auto res = DOCKET_RUN(q::crawl_page, num(crawl), num(f.job), f.worker, num(f.attempt), items, next_url, cursor);
     if (res.empty()) return std::nullopt;
-    return std::make_pair(res[0][0].as<int>(), res[0][1].as<int>());
+    return std::make_pair(res[0]["pages"].as<int>(), res[0]["items"].as<int>());
   });
 }
 
@@ -53,7 +53,7 @@ bool Session::crawl_activate(std::int64_t crawl, const JobFence& f) {
 std::pair<std::int64_t, std::int64_t> Session::crawl_shrink(std::int64_t crawl) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     const auto row = DOCKET_RUN(q::crawl_shrink, num(crawl))[0];
-    return std::make_pair(row[0].as<std::int64_t>(), row[1].as<std::int64_t>());
+    return std::make_pair(row["removed"].as<std::int64_t>(), row["live"].as<std::int64_t>());
   });
 }
 

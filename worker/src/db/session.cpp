@@ -406,9 +406,9 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
       try {
         pqxx::work tx(c);
         const auto floor_row = exec_query(tx, *impl_, q::job_copy_floor)[0];
-        const auto floor = floor_row[0].as<std::int64_t>();
+        const auto floor = floor_row["floor"].as<std::int64_t>();
         const auto db_now = Clock::time_point(
-            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row[1].as<double>())));
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row["now_s"].as<double>())));
         const std::string now_text = format_timestamp(db_now);
         {
           // Only the columns some request sets: every column COPY parses costs the server time,
@@ -593,7 +593,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Session::failed_page(
         DOCKET_RUN(q::job_failed_page, kind, after ? std::optional(std::to_string(after->first)) : std::nullopt,
                    after ? std::optional(std::to_string(after->second)) : std::nullopt, std::to_string(limit));
     std::vector<std::pair<std::int64_t, std::int64_t>> out;
-    for (const auto& row : res) out.emplace_back(row[0].as<std::int64_t>(), row[1].as<std::int64_t>());
+    for (const auto& row : res) out.emplace_back(row["id"].as<std::int64_t>(), row["finished_us"].as<std::int64_t>());
     return out;
   });
 }
@@ -627,7 +627,7 @@ std::vector<std::tuple<std::string, std::string, std::int64_t>> Session::queue_s
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN(q::queue_states);
     std::vector<std::tuple<std::string, std::string, std::int64_t>> out;
-    for (const auto& row : res) out.emplace_back(row[0].c_str(), row[1].c_str(), row[2].as<std::int64_t>());
+    for (const auto& row : res) out.emplace_back(row["queue"].c_str(), row["state"].c_str(), row["jobs"].as<std::int64_t>());
     return out;
   });
 }
@@ -651,13 +651,13 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
     if (path == ClaimPath::open) {
       res = DOCKET_RUN(q::job_claim_open, worker, queues_literal, kinds_literal, n);
       // A row with a NULL id: a kind has a quota, so claim through docket.claim (it takes the locks).
-      if (!res.empty() && res[0][0].is_null()) path = ClaimPath::quota;
+      if (!res.empty() && res[0]["id"].is_null()) path = ClaimPath::quota;
     }
     if (path == ClaimPath::quota) res = DOCKET_RUN(q::job_claim, worker, queues_literal, kinds_literal, n);
     std::vector<ClaimedJob> out;
     out.reserve(res.size());
     for (const auto& row : res) {
-      if (!row[0].is_null()) {
+      if (!row["id"].is_null()) {
         out.push_back(rows::claimed(row));
       } else if (rate_wait_s && !row["queue_latency_s"].is_null()) {
         *rate_wait_s = row["queue_latency_s"].as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
@@ -853,10 +853,10 @@ ScheduleDeploy Session::deploy_schedules(const std::vector<ScheduleSpec>& specs,
     const auto res = DOCKET_RUN(q::schedule_deploy, rows.dump(-1, ' ', false, Json::error_handler_t::replace),
                                 prune ? "true" : "false");
     ScheduleDeploy d;
-    for (const auto& a : Json::parse(res[0][0].c_str())) {
+    for (const auto& a : Json::parse(res[0]["applied"].c_str())) {
       (a.at("source") == "config" ? d.applied : d.runtime).push_back(a.at("name"));
     }
-    for (const auto& n : Json::parse(res[0][1].c_str())) d.deleted.push_back(n);
+    for (const auto& n : Json::parse(res[0]["deleted"].c_str())) d.deleted.push_back(n);
     return d;
   });
 }
