@@ -21,6 +21,7 @@
 #include <fstream>
 #include <thread>
 
+#include "bench/queries.hpp"
 #include "db/session.hpp"
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
@@ -123,19 +124,19 @@ class Bench {
   Json run();
 
  private:
-  double scalar(const std::string& query, const std::vector<std::optional<std::string>>& params = {}) {
+  double scalar(const db::Query& query, const std::vector<std::optional<std::string>>& params = {}) {
     const auto rows = db_.query(query, params);
     return rows.empty() || !rows[0][0] ? 0 : std::stod(*rows[0][0]);
   }
   void reset() {
-    db_.query("bench_reset");
-    db_.query("bench_reset_kinds");
+    db_.query(q::bench_reset);
+    db_.query(q::bench_reset_kinds);
   }
   /// Fresh statistics, no dead rows, clean buffers: what each timed phase starts from.
   void settle() {
-    db_.utility("bench_vacuum");
+    db_.utility(q::bench_vacuum);
     try {
-      db_.utility("bench_checkpoint");
+      db_.utility(q::bench_checkpoint);
     } catch (const Error&) {
       // not a superuser: the run is a little noisier
     }
@@ -144,14 +145,14 @@ class Bench {
   /// timestamps, so polling can be rare and cheap and still not blur them.
   void wait_done(const std::string& kind, std::chrono::seconds timeout = 600s) {
     const auto deadline = SteadyClock::now() + timeout;
-    while (scalar("bench_pending", {kind}) > 0) {
+    while (scalar(q::bench_pending, {kind}) > 0) {
       if (SteadyClock::now() > deadline) throw Error("bench: jobs did not finish in time; see the worker logs");
       std::this_thread::sleep_for(250ms);
     }
   }
   /// Jobs of `kind` per second from the first start to the last finish (database clock).
   double process_rate(const std::string& kind) {
-    const auto rows = db_.query("bench_window", {kind});
+    const auto rows = db_.query(q::bench_window, {kind});
     const double n = std::stod(rows.at(0).at(0).value_or("0"));
     const double secs = std::stod(rows.at(0).at(1).value_or("0"));
     return secs > 0 ? n / secs : 0;
@@ -182,7 +183,7 @@ class Bench {
 constexpr const char* kNoop = "[kinds.\"bench.noop\"]\nbuiltin = \"noop\"\n";
 
 double Bench::drain_rate(int n) {
-  db_.query("bench_fill", {text(n), std::string("bench.noop"), std::string("{}")});
+  db_.query(q::bench_fill, {text(n), std::string("bench.noop"), std::string("{}")});
   settle();
   Workers workers(o_, kNoop, o_.concurrency);
   // While it drains: the most connections the workers hold (a fixed budget whatever the
@@ -194,7 +195,7 @@ double Bench::drain_rate(int n) {
     db::Session s(o_.url, "docket-bench-sampler");
     while (!stop) {
       int total = 0;
-      for (const auto& row : s.query("bench_connections")) {
+      for (const auto& row : s.query(q::bench_connections)) {
         const std::string app = row[0].value_or("");
         if (app == "docket-producer" || app == "docket-completer" || app == "docket-maintainer" ||
             app == "docket-crawl") {
@@ -348,20 +349,20 @@ Json Bench::soak() {
     db::Session h(o_.url, "docket-bench-soak-hold");
     while (!stop && elapsed() < hold_from) std::this_thread::sleep_for(200ms);
     if (stop) return;
-    h.utility("bench_soak_hold");
+    h.utility(q::bench_soak_hold);
     held = true;
     while (!stop && elapsed() < hold_from + hold_for) std::this_thread::sleep_for(200ms);
-    h.utility("bench_soak_release");
+    h.utility(q::bench_soak_release);
     held = false;
   });
 
   // Samples: every finish counted once (see bench_soak_sample.sql).
-  double since = scalar("bench_now") - 10;
+  double since = scalar(q::bench_now) - 10;
   long long completed = 0, failed = 0, last_enqueued = 0;
   double p99_max_after_hold = 0, table_mb_at_release = 0, table_mb_last = 0;
   long long xmin_age_max = 0;
   auto sample = [&](double window_s) {
-    const auto row = db_.query("bench_soak_sample", {std::to_string(since)}).at(0);
+    const auto row = db_.query(q::bench_soak_sample, {std::to_string(since)}).at(0);
     auto num = [&](int i) { return row[i] ? std::stod(*row[i]) : 0.0; };
     since = num(0);
     completed += static_cast<long long>(num(1));
@@ -390,11 +391,11 @@ Json Bench::soak() {
   holder.join();
   // Drain (the failing jobs' retries take 2 s), then count the last finishes.
   const auto deadline = SteadyClock::now() + 120s;
-  while (scalar("bench_soak_unfinished") > 0 && SteadyClock::now() < deadline) std::this_thread::sleep_for(500ms);
+  while (scalar(q::bench_soak_unfinished) > 0 && SteadyClock::now() < deadline) std::this_thread::sleep_for(500ms);
   std::this_thread::sleep_for(11s);
   sample(11);
   workers.stop();
-  const auto tail = db_.query("bench_soak_tail", {std::to_string(since)}).at(0);
+  const auto tail = db_.query(q::bench_soak_tail, {std::to_string(since)}).at(0);
   const long long finished_tail = std::stoll(tail[0].value_or("0"));
   const long long unfinished = std::stoll(tail[1].value_or("0"));
 
@@ -442,7 +443,7 @@ Json Bench::run() {
     // empty-table drain of this run.
     const double empty = drain_rate(o_.jobs);
     reset();
-    db_.query("bench_bloat", {text(1000000), text(100000)});
+    db_.query(q::bench_bloat, {text(1000000), text(100000)});
     const double bloated = drain_rate(o_.jobs);
     Json r = result(0, bloated);
     r["empty_table_process_per_s"] = empty;
@@ -471,7 +472,7 @@ Json Bench::run() {
     }
     wait_done("bench.stamp", 60s);
     std::map<std::int64_t, long long> started;
-    for (const auto& row : db_.query("bench_results", {std::string("bench.stamp")})) {
+    for (const auto& row : db_.query(q::bench_results, {std::string("bench.stamp")})) {
       started[std::stoll(*row[0])] = Json::parse(*row[1]).at("started_ns").get<long long>();
     }
     std::vector<double> ms;
@@ -491,13 +492,13 @@ Json Bench::run() {
   }
   if (s == "steady") {
     // Producers (bulk enqueues of 100, as fast as they can) and workers together on a 100k backlog.
-    db_.query("bench_fill", {text(100000), std::string("bench.noop"), std::string("{}")});
+    db_.query(q::bench_fill, {text(100000), std::string("bench.noop"), std::string("{}")});
     settle();
     std::atomic<bool> stop{false};
     std::atomic<long long> enqueued{0};
     Workers workers(o_, kNoop, o_.concurrency);
     std::this_thread::sleep_for(1s);  // workers up and claiming
-    const double from = scalar("bench_now");
+    const double from = scalar(q::bench_now);
     std::thread producer([&] {
       Client producer_client(o_.url);
       const std::vector<EnqueueRequest> batch(100, EnqueueRequest{.kind = "bench.noop", .queue = "bench"});
@@ -507,11 +508,11 @@ Json Bench::run() {
       }
     });
     std::this_thread::sleep_for(std::chrono::duration<double>(o_.seconds));
-    const double to = scalar("bench_now");
+    const double to = scalar(q::bench_now);
     stop = true;
     producer.join();
     const double done =
-        scalar("bench_window_between", {std::string("bench.noop"), std::to_string(from), std::to_string(to)});
+        scalar(q::bench_window_between, {std::string("bench.noop"), std::to_string(from), std::to_string(to)});
     Json r = result(static_cast<double>(enqueued.load()) / (to - from), done / (to - from));
     r["seconds"] = to - from;
     reset();
@@ -523,14 +524,14 @@ Json Bench::run() {
     // checks that the limit is never exceeded.
     constexpr int kLimit = 50;
     client_.set_limit("bench.sleep", kLimit);
-    db_.query("bench_fill", {text(o_.jobs), std::string("bench.sleep"), std::string("{\"ms\": 20}")});
+    db_.query(q::bench_fill, {text(o_.jobs), std::string("bench.sleep"), std::string("{\"ms\": 20}")});
     settle();
     std::atomic<bool> stop{false};
     std::atomic<int> max_running{0};
     std::thread sampler([&] {
       db::Session sampler_db(o_.url, "docket-bench-sampler");
       while (!stop) {
-        const auto rows = sampler_db.query("bench_running", {std::string("bench.sleep")});
+        const auto rows = sampler_db.query(q::bench_running, {std::string("bench.sleep")});
         max_running = std::max(max_running.load(), std::stoi(rows.at(0).at(0).value_or("0")));
         std::this_thread::sleep_for(2ms);
       }
@@ -558,7 +559,7 @@ Json Bench::run() {
     const double unlimited = drain_rate(o_.jobs);
     reset();
     client_.set_partition("bench.noop", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});
-    db_.query("bench_fill_keyed", {text(o_.jobs), std::string("bench.noop"), text(kKeys)});
+    db_.query(q::bench_fill_keyed, {text(o_.jobs), std::string("bench.noop"), text(kKeys)});
     settle();
     {
       Workers workers(o_, kNoop, o_.concurrency);
@@ -588,7 +589,7 @@ Json Bench::run() {
     constexpr int kRate = 50;
     const double seconds = o_.seconds;
     client_.set_rate("bench.noop", text(kRate) + "/1s", std::nullopt);  // burst: one second's worth, 50
-    db_.query("bench_fill", {text(static_cast<int>(kRate * seconds * 1.5) + 500), std::string("bench.noop"),
+    db_.query(q::bench_fill, {text(static_cast<int>(kRate * seconds * 1.5) + 500), std::string("bench.noop"),
                              std::string("{}")});
     settle();
     {
@@ -597,7 +598,7 @@ Json Bench::run() {
       Workers workers(three, kNoop, o_.concurrency);
       std::this_thread::sleep_for(std::chrono::duration<double>(seconds + 2));
     }
-    const auto rows = db_.query("bench_rate_window", {std::string("bench.noop"), std::to_string(seconds), "1"});
+    const auto rows = db_.query(q::bench_rate_window, {std::string("bench.noop"), std::to_string(seconds), "1"});
     const double started = std::stod(rows.at(0).at(0).value_or("0"));
     const double most_in_window = std::stod(rows.at(0).at(1).value_or("0"));
     client_.set_rate("bench.noop", std::nullopt, std::nullopt);
@@ -618,8 +619,8 @@ Json Bench::run() {
     // --jobs schedules every 10 minutes spread over the window: about jobs / 600 come due each
     // second. Ticks run as a worker's maintainer runs them (again at once after a full batch, else when the next is due,
     // at most a second later) for --seconds: database time per tick and enqueue lateness.
-    db_.query("bench_schedules_reset");
-    db_.query("bench_schedules_fill", {text(o_.jobs)});
+    db_.query(q::bench_schedules_reset);
+    db_.query(q::bench_schedules_fill, {text(o_.jobs)});
     settle();
     db::Session ticker(o_.url, "docket-bench-ticker");
     std::vector<double> busy_ms, idle_ms, lateness_ms;
@@ -657,7 +658,7 @@ Json Bench::run() {
     r["idle_tick_ms_p50"] = pct(idle_ms, 0.5);
     r["latency_p50_ms"] = pct(lateness_ms, 0.5);
     r["latency_p99_ms"] = pct(lateness_ms, 0.99);
-    db_.query("bench_schedules_reset");
+    db_.query(q::bench_schedules_reset);
     reset();
     return r;
   }

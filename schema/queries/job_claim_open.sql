@@ -36,7 +36,7 @@ claimed AS (
             docket.seconds_since(greatest(j.run_at, j.inserted_at)) AS queue_latency_s,
             extract(epoch FROM j.timeout)::float8 * 1000 AS timeout_ms
 )
-SELECT c.id, c.kind, c.queue, c.args, c.attempt, coalesce(c.max_retries, k.max_retries, 20), c.priority,
+SELECT c.id, c.kind, c.queue, c.args, c.attempt, coalesce(c.max_retries, k.max_retries, 20) AS max_retries, c.priority,
        c.unique_key, c.queue_latency_s, c.timeout_ms
   FROM claimed c LEFT JOIN docket.kinds k ON k.kind = c.kind
 UNION ALL

@@ -4,7 +4,7 @@
 -- the partial jobs_finished_idx (state, finished_at); finished_at travels as integer microseconds
 -- since the epoch, so the cursor is exact and holds digits only.
 -- $1 text kind, $2 bigint after finished_at in µs (NULL: from the start), $3 bigint after id, $4 int limit
-SELECT j.id, (extract(epoch FROM j.finished_at) * 1000000)::bigint
+SELECT j.id, (extract(epoch FROM j.finished_at) * 1000000)::bigint AS finished_us
   FROM docket.jobs j
  WHERE j.state = 'failed' AND j.kind = $1
    AND ($2::bigint IS NULL

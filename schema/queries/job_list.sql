@@ -42,7 +42,7 @@ WITH f AS NOT MATERIALIZED (
   ORDER BY id DESC
   LIMIT $5
 )
-SELECT docket.job_json(j)::text
+SELECT docket.job_json(j)::text AS job
   FROM page
   JOIN docket.jobs j ON j.id = page.id
  ORDER BY j.id DESC

@@ -26,5 +26,5 @@ up AS (
          seen_at = now(),
          updated_at = now()
   RETURNING k.max_running, k.limit_source, k.config_max_running)
-SELECT (SELECT p.max_running FROM prev p), up.max_running, up.limit_source, up.config_max_running,
-       EXISTS (SELECT 1 FROM prev) FROM up
+SELECT (SELECT p.max_running FROM prev p) AS max_running_before, up.max_running, up.limit_source,
+       up.config_max_running, EXISTS (SELECT 1 FROM prev) AS existed FROM up

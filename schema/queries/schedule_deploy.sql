@@ -16,5 +16,5 @@ WITH applied AS (
          LATERAL docket.prune_config_schedules(ARRAY(SELECT e->>'name' FROM jsonb_array_elements($1::jsonb) e)) p(name)
 )
 SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object('name', a.name, 'source', a.source) ORDER BY a.name), '[]')
-          FROM applied a)::text,
-       (SELECT coalesce(jsonb_agg(p.name ORDER BY p.name), '[]') FROM pruned p)::text
+          FROM applied a)::text AS applied,
+       (SELECT coalesce(jsonb_agg(p.name ORDER BY p.name), '[]') FROM pruned p)::text AS deleted

@@ -10,7 +10,7 @@
 
 #include <regex>
 
-#include "db/sql.hpp"
+#include "db/queries.hpp"
 #include "docket/job.hpp"
 #include "pg.hpp"
 
@@ -102,7 +102,7 @@ const char* const kJobs100k = R"sql(
     )sql";
 
 struct Case {
-  std::string query;                 ///< schema/queries/NAME.sql
+  docket::db::Query query;           ///< schema/queries/NAME.sql: docket::db::q::NAME
   std::vector<std::string> params;   ///< SQL literals, in order
   bool pinned;                       ///< planned as the producer/completer sessions plan it
   std::vector<std::string> indexes;  ///< indexes of docket.jobs the plans must use
@@ -139,7 +139,7 @@ std::vector<JobsScan> scans_on(docket::test::TestDatabase& db, const Case& c, co
   Notices notices(conn);
   pqxx::nontransaction tx(conn);
   explain_plans(tx, c.pinned, true);
-  tx.exec("PREPARE hot AS " + docket::db::queries().at(c.query));
+  tx.exec("PREPARE hot AS " + std::string(c.query.text));
   execute_case(tx, "hot", c, notices);
   tx.exec("DEALLOCATE hot; RESET ALL");
   return logged_scans(notices.messages, table);
@@ -176,39 +176,39 @@ const std::string kRunningIds = "'{51, 151, 251}'";
 const std::vector<Case>& hot_queries() {
   static const std::vector<Case> all = {
       // The worker: claim (open and quota paths), finish, progress.
-      Case{"job_claim_open", {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
-      Case{"job_claim", {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
-      Case{"job_claim",
+      Case{docket::db::q::job_claim_open, {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
+      Case{docket::db::q::job_claim, {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
+      Case{docket::db::q::job_claim,
            {kWorker, "'{default}'", "'{a,c}'", "500"},
            true,
            {"jobs_claim_idx", "jobs_pkey", "jobs_running_idx"}},
-      Case{"job_complete", {kWorker, kRunningIds, "'{1,1,1}'"}, true, {"jobs_pkey"}},
-      Case{"job_finish",
+      Case{docket::db::q::job_complete, {kWorker, kRunningIds, "'{1,1,1}'"}, true, {"jobs_pkey"}},
+      Case{docket::db::q::job_finish,
            {kWorker, kRunningIds, "'{1,1,1}'", "'{retry,fail,complete}'", "'{1,0,0}'", "'{NULL,NULL,\"{}\"}'",
             "'{boom,boom,NULL}'", "'{20,20,20}'"},
            true,
            {"jobs_pkey"}},
-      Case{"job_finish_claim",
+      Case{docket::db::q::job_finish_claim,
            {kWorker, kRunningIds, "'{1,1,1}'", "'{complete,complete,retry}'", "'{0,0,1}'", "'{NULL,NULL,NULL}'",
             "'{NULL,NULL,boom}'", "'{20,20,20}'", "'{default}'", "'{a,c}'", "500"},
            true,
            {"jobs_pkey", "jobs_claim_idx", "jobs_running_idx"}},
-      Case{"job_progress", {kWorker, "51", "1", "'{\"done\": 1}'"}, true, {"jobs_pkey"}},
+      Case{docket::db::q::job_progress, {kWorker, "51", "1", "'{\"done\": 1}'"}, true, {"jobs_pkey"}},
       // The maintainer: promote due jobs, rescue a dead worker's, prune old ones.
       Case{
-          "job_promote", {}, false, {"jobs_waiting_idx"}, "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
-      Case{"job_rescue", {}, false, {"jobs_running_idx"}},
-      Case{"job_prune", {}, false, {"jobs_finished_kind_idx"}},
+          docket::db::q::job_promote, {}, false, {"jobs_waiting_idx"}, "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
+      Case{docket::db::q::job_rescue, {}, false, {"jobs_running_idx"}},
+      Case{docket::db::q::job_prune, {}, false, {"jobs_finished_kind_idx"}},
       // Clients and the API.
-      Case{"job_get", {"12345"}, false, {"jobs_pkey"}},
-      Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100", "NULL"}, false, {"jobs_pkey"}},
-      Case{"job_list", {"NULL", "NULL", "'failed'", "NULL", "100", "NULL"}, false, {}},
-      Case{"job_list", {"'a'", "'default'", "'available'", "50000", "100", "NULL"}, false, {}},
-      Case{"job_list", {"NULL", "NULL", "NULL", "NULL", "100", "'key-10'"}, false, {"jobs_key_idx"}},
+      Case{docket::db::q::job_get, {"12345"}, false, {"jobs_pkey"}},
+      Case{docket::db::q::job_list, {"NULL", "NULL", "NULL", "NULL", "100", "NULL"}, false, {"jobs_pkey"}},
+      Case{docket::db::q::job_list, {"NULL", "NULL", "'failed'", "NULL", "100", "NULL"}, false, {}},
+      Case{docket::db::q::job_list, {"'a'", "'default'", "'available'", "50000", "100", "NULL"}, false, {}},
+      Case{docket::db::q::job_list, {"NULL", "NULL", "NULL", "NULL", "100", "'key-10'"}, false, {"jobs_key_idx"}},
       Case{
-          "job_enqueue", {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'", "NULL"}, false, {"jobs_unique_key_idx"}},
-      Case{"job_cancel", {"1"}, false, {"jobs_pkey"}}, Case{"job_retry", {"2"}, false, {"jobs_pkey"}},
-      Case{"job_copied_ids", {"99000"}, false, {"jobs_pkey"}}, Case{"kind_limits", {}, false, {"jobs_running_idx"}}};
+          docket::db::q::job_enqueue, {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'", "NULL", "NULL", "NULL", "NULL"}, false, {"jobs_unique_key_idx"}},
+      Case{docket::db::q::job_cancel, {"1"}, false, {"jobs_pkey"}}, Case{docket::db::q::job_retry, {"2"}, false, {"jobs_pkey"}},
+      Case{docket::db::q::job_copied_ids, {"99000"}, false, {"jobs_pkey"}}, Case{docket::db::q::kind_limits, {}, false, {"jobs_running_idx"}}};
   return all;
 }
 
@@ -218,18 +218,18 @@ namespace {
 
 /// The rules every plan of a case must follow.
 void check(const Case& c, const std::vector<JobsScan>& found) {
-  ASSERT_FALSE(found.empty()) << c.query << ": no plan touched docket.jobs (auto_explain did not report?)";
+  ASSERT_FALSE(found.empty()) << c.query.name << ": no plan touched docket.jobs (auto_explain did not report?)";
   static const std::regex fence(R"(AND (\w+\.)?attempt = )");
   std::set<std::string> used;
   for (const auto& s : found) {
     used.insert(s.index);
-    EXPECT_NE(s.node, "Seq Scan") << c.query << " scans docket.jobs sequentially in:\n" << s.statement;
+    EXPECT_NE(s.node, "Seq Scan") << c.query.name << " scans docket.jobs sequentially in:\n" << s.statement;
     // A scan of an index without a condition reads every entry, unless a LIMIT stops it (a page
     // of the newest jobs); only the running jobs' index is small by nature (at most the fleet's
     // concurrency).
     if (s.node == "Index Scan" || s.node == "Index Only Scan") {
       EXPECT_TRUE(s.has_cond || s.under_limit || s.index == "jobs_running_idx")
-          << c.query << " walks all of " << s.index << " in:\n"
+          << c.query.name << " walks all of " << s.index << " in:\n"
           << s.statement;
     }
     // The fenced writes (worker and attempt) find each row by primary key (or by the row address
@@ -237,12 +237,12 @@ void check(const Case& c, const std::vector<JobsScan>& found) {
     // dead, of other jobs; items rescanned per row make a batch quadratic.
     if (s.node != "ModifyTable" && std::regex_search(s.statement, fence)) {
       EXPECT_TRUE(s.index == "jobs_pkey" || s.node == "Tid Scan")
-          << c.query << " runs a fenced write through " << s.node << " " << s.index << ":\n"
+          << c.query.name << " runs a fenced write through " << s.node << " " << s.index << ":\n"
           << s.statement;
     }
   }
   for (const auto& index : c.indexes) {
-    EXPECT_TRUE(used.contains(index)) << c.query << " does not use " << index;
+    EXPECT_TRUE(used.contains(index)) << c.query.name << " does not use " << index;
   }
 }
 
@@ -251,7 +251,7 @@ void check(const Case& c, const std::vector<JobsScan>& found) {
 // One process for every case: the 100k rows are written once.
 TEST_F(Plans, HotQueriesUseTheirIndexesAndNeverScanTheJobsTable) {
   for (const Case& c : hot_queries()) {
-    SCOPED_TRACE(c.query);
+    SCOPED_TRACE(c.query.name);
     check(c, scans(c));
   }
 }
@@ -273,13 +273,13 @@ TEST(StalePlans, PinnedPlansMadeOnAnEmptyTableStayOnTheirIndexesWhenItFills) {
     if (c.pinned) pinned.push_back(c);
   }
   for (std::size_t i = 0; i < pinned.size(); ++i) {
-    tx.exec("PREPARE hot" + std::to_string(i) + " AS " + docket::db::queries().at(pinned[i].query));
+    tx.exec("PREPARE hot" + std::to_string(i) + " AS " + std::string(pinned[i].query.text));
     execute_case(tx, "hot" + std::to_string(i), pinned[i], notices);  // planned now, on the empty table
   }
   db->query(kJobs100k);  // no ANALYZE: the statistics still say empty
   tx.exec("SET auto_explain.log_min_duration = 0");
   for (std::size_t i = 0; i < pinned.size(); ++i) {
-    SCOPED_TRACE(pinned[i].query);
+    SCOPED_TRACE(pinned[i].query.name);
     execute_case(tx, "hot" + std::to_string(i), pinned[i], notices);
     check(pinned[i], logged_scans(notices.messages));
   }
@@ -303,9 +303,10 @@ TEST(StatsPlans, StatsReadUnfinishedRowsAndRecentHistoryOnly) {
       "  FROM generate_series(1, 1000) g;"
       "INSERT INTO docket.jobs (kind, state, started_at, worker) SELECT 'a', 'running', now(), id FROM docket.workers");
   db->query("VACUUM ANALYZE docket.jobs");
-  for (const char* query : {"stats_snapshot", "queue_summary"}) {
+  for (const auto* q : {&docket::db::q::stats_snapshot, &docket::db::q::queue_summary}) {
+    const std::string query(q->name);
     SCOPED_TRACE(query);
-    const auto found = scans_on(*db, Case{query, {}, false, {}});
+    const auto found = scans_on(*db, Case{*q, {}, false, {}});
     ASSERT_FALSE(found.empty());
     std::set<std::string> used;
     for (const auto& s : found) {
@@ -336,7 +337,7 @@ TEST(SchedulePlans, TickReadsOnlyDueSchedules) {
       "UPDATE docket.schedules SET next_slot = now() - interval '1 s', next_run_at = now() - interval '1 s' "
       " WHERE name IN (SELECT 'p' || g FROM generate_series(1, 100000, 100) g)");
   db->query("VACUUM ANALYZE docket.schedules");
-  const auto found = scans_on(*db, Case{"schedule_tick", {}, false, {}}, "schedules");
+  const auto found = scans_on(*db, Case{docket::db::q::schedule_tick, {}, false, {}}, "schedules");
   ASSERT_FALSE(found.empty());
   bool due_index = false;
   for (const auto& s : found) {
@@ -365,21 +366,21 @@ TEST(DashboardPlans, ChartAndRetryPagesReadByIndex) {
   const std::string cursor = db->scalar(
       "SELECT (extract(epoch FROM finished_at) * 1000000)::bigint FROM docket.jobs WHERE state = 'failed' "
       "ORDER BY finished_at LIMIT 1 OFFSET 100");
-  for (const Case& c : {Case{"stats_throughput", {"12200"}, false, {"jobs_finished_idx"}},
+  for (const Case& c : {Case{docket::db::q::stats_throughput, {"12200"}, false, {"jobs_finished_idx"}},
                         // One kind's failures: the (kind, state, finished_at) index of 0007 serves them best.
-                        Case{"job_failed_page", {"'a'", "NULL", "NULL", "500"}, false,
+                        Case{docket::db::q::job_failed_page, {"'a'", "NULL", "NULL", "500"}, false,
                              {"jobs_finished_kind_idx", "jobs_finished_idx"}},
-                        Case{"job_failed_page", {"'a'", cursor, "1", "500"}, false,
+                        Case{docket::db::q::job_failed_page, {"'a'", cursor, "1", "500"}, false,
                              {"jobs_finished_kind_idx", "jobs_finished_idx"}}}) {
-    SCOPED_TRACE(c.query);
+    SCOPED_TRACE(c.query.name);
     const auto found = scans_on(*db, c);
     ASSERT_FALSE(found.empty());
     for (const auto& s : found) {
-      EXPECT_NE(s.node, "Seq Scan") << c.query << " scans docket.jobs sequentially in:\n" << s.statement;
+      EXPECT_NE(s.node, "Seq Scan") << c.query.name << " scans docket.jobs sequentially in:\n" << s.statement;
       if (s.node == "Bitmap Heap Scan") continue;  // its Bitmap Index Scan child is checked
       EXPECT_NE(std::find(c.indexes.begin(), c.indexes.end(), s.index), c.indexes.end())
-          << c.query << " " << s.node << " on " << s.index;
-      EXPECT_TRUE(s.has_cond) << c.query << " walks all of the finished history";
+          << c.query.name << " " << s.node << " on " << s.index;
+      EXPECT_TRUE(s.has_cond) << c.query.name << " walks all of the finished history";
     }
   }
 }
@@ -484,14 +485,14 @@ TEST(DashboardPlans, JobListReadsAPageNotTheTableWithAMillionJobs) {
       {"'b'", "'other'", "'available'", "900000", false},   // the backlog of a queue, mid-way
   };
   // The query spells out a branch per state: a state added to the enum must get one.
-  const std::string& sql = docket::db::queries().at("job_list");
+  const std::string sql(docket::db::q::job_list.text);
   for (const auto& row : db->query("SELECT unnest(enum_range(NULL::docket.job_state))::text")) {
     EXPECT_NE(sql.find("WHERE state = '" + std::string(row[0].c_str()) + "'"), std::string::npos) << row[0].c_str();
   }
   auto& conn = db->conn();
   pqxx::nontransaction tx(conn);
   tx.exec("SET plan_cache_mode = force_custom_plan");  // as the API's sessions plan
-  tx.exec("PREPARE list AS " + docket::db::queries().at("job_list"));
+  tx.exec("PREPARE list AS " + std::string(docket::db::q::job_list.text));
   for (const auto& c : cases) {
     const std::string args = c.kind + ", " + c.queue + ", " + c.state + ", " + c.after + ", " + std::to_string(kPage);
     SCOPED_TRACE("job_list(" + args + ")");
@@ -540,12 +541,13 @@ TEST(KeyedPlans, TheKeyedClaimUsesTheKeyIndexWith100kJobsOver1000Keys) {
       "INSERT INTO docket.jobs (kind, queue, state) SELECT 'other', 'default', 'available' FROM generate_series(1, 20000)");
   db->query("VACUUM ANALYZE docket.jobs");
   const std::string index = "jobs_partition_idx";
-  for (const char* query : {"job_claim", "kind_limits", "kind_hot_keys"}) {
+  for (const auto* q : {&docket::db::q::job_claim, &docket::db::q::kind_limits, &docket::db::q::kind_hot_keys}) {
+    const std::string query(q->name);
     SCOPED_TRACE(query);
-    const Case c = std::string(query) == "job_claim"
-                       ? Case{query, {kWorker, "'{default}'", "'{k,other}'", "50"}, true, {}}
-                       : Case{query, std::string(query) == "kind_hot_keys" ? std::vector<std::string>{"'k'", "10"}
-                                                                           : std::vector<std::string>{},
+    const Case c = query == "job_claim"
+                       ? Case{*q, {kWorker, "'{default}'", "'{k,other}'", "50"}, true, {}}
+                       : Case{*q, query == "kind_hot_keys" ? std::vector<std::string>{"'k'", "10"}
+                                                           : std::vector<std::string>{},
                               false, {}};
     const auto found = scans_on(*db, c);
     ASSERT_FALSE(found.empty());

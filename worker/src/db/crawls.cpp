@@ -1,4 +1,5 @@
 // Session operations of the crawl executor and the crawl views.
+#include "db/rows.hpp"
 #include "db/session_impl.hpp"
 
 namespace docket::db {
@@ -13,22 +14,9 @@ std::optional<Session::CrawlState> Session::crawl_start(const JobFence& f, const
                                                         const std::string& collection_template,
                                                         const std::string& first_url) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlState> {
-    auto res = DOCKET_RUN("crawl_start", num(f.job), f.worker, num(f.attempt), kind, collection_template, first_url);
+    auto res = DOCKET_RUN(q::crawl_start, num(f.job), f.worker, num(f.attempt), kind, collection_template, first_url);
     if (res.empty()) return std::nullopt;
-    const auto& row = res[0];
-    CrawlState s;
-    s.collection = row[7].is_null() ? std::string() : row[7].c_str();
-    if (!row[6].is_null()) {
-      s.duplicate_of = row[6].as<std::int64_t>();
-      return s;
-    }
-    s.id = row[0].as<std::int64_t>();
-    s.status = row[1].c_str();
-    s.pages = row[2].as<int>();
-    s.items = row[3].as<int>();
-    s.next_url = opt_text(row[4]);
-    s.last_error = opt_text(row[5]);
-    return s;
+    return rows::crawl_state(res[0]);
   });
 }
 
@@ -36,15 +24,15 @@ std::optional<std::pair<int, int>> Session::crawl_page(std::int64_t crawl, const
                                                        const std::optional<std::string>& next_url,
                                                        const std::optional<std::string>& cursor) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::pair<int, int>> {
-    auto res = DOCKET_RUN("crawl_page", num(crawl), num(f.job), f.worker, num(f.attempt), items, next_url, cursor);
+    auto res = DOCKET_RUN(q::crawl_page, num(crawl), num(f.job), f.worker, num(f.attempt), items, next_url, cursor);
     if (res.empty()) return std::nullopt;
-    return std::make_pair(res[0][0].as<int>(), res[0][1].as<int>());
+    return std::make_pair(res[0]["pages"].as<int>(), res[0]["items"].as<int>());
   });
 }
 
 bool Session::crawl_error(std::int64_t crawl, const JobFence& f, const std::string& error, bool final) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("crawl_error", num(crawl), num(f.job), f.worker, num(f.attempt), error,
+    return DOCKET_RUN(q::crawl_error, num(crawl), num(f.job), f.worker, num(f.attempt), error,
                       std::string(final ? "true" : "false"))[0][0]
         .as<bool>();
   });
@@ -52,20 +40,20 @@ bool Session::crawl_error(std::int64_t crawl, const JobFence& f, const std::stri
 
 bool Session::crawl_finalizing(std::int64_t crawl, const JobFence& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("crawl_finalizing", num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
+    return DOCKET_RUN(q::crawl_finalizing, num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
   });
 }
 
 bool Session::crawl_activate(std::int64_t crawl, const JobFence& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("crawl_activate", num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
+    return DOCKET_RUN(q::crawl_activate, num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
   });
 }
 
 std::pair<std::int64_t, std::int64_t> Session::crawl_shrink(std::int64_t crawl) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto row = DOCKET_RUN("crawl_shrink", num(crawl))[0];
-    return std::make_pair(row[0].as<std::int64_t>(), row[1].as<std::int64_t>());
+    const auto row = DOCKET_RUN(q::crawl_shrink, num(crawl))[0];
+    return std::make_pair(row["removed"].as<std::int64_t>(), row["live"].as<std::int64_t>());
   });
 }
 
@@ -74,7 +62,7 @@ bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     // One transaction: the fence (locks the job row), the kind's own SQL, the cache clean-up.
     pqxx::work tx(c);
-    if (!exec_query(tx, *impl_, "crawl_owns", f.job, f.worker, f.attempt)[0][0].as<bool>()) return false;
+    if (!exec_query(tx, *impl_, q::crawl_owns, f.job, f.worker, f.attempt)[0][0].as<bool>()) return false;
     for (const auto& sql : statements) {
       // Pass only the parameters the statement uses: an unused one has no type PostgreSQL can infer.
       if (sql.find("$2") != std::string::npos) {
@@ -85,7 +73,7 @@ bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const
         tx.exec(sql);
       }
     }
-    exec_query(tx, *impl_, "crawl_done", crawl, f.job);
+    exec_query(tx, *impl_, q::crawl_done, crawl, f.job);
     tx.commit();
     return true;
   });
@@ -94,7 +82,7 @@ bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const
 std::optional<double> Session::crawl_host_acquire(const std::string& host, const std::string& holder,
                                                   const std::string& worker, double lease_s) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<double> {
-    auto res = DOCKET_RUN("crawl_host_acquire", host, holder, worker, std::to_string(lease_s));
+    auto res = DOCKET_RUN(q::crawl_host_acquire, host, holder, worker, std::to_string(lease_s));
     if (res.empty() || res[0][0].is_null()) return std::nullopt;
     return res[0][0].as<double>();
   });
@@ -102,16 +90,16 @@ std::optional<double> Session::crawl_host_acquire(const std::string& host, const
 
 void Session::crawl_host_release(const std::string& host, const std::string& holder, double gap_s) {
   guarded(*this, impl_->conn,
-          [&](pqxx::connection& c) { DOCKET_RUN("crawl_host_release", host, holder, std::to_string(gap_s)); });
+          [&](pqxx::connection& c) { DOCKET_RUN(q::crawl_host_release, host, holder, std::to_string(gap_s)); });
 }
 
 int Session::crawl_sweep() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("crawl_sweep")[0][0].as<int>(); });
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN(q::crawl_sweep)[0][0].as<int>(); });
 }
 
 std::vector<CrawlRecord> Session::crawls(const CrawlFilter& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("crawl_list", f.collection, f.status, f.after ? num(*f.after) : std::nullopt,
+    auto res = DOCKET_RUN(q::crawl_list, f.collection, f.status, f.after ? num(*f.after) : std::nullopt,
                           std::to_string(f.limit));
     std::vector<CrawlRecord> out;
     for (const auto& row : res) {
@@ -123,7 +111,7 @@ std::vector<CrawlRecord> Session::crawls(const CrawlFilter& f) {
 
 std::optional<CrawlRecord> Session::crawl(std::int64_t id) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlRecord> {
-    auto res = DOCKET_RUN("crawl_get", num(id));
+    auto res = DOCKET_RUN(q::crawl_get, num(id));
     if (res.empty()) return std::nullopt;
     return parse_json(std::string_view(res[0][0].c_str(), res[0][0].size()), "crawl row").get<CrawlRecord>();
   });

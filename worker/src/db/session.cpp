@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "db/array.hpp"
+#include "db/rows.hpp"
 #include "db/session_impl.hpp"
 #include "docket/time.hpp"
 
@@ -310,8 +311,8 @@ EnqueueResult Session::enqueue(const EnqueueRequest& r) {
              r.unique_for ? std::optional<std::string>(interval_text(*r.unique_for)) : std::nullopt,
              r.unique_states ? std::optional<std::string>(text_array(*r.unique_states)) : std::nullopt,
              r.result_ttl ? std::optional<std::string>(interval_text(*r.result_ttl)) : std::nullopt};
-    auto res = run(c, *impl_, "job_enqueue", p);
-    return EnqueueResult{res[0][0].as<std::int64_t>(), res[0][1].as<bool>(), opt_text(res[0][2])};
+    auto res = run(c, *impl_, q::job_enqueue, p);
+    return rows::enqueued(res[0]);
   });
 }
 
@@ -343,10 +344,10 @@ std::string batch_json(const std::vector<EnqueueRequest>& requests) {
 
 std::vector<Submitted> Session::submit_many(const std::vector<EnqueueRequest>& requests) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, *impl_, "job_enqueue_many_jobs", Params{batch_json(requests)});
+    auto res = run(c, *impl_, q::job_enqueue_many_jobs, Params{batch_json(requests)});
     std::vector<Submitted> out;
     out.reserve(res.size());
-    for (const auto& row : res) out.push_back({parse_job(row[2]), row[1].as<bool>(), opt_text(row[3])});
+    for (const auto& row : res) out.push_back(rows::submitted(row));
     return out;
   });
 }
@@ -389,24 +390,6 @@ void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& request
   }
 }
 
-/// A claimed job from a result row: id, then (after `skip` columns) kind, queue, args, attempt,
-/// max_retries, priority, unique_key, queue_latency_s, timeout_ms.
-ClaimedJob claimed_job(const pqxx::row& row, int skip) {
-  ClaimedJob j;
-  j.id = row[0].as<std::int64_t>();
-  const auto at = [&](int i) { return row[static_cast<pqxx::row::size_type>(i + skip)]; };
-  j.kind = at(1).c_str();
-  j.queue = at(2).c_str();
-  j.args.assign(at(3).c_str(), at(3).size());
-  j.attempt = at(4).as<int>();
-  j.max_retries = at(5).as<int>();
-  j.priority = at(6).as<int>();
-  j.unique_key = opt_text(at(7));
-  j.queue_latency_s = at(8).is_null() ? 0.0 : at(8).as<double>();
-  if (!at(9).is_null()) j.timeout = std::chrono::milliseconds(std::llround(at(9).as<double>()));
-  return j;
-}
-
 }  // namespace
 
 std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueRequest>& requests) {
@@ -422,7 +405,7 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
       // Kinds whose enqueue must go through docket.enqueue_many (crawls, default queues) and
       // strict mode (a NULL row): the function path checks and resolves them.
       std::set<std::string, std::less<>> function_kinds;
-      for (const auto& row : DOCKET_RUN("kind_crawl_kinds")) {
+      for (const auto& row : DOCKET_RUN(q::kind_crawl_kinds)) {
         if (row[0].is_null()) return std::nullopt;
         function_kinds.insert(row[0].c_str());
       }
@@ -435,10 +418,10 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
       if (impl_->copy_denied) return std::nullopt;
       try {
         pqxx::work tx(c);
-        const auto floor_row = exec_query(tx, *impl_, "job_copy_floor")[0];
-        const auto floor = floor_row[0].as<std::int64_t>();
+        const auto floor_row = exec_query(tx, *impl_, q::job_copy_floor)[0];
+        const auto floor = floor_row["floor"].as<std::int64_t>();
         const auto db_now = Clock::time_point(
-            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row[1].as<double>())));
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row["now_s"].as<double>())));
         const std::string now_text = format_timestamp(db_now);
         {
           // Only the columns some request sets: every column COPY parses costs the server time,
@@ -468,12 +451,12 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
         std::vector<EnqueueResult> out;
         out.reserve(requests.size());
         const auto n = static_cast<std::int64_t>(requests.size());
-        const auto last = exec_query(tx, *impl_, "job_copy_last")[0][0].as<std::int64_t>();
+        const auto last = exec_query(tx, *impl_, q::job_copy_last)[0][0].as<std::int64_t>();
         if (last - floor == n) {
           // Nobody else drew ids meanwhile: ours are floor+1 .. last, in input order.
           for (std::int64_t id = floor + 1; id <= last; ++id) out.push_back({id, true});
         } else {
-          const auto ids = exec_query(tx, *impl_, "job_copied_ids", floor);
+          const auto ids = exec_query(tx, *impl_, q::job_copied_ids, floor);
           for (const auto& row : ids) out.push_back({row[0].as<std::int64_t>(), true});
         }
         if (out.size() != requests.size()) {
@@ -492,37 +475,37 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
     if (copied) return std::move(*copied);
   }
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, *impl_, "job_enqueue_many", Params{batch_json(requests)});
+    auto res = run(c, *impl_, q::job_enqueue_many, Params{batch_json(requests)});
     std::vector<EnqueueResult> out;
     out.reserve(res.size());
-    for (const auto& row : res) out.push_back({row[0].as<std::int64_t>(), row[1].as<bool>()});
+    for (const auto& row : res) out.push_back(rows::enqueued(row));
     return out;
   });
 }
 
 std::optional<JobRecord> Session::job(std::int64_t id) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<JobRecord> {
-    auto res = DOCKET_RUN("job_get", std::to_string(id));
+    auto res = DOCKET_RUN(q::job_get, std::to_string(id));
     if (res.empty()) return std::nullopt;
-    return parse_job(res[0][0]);
+    return rows::job(res[0]);
   });
 }
 
 std::vector<JobRecord> Session::jobs_by_id(const std::vector<std::int64_t>& ids) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("job_get_many", int_array(ids));
+    auto res = DOCKET_RUN(q::job_get_many, int_array(ids));
     std::vector<JobRecord> out;
     out.reserve(res.size());
-    for (const auto& row : res) out.push_back(parse_job(row[0]));
+    for (const auto& row : res) out.push_back(rows::job(row));
     return out;
   });
 }
 
 std::optional<JobRecord> Session::job_by_key(const std::string& key) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<JobRecord> {
-    auto res = DOCKET_RUN("job_by_key", key);
+    auto res = DOCKET_RUN(q::job_by_key, key);
     if (res.empty()) return std::nullopt;
-    return parse_job(res[0][0]);
+    return rows::job(res[0]);
   });
 }
 
@@ -531,37 +514,37 @@ std::vector<JobRecord> Session::jobs(const JobFilter& f) {
     Params p{f.kind, f.queue, f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
              f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt, std::to_string(f.limit),
              f.unique_key};
-    auto res = run(c, *impl_, "job_list", p);
+    auto res = run(c, *impl_, q::job_list, p);
     std::vector<JobRecord> out;
     out.reserve(res.size());
-    for (const auto& row : res) out.push_back(parse_job(row[0]));
+    for (const auto& row : res) out.push_back(rows::job(row));
     return out;
   });
 }
 
 CancelResult Session::cancel(std::int64_t id) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("job_cancel", std::to_string(id));
-    const bool changed = res[0][1].as<bool>();
+    auto res = DOCKET_RUN(q::job_cancel, std::to_string(id));
+    const bool changed = res[0]["changed"].as<bool>();
     if (!changed) return CancelResult::already_finished;
-    return res[0][0].c_str() == std::string_view("running") ? CancelResult::cancel_requested : CancelResult::cancelled;
+    return res[0]["before"].c_str() == std::string_view("running") ? CancelResult::cancel_requested : CancelResult::cancelled;
   });
 }
 
 void Session::retry(std::int64_t id) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("job_retry", std::to_string(id)); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::job_retry, std::to_string(id)); });
 }
 
 void Session::set_limit(const std::string& kind, std::optional<int> max_running) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    DOCKET_RUN("kind_set_limit", kind,
+    DOCKET_RUN(q::kind_set_limit, kind,
                max_running ? std::optional<std::string>(std::to_string(*max_running)) : std::nullopt);
   });
 }
 
 void Session::set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    DOCKET_RUN("kind_set_rate", kind, rate, burst ? std::optional<std::string>(std::to_string(*burst)) : std::nullopt);
+    DOCKET_RUN(q::kind_set_rate, kind, rate, burst ? std::optional<std::string>(std::to_string(*burst)) : std::nullopt);
   });
 }
 
@@ -573,14 +556,14 @@ std::optional<std::string> opt_number(std::optional<int> n) {
 
 void Session::set_partition(const std::string& kind, const PartitionLimit& limit) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    DOCKET_RUN("kind_set_partition", kind, limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,
+    DOCKET_RUN(q::kind_set_partition, kind, limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,
                opt_number(limit.burst_per_key));
   });
 }
 
 Session::PartitionSeed Session::seed_partition(const std::string& kind, const PartitionLimit& limit) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("kind_seed_partition", kind, limit.partition, opt_number(limit.max_running_per_key),
+    const auto res = DOCKET_RUN(q::kind_seed_partition, kind, limit.partition, opt_number(limit.max_running_per_key),
                                 limit.rate_per_key, opt_number(limit.burst_per_key));
     const auto row = res[0];
     return PartitionSeed{row[0].as<bool>(), opt_text(row[1]), opt_text(row[2])};
@@ -589,46 +572,38 @@ Session::PartitionSeed Session::seed_partition(const std::string& kind, const Pa
 
 void Session::check_partition(const PartitionLimit& limit) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    DOCKET_RUN("kind_check_partition", limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,
+    DOCKET_RUN(q::kind_check_partition, limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,
                opt_number(limit.burst_per_key));
   });
 }
 
 std::vector<KeyLimit> Session::hot_keys(const std::string& kind, int top) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("kind_hot_keys", kind, std::to_string(top));
+    auto res = DOCKET_RUN(q::kind_hot_keys, kind, std::to_string(top));
     std::vector<KeyLimit> out;
-    for (const auto& row : res) {
-      KeyLimit k;
-      k.key = row[0].c_str();
-      k.running = row[1].as<std::int64_t>();
-      if (!row[2].is_null()) k.rate_tokens = row[2].as<double>();
-      k.at_limit = row[3].as<bool>();
-      k.available = row[4].as<std::int64_t>();
-      out.push_back(std::move(k));
-    }
+    for (const auto& row : res) out.push_back(rows::key_limit(row));
     return out;
   });
 }
 
 void Session::pause(const std::string& queue) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("queue_pause", queue); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::queue_pause, queue); });
 }
 
 void Session::resume(const std::string& queue) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("queue_resume", queue); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::queue_resume, queue); });
 }
 
 Json Session::stats() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("stats_snapshot");
+    const auto res = DOCKET_RUN(q::stats_snapshot);
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
   });
 }
 
 Json Session::throughput(int max_rows) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("stats_throughput", std::to_string(max_rows));
+    const auto res = DOCKET_RUN(q::stats_throughput, std::to_string(max_rows));
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
   });
 }
@@ -637,80 +612,50 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Session::failed_page(
     const std::string& kind, const std::optional<std::pair<std::int64_t, std::int64_t>>& after, int limit) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     const auto res =
-        DOCKET_RUN("job_failed_page", kind, after ? std::optional(std::to_string(after->first)) : std::nullopt,
+        DOCKET_RUN(q::job_failed_page, kind, after ? std::optional(std::to_string(after->first)) : std::nullopt,
                    after ? std::optional(std::to_string(after->second)) : std::nullopt, std::to_string(limit));
     std::vector<std::pair<std::int64_t, std::int64_t>> out;
-    for (const auto& row : res) out.emplace_back(row[0].as<std::int64_t>(), row[1].as<std::int64_t>());
+    for (const auto& row : res) out.emplace_back(row["id"].as<std::int64_t>(), row["finished_us"].as<std::int64_t>());
     return out;
   });
 }
 
 std::vector<QueueSummary> Session::queues() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("queue_summary");
+    auto res = DOCKET_RUN(q::queue_summary);
     std::vector<QueueSummary> out;
-    for (const auto& row : res) {
-      QueueSummary q;
-      q.queue = row[0].c_str();
-      q.available = row[1].as<std::int64_t>();
-      q.running = row[2].as<std::int64_t>();
-      q.waiting = row[3].as<std::int64_t>();
-      if (!row[4].is_null()) q.oldest_available_age_s = row[4].as<double>();
-      q.paused = row[5].as<bool>();
-      out.push_back(std::move(q));
-    }
+    for (const auto& row : res) out.push_back(rows::queue_summary(row));
     return out;
   });
 }
 
 Json Session::unserved() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("unserved_jobs");
+    const auto res = DOCKET_RUN(q::unserved_jobs);
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
   });
 }
 
 std::vector<KindLimit> Session::limits() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("kind_limits");
+    auto res = DOCKET_RUN(q::kind_limits);
     std::vector<KindLimit> out;
-    for (const auto& row : res) {
-      KindLimit k;
-      k.kind = row[0].c_str();
-      if (!row[1].is_null()) k.max_running = row[1].as<int>();
-      k.running = row[2].as<std::int64_t>();
-      if (!row[3].is_null()) k.max_retries = row[3].as<int>();
-      k.source = opt_text(row[4]);
-      if (!row[5].is_null()) k.config_max_running = row[5].as<int>();
-      if (!row[6].is_null()) k.rate_limit = row[6].as<int>();
-      if (!row[7].is_null()) k.rate_period_s = row[7].as<double>();
-      if (!row[8].is_null()) k.rate_burst = row[8].as<double>();
-      if (!row[9].is_null()) k.rate_tokens = row[9].as<double>();
-      k.at_limit = row[10].as<bool>();
-      k.partition = opt_text(row[11]);
-      if (!row[12].is_null()) k.max_running_per_key = row[12].as<int>();
-      if (!row[13].is_null()) k.max_key_running = row[13].as<std::int64_t>();
-      if (!row[14].is_null()) k.rate_per_key = row[14].as<int>();
-      if (!row[15].is_null()) k.rate_per_key_period_s = row[15].as<double>();
-      if (!row[16].is_null()) k.rate_per_key_burst = row[16].as<double>();
-      k.keys_at_limit = row[17].as<std::int64_t>();
-      out.push_back(std::move(k));
-    }
+    for (const auto& row : res) out.push_back(rows::kind_limit(row));
     return out;
   });
 }
 
 std::vector<std::tuple<std::string, std::string, std::int64_t>> Session::queue_states() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("queue_states");
+    auto res = DOCKET_RUN(q::queue_states);
     std::vector<std::tuple<std::string, std::string, std::int64_t>> out;
-    for (const auto& row : res) out.emplace_back(row[0].c_str(), row[1].c_str(), row[2].as<std::int64_t>());
+    for (const auto& row : res) out.emplace_back(row["queue"].c_str(), row["state"].c_str(), row["jobs"].as<std::int64_t>());
     return out;
   });
 }
 
 void Session::ping() {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("ping"); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::ping); });
 }
 
 std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::string& queues_literal,
@@ -726,22 +671,40 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
     const std::string n = std::to_string(limit);
     pqxx::result res;
     if (path == ClaimPath::open) {
-      res = DOCKET_RUN("job_claim_open", worker, queues_literal, kinds_literal, n);
+      res = DOCKET_RUN(q::job_claim_open, worker, queues_literal, kinds_literal, n);
       // A row with a NULL id: a kind has a quota, so claim through docket.claim (it takes the locks).
-      if (!res.empty() && res[0][0].is_null()) path = ClaimPath::quota;
+      if (!res.empty() && res[0]["id"].is_null()) path = ClaimPath::quota;
     }
-    if (path == ClaimPath::quota) res = DOCKET_RUN("job_claim", worker, queues_literal, kinds_literal, n);
+    if (path == ClaimPath::quota) res = DOCKET_RUN(q::job_claim, worker, queues_literal, kinds_literal, n);
     std::vector<ClaimedJob> out;
     out.reserve(res.size());
     for (const auto& row : res) {
-      if (!row[0].is_null()) {
-        out.push_back(claimed_job(row, 0));
-      } else if (rate_wait_s && !row[8].is_null()) {
-        *rate_wait_s = row[8].as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
+      if (!row["id"].is_null()) {
+        out.push_back(rows::claimed(row));
+      } else if (rate_wait_s && !row["queue_latency_s"].is_null()) {
+        *rate_wait_s = row["queue_latency_s"].as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
       }
     }
     return out;
   });
+}
+
+std::string_view to_string(FinishOutcome outcome) {
+  switch (outcome) {
+    case FinishOutcome::complete:
+      return "complete";
+    case FinishOutcome::retry:
+      return "retry";
+    case FinishOutcome::fail:
+      return "fail";
+    case FinishOutcome::cancel:
+      return "cancel";
+    case FinishOutcome::snooze:
+      return "snooze";
+    case FinishOutcome::release:
+      return "release";
+  }
+  return "fail";  // unreachable: the switch names every outcome (-Werror=switch)
 }
 
 namespace {
@@ -757,7 +720,7 @@ struct FinishArrays {
       i.push_back(it->id);
       a.push_back(it->attempt);
       m.push_back(it->max_retries);
-      o.push_back(it->outcome);
+      o.emplace_back(to_string(it->outcome));
       d.push_back(it->delay_s);
       r.push_back(it->result);
       e.push_back(it->error);
@@ -783,7 +746,7 @@ std::vector<Finished> Session::finish(const std::string& worker, const std::vect
   std::vector<std::int64_t> done_ids, done_attempts;
   std::vector<const FinishItem*> general;
   for (const auto& it : items) {
-    if (it.outcome == "complete" && !it.result) {
+    if (it.outcome == FinishOutcome::complete && !it.result) {
       done_ids.push_back(it.id);
       done_attempts.push_back(it.attempt);
     } else {
@@ -795,14 +758,14 @@ std::vector<Finished> Session::finish(const std::string& worker, const std::vect
     std::vector<Finished> out;
     out.reserve(items.size());
     if (!done_ids.empty()) {
-      for (const auto& row : DOCKET_RUN("job_complete", worker, int_array(done_ids), int_array(done_attempts))) {
-        out.push_back({row[0].as<std::int64_t>(), "completed"});
+      for (const auto& row : DOCKET_RUN(q::job_complete, worker, int_array(done_ids), int_array(done_attempts))) {
+        out.push_back(rows::finished(row));
       }
     }
     if (!general.empty()) {
-      for (const auto& row : DOCKET_RUN("job_finish", worker, a.ids, a.attempts, a.outcomes, a.delays, a.results,
+      for (const auto& row : DOCKET_RUN(q::job_finish, worker, a.ids, a.attempts, a.outcomes, a.delays, a.results,
                                         a.errors, a.max_retries)) {
-        out.push_back({row[0].as<std::int64_t>(), row[1].c_str()});
+        out.push_back(rows::finished(row));
       }
     }
     return out;
@@ -815,12 +778,12 @@ FinishedAndClaimed Session::finish_and_claim(const std::string& worker, const st
   const FinishArrays a(pointers(items));
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     FinishedAndClaimed out;
-    for (const auto& row : DOCKET_RUN("job_finish_claim", worker, a.ids, a.attempts, a.outcomes, a.delays, a.results,
+    for (const auto& row : DOCKET_RUN(q::job_finish_claim, worker, a.ids, a.attempts, a.outcomes, a.delays, a.results,
                                       a.errors, a.max_retries, queues_literal, kinds_literal, std::to_string(limit))) {
-      if (row[1].as<bool>()) {
-        out.claimed.push_back(claimed_job(row, 2));
+      if (row["claimed"].as<bool>()) {
+        out.claimed.push_back(rows::claimed(row));
       } else {
-        out.finished.push_back({row[0].as<std::int64_t>(), row[2].c_str()});
+        out.finished.push_back(rows::finished(row));
       }
     }
     return out;
@@ -829,14 +792,14 @@ FinishedAndClaimed Session::finish_and_claim(const std::string& worker, const st
 
 bool Session::progress(const std::string& worker, std::int64_t id, int attempt, const std::string& json) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("job_progress", worker, std::to_string(id), std::to_string(attempt), json);
+    auto res = DOCKET_RUN(q::job_progress, worker, std::to_string(id), std::to_string(attempt), json);
     return res.affected_rows() > 0;
   });
 }
 
 std::string Session::register_worker(const WorkerRow& w) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("worker_register", w.name, w.host, std::to_string(w.pid), text_array(w.queues),
+    auto res = DOCKET_RUN(q::worker_register, w.name, w.host, std::to_string(w.pid), text_array(w.queues),
                           text_array(w.kinds), std::to_string(w.concurrency), std::to_string(w.lease_s));
     return std::string(res[0][0].c_str());
   });
@@ -844,20 +807,20 @@ std::string Session::register_worker(const WorkerRow& w) {
 
 bool Session::heartbeat(const std::string& worker) {
   return guarded(*this, impl_->conn,
-                 [&](pqxx::connection& c) { return !DOCKET_RUN("worker_heartbeat", worker).empty(); });
+                 [&](pqxx::connection& c) { return !DOCKET_RUN(q::worker_heartbeat, worker).empty(); });
 }
 
 void Session::worker_stopping(const std::string& worker) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("worker_stopping", worker); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::worker_stopping, worker); });
 }
 
 void Session::worker_stopped(const std::string& worker) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("worker_stopped", worker); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::worker_stopped, worker); });
 }
 
 std::vector<std::int64_t> Session::cancel_requests(const std::string& worker) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("worker_cancel_requests", worker);
+    auto res = DOCKET_RUN(q::worker_cancel_requests, worker);
     std::vector<std::int64_t> out;
     for (const auto& row : res) out.push_back(row[0].as<std::int64_t>());
     return out;
@@ -865,19 +828,19 @@ std::vector<std::int64_t> Session::cancel_requests(const std::string& worker) {
 }
 
 int Session::rescue() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("job_rescue")[0][0].as<int>(); });
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN(q::job_rescue)[0][0].as<int>(); });
 }
 
 bool Session::callback_arm(const std::string& worker, std::int64_t id, int attempt, const std::string& hash) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("job_callback_arm", worker, std::to_string(id), std::to_string(attempt), hash)[0][0].as<bool>();
+    return DOCKET_RUN(q::job_callback_arm, worker, std::to_string(id), std::to_string(attempt), hash)[0][0].as<bool>();
   });
 }
 
 bool Session::callback_wait(const std::string& worker, std::int64_t id, int attempt, const std::string& hash,
                             double deadline_s, double backoff_s) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return DOCKET_RUN("job_callback_wait", worker, std::to_string(id), std::to_string(attempt), hash,
+    return DOCKET_RUN(q::job_callback_wait, worker, std::to_string(id), std::to_string(attempt), hash,
                       std::to_string(deadline_s), std::to_string(backoff_s))[0][0]
         .as<bool>();
   });
@@ -885,7 +848,7 @@ bool Session::callback_wait(const std::string& worker, std::int64_t id, int atte
 
 std::optional<std::optional<std::string>> Session::callback_hash(std::int64_t id) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::optional<std::string>> {
-    auto res = DOCKET_RUN("job_callback_hash", std::to_string(id));
+    auto res = DOCKET_RUN(q::job_callback_hash, std::to_string(id));
     if (res.empty()) return std::nullopt;
     if (res[0][0].is_null()) return std::optional<std::string>();
     return std::optional<std::string>(res[0][0].c_str());
@@ -894,7 +857,7 @@ std::optional<std::optional<std::string>> Session::callback_hash(std::int64_t id
 
 std::string Session::callback_progress(std::int64_t id, const std::string& hash, const std::string& json) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return std::string(DOCKET_RUN("job_callback_progress", std::to_string(id), hash, json)[0][0].c_str());
+    return std::string(DOCKET_RUN(q::job_callback_progress, std::to_string(id), hash, json)[0][0].c_str());
   });
 }
 
@@ -903,7 +866,8 @@ std::string Session::callback_finish(std::int64_t id, const std::string& hash, c
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     const std::optional<std::string> delay =
         item.delay_s < 0 ? std::nullopt : std::optional<std::string>(std::to_string(item.delay_s));
-    return std::string(DOCKET_RUN("job_callback_finish", std::to_string(id), hash, item.outcome, delay, item.result,
+    return std::string(DOCKET_RUN(q::job_callback_finish, std::to_string(id), hash, std::string(to_string(item.outcome)),
+                                  delay, item.result,
                                   item.error, progress)[0][0]
                            .c_str());
   });
@@ -911,23 +875,19 @@ std::string Session::callback_finish(std::int64_t id, const std::string& hash, c
 
 int Session::callback_expire() {
   return guarded(*this, impl_->conn,
-                 [&](pqxx::connection& c) { return DOCKET_RUN("job_callback_expire")[0][0].as<int>(); });
+                 [&](pqxx::connection& c) { return DOCKET_RUN(q::job_callback_expire)[0][0].as<int>(); });
 }
 
 Promoted Session::promote() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("job_promote");
-    Promoted p;
-    p.promoted = res[0][0].as<int>();
-    if (!res[0][1].is_null()) p.next_due_in_s = res[0][1].as<double>();
-    return p;
+    return rows::promoted(DOCKET_RUN(q::job_promote)[0]);
   });
 }
 
 Json Session::schedule(const ScheduleSpec& s) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     const auto res = DOCKET_RUN(
-        "schedule_upsert", s.name, s.cron, s.kind, s.args.dump(), s.tz, s.queue,
+        q::schedule_upsert, s.name, s.cron, s.kind, s.args.dump(), s.tz, s.queue,
         s.spread ? std::optional<std::string>(std::to_string(s.spread->count() / 1000.0)) : std::nullopt, s.on_overlap,
         s.on_missed, s.enabled ? "true" : "false", std::to_string(s.priority),
         s.max_retries ? std::optional<std::string>(std::to_string(*s.max_retries)) : std::nullopt, s.source);
@@ -937,7 +897,7 @@ Json Session::schedule(const ScheduleSpec& s) {
 
 Json Session::schedules(const std::optional<std::string>& name, int limit, const std::optional<std::string>& after) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("schedule_list", name, std::to_string(limit), after);
+    const auto res = DOCKET_RUN(q::schedule_list, name, std::to_string(limit), after);
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
   });
 }
@@ -959,39 +919,38 @@ ScheduleDeploy Session::deploy_schedules(const std::vector<ScheduleSpec>& specs,
                     {"max_retries", s.max_retries ? Json(*s.max_retries) : Json()}});
   }
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("schedule_deploy", rows.dump(-1, ' ', false, Json::error_handler_t::replace),
+    const auto res = DOCKET_RUN(q::schedule_deploy, rows.dump(-1, ' ', false, Json::error_handler_t::replace),
                                 prune ? "true" : "false");
     ScheduleDeploy d;
-    for (const auto& a : Json::parse(res[0][0].c_str())) {
+    for (const auto& a : Json::parse(res[0]["applied"].c_str())) {
       (a.at("source") == "config" ? d.applied : d.runtime).push_back(a.at("name"));
     }
-    for (const auto& n : Json::parse(res[0][1].c_str())) d.deleted.push_back(n);
+    for (const auto& n : Json::parse(res[0]["deleted"].c_str())) d.deleted.push_back(n);
     return d;
   });
 }
 
 ScheduleCounts Session::schedule_counts() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("schedule_counts");
-    return ScheduleCounts{res[0][0].as<std::int64_t>(), res[0][1].as<std::int64_t>(), res[0][2].as<std::int64_t>()};
+    return rows::schedule_counts(DOCKET_RUN(q::schedule_counts)[0]);
   });
 }
 
 bool Session::unschedule(const std::string& name) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("schedule_delete", name)[0][0].as<bool>(); });
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN(q::schedule_delete, name)[0][0].as<bool>(); });
 }
 
 void Session::pause_schedule(const std::string& name) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("schedule_pause", name); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::schedule_pause, name); });
 }
 
 void Session::resume_schedule(const std::string& name) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN("schedule_resume", name); });
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::schedule_resume, name); });
 }
 
 std::optional<std::int64_t> Session::run_schedule_now(const std::string& name) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::int64_t> {
-    const auto res = DOCKET_RUN("schedule_run", name);
+    const auto res = DOCKET_RUN(q::schedule_run, name);
     if (res[0][0].is_null()) return std::nullopt;
     return res[0][0].as<std::int64_t>();
   });
@@ -999,17 +958,12 @@ std::optional<std::int64_t> Session::run_schedule_now(const std::string& name) {
 
 ScheduleTick Session::schedule_tick() {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = DOCKET_RUN("schedule_tick");
-    ScheduleTick t;
-    t.enqueued = res[0][0].as<int>();
-    for (const auto& v : parse_text_array(res[0][1].c_str())) t.lateness_s.push_back(std::stod(v));
-    if (!res[0][2].is_null()) t.next_due_in_s = res[0][2].as<double>();
-    return t;
+    return rows::schedule_tick(DOCKET_RUN(q::schedule_tick)[0]);
   });
 }
 
 int Session::prune() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN("job_prune")[0][0].as<int>(); });
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN(q::job_prune)[0][0].as<int>(); });
 }
 
 namespace {
@@ -1018,9 +972,6 @@ std::optional<std::string> seconds_text(std::optional<std::chrono::milliseconds>
 }
 std::optional<std::string> int_text(std::optional<int> n) {
   return n ? std::optional<std::string>(std::to_string(*n)) : std::nullopt;
-}
-std::optional<int> opt_int(const pqxx::field& f) {
-  return f.is_null() ? std::nullopt : std::optional<int>(f.as<int>());
 }
 }  // namespace
 
@@ -1032,11 +983,10 @@ Session::SeedOutcome Session::seed_kind(const std::string& kind, std::optional<i
                                         std::optional<std::chrono::milliseconds> retain_completed,
                                         std::optional<std::chrono::milliseconds> retain_failed) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN("kind_seed", kind, int_text(max_retries), int_text(max_running), crawl_collection,
+    const auto res = DOCKET_RUN(q::kind_seed, kind, int_text(max_retries), int_text(max_running), crawl_collection,
                                 seconds_text(timeout), queue, seconds_text(retain_completed),
                                 seconds_text(retain_failed));
-    const auto row = res[0];
-    return SeedOutcome{row[4].as<bool>(), opt_int(row[0]), opt_int(row[1]), opt_text(row[2]), opt_int(row[3])};
+    return rows::seed_outcome(res[0]);
   });
 }
 
@@ -1046,7 +996,7 @@ void Session::seed_kind_results(const std::string& kind, const std::optional<Kin
     const auto opt_interval = [](const std::optional<std::chrono::milliseconds>& d) {
       return d ? std::optional<std::string>(interval_text(*d)) : std::nullopt;
     };
-    DOCKET_RUN("kind_seed_results", kind, unique ? "true" : "false",
+    DOCKET_RUN(q::kind_seed_results, kind, unique ? "true" : "false",
                unique ? std::optional<std::string>(text_array(unique->by)) : std::nullopt,
                opt_interval(unique ? unique->period : std::nullopt),
                unique && unique->states ? std::optional<std::string>(text_array(*unique->states)) : std::nullopt,
@@ -1057,13 +1007,13 @@ void Session::seed_kind_results(const std::string& kind, const std::optional<Kin
 
 bool Session::reset_limit(const std::string& kind) {
   return guarded(*this, impl_->conn,
-                 [&](pqxx::connection& c) { return DOCKET_RUN("kind_reset_limit", kind)[0][0].as<bool>(); });
+                 [&](pqxx::connection& c) { return DOCKET_RUN(q::kind_reset_limit, kind)[0][0].as<bool>(); });
 }
 
 std::vector<std::vector<std::optional<std::string>>> Session::query(
-    const std::string& name, const std::vector<std::optional<std::string>>& params) {
+    const Query& query, const std::vector<std::optional<std::string>>& params) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    auto res = run(c, *impl_, name, params);
+    auto res = run(c, *impl_, query, params);
     std::vector<std::vector<std::optional<std::string>>> rows;
     for (const auto& row : res) {
       std::vector<std::optional<std::string>> out;
@@ -1074,10 +1024,10 @@ std::vector<std::vector<std::optional<std::string>>> Session::query(
   });
 }
 
-void Session::utility(const std::string& name) {
+void Session::utility(const Query& query) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    tx.exec(queries().at(name));
+    tx.exec(std::string(query.text));
   });
 }
 

@@ -6,11 +6,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "docket/config.hpp"
 #include "docket/job.hpp"
 #include "docket/schedule.hpp"
+#include "db/sql.hpp"
 
 namespace docket::db {
 
@@ -28,12 +30,19 @@ struct ClaimedJob {
   std::optional<std::chrono::milliseconds> timeout;  ///< the job's own timeout; empty: its kind's
 };
 
-/// One fenced finishing write: outcome is complete|retry|fail|cancel|snooze|release.
+/// What a fenced finishing write asks docket.finish_and_claim for (its p_outcomes): a handler's
+/// Outcome, or `release` (a SIGTERM hands a running job back without counting the attempt).
+enum class FinishOutcome { complete, retry, fail, cancel, snooze, release };
+
+/// The SQL spelling of an outcome (docket.finish_and_claim's CASE).
+std::string_view to_string(FinishOutcome outcome);
+
+/// One fenced finishing write.
 struct FinishItem {
   std::int64_t id = 0;
   int attempt = 0;
   int max_retries = 20;  ///< as claimed: a retry past it fails the job
-  std::string outcome;
+  FinishOutcome outcome = FinishOutcome::complete;
   double delay_s = 0;
   std::optional<std::string> result;  ///< JSON text
   std::optional<std::string> error;
@@ -42,7 +51,7 @@ struct FinishItem {
 /// What the finish statement did with one item.
 struct Finished {
   std::int64_t id = 0;
-  std::string state;
+  JobState state = JobState::completed;  ///< the state the outcome left the job in
 };
 
 /// What finish_and_claim did: the outcomes that applied, and the jobs it claimed.
@@ -296,12 +305,12 @@ class Session {
   std::vector<CrawlRecord> crawls(const CrawlFilter& filter);
   std::optional<CrawlRecord> crawl(std::int64_t id);
 
-  /// Runs one of schema/queries by name and returns its rows as text (NULL: nullopt). For
-  /// tools like `docket bench`; the engine uses the typed operations above.
+  /// Runs a tool's own embedded query (`docket bench`: bench/queries, docket::bench::q) and returns
+  /// its rows as text (NULL: nullopt); the engine uses the typed operations above.
   std::vector<std::vector<std::optional<std::string>>> query(
-      const std::string& name, const std::vector<std::optional<std::string>>& params = {});
-  /// Runs a utility statement of schema/queries (VACUUM, CHECKPOINT) outside a transaction.
-  void utility(const std::string& name);
+      const Query& query, const std::vector<std::optional<std::string>>& params = {});
+  /// Runs a tool's utility statement (VACUUM, CHECKPOINT) outside a transaction.
+  void utility(const Query& query);
 
   // notifications ------------------------------------------------------------------------------
   void listen(const std::string& channel);

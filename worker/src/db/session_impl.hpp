@@ -4,6 +4,7 @@
 #include <set>
 
 #include "db/pq.hpp"
+#include "db/queries.hpp"
 #include "db/session.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
@@ -67,29 +68,23 @@ inline auto guarded(Session& session, std::unique_ptr<pqxx::connection>& conn, F
 
 using Params = std::vector<std::optional<std::string>>;
 
-/// The text of one of schema/queries by name.
-inline const std::string& query_text(const std::string& name) {
-  const auto& all = queries();
-  auto it = all.find(name);
-  if (it == all.end()) throw Error("unknown query " + name);
-  return it->second;
-}
-
-/// Runs query `name` in `tx`. On a session of its own: a named prepared statement, prepared once
-/// per connection. Through a transaction pooler: an unnamed one, parsed with each run, because a
-/// statement prepared by name lives on one server session and the pooler may hand the next
-/// transaction another.
+/// Runs `query` in `tx`: the one place that prepares. On a session of its own: a named prepared
+/// statement, prepared on first use per connection. Through a transaction pooler: an unnamed one,
+/// parsed with each run, because a statement prepared by name lives on one server session and the
+/// pooler may hand the next transaction another.
 template <class... Args>
-pqxx::result exec_query(pqxx::transaction_base& tx, Session::Impl& impl, const std::string& name, Args&&... args) {
-  if (impl.pooled) return tx.exec_params(query_text(name), std::forward<Args>(args)...);
+pqxx::result exec_query(pqxx::transaction_base& tx, Session::Impl& impl, const Query& query, Args&&... args) {
+  if (impl.pooled) return tx.exec_params(std::string(query.text), std::forward<Args>(args)...);
+  const std::string name(query.name);
   if (!impl.prepared.contains(name)) {
-    tx.conn().prepare(name, query_text(name));
+    tx.conn().prepare(name, std::string(query.text));
     impl.prepared.insert(name);
   }
   return tx.exec_prepared(name, std::forward<Args>(args)...);
 }
 
-inline pqxx::result run(pqxx::connection& conn, Session::Impl& impl, const std::string& name, const Params& params) {
+/// Runs `query` with text parameters (nullopt: NULL) in a statement of its own.
+inline pqxx::result run(pqxx::connection& conn, Session::Impl& impl, const Query& query, const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) {
@@ -102,12 +97,12 @@ inline pqxx::result run(pqxx::connection& conn, Session::Impl& impl, const std::
     // server session other clients get next): SET LOCAL in the statement's own transaction.
     pqxx::work tx(conn);
     tx.exec(impl.local_settings);
-    auto res = exec_query(tx, impl, name, pqxx::prepare::make_dynamic_params(values));
+    auto res = exec_query(tx, impl, query, pqxx::prepare::make_dynamic_params(values));
     tx.commit();
     return res;
   }
   pqxx::nontransaction tx(conn);
-  return exec_query(tx, impl, name, pqxx::prepare::make_dynamic_params(values));
+  return exec_query(tx, impl, query, pqxx::prepare::make_dynamic_params(values));
 }
 
 inline std::optional<std::string> opt_text(const pqxx::field& f) {
@@ -128,4 +123,5 @@ inline JobRecord parse_job(const pqxx::field& f) {
 
 }  // namespace docket::db
 
-#define DOCKET_RUN(name, ...) run(c, *impl_, name, Params{__VA_ARGS__})
+/// Runs one of the generated query constants (q::job_claim) on the guarded connection `c`.
+#define DOCKET_RUN(query, ...) run(c, *impl_, query, Params{__VA_ARGS__})

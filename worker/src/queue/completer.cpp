@@ -161,7 +161,8 @@ void Completer::write_each(std::vector<PendingFinish>& batch) {
         // The database refuses this outcome (a value it cannot store, a trigger): record the
         // failure on the job instead, so it never stays `running` with its outcome lost.
         PendingFinish& p = one.front();
-        const std::string was = p.item.outcome;
+        const db::FinishOutcome outcome = p.item.outcome;
+        const std::string was(db::to_string(outcome));
         log::error("job.outcome_unwritable",
                    {{"job_id", p.item.id},
                     {"kind", p.kind},
@@ -170,7 +171,9 @@ void Completer::write_each(std::vector<PendingFinish>& batch) {
                     {"worker", p.worker},
                     {"outcome", was},
                     {"error", e.what()}});
-        p.item.outcome = was == "retry" || was == "release" ? "retry" : "fail";
+        p.item.outcome = outcome == db::FinishOutcome::retry || outcome == db::FinishOutcome::release
+                             ? db::FinishOutcome::retry
+                             : db::FinishOutcome::fail;
         p.item.result.reset();
         p.item.delay_s = std::min(p.item.delay_s, 3600.0);
         p.item.error = clean_text("the outcome (" + was + ") could not be stored: " + e.what(), 4096);
@@ -211,14 +214,15 @@ bool Completer::write(std::vector<PendingFinish>& batch, bool claim_too) {
     } else {
       done = session_.finish(worker, items);
     }
-    std::unordered_map<std::int64_t, const std::string*> state_of;
-    for (const auto& f : done) state_of[f.id] = &f.state;
+    std::unordered_map<std::int64_t, JobState> state_of;
+    for (const auto& f : done) state_of[f.id] = f.state;
     CompleterCounters add;
     for (auto i : indexes) {
       const auto& p = batch[i];
       auto it = state_of.find(p.item.id);
       if (metrics_) {
-        metrics_->job_finished(p.kind, it == state_of.end() ? "stale" : *it->second, p.duration_ms / 1000.0);
+        metrics_->job_finished(p.kind, it == state_of.end() ? "stale" : std::string(to_string(it->second)),
+                               p.duration_ms / 1000.0);
       }
       if (it == state_of.end()) {
         ++add.stale;
@@ -228,63 +232,77 @@ bool Completer::write(std::vector<PendingFinish>& batch, bool claim_too) {
                    {"queue", p.queue},
                    {"attempt", p.item.attempt},
                    {"worker", p.worker},
-                   {"outcome", p.item.outcome},
+                   {"outcome", std::string(db::to_string(p.item.outcome))},
                    {"reason", "no longer running under this worker (rescued or cancelled); write ignored"}});
         continue;
       }
-      const std::string& state = *it->second;
-      if (state == "completed") {
-        ++add.completed;
-        const auto level = log::log_jobs() ? spdlog::level::info : spdlog::level::debug;
-        if (spdlog::should_log(level)) {
-          log::event(level, "job.completed",
-                     {{"job_id", p.item.id},
-                      {"kind", p.kind},
-                      {"queue", p.queue},
-                      {"attempt", p.item.attempt},
-                      {"worker", p.worker},
-                      {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
+      switch (it->second) {  // no default: a new state must say what its outcome logs (-Werror=switch)
+        case JobState::completed: {
+          ++add.completed;
+          const auto level = log::log_jobs() ? spdlog::level::info : spdlog::level::debug;
+          if (spdlog::should_log(level)) {
+            log::event(level, "job.completed",
+                       {{"job_id", p.item.id},
+                        {"kind", p.kind},
+                        {"queue", p.queue},
+                        {"attempt", p.item.attempt},
+                        {"worker", p.worker},
+                        {"duration_ms", static_cast<std::int64_t>(p.duration_ms)}});
+          }
+          break;
         }
-      } else if (state == "retryable") {
-        ++add.retried;
-        log::warn("job.retrying", {{"job_id", p.item.id},
-                                   {"kind", p.kind},
-                                   {"queue", p.queue},
-                                   {"attempt", p.item.attempt},
-                                   {"worker", p.worker},
-                                   {"retry_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)},
-                                   {"error", p.item.error.value_or("")}});
-      } else if (state == "failed") {
-        ++add.failed;
-        log::error("job.failed", {{"job_id", p.item.id},
-                                  {"kind", p.kind},
-                                  {"queue", p.queue},
-                                  {"attempt", p.item.attempt},
-                                  {"worker", p.worker},
-                                  {"error", p.item.error.value_or("")}});
-      } else if (state == "cancelled") {
-        ++add.cancelled;
-        log::info("job.cancelled", {{"job_id", p.item.id},
+        case JobState::retryable: {
+          ++add.retried;
+          log::warn("job.retrying", {{"job_id", p.item.id},
+                                     {"kind", p.kind},
+                                     {"queue", p.queue},
+                                     {"attempt", p.item.attempt},
+                                     {"worker", p.worker},
+                                     {"retry_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)},
+                                     {"error", p.item.error.value_or("")}});
+          break;
+        }
+        case JobState::failed: {
+          ++add.failed;
+          log::error("job.failed", {{"job_id", p.item.id},
                                     {"kind", p.kind},
                                     {"queue", p.queue},
                                     {"attempt", p.item.attempt},
-                                    {"worker", p.worker}});
-      } else if (state == "scheduled") {
-        ++add.snoozed;
-        log::info("job.snoozed", {{"job_id", p.item.id},
-                                  {"kind", p.kind},
-                                  {"queue", p.queue},
-                                  {"attempt", p.item.attempt},
-                                  {"worker", p.worker},
-                                  {"run_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)}});
-      } else if (state == "available") {
-        ++add.released;
-        log::info("job.released", {{"job_id", p.item.id},
-                                   {"kind", p.kind},
-                                   {"queue", p.queue},
-                                   {"attempt", p.item.attempt},
-                                   {"worker", p.worker},
-                                   {"reason", "worker shutting down"}});
+                                    {"worker", p.worker},
+                                    {"error", p.item.error.value_or("")}});
+          break;
+        }
+        case JobState::cancelled: {
+          ++add.cancelled;
+          log::info("job.cancelled", {{"job_id", p.item.id},
+                                      {"kind", p.kind},
+                                      {"queue", p.queue},
+                                      {"attempt", p.item.attempt},
+                                      {"worker", p.worker}});
+          break;
+        }
+        case JobState::scheduled: {
+          ++add.snoozed;
+          log::info("job.snoozed", {{"job_id", p.item.id},
+                                    {"kind", p.kind},
+                                    {"queue", p.queue},
+                                    {"attempt", p.item.attempt},
+                                    {"worker", p.worker},
+                                    {"run_in_ms", static_cast<std::int64_t>(p.item.delay_s * 1000)}});
+          break;
+        }
+        case JobState::available: {
+          ++add.released;
+          log::info("job.released", {{"job_id", p.item.id},
+                                     {"kind", p.kind},
+                                     {"queue", p.queue},
+                                     {"attempt", p.item.attempt},
+                                     {"worker", p.worker},
+                                     {"reason", "worker shutting down"}});
+          break;
+        }
+        case JobState::running:
+          break;  // an outcome never leaves a job running (the fenced write moves it out)
       }
     }
     std::lock_guard lock(mutex_);

@@ -26,7 +26,7 @@ db::FinishItem finish_item_of(std::int64_t id, int attempt, int max_retries, con
   item.max_retries = max_retries;
   switch (outcome.kind()) {
     case Outcome::Kind::complete: {
-      item.outcome = "complete";
+      item.outcome = db::FinishOutcome::complete;
       if (!outcome.result().is_null()) {
         std::string text = clean_json_text(outcome.result().dump(-1, ' ', false, Json::error_handler_t::replace));
         const std::size_t max = std::min(limit.max_bytes, kMaxResultBytesCap);
@@ -41,22 +41,22 @@ db::FinishItem finish_item_of(std::int64_t id, int attempt, int max_retries, con
       break;
     }
     case Outcome::Kind::retry: {
-      item.outcome = "retry";
+      item.outcome = db::FinishOutcome::retry;
       const std::optional<Millis> wait = outcome.delay() ? outcome.delay() : backoff();
       item.delay_s = wait ? delay_seconds(*wait) : -1;
       item.error = clip_error(outcome.error());
       break;
     }
     case Outcome::Kind::snooze:
-      item.outcome = "snooze";
+      item.outcome = db::FinishOutcome::snooze;
       item.delay_s = delay_seconds(outcome.delay().value_or(Millis(0)));
       break;
     case Outcome::Kind::fail:
-      item.outcome = "fail";
+      item.outcome = db::FinishOutcome::fail;
       item.error = clip_error(outcome.error());
       break;
     case Outcome::Kind::cancel:
-      item.outcome = "cancel";
+      item.outcome = db::FinishOutcome::cancel;
       item.error = clip_error(outcome.error());
       break;
     case Outcome::Kind::callback:

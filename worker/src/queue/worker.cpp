@@ -271,7 +271,7 @@ void Worker::Impl::run() {
       item.id = rj->id;
       item.attempt = rj->attempt;
       item.max_retries = rj->max_retries;
-      item.outcome = "release";
+      item.outcome = db::FinishOutcome::release;
       completer->push({rj->worker, item, rj->kind, rj->queue, 0});
     }
     // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
