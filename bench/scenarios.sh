@@ -9,6 +9,7 @@ docket_bench() { # run metric scenario [flags...]
 docket_scenarios() { # run
   local r=$1
   docket_bench "$r" enqueue enqueue --jobs 50000
+  docket_bench "$r" enqueue_sql enqueue_sql --seconds 5 --rounds 1
   docket_bench "$r" drain drain --jobs 50000
   docket_bench "$r" drain_w2 drain --jobs 50000 --workers 2
   docket_bench "$r" drain_w4 drain --jobs 50000 --workers 4
