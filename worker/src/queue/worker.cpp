@@ -349,6 +349,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   // a quota capped it), claims at once: waiting would only add latency.
   constexpr auto kClaimWindow = std::chrono::milliseconds(5);
   auto deferred_since = SteadyClock::time_point::max();
+  bool listening = false;  // our queues are marked in docket.queue_listeners (see below)
 
   auto handle_notifications = [&]() {
     if (!listener) return;
@@ -366,6 +367,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       }
     }
     for (const auto& n : listener->take_notifications()) {
+      listening = false;  // the notifying enqueue cleared the mark (or a reconnect may have lost one)
       if (n.channel == "docket_jobs") {
         if (n.payload == "*" || queue_set.contains(n.payload)) want = true;
       } else if (n.channel == "docket_cancel") {
@@ -432,6 +434,25 @@ void Worker::Impl::produce(const std::stop_token& stop) {
         log::error("claim.failed", {{"error", e.what()}});
         retry_at = SteadyClock::now() + cfg.poll_interval;
         want = false;
+      }
+      continue;
+    }
+
+    // About to sleep with free slots: since migration 0021 an enqueue notifies only queues a
+    // worker marked as slept on. Mark ours once per idle period (any notice, which also means
+    // the mark was cleared or may have been lost, asks for it again); a job that slipped in
+    // between the last claim and the mark is claimed at once.
+    if (listener && !listening && capacity > 0 && !want && now >= retry_at) {
+      try {
+        listening = true;
+        if (session.listen_for_jobs(queues_literal, kinds_literal)) want = true;
+      } catch (const Unavailable& e) {
+        listening = false;
+        const auto wait = delay.next();
+        log::warn("db.unavailable", {{"component", "producer"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+        retry_at = SteadyClock::now() + wait;
+      } catch (const std::exception& e) {
+        log::error("listen.failed", {{"error", e.what()}});  // the poll still finds the jobs
       }
       continue;
     }
