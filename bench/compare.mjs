@@ -140,6 +140,25 @@ for (const [what, metrics, field, pick, op, goal] of limits) {
     `${fmt(first)} kB | ${fmt(growth, 2)} | – | <= 1.1 | ${ok(growth, "<=", 1.1)} |`);
 }
 
+// --- cost growth (docket bench growth, once per harness run) ----------------------------------
+{
+  const growth = records.filter((r) => r.system === "docket" && r.scenario === "growth" && Array.isArray(r.sizes));
+  if (growth.length) {
+    out.push("", "## Cost growth", "");
+    out.push("Per-job cost by table size (`docket bench growth`): drains of N queued jobs, and single-row SQL",
+      "enqueues (4 connections) into a table already holding N finished rows. Goal: flat within 15%.", "");
+    out.push("| what | size | jobs/s | µs per job | vs the smallest size |", "|---|---|---|---|---|");
+    for (const r of growth) {
+      const first = {};
+      for (const row of r.sizes) {
+        first[row.what] ??= row.us_per_job;
+        out.push(`| ${row.what} | ${row.size.toLocaleString("en")} | ${fmt(row.per_s)} | ${fmt(row.us_per_job)} | ` +
+          `${fmt(row.us_per_job / first[row.what], 2)} |`);
+      }
+    }
+  }
+}
+
 // --- every figure ------------------------------------------------------------------------------
 const fieldsOf = (r) => {
   if (r.system === "docket") {
@@ -149,6 +168,7 @@ const fieldsOf = (r) => {
       case "steady": return ["process_per_s", "enqueue_per_s"];
       case "quota": return ["process_per_s", "max_running_seen"];
       case "bloat": return ["process_per_s", "empty_table_process_per_s"];
+      case "growth": return ["drain_cost_growth", "enqueue_sql_c4_cost_growth"];
       case "enqueue_sql":
         return ["c4_enqueue_tps", "c4_enqueue_no_notify_tps", "c4_insert_no_notify_tps", "c64_enqueue_tps",
           "c64_enqueue_no_notify_tps", "c64_insert_no_notify_tps"];

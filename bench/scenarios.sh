@@ -22,3 +22,7 @@ docket_scenarios() { # run
 docket_memory() { # run: worker memory over a 1M drain (once per run of the harness)
   docket_bench "$1" drain_1m drain --jobs 1000000
 }
+
+docket_growth() { # run: per-job cost by table size (once per run of the harness; --large is not run)
+  docket_bench "$1" growth growth --seconds 5
+}
