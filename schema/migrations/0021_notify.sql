@@ -8,7 +8,8 @@
 -- 2. Finishes: a waiter (JobWatch: GET /jobs/{id}?wait=, `docket wait`) registers the job ids it
 --    waits for (docket.watch_jobs); the finish trigger notifies only a registered id.
 -- Notices stay hints: workers still poll (poll_interval) and waiters still sweep (5 s), which
--- answer the one race left (a mark committed while an enqueue's or finish's commit is under way).
+-- answer the one race left (an enqueue or finish that checked for a mark just before it became
+-- visible and committed after the marker looked; workers look again 25 ms after marking).
 
 -- Queues a listening worker sleeps on. Unlogged: after a crash it is empty, and a worker marks its
 -- queues again the next time it goes idle (until then its poll finds the jobs). One row per queue
@@ -29,21 +30,31 @@ CREATE UNLOGGED TABLE docket.job_waiters (
 CREATE INDEX job_waiters_until_idx ON docket.job_waiters (until);
 
 -- The insert trigger of 0001, now notifying only the queues a worker sleeps on (and clearing
--- their mark: further enqueues before the worker marks them again send nothing). Concurrent
--- enqueuers into a marked queue queue up once on its row; the first notifies, the others then
--- see it cleared. A rolled-back enqueue restores the mark with everything else.
+-- their mark: further enqueues before the worker marks them again send nothing). It never waits
+-- for a lock: a mark row another enqueue is clearing right now (it will notify at its commit, or
+-- roll back) is skipped, and this enqueue notifies that queue itself, so neither a long
+-- transaction around an enqueue nor a pool of connections queues up behind the row. A
+-- rolled-back enqueue restores the mark with everything else.
 CREATE OR REPLACE FUNCTION docket.jobs_notify_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   v_queue text;
 BEGIN
+  IF NOT EXISTS (SELECT 1 FROM docket.queue_listeners l WHERE l.waiting) THEN
+    RETURN NULL;  -- nobody sleeps on any queue: the common case under load, one cheap read
+  END IF;
   FOR v_queue IN
     UPDATE docket.queue_listeners l SET waiting = false
-     WHERE l.waiting AND l.queue IN (SELECT n.queue FROM new_rows n WHERE n.state = 'available')
+     WHERE l.queue IN (SELECT m.queue FROM docket.queue_listeners m
+                        WHERE m.waiting AND m.queue IN (SELECT n.queue FROM new_rows n WHERE n.state = 'available')
+                        FOR UPDATE SKIP LOCKED)
     RETURNING l.queue
   LOOP
     PERFORM pg_notify('docket_jobs', v_queue);
   END LOOP;
+  -- Still marked in this transaction's view: rows locked by another transaction (skipped above).
+  PERFORM pg_notify('docket_jobs', l.queue) FROM docket.queue_listeners l
+    WHERE l.waiting AND l.queue IN (SELECT n.queue FROM new_rows n WHERE n.state = 'available');
   RETURN NULL;
 END $$;
 
@@ -72,10 +83,18 @@ BEGIN
   IF cardinality(p_queues) > 1000 THEN
     RAISE EXCEPTION 'queues lists % names; the limit is 1000', cardinality(p_queues) USING ERRCODE = '22023';
   END IF;
-  INSERT INTO docket.queue_listeners AS l (queue, waiting)
+  -- Never waits for a lock (a worker may hold one of few pooled connections): queues seen for the
+  -- first time are inserted, marked ones are left, and a row locked right now is skipped (an
+  -- enqueue is clearing it and notifies at its commit, or another worker is marking it).
+  INSERT INTO docket.queue_listeners (queue, waiting)
   SELECT DISTINCT q, true FROM unnest(p_queues) q
    WHERE q IS NOT NULL AND btrim(q) <> '' AND length(q) <= 200
-  ON CONFLICT (queue) DO UPDATE SET waiting = true WHERE NOT l.waiting;
+     AND NOT EXISTS (SELECT 1 FROM docket.queue_listeners l WHERE l.queue = q)
+  ON CONFLICT (queue) DO NOTHING;
+  UPDATE docket.queue_listeners l SET waiting = true
+   WHERE l.queue IN (SELECT m.queue FROM docket.queue_listeners m
+                      WHERE m.queue = ANY (p_queues) AND NOT m.waiting
+                      FOR UPDATE SKIP LOCKED);
   RETURN EXISTS (
     SELECT 1 FROM unnest(p_queues) q(name)
      CROSS JOIN LATERAL (SELECT 1 FROM docket.jobs j

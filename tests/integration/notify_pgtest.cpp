@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -153,4 +154,30 @@ TEST_F(Notify, HostileRegistrationsAreRefusedNamingTheLimitAndWriteNothing) {
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.job_waiters"), 1);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 0);
   EXPECT_EQ(db->scalar("SELECT 1"), "1");  // still answering
+}
+
+TEST_F(Notify, NoEnqueueAndNoWorkerWaitsBehindATransactionHoldingTheMark) {
+  // An enqueue inside a long transaction clears the mark and holds that row until it ends.
+  // Others enqueueing into the queue, and workers marking it, must not queue up behind it
+  // (through a transaction pooler they would hold the pool's few connections): each statement
+  // below runs under a 2 s statement_timeout and the open transaction lasts until the end.
+  Listener listener(db->url());
+  EXPECT_EQ(mark("ARRAY['default']", "ARRAY['k']"), "f");
+  pqxx::connection holder(db->url());
+  pqxx::work open(holder);
+  open.exec("SELECT docket.enqueue('k')");
+
+  pqxx::connection other(db->url());
+  pqxx::nontransaction(other).exec("SET statement_timeout = '2s'");
+  const auto t0 = std::chrono::steady_clock::now();
+  pqxx::nontransaction(other).exec("SELECT docket.enqueue('k')");
+  // The mark is locked: the second enqueue notifies the queue itself rather than miss or wait.
+  EXPECT_EQ(listener.take(), Payloads{"default"});
+  EXPECT_EQ(pqxx::nontransaction(other).exec("SELECT docket.listen_for_jobs(ARRAY['default'], ARRAY['k'])")[0][0].as<bool>(),
+            true);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+  open.commit();
+  EXPECT_EQ(listener.take(), Payloads{"default"});  // the first enqueue's own notice, at its commit
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 2);
+  EXPECT_EQ(db->scalar("SELECT waiting FROM docket.queue_listeners WHERE queue = 'default'"), "f");
 }

@@ -350,6 +350,12 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   constexpr auto kClaimWindow = std::chrono::milliseconds(5);
   auto deferred_since = SteadyClock::time_point::max();
   bool listening = false;  // our queues are marked in docket.queue_listeners (see below)
+  // An enqueue checks for a mark in its trigger and commits later (a few statements later, through
+  // a pooler a few round trips): one that checked just before our mark was visible and commits
+  // after we looked for jobs would wait for the poll. Looking again this much later closes all but
+  // the enqueues whose commit comes later still; the poll (poll_interval) finds those.
+  constexpr auto kMarkRecheck = std::chrono::milliseconds(25);
+  auto recheck_at = SteadyClock::time_point::max();
 
   auto handle_notifications = [&]() {
     if (!listener) return;
@@ -445,7 +451,11 @@ void Worker::Impl::produce(const std::stop_token& stop) {
     if (listener && !listening && capacity > 0 && !want && now >= retry_at) {
       try {
         listening = true;
-        if (session.listen_for_jobs(queues_literal, kinds_literal)) want = true;
+        if (session.listen_for_jobs(queues_literal, kinds_literal)) {
+          want = true;
+        } else {
+          recheck_at = SteadyClock::now() + kMarkRecheck;
+        }
       } catch (const Unavailable& e) {
         listening = false;
         const auto wait = delay.next();
@@ -457,10 +467,22 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       continue;
     }
 
+    // Once more a little after marking: an enqueue that looked for a mark before ours was visible
+    // and committed after our look is seen now (see kMarkRecheck).
+    if (listening && !want && capacity > 0 && now >= recheck_at) {
+      recheck_at = SteadyClock::time_point::max();
+      try {
+        if (session.listen_for_jobs(queues_literal, kinds_literal)) want = true;
+      } catch (const std::exception& e) {
+        log::warn("listen.recheck_failed", {{"error", e.what()}});  // the poll still finds the jobs
+      }
+      continue;
+    }
+
     // Sleep until a notification, a wake-up (capacity freed, outcomes written, stop) or the poll.
     int timeout_ms = -1;
     if (capacity > 0) {
-      auto until = std::max(want ? retry_at : std::min(next_poll, rate_wake), now);
+      auto until = std::max(want ? retry_at : std::min({next_poll, rate_wake, recheck_at}), now);
       if (want && deferred_since != SteadyClock::time_point::max())
         until = std::max(until, deferred_since + kClaimWindow);
       timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
