@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -54,6 +55,49 @@ std::string utc_now() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+/// Transactions per second that pgbench (`-M prepared`, the issue's reference) reaches running the
+/// one-statement transaction `sql` on `clients` connections for `seconds`. `no_triggers`: the
+/// sessions run with session_replication_role = replica, so docket.jobs' triggers (the NOTIFY)
+/// do not fire: the floor the same statement has without them (needs a superuser).
+double pgbench_tps(const std::string& url, const std::string& sql, int clients, double seconds, bool no_triggers) {
+  const fs::path dir = fs::temp_directory_path() / ("docket-bench-pgbench-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "script.sql") << sql << "\n";
+  const fs::path out = dir / "out.txt";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    if (no_triggers) ::setenv("PGOPTIONS", "-c session_replication_role=replica", 1);
+    const std::string c = text(clients), j = text(std::min(clients, 4)),
+                      t = text(std::max(1, static_cast<int>(std::lround(seconds))));
+    const std::string script = (dir / "script.sql").string();
+    ::execlp("pgbench", "pgbench", "-n", "-M", "prepared", "-c", c.c_str(), "-j", j.c_str(), "-T", t.c_str(), "-f",
+             script.c_str(), url.c_str(), nullptr);
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::ifstream in(out);
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  const auto pos = log.find("tps = ");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || pos == std::string::npos) {
+    throw Error("bench: pgbench failed (is it installed, and is the user a superuser?): " + log.substr(0, 2000));
+  }
+  return std::stod(log.substr(pos + 6));
+}
+
+/// Median of `v` (empty: 0).
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /// `docket worker` processes with a generated config, stopped (SIGTERM) when destroyed.
@@ -159,6 +203,8 @@ class Bench {
   }
   double drain_rate(int n);
   Json soak();
+  Json enqueue_sql();
+  Json growth();
   Json result(double enqueue_per_s, double process_per_s) const {
     return Json{{"system", "docket"},
                 {"metric", o_.metric},
@@ -418,6 +464,107 @@ Json Bench::soak() {
   return r;
 }
 
+Json Bench::enqueue_sql() {
+  // The path "any service via SQL" takes: one docket.enqueue per transaction on N connections,
+  // next to, in the same run, (a) the same docket.enqueue with no trigger firing (no NOTIFY:
+  // session_replication_role = replica) and (b) the bare single-row INSERT into docket.jobs with
+  // no trigger. `ratio` is enqueue / (a): what the NOTIFY trigger costs; `ratio_vs_insert` is
+  // enqueue / (b): that plus docket.enqueue's own work (validation, kind and uniqueness checks).
+  // Rounds interleave the three and rotate which goes first; every timed run starts from an
+  // emptied, vacuumed table. No worker runs: the enqueuers alone.
+  const std::string enqueue = "SELECT docket.enqueue('bench.noop', '{}'::jsonb, 'bench');";
+  const std::string insert = "INSERT INTO docket.jobs (kind, args, queue) VALUES ('bench.noop', '{}'::jsonb, 'bench');";
+  struct Variant {
+    const std::string* sql;
+    bool no_triggers;
+  };
+  const std::vector<Variant> variants = {{&enqueue, false}, {&enqueue, true}, {&insert, true}};
+  const std::vector<int> clients = o_.concurrency > 0 ? std::vector<int>{o_.concurrency} : std::vector<int>{4, 64};
+  const int rounds = std::max(1, o_.rounds);
+  Json r = result(0, 0);
+  r["seconds"] = o_.seconds;
+  r["rounds"] = rounds;
+  double worst = 0;
+  bool first = true;
+  for (const int c : clients) {
+    std::vector<std::vector<double>> tps(variants.size());
+    std::vector<double> ratios;
+    for (int round = 0; round < rounds; ++round) {
+      std::vector<double> got(variants.size());
+      for (std::size_t i = 0; i < variants.size(); ++i) {
+        const std::size_t v = (i + static_cast<std::size_t>(round)) % variants.size();
+        reset();
+        settle();
+        got[v] = pgbench_tps(o_.url, *variants[v].sql, c, o_.seconds, variants[v].no_triggers);
+        tps[v].push_back(got[v]);
+      }
+      ratios.push_back(got[1] > 0 ? got[0] / got[1] : 0);
+    }
+    const std::string k = "c" + text(c);
+    const double enq = median(tps[0]), quiet = median(tps[1]), bare = median(tps[2]);
+    const double ratio = quiet > 0 ? enq / quiet : 0;
+    r[k + "_enqueue_tps"] = enq;
+    r[k + "_enqueue_no_notify_tps"] = quiet;
+    r[k + "_insert_no_notify_tps"] = bare;
+    r[k + "_ratio"] = ratio;
+    r[k + "_ratio_min"] = *std::min_element(ratios.begin(), ratios.end());
+    r[k + "_ratio_max"] = *std::max_element(ratios.begin(), ratios.end());
+    r[k + "_ratio_vs_insert"] = bare > 0 ? enq / bare : 0;
+    worst = first ? ratio : std::min(worst, ratio);
+    first = false;
+    if (c == clients.front()) r["enqueue_per_s"] = enq;
+  }
+  r["ratio"] = worst;  // the lower of the client counts' ratios
+  reset();
+  return r;
+}
+
+Json Bench::growth() {
+  // Cost growth: the per-job cost of a drain of 10k and 100k queued jobs (--large: also 1M), and
+  // of single-row SQL enqueues (docket.enqueue, 4 pgbench connections, --seconds) into a table
+  // that already holds 0 and 1M finished rows (--large: also 10M). A flat cost is the goal: the
+  // hot indexes are partial, so neither the backlog's nor the history's size should show.
+  std::vector<int> queued = {10000, 100000};
+  std::vector<int> finished = {0, 1000000};
+  if (o_.large) {
+    queued.push_back(1000000);
+    finished.push_back(10000000);
+  }
+  const std::string enqueue = "SELECT docket.enqueue('bench.noop', '{}'::jsonb, 'bench');";
+  Json rows = Json::array();
+  auto add = [&](const std::string& what, int size, double per_s) {
+    rows.push_back(Json{{"what", what}, {"size", size}, {"per_s", per_s}, {"us_per_job", per_s > 0 ? 1e6 / per_s : 0}});
+  };
+  for (const int n : queued) {
+    reset();
+    add("drain", n, drain_rate(n));
+  }
+  for (const int n : finished) {
+    reset();
+    if (n > 0) db_.query(q::bench_bloat, {text(n), text(0)});
+    settle();
+    add("enqueue_sql_c4", n, pgbench_tps(o_.url, enqueue, 4, o_.seconds, false));
+  }
+  reset();
+  // The table (stderr; the JSON line stays the last line of stdout): cost against the smallest size.
+  Json r = result(0, 0);
+  std::fprintf(stderr, "%-16s %12s %12s %12s %10s\n", "what", "size", "jobs/s", "us/job", "vs first");
+  for (const std::string what : {"drain", "enqueue_sql_c4"}) {
+    double first = 0, most = 0;
+    for (const auto& row : rows) {
+      if (row["what"] != what) continue;
+      const double us = row["us_per_job"].get<double>();
+      if (first == 0) first = us;
+      most = std::max(most, us / first);
+      std::fprintf(stderr, "%-16s %12d %12.0f %12.1f %10.2f\n", what.c_str(), row["size"].get<int>(),
+                   row["per_s"].get<double>(), us, us / first);
+    }
+    r[what + "_cost_growth"] = most;  // the largest size's cost (or any size's) over the smallest's
+  }
+  r["sizes"] = rows;
+  return r;
+}
+
 Json Bench::run() {
   reset();
   const std::string& s = o_.scenario;
@@ -519,6 +666,8 @@ Json Bench::run() {
     return r;
   }
   if (s == "soak") return soak();
+  if (s == "enqueue_sql") return enqueue_sql();
+  if (s == "growth") return growth();
   if (s == "quota") {
     // A kind limited to 50 running at once, 20 ms jobs: the ideal is 2,500 jobs/s; a sampler
     // checks that the limit is never exceeded.
@@ -663,14 +812,14 @@ Json Bench::run() {
     return r;
   }
   throw InvalidInput("unknown scenario \"" + s +
-                     "\"; use drain, enqueue, latency, steady, quota, keyed, rate, bloat, schedules or soak");
+                     "\"; use drain, enqueue, enqueue_sql, growth, latency, steady, quota, keyed, rate, bloat, schedules or soak");
 }
 
 }  // namespace
 
 const std::vector<std::string>& scenarios() {
-  static const std::vector<std::string> all = {"drain",     "enqueue",   "latency", "steady", "quota", "keyed",
-                                               "rate",      "bloat",     "schedules", "soak"};
+  static const std::vector<std::string> all = {"drain", "enqueue", "enqueue_sql", "growth", "latency", "steady", "quota",
+                                               "keyed", "rate", "bloat", "schedules", "soak"};
   return all;
 }
 
@@ -684,7 +833,7 @@ Json run(const Options& input) {
              : o.scenario == "soak"       ? 500  // jobs per second
                                           : 50000;
   }
-  if (o.concurrency <= 0) o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : o.scenario == "soak" ? 50 : 500;
+  if (o.concurrency <= 0 && o.scenario != "enqueue_sql") o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : o.scenario == "soak" ? 50 : 500;
   if (o.seconds <= 0) o.seconds = o.scenario == "rate" ? 60 : 10;
   if (o.workers < 1) throw InvalidInput("--workers must be >= 1");
   if (o.metric.empty()) o.metric = o.scenario;

@@ -70,6 +70,14 @@ const targets = [
   ["Bloat (1M finished + 100k scheduled rows) vs the empty-table drain of the same run",
     docket("bloat", "process_per_s"), docket("bloat", "empty_table_process_per_s"), ">=", 0.9],
   ["Scale: drain with 2 processes vs 1", docket("drain_w2", "process_per_s"), docket("drain", "process_per_s"), ">=", 0.9],
+  ["Single-row SQL enqueue (docket.enqueue, 4 connections) vs the same call without NOTIFY (no triggers)",
+    docket("enqueue_sql", "c4_enqueue_tps"), docket("enqueue_sql", "c4_enqueue_no_notify_tps"), ">=", 0.9],
+  ["Single-row SQL enqueue (docket.enqueue, 64 connections) vs the same call without NOTIFY (no triggers)",
+    docket("enqueue_sql", "c64_enqueue_tps"), docket("enqueue_sql", "c64_enqueue_no_notify_tps"), ">=", 0.9],
+  ["Single-row SQL enqueue (4 connections) vs a bare INSERT into docket.jobs without triggers",
+    docket("enqueue_sql", "c4_enqueue_tps"), docket("enqueue_sql", "c4_insert_no_notify_tps"), ">=", 0.9],
+  ["Single-row SQL enqueue (64 connections) vs a bare INSERT into docket.jobs without triggers",
+    docket("enqueue_sql", "c64_enqueue_tps"), docket("enqueue_sql", "c64_insert_no_notify_tps"), ">=", 0.9],
   ["Scale: drain with 4 processes vs 1", docket("drain_w4", "process_per_s"), docket("drain", "process_per_s"), ">=", 0.9],
   ["Keyed limits (1,000 keys, max_running_per_key 1) vs the unlimited drain of the same run",
     docket("keyed", "process_per_s"), docket("keyed", "unlimited_process_per_s"), ">=", 0.8],
@@ -88,6 +96,15 @@ const limits = [
 ];
 
 const side = (s) => (s.constant !== undefined ? s.constant : med(s.system, s.metric, s.field));
+/** The ratio of each repetition: the k-th figure of one side over the k-th of the other (records
+ * are appended in the order the repetitions ran; a constant divides every repetition). */
+const ratios = (a, b) => {
+  const va = values(a.system, a.metric, a.field);
+  const vb = b.constant !== undefined ? va.map(() => b.constant) : values(b.system, b.metric, b.field);
+  const n = Math.min(va.length, vb.length);
+  return Array.from({ length: n }, (_, i) => va[i] / vb[i]).filter((r) => Number.isFinite(r));
+};
+const spread = (rs) => (rs.length ? `${fmt(Math.min(...rs), 2)} – ${fmt(Math.max(...rs), 2)}` : "–");
 const label = (s) => (s.constant !== undefined ? s.label : `${s.system} ${s.metric}`);
 const ok = (v, op, t) => (v === undefined ? "–" : (op === ">=" ? v >= t : op === "<=" ? v <= t : v < t) ? "yes" : "**no**");
 
@@ -109,24 +126,45 @@ if (md) {
   }
 }
 out.push("## Targets", "");
-out.push("| target | Docket | reference | ratio | goal | met |", "|---|---|---|---|---|---|");
+out.push("Ratio: of the medians; min – max: the ratio of each repetition (its k-th figures).", "");
+out.push("| target | Docket | reference | ratio | min – max | goal | met |", "|---|---|---|---|---|---|---|");
 for (const [what, a, b, op, goal] of targets) {
   const va = side(a);
   const vb = side(b);
   const ratio = va !== undefined && vb ? va / vb : undefined;
-  out.push(`| ${what} | ${fmt(va)} | ${fmt(vb)} (${label(b)}) | ${fmt(ratio, 2)} | ${op} ${goal} | ${ok(ratio, op, goal)} |`);
+  out.push(`| ${what} | ${fmt(va)} | ${fmt(vb)} (${label(b)}) | ${fmt(ratio, 2)} | ${spread(ratios(a, b))} | ` +
+    `${op} ${goal} | ${ok(ratio, op, goal)} |`);
 }
 for (const [what, metrics, field, pick, op, goal] of limits) {
   const v = [].concat(metrics).flatMap((m) => values("docket", m, field));
   const worst = v.length ? pick(...v) : undefined;
-  out.push(`| ${what} | ${fmt(worst)} | – | – | ${op} ${goal} | ${ok(worst, op, goal)} |`);
+  out.push(`| ${what} | ${fmt(worst)} | – | – | – | ${op} ${goal} | ${ok(worst, op, goal)} |`);
 }
 {
   const first = med("docket", "drain_1m", "worker_rss_kb_quarter");
   const most = med("docket", "drain_1m", "worker_rss_kb_max_after_quarter");
   const growth = first && most ? most / first : undefined;
   out.push(`| Worker memory over a 1M drain: most RSS after a quarter of it vs RSS at a quarter | ${fmt(most)} kB | ` +
-    `${fmt(first)} kB | ${fmt(growth, 2)} | <= 1.1 | ${ok(growth, "<=", 1.1)} |`);
+    `${fmt(first)} kB | ${fmt(growth, 2)} | – | <= 1.1 | ${ok(growth, "<=", 1.1)} |`);
+}
+
+// --- cost growth (docket bench growth, once per harness run) ----------------------------------
+{
+  const growth = records.filter((r) => r.system === "docket" && r.scenario === "growth" && Array.isArray(r.sizes));
+  if (growth.length) {
+    out.push("", "## Cost growth", "");
+    out.push("Per-job cost by table size (`docket bench growth`): drains of N queued jobs, and single-row SQL",
+      "enqueues (4 connections) into a table already holding N finished rows. Goal: flat within 15%.", "");
+    out.push("| what | size | jobs/s | µs per job | vs the smallest size |", "|---|---|---|---|---|");
+    for (const r of growth) {
+      const first = {};
+      for (const row of r.sizes) {
+        first[row.what] ??= row.us_per_job;
+        out.push(`| ${row.what} | ${row.size.toLocaleString("en")} | ${fmt(row.per_s)} | ${fmt(row.us_per_job)} | ` +
+          `${fmt(row.us_per_job / first[row.what], 2)} |`);
+      }
+    }
+  }
 }
 
 // --- every figure ------------------------------------------------------------------------------
@@ -141,6 +179,10 @@ const fieldsOf = (r) => {
       case "keyed": return ["process_per_s", "unlimited_process_per_s", "ratio"];
       case "rate": return ["process_per_s", "unlimited_process_per_s", "high_rate_ratio", "rate_observed_per_s",
         "rate_ratio", "rate_most_in_1s_window"];
+      case "growth": return ["drain_cost_growth", "enqueue_sql_c4_cost_growth"];
+      case "enqueue_sql":
+        return ["c4_enqueue_tps", "c4_enqueue_no_notify_tps", "c4_insert_no_notify_tps", "c64_enqueue_tps",
+          "c64_enqueue_no_notify_tps", "c64_insert_no_notify_tps"];
       default:
         return ["process_per_s", "claim_batch_avg", "finish_batch_avg", "connections_per_worker",
           "worker_rss_kb_quarter", "worker_rss_kb_max"];

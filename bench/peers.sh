@@ -55,6 +55,7 @@ for r in $(seq 1 "$REPS"); do
   docket_scenarios "$r" >/dev/null
 done
 docket_memory 1 >/dev/null
+docket_growth 1 >/dev/null
 $PSQL -d postgres -c "DROP DATABASE IF EXISTS docket_bench"
 
 cd "$ROOT"

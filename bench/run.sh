@@ -20,6 +20,7 @@ export DATABASE_URL DOCKET
 . bench/scenarios.sh
 for r in $(seq 1 "$REPS"); do docket_scenarios "$r"; done
 docket_memory 1
+docket_growth 1
 echo
 node bench/compare.mjs "$RESULTS_FILE"
 echo "raw results: $RESULTS_FILE"

@@ -9,6 +9,7 @@ docket_bench() { # run metric scenario [flags...]
 docket_scenarios() { # run
   local r=$1
   docket_bench "$r" enqueue enqueue --jobs 50000
+  docket_bench "$r" enqueue_sql enqueue_sql --seconds 5 --rounds 1
   docket_bench "$r" drain drain --jobs 50000
   docket_bench "$r" drain_w2 drain --jobs 50000 --workers 2
   docket_bench "$r" drain_w4 drain --jobs 50000 --workers 4
@@ -22,4 +23,8 @@ docket_scenarios() { # run
 
 docket_memory() { # run: worker memory over a 1M drain (once per run of the harness)
   docket_bench "$1" drain_1m drain --jobs 1000000
+}
+
+docket_growth() { # run: per-job cost by table size (once per run of the harness; --large is not run)
+  docket_bench "$1" growth growth --seconds 5
 }

@@ -317,9 +317,12 @@ TEST_F(Enqueue, BulkInsertNotifiesOncePerStatementNotPerRow) {
   pqxx::connection listener(db->url());
   pqxx::nontransaction(listener).exec("LISTEN docket_jobs");
   Client client(db->url());
+  // A worker sleeps on 'default' (migration 0021: without one, no NOTIFY at all).
+  EXPECT_EQ(db->scalar("SELECT docket.listen_for_jobs(ARRAY['default'], ARRAY['bulk'])"), "f");
   std::vector<EnqueueRequest> batch(500, EnqueueRequest{.kind = "bulk"});
   client.enqueue_many(batch);
   int notifications = 0;
   while (listener.await_notification(0, 300000) > 0) ++notifications;
   EXPECT_EQ(notifications, 1);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 500);
 }

@@ -186,18 +186,22 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
   {
     auto* cmd = app.add_subcommand(
         "bench",
-        "Benchmark with no-op jobs on DATABASE_URL: drain, enqueue, latency, steady, quota, bloat, schedules, soak "
+        "Benchmark with no-op jobs on DATABASE_URL: drain, enqueue, enqueue_sql, growth, latency, steady, quota, bloat, schedules, soak "
         "(JSON line)");
     auto options = std::make_shared<bench::Options>();
-    cmd->add_option("scenario", options->scenario, "drain, enqueue, latency, steady, quota, bloat, schedules or soak")
+    cmd->add_option("scenario", options->scenario, "drain, enqueue, enqueue_sql, growth, latency, steady, quota, bloat, schedules or soak")
         ->required()
         ->check(CLI::IsMember(bench::scenarios()));
     cmd->add_option("--jobs,-n", options->jobs,
                     "Jobs (default: 50000; latency 200; quota 5000); soak: jobs per second (default 500)");
     cmd->add_option("--workers,-w", options->workers, "Worker processes (default 1)");
-    cmd->add_option("--concurrency,-c", options->concurrency, "Jobs each worker runs at once (default 500; quota 64)");
+    cmd->add_option("--concurrency,-c", options->concurrency, "Jobs each worker runs at once (default 500; quota 64); enqueue_sql: client connections (default 4 and 64)");
     cmd->add_option("--batch", options->batch, "Most jobs claimed in one round trip (default: worker.claim_batch)");
-    cmd->add_option("--seconds", options->seconds, "steady, soak, schedules, rate: how long to run (default 10; rate 60)");
+    cmd->add_option("--seconds", options->seconds,
+                    "steady, soak, schedules, rate, enqueue_sql, growth: how long to run (default 10; rate 60)");
+    cmd->add_option("--rounds", options->rounds, "enqueue_sql: interleaved rounds of enqueue, enqueue without triggers and a bare INSERT (default 3)")
+        ->check(CLI::Range(1, 100));
+    cmd->add_flag("--large", options->large, "growth: also drain 1M queued jobs and enqueue over 10M finished rows");
     cmd->add_option("--csv", options->csv, "soak: the per-sample figures (default soak.csv)");
     cmd->add_option("--metric", options->metric, "Name for the JSON line's \"metric\" (default: the scenario)");
     cmd->add_option("--run", options->run, "Repetition number for the JSON line (default 1)");

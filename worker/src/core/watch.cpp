@@ -3,6 +3,8 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -21,12 +23,28 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr std::size_t kReadChunk = 1000;
 /// With LISTEN, every waited job is still read this often: the backstop for a lost notice.
 constexpr std::chrono::seconds kSweep{5};
+/// A registration outlives its wait by this much: a watch that dies leaves rows that expire then.
+constexpr std::chrono::minutes kRegistrationSlack{1};
+
+/// A random (version 4) uuid: this watch's name in docket.job_waiters.
+std::string random_uuid() {
+  std::random_device rd;
+  std::mt19937_64 rng{(static_cast<std::uint64_t>(rd()) << 32) ^ rd()};
+  const std::uint64_t hi = (rng() & ~0xF000ULL) | 0x4000ULL;
+  const std::uint64_t lo = (rng() & ~(0xCULL << 60)) | (0x8ULL << 60);
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08llx-%04llx-%04llx-%04llx-%012llx", static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xFFFF), static_cast<unsigned long long>(hi & 0xFFFF),
+                static_cast<unsigned long long>(lo >> 48), static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
+  return buf;
+}
 
 }  // namespace
 
 JobWatch::JobWatch(const std::string& url, const std::string& listen_url, std::chrono::milliseconds statement_timeout,
                    std::chrono::milliseconds poll)
     : url_(listen_url.empty() ? url : listen_url),
+      id_(random_uuid()),
       listen_(!listen_url.empty() || !db::transaction_pooling()),
       statement_timeout_(statement_timeout),
       poll_(poll),
@@ -72,6 +90,10 @@ void JobWatch::run(const std::stop_token& stop) {
   auto retry_at = SteadyClock::time_point::min();
   auto next_sweep = SteadyClock::now() + sweep_every;
   bool read_all = false;  // a reconnect or a failed read: every waited job is read again
+  // With LISTEN: ids to register before the next read (all of them after a reconnect or a failed
+  // round: the registrations may be gone with a crashed server) and ids nobody waits for any more.
+  std::set<std::int64_t> to_register;
+  std::set<std::int64_t> to_drop;
 
   while (!stop.stop_requested()) {
     // Anything else that escapes a round (a libpq error not translated yet, a malformed row)
@@ -110,6 +132,10 @@ void JobWatch::run(const std::stop_token& stop) {
       std::vector<std::pair<std::int64_t, Waiter>> settled_missing;
       {
         std::lock_guard lock(mutex_);
+        if (read_all) {
+          for (const auto& [id, w] : waiters_) to_register.insert(id);
+        }
+        to_register.insert(fresh_.begin(), fresh_.end());
         if (read_all || now >= next_sweep) {
           for (const auto& [id, w] : waiters_) check.insert(id);
         } else {
@@ -121,6 +147,27 @@ void JobWatch::run(const std::stop_token& stop) {
         fresh_.clear();
         // Only ids someone waits for are read: a notice for a job nobody awaits costs nothing.
         std::erase_if(check, [&](std::int64_t id) { return !waiters_.contains(id); });
+        std::erase_if(to_register, [&](std::int64_t id) { return !waiters_.contains(id); });
+      }
+      if (listen_ && session.connected() && (!to_register.empty() || !to_drop.empty())) {
+        // Registered before the read below: a finish that commits after the read is notified.
+        // (One committing while this registration does is found by the sweep.)
+        auto hold = std::chrono::milliseconds(0);
+        {
+          std::lock_guard lock(mutex_);
+          for (const auto& [id, w] : waiters_) {
+            hold = std::max(hold, std::chrono::duration_cast<std::chrono::milliseconds>(w.deadline - now));
+          }
+        }
+        if (to_drop.size() > kMaxWaiters) to_drop.clear();  // past the call's limit: their rows expire
+        try {
+          session.watch_jobs(id_, {to_register.begin(), to_register.end()}, {to_drop.begin(), to_drop.end()},
+                             hold + kRegistrationSlack);
+          to_register.clear();
+          to_drop.clear();
+        } catch (const Error& e) {
+          log::warn("wait.register_failed", {{"error", e.what()}});  // the sweep still answers
+        }
       }
       if (now >= next_sweep) next_sweep = now + sweep_every;
 
@@ -169,6 +216,7 @@ void JobWatch::run(const std::stop_token& stop) {
               }
               first = waiters_.erase(first);
             }
+            if (listen_ && !waiters_.contains(id)) to_drop.insert(id);
           }
         }
         for (auto& [w, job] : answers) w.done(std::move(job), nullptr);
@@ -180,6 +228,7 @@ void JobWatch::run(const std::stop_token& stop) {
           std::lock_guard lock(mutex_);
           for (auto it = waiters_.begin(); it != waiters_.end();) {
             if (it->second.deadline <= now) {
+              if (listen_) to_drop.insert(it->first);
               failures.push_back(std::move(it->second));
               it = waiters_.erase(it);
             } else {

@@ -5,6 +5,8 @@
 // round trip and answers every waiter of those jobs. Notices are hints: a waiter's job is read
 // once after it registers (the LISTEN is already active then, so no finish falls between), after
 // every reconnect, and every few seconds, so a lost notice delays an answer but never loses it.
+// Since migration 0021 a finish notifies only the ids some watch registered (docket.watch_jobs):
+// each round registers its new ids before it reads them, and forgets the answered ones.
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -56,6 +58,7 @@ class JobWatch {
   void run(const std::stop_token& stop);
 
   std::string url_;
+  std::string id_;  ///< this watch's uuid in docket.job_waiters (a fresh one per watch)
   bool listen_;
   std::chrono::milliseconds statement_timeout_;
   std::chrono::milliseconds poll_;

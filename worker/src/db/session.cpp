@@ -501,6 +501,20 @@ std::vector<JobRecord> Session::jobs_by_id(const std::vector<std::int64_t>& ids)
   });
 }
 
+void Session::watch_jobs(const std::string& watch, const std::vector<std::int64_t>& add,
+                         const std::vector<std::int64_t>& drop, std::chrono::milliseconds hold) {
+  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    DOCKET_RUN(q::job_watch, watch, int_array(add), int_array(drop), std::to_string(hold.count()));
+  });
+}
+
+bool Session::listen_for_jobs(const std::string& queues_literal, const std::string& kinds_literal) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN(q::queue_listen, queues_literal, kinds_literal);
+    return !res.empty() && !res[0][0].is_null() && res[0][0].as<bool>();
+  });
+}
+
 std::optional<JobRecord> Session::job_by_key(const std::string& key) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<JobRecord> {
     auto res = DOCKET_RUN(q::job_by_key, key);

@@ -137,6 +137,10 @@ class Session {
   std::optional<JobRecord> job(std::int64_t id);
   /// The jobs among `ids` that exist, in no particular order, in one round trip.
   std::vector<JobRecord> jobs_by_id(const std::vector<std::int64_t>& ids);
+  /// docket.watch_jobs: watch `watch` starts waiting for `add` (for `hold` from now) and stops
+  /// waiting for `drop`, so finishing one of `add` sends docket_finished (migration 0021).
+  void watch_jobs(const std::string& watch, const std::vector<std::int64_t>& add,
+                  const std::vector<std::int64_t>& drop, std::chrono::milliseconds hold);
   /// docket.job_by_key: the newest job with that unique_key, any state, or nullopt.
   std::optional<JobRecord> job_by_key(const std::string& key);
   std::vector<JobRecord> jobs(const JobFilter& filter);
@@ -314,6 +318,9 @@ class Session {
 
   // notifications ------------------------------------------------------------------------------
   void listen(const std::string& channel);
+  /// docket.listen_for_jobs: marks the queues (array literal) as slept on, so the next enqueue into
+  /// one of them sends docket_jobs; true when one already holds an available job of the kinds.
+  bool listen_for_jobs(const std::string& queues_literal, const std::string& kinds_literal);
   /// The socket to poll for incoming notifications (-1 when not connected).
   int socket() const;
   /// Reads what arrived on the socket (non-blocking) and returns the notifications.

@@ -340,6 +340,13 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   // a quota capped it), claims at once: waiting would only add latency.
   constexpr auto kClaimWindow = std::chrono::milliseconds(5);
   auto deferred_since = SteadyClock::time_point::max();
+  bool listening = false;  // our queues are marked in docket.queue_listeners (see below)
+  // An enqueue checks for a mark in its trigger and commits later (a few statements later, through
+  // a pooler a few round trips): one that checked just before our mark was visible and commits
+  // after we looked for jobs would wait for the poll. Looking again this much later closes all but
+  // the enqueues whose commit comes later still; the poll (poll_interval) finds those.
+  constexpr auto kMarkRecheck = std::chrono::milliseconds(25);
+  auto recheck_at = SteadyClock::time_point::max();
 
   auto handle_notifications = [&]() {
     if (!listener) return;
@@ -357,6 +364,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       }
     }
     for (const auto& n : listener->take_notifications()) {
+      listening = false;  // the notifying enqueue cleared the mark (or a reconnect may have lost one)
       if (n.channel == "docket_jobs") {
         if (n.payload == "*" || queue_set.contains(n.payload)) want = true;
       } else if (n.channel == "docket_cancel") {
@@ -427,10 +435,45 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       continue;
     }
 
+    // About to sleep with free slots: since migration 0021 an enqueue notifies only queues a
+    // worker marked as slept on. Mark ours once per idle period (any notice, which also means
+    // the mark was cleared or may have been lost, asks for it again); a job that slipped in
+    // between the last claim and the mark is claimed at once.
+    if (listener && !listening && capacity > 0 && !want && now >= retry_at) {
+      try {
+        listening = true;
+        if (session.listen_for_jobs(queues_literal, kinds_literal)) {
+          want = true;
+        } else {
+          recheck_at = SteadyClock::now() + kMarkRecheck;
+        }
+      } catch (const Unavailable& e) {
+        listening = false;
+        const auto wait = delay.next();
+        log::warn("db.unavailable", {{"component", "producer"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
+        retry_at = SteadyClock::now() + wait;
+      } catch (const std::exception& e) {
+        log::error("listen.failed", {{"error", e.what()}});  // the poll still finds the jobs
+      }
+      continue;
+    }
+
+    // Once more a little after marking: an enqueue that looked for a mark before ours was visible
+    // and committed after our look is seen now (see kMarkRecheck).
+    if (listening && !want && capacity > 0 && now >= recheck_at) {
+      recheck_at = SteadyClock::time_point::max();
+      try {
+        if (session.listen_for_jobs(queues_literal, kinds_literal)) want = true;
+      } catch (const std::exception& e) {
+        log::warn("listen.recheck_failed", {{"error", e.what()}});  // the poll still finds the jobs
+      }
+      continue;
+    }
+
     // Sleep until a notification, a wake-up (capacity freed, outcomes written, stop) or the poll.
     int timeout_ms = -1;
     if (capacity > 0) {
-      auto until = std::max(want ? retry_at : std::min(next_poll, rate_wake), now);
+      auto until = std::max(want ? retry_at : std::min({next_poll, rate_wake, recheck_at}), now);
       if (want && deferred_since != SteadyClock::time_point::max())
         until = std::max(until, deferred_since + kClaimWindow);
       timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
