@@ -39,11 +39,11 @@ std::string SessionStore::create(std::size_t token, std::optional<Clock::time_po
   std::string id = random_hex(32);  // 32 bytes: unguessable
   std::lock_guard lock(mutex_);
   // Full: drop the expired, then (still full) the one closest to expiry. A linear pass, only at the cap.
-  if (sessions_.size() >= kMaxSessions) std::erase_if(sessions_, [now](const auto& kv) { return kv.second.expires <= now; });
+  if (sessions_.size() >= kMaxSessions)
+    std::erase_if(sessions_, [now](const auto& kv) { return kv.second.expires <= now; });
   if (sessions_.size() >= kMaxSessions) {
-    sessions_.erase(std::min_element(sessions_.begin(), sessions_.end(), [](const auto& a, const auto& b) {
-      return a.second.expires < b.second.expires;
-    }));
+    sessions_.erase(std::min_element(sessions_.begin(), sessions_.end(),
+                                     [](const auto& a, const auto& b) { return a.second.expires < b.second.expires; }));
   }
   sessions_[id] = Entry{token, expires};
   return id;

@@ -1,11 +1,11 @@
 #include "http_server.hpp"
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <iterator>
@@ -190,8 +190,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const Message& head = parser_->get();
     method_ = std::string(head.method_string());
     if (too_many_fields(head, limits())) {
-      return send(server_->handlers.error(431, "header_fields_too_large", "more than api.max_header_count header fields"),
-                  false);
+      return send(
+          server_->handlers.error(431, "header_fields_too_large", "more than api.max_header_count header fields"),
+          false);
     }
     if (auto early = server_->handlers.check_head(head, peer_)) {
       // The body was not read: keep the connection only if there is none.
@@ -223,8 +224,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     req.peer = peer_;
     const std::string target(req.message.target());
     if (!split_target(target, req.path, req.params)) {
-      return send(server_->handlers.error(400, "bad_request", "the request target has broken percent-encoding"),
-                  false);
+      return send(server_->handlers.error(400, "bad_request", "the request target has broken percent-encoding"), false);
     }
     const bool keep = req.message.keep_alive();
     auto self = shared_from_this();
@@ -238,7 +238,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void fail(beast::error_code ec) {
     auto [status, reason] = classify(ec);
     if (status == 0 || (status == 408 && !parser_->got_some())) return close();
-    const char* code = status == 413 ? "payload_too_large"
+    const char* code = status == 413   ? "payload_too_large"
                        : status == 431 ? "header_fields_too_large"
                        : status == 408 ? "request_timeout"
                                        : "bad_request";
@@ -259,9 +259,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     msg->body() = std::move(response_.body);
     msg->prepare_payload();
     stream_.expires_after(limits().body_timeout);
-    bhttp::async_write(stream_, *msg, [self = shared_from_this(), msg](beast::error_code ec, std::size_t) {
-      self->on_sent(ec);
-    });
+    bhttp::async_write(stream_, *msg,
+                       [self = shared_from_this(), msg](beast::error_code ec, std::size_t) { self->on_sent(ec); });
   }
 
   void on_sent(beast::error_code ec) {
@@ -284,11 +283,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void drain() {
-    stream_.async_read_some(net::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-      self->drained_ += n;
-      if (ec || self->drained_ >= kDrainBytes) return self->close();
-      self->drain();
-    });
+    stream_.async_read_some(net::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ >= kDrainBytes) return self->close();
+                              self->drain();
+                            });
   }
 
   void close() {

@@ -21,13 +21,13 @@ namespace docket::api::http {
 
 /// Every limit a request is held to before any handler sees it.
 struct Limits {
-  std::size_t max_header_bytes = 16 * 1024;   ///< request line and headers; more gets 431
-  std::size_t max_header_count = 100;         ///< header fields; more gets 431
-  std::size_t max_body = 1 << 20;             ///< declared or chunked; more gets 413
+  std::size_t max_header_bytes = 16 * 1024;          ///< request line and headers; more gets 431
+  std::size_t max_header_count = 100;                ///< header fields; more gets 431
+  std::size_t max_body = 1 << 20;                    ///< declared or chunked; more gets 413
   std::chrono::milliseconds header_timeout{10'000};  ///< from the first byte to the end of the head
   std::chrono::milliseconds body_timeout{30'000};    ///< to read the whole body, and to write a response
   std::chrono::milliseconds idle_timeout{5'000};     ///< a keep-alive connection waiting for its next request
-  int max_connections = 1024;                 ///< open connections; more get 503 and are closed
+  int max_connections = 1024;                        ///< open connections; more get 503 and are closed
 };
 
 /// The wire message a request is parsed into.
@@ -36,10 +36,10 @@ using Message = boost::beast::http::request<boost::beast::http::string_body>;
 /// A request as the router sees it: the message plus its decoded path and query.
 struct Request {
   Message message;
-  std::string path;                                  ///< percent-decoded, without the query
-  std::multimap<std::string, std::string> params;    ///< decoded query parameters
-  std::vector<std::string> groups;                   ///< the route pattern's capture groups
-  std::string peer;                                  ///< the client's IP address, as the socket saw it
+  std::string path;                                ///< percent-decoded, without the query
+  std::multimap<std::string, std::string> params;  ///< decoded query parameters
+  std::vector<std::string> groups;                 ///< the route pattern's capture groups
+  std::string peer;                                ///< the client's IP address, as the socket saw it
   /// A header's value, "" when absent.
   std::string header(std::string_view name) const;
   /// The method as text: "GET", "POST", ...

@@ -42,8 +42,9 @@ MetricsServer::MetricsServer(const std::string& listen, std::shared_ptr<Metrics>
   s.new_task_queue = [] { return new httplib::ThreadPool(2); };
   s.set_tcp_nodelay(true);
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(impl_->metrics->render(impl_->client ? schedule_gauges(*impl_->client) : std::vector<GaugeSample>{}),
-                    "text/plain; version=0.0.4; charset=utf-8");
+    res.set_content(
+        impl_->metrics->render(impl_->client ? schedule_gauges(*impl_->client) : std::vector<GaugeSample>{}),
+        "text/plain; version=0.0.4; charset=utf-8");
   });
   s.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");

@@ -261,8 +261,8 @@ std::string schedule_name(const std::string& text, const std::string& field) {
 }
 
 ScheduleSpec parse_schedule(const std::string& name, const std::string& body_text) {
-  static const std::vector<std::string> kFields = {"cron",     "kind",      "args",    "tz",       "queue",      "spread",
-                                                   "on_overlap", "on_missed", "enabled", "priority", "max_retries"};
+  static const std::vector<std::string> kFields = {
+      "cron", "kind", "args", "tz", "queue", "spread", "on_overlap", "on_missed", "enabled", "priority", "max_retries"};
   const Json body = parse_object(body_text);
   for (const auto& [key, value] : body.items()) {
     if (key == "name") throw bad_request("name is the path (/schedules/{name}), not a body field");
@@ -350,7 +350,8 @@ LimitChange parse_limit(const std::string& body_text) {
   } else {
     for (const char* field : {"max_running_per_key", "rate_per_key", "burst_per_key"}) {
       if (body.contains(field))
-        throw unprocessable(std::string(field) + " needs partition in the same request (the keyed limits are set together)");
+        throw unprocessable(std::string(field) +
+                            " needs partition in the same request (the keyed limits are set together)");
     }
   }
   if (body.contains("max_running")) {
@@ -358,7 +359,8 @@ LimitChange parse_limit(const std::string& body_text) {
       out.max_running.emplace(std::nullopt);
     } else {
       const int n = int_field(body, "max_running");
-      if (n < 0) throw unprocessable("max_running must be >= 0 (or null to remove the limit), got " + std::to_string(n));
+      if (n < 0)
+        throw unprocessable("max_running must be >= 0 (or null to remove the limit), got " + std::to_string(n));
       out.max_running = n;
     }
   }

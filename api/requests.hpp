@@ -23,7 +23,7 @@ std::optional<std::chrono::milliseconds> parse_wait(const std::multimap<std::str
 CrawlFilter parse_crawl_filter(const std::multimap<std::string, std::string>& params, int max_limit);
 /// PUT /limits/{kind}: what to change; an absent field is left as it is.
 struct LimitChange {
-  std::optional<std::optional<int>> max_running;  ///< N, or null to remove the quota
+  std::optional<std::optional<int>> max_running;   ///< N, or null to remove the quota
   std::optional<std::optional<std::string>> rate;  ///< "N/PERIOD", or null to remove the rate
   std::optional<int> burst;                        ///< with rate only
   /// The keyed limits, set together when the body has "partition" (null removes them all).

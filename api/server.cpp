@@ -3,9 +3,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <algorithm>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -17,12 +17,12 @@
 #include "auth_limiter.hpp"
 #include "core/log.hpp"
 #include "core/secret.hpp"
+#include "core/url.hpp"
 #include "core/watch.hpp"
 #include "dashboard.hpp"
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
 #include "docket/time.hpp"
-#include "core/url.hpp"
 #include "errors.hpp"
 #include "http_server.hpp"
 #include "metrics_server.hpp"
@@ -91,8 +91,9 @@ void write_page(Response& res, const char* name, const Rows& rows, int limit, st
     ++sent;
   }
   const bool more = sent > 0 && (sent < rows.size() || static_cast<int>(rows.size()) == limit);
-  body += "],\"next_after\":" + (more ? last.dump(-1, ' ', false, Json::error_handler_t::replace) : std::string("null")) +
-          "}";
+  body +=
+      "],\"next_after\":" + (more ? last.dump(-1, ' ', false, Json::error_handler_t::replace) : std::string("null")) +
+      "}";
   res.status = 200;
   res.content_type = "application/json";
   res.body = std::move(body);
@@ -254,8 +255,9 @@ std::vector<Token> parse_tokens(const std::vector<std::string>& specs) {
           throw ConfigError("API token scope must be read or write, got \"" + scope.substr(0, 64) + "\"");
         t.read_only = scope == "read";
       } else {
-        throw ConfigError("API token options are ;expires=<RFC 3339 time> and ;scope=read|write, each at most once; got \";" +
-                          option.substr(0, 64) + "\"");
+        throw ConfigError(
+            "API token options are ;expires=<RFC 3339 time> and ;scope=read|write, each at most once; got \";" +
+            option.substr(0, 64) + "\"");
       }
     }
     out.push_back(std::move(t));
@@ -268,8 +270,8 @@ struct Server::Impl {
       : url(database_url),
         config(std::move(c)),
         metrics(m ? std::move(m) : std::make_shared<Metrics>()),
-        client(database_url, ClientOptions{config.db_connections, "docket-api", true, config.statement_timeout,
-                                  config.lock_timeout}),
+        client(database_url,
+               ClientOptions{config.db_connections, "docket-api", true, config.statement_timeout, config.lock_timeout}),
         submitter(client, std::max(1, config.db_connections / 2)),  // the rest serve reads
         tokens(parse_tokens(config.tokens)),
         http(limits(config), handlers()),
@@ -430,7 +432,8 @@ void Server::Impl::handle(Request req, std::function<void(Response)> done) {
   }
   if (get && req.path == "/ready") return ready.check(std::move(done));
   static const std::regex job_path(R"(/jobs/(\d{1,18}))");
-  if (get && req.params.contains("wait") && std::regex_match(req.path, job_path)) return await_job(req, std::move(done));
+  if (get && req.params.contains("wait") && std::regex_match(req.path, job_path))
+    return await_job(req, std::move(done));
   net::post(pool, [this, req = std::move(req), done = std::move(done)]() mutable { done(run_route(req)); });
 }
 
@@ -554,14 +557,16 @@ Server::Impl::Caller Server::Impl::caller(const http::Message& head, const std::
   const auto auth = head.find("Authorization");
   if (auth == head.end()) {
     const auto cookie = head.find("Cookie");
-    const std::string id = cookie == head.end() ? std::string() : cookie_value(std::string(cookie->value()), kSessionCookie);
+    const std::string id =
+        cookie == head.end() ? std::string() : cookie_value(std::string(cookie->value()), kSessionCookie);
     if (id.empty()) return {std::nullopt, "missing Authorization: Bearer <token>"};
     if (head.find(kDashboardHeader) == head.end())
       return {std::nullopt, std::string("a session cookie is accepted only with the ") + kDashboardHeader +
                                 " header the dashboard sends (a cross-site request cannot send it)"};
     const auto token = sessions.find(id);
     if (!token || *token >= tokens.size()) return {std::nullopt, "the session has ended; sign in again"};
-    if (tokens[*token].expires && Clock::now() >= *tokens[*token].expires) return {std::nullopt, "this token has expired"};
+    if (tokens[*token].expires && Clock::now() >= *tokens[*token].expires)
+      return {std::nullopt, "this token has expired"};
     return {token, {}};
   }
   const std::string header(auth->value());
@@ -574,7 +579,8 @@ Server::Impl::Caller Server::Impl::caller(const http::Message& head, const std::
   const TokenMatch m = match_token(presented, peer);
   if (m.wait.count() > 0) return {std::nullopt, {}, m.wait};
   if (!m.token) return {std::nullopt, "invalid token"};
-  if (tokens[*m.token].expires && Clock::now() >= *tokens[*m.token].expires) return {std::nullopt, "this token has expired"};
+  if (tokens[*m.token].expires && Clock::now() >= *tokens[*m.token].expires)
+    return {std::nullopt, "this token has expired"};
   return {m.token, {}};
 }
 
@@ -615,21 +621,31 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
                      {{"kind", k.kind}},
                      double(*k.max_running)});
       }
-      g.push_back({"docket_kind_at_limit", "1 when a limit of the kind (or of one of its keys) holds jobs back now",
-                   {{"kind", k.kind}}, k.at_limit ? 1.0 : 0.0});
+      g.push_back({"docket_kind_at_limit",
+                   "1 when a limit of the kind (or of one of its keys) holds jobs back now",
+                   {{"kind", k.kind}},
+                   k.at_limit ? 1.0 : 0.0});
       if (k.rate_tokens) {
-        g.push_back({"docket_kind_rate_tokens", "Starts the kind's rate allows right now (its bucket)",
-                     {{"kind", k.kind}}, *k.rate_tokens});
+        g.push_back({"docket_kind_rate_tokens",
+                     "Starts the kind's rate allows right now (its bucket)",
+                     {{"kind", k.kind}},
+                     *k.rate_tokens});
         g.push_back({"docket_kind_rate_burst", "The kind's bucket size", {{"kind", k.kind}}, k.rate_burst.value_or(0)});
       }
       if (!k.partition) continue;
       if (k.max_running_per_key) {
-        g.push_back({"docket_kind_max_running_per_key", "Most running jobs of one key (docket.set_partition)",
-                     {{"kind", k.kind}}, double(*k.max_running_per_key)});
+        g.push_back({"docket_kind_max_running_per_key",
+                     "Most running jobs of one key (docket.set_partition)",
+                     {{"kind", k.kind}},
+                     double(*k.max_running_per_key)});
       }
-      g.push_back({"docket_kind_max_key_running", "Running jobs of the kind's busiest key", {{"kind", k.kind}},
+      g.push_back({"docket_kind_max_key_running",
+                   "Running jobs of the kind's busiest key",
+                   {{"kind", k.kind}},
                    double(k.max_key_running)});
-      g.push_back({"docket_kind_keys_at_limit", "Keys a per-key limit holds back now", {{"kind", k.kind}},
+      g.push_back({"docket_kind_keys_at_limit",
+                   "Keys a per-key limit holds back now",
+                   {{"kind", k.kind}},
                    double(k.keys_at_limit)});
       // The busiest keys only: a top N keeps the label count bounded however many keys there are.
       for (const auto& key : client.hot_keys(k.kind, kHotKeys)) {
@@ -651,13 +667,14 @@ std::vector<GaugeSample> Server::Impl::database_gauges() {
       const std::map<std::string, std::string> where{{"kind", u.at("kind")}, {"queue", u.at("queue")}};
       g.push_back({"docket_unserved_jobs", "Waiting jobs no live worker can run (docket.unserved_jobs)", where,
                    u.at("jobs").get<double>()});
-      g.push_back({"docket_unserved_oldest_due_age_seconds", "How long the oldest due unserved job has waited",
-                   where, u.value("oldest_due_age_s", Json()).is_number() ? u.at("oldest_due_age_s").get<double>() : 0});
+      g.push_back({"docket_unserved_oldest_due_age_seconds", "How long the oldest due unserved job has waited", where,
+                   u.value("oldest_due_age_s", Json()).is_number() ? u.at("oldest_due_age_s").get<double>() : 0});
     }
     // Per kind over the last hour (docket.kind_stats): the same figures as docket stats.
     for (const auto& k : stats.at("kinds")) {
       const std::map<std::string, std::string> kind{{"kind", k.at("kind")}};
-      g.push_back({"docket_kind_completed_1h", "Jobs completed in the last hour", kind, k.at("completed_1h").get<double>()});
+      g.push_back(
+          {"docket_kind_completed_1h", "Jobs completed in the last hour", kind, k.at("completed_1h").get<double>()});
       g.push_back({"docket_kind_failed_1h", "Jobs failed in the last hour", kind, k.at("failed_1h").get<double>()});
       for (const char* figure : {"run_p50", "run_p95", "wait_p50", "wait_p95"}) {
         const Json& ms = k.value(std::string(figure) + "_ms", Json());
@@ -767,8 +784,9 @@ void Server::Impl::routes() {
             }
             const std::string token = req.header(kCallbackTokenHeader);
             if (token.empty()) {
-              throw ApiError(401, "unauthorized",
-                             std::string("missing ") + kCallbackTokenHeader + ": the token the job's endpoint was sent");
+              throw ApiError(
+                  401, "unauthorized",
+                  std::string("missing ") + kCallbackTokenHeader + ": the token the job's endpoint was sent");
             }
             const Json body = parse_object(req.message.body());
             CallbackResult r;
@@ -876,33 +894,34 @@ void Server::Impl::routes() {
     write_limit(res, kind);
   });
 
-  route("POST", R"(/kinds/([^/]+)/retry_failed)", "/kinds/{kind}/retry_failed", [this](const Request& req, Response& res) {
-    // One batch per request, so each answers within the statement budget; the caller repeats
-    // with `after` = next until next is null (the dashboard does).
-    std::optional<std::string> after;
-    int limit = 500;
-    for (const auto& [name, value] : req.params) {
-      if (name == "after") {
-        after = value;
-      } else if (name == "limit") {
-        try {
-          std::size_t used = 0;
-          limit = std::stoi(value, &used);
-          if (used != value.size()) throw std::invalid_argument(value);
-        } catch (const std::exception&) {
-          throw InvalidInput("limit must be a number 1-1000, got \"" + value.substr(0, 32) + "\"");
-        }
-      } else {
-        throw InvalidInput("unknown parameter \"" + name.substr(0, 64) + "\"; use after, limit");
-      }
-    }
-    const RetryBatch b = client.retry_failed(req.groups.at(0), after, limit);
-    write_json(res, 200,
-               Json{{"kind", req.groups.at(0)},
-                    {"retried", b.retried},
-                    {"skipped", b.skipped},
-                    {"next", b.next ? Json(*b.next) : Json(nullptr)}});
-  });
+  route("POST", R"(/kinds/([^/]+)/retry_failed)", "/kinds/{kind}/retry_failed",
+        [this](const Request& req, Response& res) {
+          // One batch per request, so each answers within the statement budget; the caller repeats
+          // with `after` = next until next is null (the dashboard does).
+          std::optional<std::string> after;
+          int limit = 500;
+          for (const auto& [name, value] : req.params) {
+            if (name == "after") {
+              after = value;
+            } else if (name == "limit") {
+              try {
+                std::size_t used = 0;
+                limit = std::stoi(value, &used);
+                if (used != value.size()) throw std::invalid_argument(value);
+              } catch (const std::exception&) {
+                throw InvalidInput("limit must be a number 1-1000, got \"" + value.substr(0, 32) + "\"");
+              }
+            } else {
+              throw InvalidInput("unknown parameter \"" + name.substr(0, 64) + "\"; use after, limit");
+            }
+          }
+          const RetryBatch b = client.retry_failed(req.groups.at(0), after, limit);
+          write_json(res, 200,
+                     Json{{"kind", req.groups.at(0)},
+                          {"retried", b.retried},
+                          {"skipped", b.skipped},
+                          {"next", b.next ? Json(*b.next) : Json(nullptr)}});
+        });
 
   // stats ---------------------------------------------------------------------
   route("GET", "/stats", "/stats", [this](const Request&, Response& res) { write_json(res, 200, client.stats()); });

@@ -1,7 +1,7 @@
 #include "submitter.hpp"
 
-#include "docket/errors.hpp"
 #include "core/log.hpp"
+#include "docket/errors.hpp"
 
 namespace docket::api {
 
@@ -10,8 +10,8 @@ void check_answer(const EnqueueRequest& request, const Submitted& answer, std::s
   // spans kinds. A job this request created is of its kind.
   const bool same_key = !request.unique_key || answer.job.unique_key == request.unique_key;
   const bool same_kind = !answer.created || answer.job.kind == request.kind;
-  if (answer.job.id <= 0 || !same_kind || !same_key || (!answer.created && !request.unique_key &&
-                                                         !answer.job.unique_key)) {
+  if (answer.job.id <= 0 || !same_kind || !same_key ||
+      (!answer.created && !request.unique_key && !answer.job.unique_key)) {
     throw Error("enqueue answered job " + std::to_string(answer.job.id) + " (kind " + answer.job.kind +
                 ") for request " + std::to_string(position) + " (kind " + request.kind +
                 "); refusing to hand out a job that may not be this request's");
@@ -107,7 +107,8 @@ void Submitter::run_each(std::vector<Pending*>& batch) {
         throw Timeout("timed out waiting for a lock another transaction holds on unique_key \"" + *key + "\"");
       }
       auto results = client_.submit_many({*p->request});
-      if (results.size() != 1) throw Error("enqueue answered " + std::to_string(results.size()) + " jobs for 1 request");
+      if (results.size() != 1)
+        throw Error("enqueue answered " + std::to_string(results.size()) + " jobs for 1 request");
       check_answer(*p->request, results[0], 0);
       p->result = std::move(results[0]);
     } catch (const Timeout&) {

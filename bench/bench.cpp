@@ -3,14 +3,14 @@
 // as the peers harness does, so process start-up is not counted.
 #include "bench.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -418,9 +418,8 @@ Json Bench::soak() {
     xmin_age_max = std::max(xmin_age_max, static_cast<long long>(num(8)));
     if (!held && elapsed() > hold_from + hold_for + 120) p99_max_after_hold = std::max(p99_max_after_hold, num(4));
     csv << elapsed() / 60.0 << ',' << (e - last_enqueued) / window_s << ',' << num(1) / window_s << ','
-        << num(2) / window_s << ',' << num(3) << ',' << num(4) << ',' << num(5) / 1048576.0 << ','
-        << num(6) / 1048576.0 << ',' << num(7) << ',' << num(8) << ',' << num(9) << ',' << num(10) << ','
-        << (held ? 1 : 0) << '\n'
+        << num(2) / window_s << ',' << num(3) << ',' << num(4) << ',' << num(5) / 1048576.0 << ',' << num(6) / 1048576.0
+        << ',' << num(7) << ',' << num(8) << ',' << num(9) << ',' << num(10) << ',' << (held ? 1 : 0) << '\n'
         << std::flush;
     last_enqueued = e;
   };
@@ -738,8 +737,8 @@ Json Bench::run() {
     constexpr int kRate = 50;
     const double seconds = o_.seconds;
     client_.set_rate("bench.noop", text(kRate) + "/1s", std::nullopt);  // burst: one second's worth, 50
-    db_.query(q::bench_fill, {text(static_cast<int>(kRate * seconds * 1.5) + 500), std::string("bench.noop"),
-                             std::string("{}")});
+    db_.query(q::bench_fill,
+              {text(static_cast<int>(kRate * seconds * 1.5) + 500), std::string("bench.noop"), std::string("{}")});
     settle();
     {
       Options three = o_;
@@ -766,8 +765,8 @@ Json Bench::run() {
   }
   if (s == "schedules") {
     // --jobs schedules every 10 minutes spread over the window: about jobs / 600 come due each
-    // second. Ticks run as a worker's maintainer runs them (again at once after a full batch, else when the next is due,
-    // at most a second later) for --seconds: database time per tick and enqueue lateness.
+    // second. Ticks run as a worker's maintainer runs them (again at once after a full batch, else when the next is
+    // due, at most a second later) for --seconds: database time per tick and enqueue lateness.
     db_.query(q::bench_schedules_reset);
     db_.query(q::bench_schedules_fill, {text(o_.jobs)});
     settle();
@@ -811,15 +810,16 @@ Json Bench::run() {
     reset();
     return r;
   }
-  throw InvalidInput("unknown scenario \"" + s +
-                     "\"; use drain, enqueue, enqueue_sql, growth, latency, steady, quota, keyed, rate, bloat, schedules or soak");
+  throw InvalidInput(
+      "unknown scenario \"" + s +
+      "\"; use drain, enqueue, enqueue_sql, growth, latency, steady, quota, keyed, rate, bloat, schedules or soak");
 }
 
 }  // namespace
 
 const std::vector<std::string>& scenarios() {
-  static const std::vector<std::string> all = {"drain", "enqueue", "enqueue_sql", "growth", "latency", "steady", "quota",
-                                               "keyed", "rate", "bloat", "schedules", "soak"};
+  static const std::vector<std::string> all = {"drain", "enqueue", "enqueue_sql", "growth", "latency",   "steady",
+                                               "quota", "keyed",   "rate",        "bloat",  "schedules", "soak"};
   return all;
 }
 
@@ -827,13 +827,14 @@ Json run(const Options& input) {
   Options o = input;
   const bool latency = o.scenario == "latency";
   if (o.jobs <= 0) {
-    o.jobs = latency                      ? 200
-             : o.scenario == "quota"      ? 5000
-             : o.scenario == "schedules"  ? 10000
-             : o.scenario == "soak"       ? 500  // jobs per second
-                                          : 50000;
+    o.jobs = latency                     ? 200
+             : o.scenario == "quota"     ? 5000
+             : o.scenario == "schedules" ? 10000
+             : o.scenario == "soak"      ? 500  // jobs per second
+                                         : 50000;
   }
-  if (o.concurrency <= 0 && o.scenario != "enqueue_sql") o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : o.scenario == "soak" ? 50 : 500;
+  if (o.concurrency <= 0 && o.scenario != "enqueue_sql")
+    o.concurrency = o.scenario == "quota" ? 64 : latency ? 8 : o.scenario == "soak" ? 50 : 500;
   if (o.seconds <= 0) o.seconds = o.scenario == "rate" ? 60 : 10;
   if (o.workers < 1) throw InvalidInput("--workers must be >= 1");
   if (o.metric.empty()) o.metric = o.scenario;

@@ -71,7 +71,9 @@ max_retries = 0
   EXPECT_NE(body.find("docket_job_wait_seconds_count{kind=\"noop\"} 5"), std::string::npos) << body;
   // Schedule gauges, read from the database at scrape time (no schedule yet: zeros, then counts).
   EXPECT_NE(body.find("docket_schedules{state=\"enabled\"} 0"), std::string::npos) << body;
-  db->query("SELECT docket.schedule('a', '@hourly', 'noop'); SELECT docket.schedule('b', '@hourly', 'noop', enabled => false)");
+  db->query(
+      "SELECT docket.schedule('a', '@hourly', 'noop'); SELECT docket.schedule('b', '@hourly', 'noop', enabled => "
+      "false)");
   body = http.Get("/metrics")->body;
   EXPECT_NE(body.find("docket_schedules{state=\"enabled\"} 1"), std::string::npos) << body;
   EXPECT_NE(body.find("docket_schedules{state=\"paused\"} 1"), std::string::npos) << body;

@@ -29,8 +29,9 @@ class Endpoint {
   Endpoint() {
     server_.Post("/run", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mutex_);
-      calls_.push_back({std::stoll(req.get_header_value("Docket-Job-Id")), req.get_header_value("Docket-Callback-Token"),
-                        req.get_header_value("Docket-Callback-Url"), req.get_header_value("Authorization")});
+      calls_.push_back({std::stoll(req.get_header_value("Docket-Job-Id")),
+                        req.get_header_value("Docket-Callback-Token"), req.get_header_value("Docket-Callback-Url"),
+                        req.get_header_value("Authorization")});
       res.status = 202;
       res.set_content(R"({"accepted": true})", "application/json");
     });
@@ -85,8 +86,8 @@ std::string worker_toml(int api_port, const std::string& kinds, int concurrency 
 }
 
 std::string kind_toml(const std::string& name, const std::string& url, const std::string& extra) {
-  return "[kinds." + name + "]\nurl = \"" + url + "\"\ncallback = true\nheaders = { Authorization = \"Bearer endpoint-secret\" }\n" +
-         extra;
+  return "[kinds." + name + "]\nurl = \"" + url +
+         "\"\ncallback = true\nheaders = { Authorization = \"Bearer endpoint-secret\" }\n" + extra;
 }
 
 /// POST `body` to the API's `path` with a callback token (none when empty): status and body.
@@ -161,11 +162,14 @@ TEST_F(Callback, EndpointAnswers202ThenReportsProgressAndTheResultWhileTheWorker
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE encode(callback_hash, 'hex') = encode(sha256('" +
                       call_a->token + "'), 'hex') AND id = " + std::to_string(a)),
             1);
-  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE position('" + call_a->token +
-                      "' IN docket.job_json(jobs)::text) > 0 OR position('callback_hash' IN docket.job_json(jobs)::text) > 0"),
-            0);
+  EXPECT_EQ(
+      db->count(
+          "SELECT count(*) FROM docket.jobs WHERE position('" + call_a->token +
+          "' IN docket.job_json(jobs)::text) > 0 OR position('callback_hash' IN docket.job_json(jobs)::text) > 0"),
+      0);
   // Waiting is not a dead worker's job, and the deadline is the job's timeout.
-  const double deadline_s = std::stod(db->scalar("SELECT extract(epoch FROM callback_deadline - now()) FROM docket.jobs WHERE id = " + std::to_string(a)));
+  const double deadline_s = std::stod(db->scalar(
+      "SELECT extract(epoch FROM callback_deadline - now()) FROM docket.jobs WHERE id = " + std::to_string(a)));
   EXPECT_NEAR(deadline_s, 300, 15);
 
   // Progress, then the outcome: the job completes with the result.
@@ -210,7 +214,8 @@ TEST_F(Callback, EndpointAnswers202ThenReportsProgressAndTheResultWhileTheWorker
   r = post(port, bb + "/outcome", call_b->token, R"({"retry": "upstream busy", "in": "1h"})");
   EXPECT_EQ(r.first, 200) << r.second;
   EXPECT_EQ(client.job(b)->state, JobState::retryable);
-  EXPECT_NEAR(std::stod(db->scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " + std::to_string(b))),
+  EXPECT_NEAR(std::stod(db->scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " +
+                                   std::to_string(b))),
               3600, 60);
   const std::string retried_b = row_of(*db, b);
   EXPECT_EQ(post(port, bb + "/outcome", call_b->token, R"({"result": 1})").first, 409);
@@ -259,7 +264,8 @@ TEST_F(Callback, NoCallbackBeforeTheDeadlineIsATimedOutAttemptAndTheLateCallback
   const auto h = endpoint.wait_call(h1);
   ASSERT_TRUE(h);
   ASSERT_TRUE(wait_until([&] { return client.job(h1)->state == JobState::retryable; }, 20s)) << w->log_text();
-  EXPECT_NEAR(std::stod(db->scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " + std::to_string(h1))),
+  EXPECT_NEAR(std::stod(db->scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " +
+                                   std::to_string(h1))),
               3600, 60);
   const std::string retryable = row_of(*db, h1);
   EXPECT_EQ(post(port, "/jobs/" + std::to_string(h1) + "/outcome", h->token, R"({"result": "late"})").first, 409);
@@ -283,8 +289,9 @@ TEST_F(Callback, AWaitingJobOutlivesItsSigkilledWorkerAndCompletesByItsCallback)
   w->wait(10s);
   // A second worker declares the first dead (lease 2 s) and rescues its jobs: not this one.
   auto w2 = worker(kinds, 4, "v");
-  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.workers WHERE name = 'w' AND dead_at IS NOT NULL") == 1; },
-                         20s));
+  ASSERT_TRUE(wait_until(
+      [&] { return db->count("SELECT count(*) FROM docket.workers WHERE name = 'w' AND dead_at IS NOT NULL") == 1; },
+      20s));
   std::this_thread::sleep_for(2s);  // a few rescue rounds of w2 (every 0.5 s)
   EXPECT_TRUE(waiting(*db, id));
   EXPECT_EQ(client.job(id)->attempt, 1);
@@ -303,8 +310,8 @@ TEST_F(Callback, AWaitingJobOutlivesItsSigkilledWorkerAndCompletesByItsCallback)
 
 TEST_F(Callback, AWorkerWithACallbackKindAndNoCallbackBaseUrlRefusesToStart) {
   docket::test::write_file(dir / "bad.toml", "[kinds.remote]\nurl = \"http://127.0.0.1:9/run\"\ncallback = true\n");
-  const auto r = docket::test::run({DOCKET_BIN, "--config", (dir / "bad.toml").string(), "worker"},
-                                   {{"DATABASE_URL", db->url()}});
+  const auto r =
+      docket::test::run({DOCKET_BIN, "--config", (dir / "bad.toml").string(), "worker"}, {{"DATABASE_URL", db->url()}});
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_NE(r.err.find("worker.callback_base_url"), std::string::npos) << r.err;
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.workers"), 0);

@@ -46,14 +46,16 @@ command = ["/bin/echo", "not json"]
 [kinds.huge]
 command = ["/bin/sh", "-c", "head -c 1100000 /dev/zero | tr '\\0' x"]
 [kinds.missing]
-command = [")" + d + R"(/vanishing"]
+command = [")" +
+          d + R"(/vanishing"]
 max_retries = 0
 [kinds.slow]
 command = ["/bin/sleep", "30"]
 timeout = "1s"
 max_retries = 0
 )");
-  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") > 0; }, 20s))
+  ASSERT_TRUE(
+      wait_until([&] { return db->count("SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") > 0; }, 20s))
       << w->log_text();
   std::filesystem::remove(dir / "vanishing");
   Client client(db->url());

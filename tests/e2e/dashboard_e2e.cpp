@@ -34,8 +34,8 @@ TEST(DashboardE2e, EveryPageAndActionInHeadlessChromium) {
   if (browser.empty()) GTEST_SKIP() << "chromium is not installed: `make deps-test` (scripts/deps.sh test) installs it";
   const std::filesystem::path tools = std::filesystem::path(DOCKET_SOURCE_DIR) / "tests/tools/dashboard";
   if (!std::filesystem::exists(tools / "node_modules/puppeteer-core")) {
-    const auto install = run({"/usr/bin/env", "npm", "ci", "--prefix", tools.string(), "--no-audit", "--no-fund",
-                              "--loglevel=error"});
+    const auto install =
+        run({"/usr/bin/env", "npm", "ci", "--prefix", tools.string(), "--no-audit", "--no-fund", "--loglevel=error"});
     ASSERT_EQ(install.status, 0) << "npm ci failed: " << install.err;
   }
 
@@ -46,13 +46,16 @@ TEST(DashboardE2e, EveryPageAndActionInHeadlessChromium) {
   const std::string worker = db->scalar(
       "INSERT INTO docket.workers (name, host, pid, queues, kinds, concurrency) "
       "VALUES ('web-1', 'host-a', 4242, '{mail}', '{send_email}', 4) RETURNING id");
-  const std::string cols = "kind, queue, state, args, attempt, run_at, started_at, finished_at, errors, result, progress";
+  const std::string cols =
+      "kind, queue, state, args, attempt, run_at, started_at, finished_at, errors, result, progress";
   auto job = [&](const std::string& values) { return insert_job(*db, cols, values); };
   const std::string available =
       job("'send_email', 'mail', 'available', '{\"to\":\"a@example.com\"}', 0, now(), NULL, NULL, '[]', NULL, NULL");
   job("'send_email', 'mail', 'scheduled', '{}', 0, now() + interval '1 hour', NULL, NULL, '[]', NULL, NULL");
-  db->scalar("INSERT INTO docket.jobs (kind, queue, state, attempt, started_at, worker) VALUES "
-             "('send_email', 'mail', 'running', 1, now(), '" + worker + "')");
+  db->scalar(
+      "INSERT INTO docket.jobs (kind, queue, state, attempt, started_at, worker) VALUES "
+      "('send_email', 'mail', 'running', 1, now(), '" +
+      worker + "')");
   job("'send_email', 'mail', 'retryable', '{}', 1, now() + interval '5 minutes', now() - interval '1 minute', NULL, "
       "'[{\"attempt\":1,\"at\":\"2026-01-01T00:00:00Z\",\"error\":\"boom\"}]', NULL, NULL");
   const std::string completed =
@@ -61,34 +64,40 @@ TEST(DashboardE2e, EveryPageAndActionInHeadlessChromium) {
   const std::string failed = job(
       "'send_email', 'mail', 'failed', '{}', 1, now() - interval '9 minutes', now() - interval '8 minutes', "
       "now() - interval '7 minutes', '[{\"attempt\":1,\"at\":\"2026-01-01T00:00:00Z\",\"error\":\"x\"}]', NULL, NULL");
-  const std::string failed2 = job(
-      "'send_email', 'mail', 'failed', '{\"to\":\"ops@example.com\"}', 2, now() - interval '6 minutes', "
-      "now() - interval '5 minutes', now() - interval '4 minutes', "
-      "jsonb_build_array(jsonb_build_object('attempt', 1, 'at', now() - interval '6 minutes', 'error', 'smtp timeout'), "
-      "jsonb_build_object('attempt', 2, 'at', now() - interval '4 minutes', 'error', 'smtp timeout again')), NULL, NULL");
+  const std::string failed2 =
+      job("'send_email', 'mail', 'failed', '{\"to\":\"ops@example.com\"}', 2, now() - interval '6 minutes', "
+          "now() - interval '5 minutes', now() - interval '4 minutes', "
+          "jsonb_build_array(jsonb_build_object('attempt', 1, 'at', now() - interval '6 minutes', 'error', 'smtp "
+          "timeout'), "
+          "jsonb_build_object('attempt', 2, 'at', now() - interval '4 minutes', 'error', 'smtp timeout again')), NULL, "
+          "NULL");
   job("'send_email', 'mail', 'cancelled', '{}', 0, now(), NULL, now(), '[]', NULL, NULL");
   job("'build_report', 'reports', 'available', '{}', 0, now(), NULL, NULL, '[]', NULL, NULL");
   db->query("INSERT INTO docket.queues (name, paused_at) VALUES ('reports', now())");
   job("'bill', 'billing', 'available', '{}', 0, now(), NULL, NULL, '[]', NULL, NULL");
   for (int i = 0; i < 2; ++i)
     job("'resize', 'images', 'failed', '{}', 1, now(), now(), now() - interval '1 minute', '[]', NULL, NULL");
-  db->query("INSERT INTO docket.jobs (kind, queue, state, finished_at) "
-            "SELECT 'bulk', 'bulk', 'completed', now() - interval '30 minutes' FROM generate_series(1, 60)");
-  const std::string crawl_job = job("'crawl_products', 'crawls', 'running', '{}', 1, now(), now(), NULL, '[]', NULL, NULL");
+  db->query(
+      "INSERT INTO docket.jobs (kind, queue, state, finished_at) "
+      "SELECT 'bulk', 'bulk', 'completed', now() - interval '30 minutes' FROM generate_series(1, 60)");
+  const std::string crawl_job =
+      job("'crawl_products', 'crawls', 'running', '{}', 1, now(), now(), NULL, '[]', NULL, NULL");
   db->query("INSERT INTO docket.crawls (job_id, kind, collection, status, pages, items, last_error) VALUES (" +
             crawl_job + ", 'crawl_products', 'products', 'crawling', 3, 120, 'page 2 failed: HTTP 503')");
   // Markup in every field a page shows: it must appear as text and never run.
-  const std::string hostile = job(
-      "'<img src=x onerror=window.pwned=1>', '<b>bold</b>', 'failed', "
-      "'{\"html\": \"<script>window.pwned=2</script>\"}', 1, now(), now(), now(), "
-      "'[{\"attempt\":1,\"at\":\"2026-01-01T00:00:00Z\",\"error\":\"<img src=y onerror=window.pwned=3>\"}]', NULL, NULL");
+  const std::string hostile =
+      job("'<img src=x onerror=window.pwned=1>', '<b>bold</b>', 'failed', "
+          "'{\"html\": \"<script>window.pwned=2</script>\"}', 1, now(), now(), now(), "
+          "'[{\"attempt\":1,\"at\":\"2026-01-01T00:00:00Z\",\"error\":\"<img src=y onerror=window.pwned=3>\"}]', NULL, "
+          "NULL");
   db->query("INSERT INTO docket.kinds (kind) VALUES ('build_report')");
   db->query("SELECT docket.schedule('nightly', '0 3 * * *', 'build_report')");
   const long long jobs_before = db->count("SELECT count(*) FROM docket.jobs");
 
-  Child api({DOCKET_BIN, "api", "--listen", "127.0.0.1:0"},
-            {{"DATABASE_URL", db->url()}, {"DOCKET_API_TOKENS", std::string(kWriteToken) + "," + kReadToken + ";scope=read"}},
-            dir / "api.log");
+  Child api(
+      {DOCKET_BIN, "api", "--listen", "127.0.0.1:0"},
+      {{"DATABASE_URL", db->url()}, {"DOCKET_API_TOKENS", std::string(kWriteToken) + "," + kReadToken + ";scope=read"}},
+      dir / "api.log");
   const int port = api_port_from_log(api, "url");
   ASSERT_GT(port, 0) << api.log_text();
 

@@ -22,7 +22,9 @@ test::RunResult as_postgres(std::vector<std::string> argv) {
   return run(argv);
 }
 
-std::string pg_program(const std::string& name) { return (embedded::find_pg_bin() / name).string(); }
+std::string pg_program(const std::string& name) {
+  return (embedded::find_pg_bin() / name).string();
+}
 
 /// A standby of `primary` in `dir`, made by pg_basebackup -R, started and streaming.
 std::unique_ptr<embedded::Cluster> start_standby(PgCluster& primary, const std::filesystem::path& dir) {
@@ -31,7 +33,8 @@ std::unique_ptr<embedded::Cluster> start_standby(PgCluster& primary, const std::
   auto standby = std::make_unique<embedded::Cluster>(test::test_cluster_options(dir));
   const auto backup = as_postgres({pg_program("pg_basebackup"), "-D", standby->data_dir().string(), "-d",
                                    primary.url("postgres"), "-R", "-X", "stream", "-N", "-c", "fast"});
-  if (backup.status != 0) throw std::runtime_error("pg_basebackup failed (" + std::to_string(backup.status) + "): " + backup.err);
+  if (backup.status != 0)
+    throw std::runtime_error("pg_basebackup failed (" + std::to_string(backup.status) + "): " + backup.err);
   // The copied configuration names the primary's socket directory: the standby gets its own.
   std::ofstream(standby->data_dir() / "postgresql.conf", std::ios::app)
       << "\nunix_socket_directories = '" << standby->socket_dir().string() << "'\n";
@@ -63,7 +66,9 @@ TEST(Failover, APromotedSyncReplicaTakesOverLosingNoAcknowledgedEnqueueAndRunnin
   pqxx::connection primary_admin(primary.url("postgres"));
   ASSERT_TRUE(wait_until(
       [&] {
-        return pqxx::nontransaction(primary_admin).exec("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'").size() == 1;
+        return pqxx::nontransaction(primary_admin)
+                   .exec("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")
+                   .size() == 1;
       },
       30s));
   // Synchronous from here: a commit returns once the standby has flushed it.
@@ -72,7 +77,9 @@ TEST(Failover, APromotedSyncReplicaTakesOverLosingNoAcknowledgedEnqueueAndRunnin
   pqxx::nontransaction(primary_admin).exec("SELECT pg_reload_conf()");
   ASSERT_TRUE(wait_until(
       [&] {
-        return pqxx::nontransaction(primary_admin).exec("SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'").size() == 1;
+        return pqxx::nontransaction(primary_admin)
+                   .exec("SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'")
+                   .size() == 1;
       },
       30s));
   const std::string url = multi_host_url("app", {primary.cluster().socket_dir(), standby->socket_dir()});
@@ -86,11 +93,11 @@ TEST(Failover, APromotedSyncReplicaTakesOverLosingNoAcknowledgedEnqueueAndRunnin
 
   std::vector<std::unique_ptr<Child>> workers;
   for (const std::string name : {"w1", "w2"}) {
-    workers.push_back(std::make_unique<Child>(
-        std::vector<std::string>{DOCKET_TEST_WORKER_BIN, "--database-url", url, "--record",
-                                 (dir / "records.txt").string(), "--name", name, "--concurrency", "4", "--lease",
-                                 "3s", "--rescue", "500ms"},
-        std::map<std::string, std::string>{}, dir / (name + ".log")));
+    workers.push_back(
+        std::make_unique<Child>(std::vector<std::string>{DOCKET_TEST_WORKER_BIN, "--database-url", url, "--record",
+                                                         (dir / "records.txt").string(), "--name", name,
+                                                         "--concurrency", "4", "--lease", "3s", "--rescue", "500ms"},
+                                std::map<std::string, std::string>{}, dir / (name + ".log")));
   }
   Child api({DOCKET_BIN, "api", "--listen", "127.0.0.1:0"}, {{"DATABASE_URL", url}}, dir / "api.log");
   const int port = api_port_from_log(api, "url");
@@ -119,7 +126,9 @@ TEST(Failover, APromotedSyncReplicaTakesOverLosingNoAcknowledgedEnqueueAndRunnin
   pqxx::connection app(primary.url("app"));
   ASSERT_TRUE(wait_until(
       [&] {
-        return pqxx::nontransaction(app).exec("SELECT count(*) FROM docket.jobs WHERE state = 'completed'")[0][0].as<long long>() >= 200;
+        return pqxx::nontransaction(app)
+                   .exec("SELECT count(*) FROM docket.jobs WHERE state = 'completed'")[0][0]
+                   .as<long long>() >= 200;
       },
       60s))
       << workers[0]->log_text();
@@ -128,8 +137,8 @@ TEST(Failover, APromotedSyncReplicaTakesOverLosingNoAcknowledgedEnqueueAndRunnin
 
   // Stop the primary hard, leave the standby read-only for 2 s, then promote it.
   const double killed_at = now_s();
-  const auto stopped = as_postgres({pg_program("pg_ctl"), "-D", primary.cluster().data_dir().string(), "-m",
-                                    "immediate", "-w", "stop"});
+  const auto stopped =
+      as_postgres({pg_program("pg_ctl"), "-D", primary.cluster().data_dir().string(), "-m", "immediate", "-w", "stop"});
   ASSERT_EQ(stopped.status, 0) << stopped.err;
   const double stopped_at = now_s();  // the primary is gone: nothing can commit there any more
   std::this_thread::sleep_for(2s);
@@ -143,7 +152,8 @@ TEST(Failover, APromotedSyncReplicaTakesOverLosingNoAcknowledgedEnqueueAndRunnin
       [&] {
         const auto row = pqxx::nontransaction(promoted).exec(
             "SELECT extract(epoch FROM min(finished_at))::float8 FROM docket.jobs WHERE state = 'completed' "
-            "AND finished_at > to_timestamp(" + std::to_string(stopped_at) + ")");
+            "AND finished_at > to_timestamp(" +
+            std::to_string(stopped_at) + ")");
         if (row[0][0].is_null()) return false;
         first_completed_at = row[0][0].as<double>();
         return true;
@@ -160,17 +170,23 @@ TEST(Failover, APromotedSyncReplicaTakesOverLosingNoAcknowledgedEnqueueAndRunnin
   EXPECT_EQ(refusals, (std::set<int>{503})) << refused;
   ASSERT_TRUE(wait_until(
       [&] {
-        return pqxx::nontransaction(promoted).exec("SELECT count(*) FROM docket.jobs WHERE state <> 'completed'")[0][0].as<long long>() == 0;
+        return pqxx::nontransaction(promoted)
+                   .exec("SELECT count(*) FROM docket.jobs WHERE state <> 'completed'")[0][0]
+                   .as<long long>() == 0;
       },
       60s))
-      << pqxx::nontransaction(promoted).exec("SELECT count(*) FROM docket.jobs WHERE state <> 'completed'")[0][0].c_str();
+      << pqxx::nontransaction(promoted)
+             .exec("SELECT count(*) FROM docket.jobs WHERE state <> 'completed'")[0][0]
+             .c_str();
   std::string ids;
   for (const auto id : acknowledged) ids += (ids.empty() ? "" : ",") + std::to_string(id);
-  EXPECT_EQ(pqxx::nontransaction(promoted)
-                .exec("SELECT count(*) FROM unnest('{" + ids + "}'::bigint[]) a(id) "
-                      "WHERE NOT EXISTS (SELECT 1 FROM docket.jobs j WHERE j.id = a.id AND j.state = 'completed')")[0][0]
-                .as<long long>(),
-            0);
+  EXPECT_EQ(
+      pqxx::nontransaction(promoted)
+          .exec("SELECT count(*) FROM unnest('{" + ids +
+                "}'::bigint[]) a(id) "
+                "WHERE NOT EXISTS (SELECT 1 FROM docket.jobs j WHERE j.id = a.id AND j.state = 'completed')")[0][0]
+          .as<long long>(),
+      0);
   // At least once: a job ran twice only if it was in flight when the primary died (a finish that
   // never reached the standby, then a rescue), so no more than the fleet's 8 slots.
   std::map<std::int64_t, int> runs;

@@ -47,8 +47,8 @@ std::string flood_headers(int port, const std::string& line, std::size_t total) 
 TEST(ApiProcess, HeaderFloodGets431AndKeepsRssBounded) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
-  Child api({DOCKET_BIN, "api", "--listen", "127.0.0.1:0"}, {{"DATABASE_URL", db->url()}, {"DOCKET_API_TOKENS", kToken}},
-            dir / "api.log");
+  Child api({DOCKET_BIN, "api", "--listen", "127.0.0.1:0"},
+            {{"DATABASE_URL", db->url()}, {"DOCKET_API_TOKENS", kToken}}, dir / "api.log");
   int port = -1;
   wait_until(
       [&] {

@@ -20,7 +20,8 @@ TEST(KeyedFleet, ThreeWorkersNeverRunTwoJobsOfOneKeyAndEveryKeyProgresses) {
   }
   for (int round = 0; round < 2; ++round) {
     for (int t = 0; t < 1000; ++t) {
-      jobs.push_back(EnqueueRequest{.kind = "test.record", .args = Json{{"tenant", "t" + std::to_string(t)}, {"ms", 5}}});
+      jobs.push_back(
+          EnqueueRequest{.kind = "test.record", .args = Json{{"tenant", "t" + std::to_string(t)}, {"ms", 5}}});
     }
   }
   client.enqueue_many(jobs);
@@ -84,8 +85,9 @@ docket::test::RunResult docket_cli(TestDatabase& db, std::vector<std::string> ar
 }
 
 std::string keyed_setting(TestDatabase& db) {
-  return db.scalar("SELECT coalesce(partition, '-') || '/' || coalesce(max_running_per_key::text, '-') || '/' || "
-                   "coalesce(partition_source, '-') FROM docket.kinds WHERE kind = 'scrape'");
+  return db.scalar(
+      "SELECT coalesce(partition, '-') || '/' || coalesce(max_running_per_key::text, '-') || '/' || "
+      "coalesce(partition_source, '-') FROM docket.kinds WHERE kind = 'scrape'");
 }
 
 }  // namespace
@@ -151,12 +153,13 @@ TEST(KeyedFleet, ThreeWorkersNeverStartMoreThanRatePlusBurstOfOneKeyInAnyPeriod)
   TempDir dir;
   Client client(db->url());
   constexpr int kRate = 4, kBurst = 4, kPerKey = 36;
-  client.set_partition("test.record", PartitionLimit{.partition = "args.tenant", .rate_per_key = "4/1s",
-                                                     .burst_per_key = kBurst});
+  client.set_partition("test.record",
+                       PartitionLimit{.partition = "args.tenant", .rate_per_key = "4/1s", .burst_per_key = kBurst});
   const std::vector<std::string> keys = {"a", "b", "c"};
   std::vector<EnqueueRequest> jobs;
   for (int i = 0; i < kPerKey; ++i) {
-    for (const auto& k : keys) jobs.push_back(EnqueueRequest{.kind = "test.record", .args = Json{{"tenant", k}, {"ms", 1}}});
+    for (const auto& k : keys)
+      jobs.push_back(EnqueueRequest{.kind = "test.record", .args = Json{{"tenant", k}, {"ms", 1}}});
   }
   client.enqueue_many(jobs);
   std::vector<std::unique_ptr<Child>> workers;

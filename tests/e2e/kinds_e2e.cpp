@@ -65,8 +65,8 @@ TEST(Kinds, AnOperatorsLimitSurvivesWorkerRestartsUntilResetAndTheKindsQueueIsSe
   ASSERT_TRUE(
       wait_until([&] { return db->count("SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") > 0; }, 30s))
       << w->log_text();
-  ASSERT_TRUE(wait_until([&] { return db->scalar("SELECT max_running FROM docket.kinds WHERE kind = 'import'") == "5"; },
-                         10s))
+  ASSERT_TRUE(
+      wait_until([&] { return db->scalar("SELECT max_running FROM docket.kinds WHERE kind = 'import'") == "5"; }, 10s))
       << w->log_text();
   EXPECT_EQ(db->scalar("SELECT limit_source FROM docket.kinds WHERE kind = 'import'"), "config");
 
@@ -76,8 +76,8 @@ TEST(Kinds, AnOperatorsLimitSurvivesWorkerRestartsUntilResetAndTheKindsQueueIsSe
   EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
   const std::string id = trimmed(r.out);
   EXPECT_EQ(db->scalar("SELECT queue FROM docket.jobs WHERE id = " + id), "imports");
-  ASSERT_TRUE(wait_until([&] { return db->scalar("SELECT state FROM docket.jobs WHERE id = " + id) == "completed"; },
-                         20s))
+  ASSERT_TRUE(
+      wait_until([&] { return db->scalar("SELECT state FROM docket.jobs WHERE id = " + id) == "completed"; }, 20s))
       << w->log_text();
 
   r = docket_cli(*db, {"limit", "import", "3"});
@@ -141,14 +141,13 @@ prune_interval = "1s"
 command = ["/bin/true"]
 )",
                                      "imports");
-  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") == 2; },
-                         30s))
+  ASSERT_TRUE(
+      wait_until([&] { return db->count("SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") == 2; }, 30s))
       << reports->log_text() << imports->log_text();
   db->query(
       "INSERT INTO docket.jobs (kind, state, finished_at) SELECT k, 'completed', now() - interval '1 minute' "
       "  FROM unnest('{report,import}'::text[]) k, generate_series(1, 20)");
-  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.jobs WHERE kind = 'report'") == 0; },
-                         20s))
+  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.jobs WHERE kind = 'report'") == 0; }, 20s))
       << reports->log_text();
   // Both workers pruned meanwhile (1 s cycles); import's history is untouched by report's rule.
   std::this_thread::sleep_for(2500ms);  // more prune cycles of both workers: still nothing of import goes

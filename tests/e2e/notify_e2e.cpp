@@ -30,7 +30,9 @@ TEST(Notify, IdleBusyAndLateWorkersAllPickUpSqlEnqueuesWithoutThePoll) {
     auto worker = start_test_worker(*db, dir, "idle", kSlowPoll);
     ASSERT_TRUE(wait_registered(*db, "idle"));
     ASSERT_TRUE(wait_until(
-        [&] { return db->count("SELECT count(*) FROM docket.queue_listeners WHERE queue = 'default' AND waiting") == 1; },
+        [&] {
+          return db->count("SELECT count(*) FROM docket.queue_listeners WHERE queue = 'default' AND waiting") == 1;
+        },
         10s))
         << worker->log_text();
     // Idle: one enqueue after another, the next as soon as the previous one completed (before or
@@ -40,7 +42,8 @@ TEST(Notify, IdleBusyAndLateWorkersAllPickUpSqlEnqueuesWithoutThePoll) {
     // Busy: the only slot runs a 1.5 s job; one enqueued meanwhile starts when the slot frees.
     const auto busy = enqueue(*db, "test.record", R"({"ms": 1500})");
     ASSERT_TRUE(wait_until(
-        [&] { return db->scalar("SELECT state FROM docket.jobs WHERE id = " + std::to_string(busy)) == "running"; }, 5s));
+        [&] { return db->scalar("SELECT state FROM docket.jobs WHERE id = " + std::to_string(busy)) == "running"; },
+        5s));
     const auto queued = enqueue(*db, "test.count");
     ASSERT_TRUE(completes(*db, busy));
     ASSERT_TRUE(completes(*db, queued));

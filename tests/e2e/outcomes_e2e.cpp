@@ -104,7 +104,8 @@ std::string last_error(Client& client, std::int64_t id) {
 
 /// Seconds from now until the job's run_at.
 double wait_s(TestDatabase& db, std::int64_t id) {
-  return std::stod(db.scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " + std::to_string(id)));
+  return std::stod(
+      db.scalar("SELECT extract(epoch FROM run_at - now()) FROM docket.jobs WHERE id = " + std::to_string(id)));
 }
 
 void expect_alive_then_stop(Child& w) {
@@ -119,8 +120,8 @@ TEST(Outcomes, ShellPythonAndNodeProgramsReportProgressResultDiscardSnoozeAndRet
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;
   std::string kinds;
-  for (const auto& [lang, text] : std::vector<std::pair<std::string, std::string>>{
-           {"sh", kShell}, {"python", kPython}, {"node", kNode}}) {
+  for (const auto& [lang, text] :
+       std::vector<std::pair<std::string, std::string>>{{"sh", kShell}, {"python", kPython}, {"node", kNode}}) {
     kinds += "[kinds." + lang + "]\ncommand = [\"" + write_program(dir, lang, text).string() +
              "\"]\nmax_retries = 5\nbackoff = { strategy = \"fixed\", delay = \"1s\" }\n";
   }

@@ -51,8 +51,8 @@ class Hosts {
       namespaces_.push_back(ns);
       if (!sh({kIp, "link", "add", host, "type", "veth", "peer", "name", peer})) return;
       links_.push_back(host);
-      ok_ = sh({kIp, "link", "set", peer, "netns", ns}) && sh({kIp, "addr", "add", server_ip(i) + "/24", "dev", host}) &&
-            sh({kIp, "link", "set", host, "up"}) &&
+      ok_ = sh({kIp, "link", "set", peer, "netns", ns}) &&
+            sh({kIp, "addr", "add", server_ip(i) + "/24", "dev", host}) && sh({kIp, "link", "set", host, "up"}) &&
             sh({kIp, "netns", "exec", ns, kIp, "addr", "add", subnet(i) + ".2/24", "dev", peer}) &&
             sh({kIp, "netns", "exec", ns, kIp, "link", "set", peer, "up"}) &&
             sh({kIp, "netns", "exec", ns, kIp, "link", "set", "lo", "up"});
@@ -107,9 +107,17 @@ class Hosts {
 
   /// A test worker inside host i's namespace; its records go to the shared records.txt.
   Child& start_worker(int i, std::vector<std::string> extra) {
-    std::vector<std::string> argv = {kIp,         "netns",      "exec",     netns(i),
-                                     DOCKET_TEST_WORKER_BIN, "--database-url", host_url(i), "--record",
-                                     (dir_ / "records.txt").string(), "--name", "host" + std::to_string(i)};
+    std::vector<std::string> argv = {kIp,
+                                     "netns",
+                                     "exec",
+                                     netns(i),
+                                     DOCKET_TEST_WORKER_BIN,
+                                     "--database-url",
+                                     host_url(i),
+                                     "--record",
+                                     (dir_ / "records.txt").string(),
+                                     "--name",
+                                     "host" + std::to_string(i)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     workers.push_back(std::make_unique<Child>(argv, std::map<std::string, std::string>{},
                                               dir_ / ("host" + std::to_string(i) + ".log")));
@@ -128,8 +136,8 @@ class Hosts {
   std::unique_ptr<embedded::Cluster> cluster_;
 };
 
-const std::vector<std::string> kWorkerFlags = {"--lease", "3s", "--rescue", "250ms", "--concurrency", "4",
-                                               "--poll", "200ms"};
+const std::vector<std::string> kWorkerFlags = {"--lease",       "3s", "--rescue", "250ms",
+                                               "--concurrency", "4",  "--poll",   "200ms"};
 
 long long count(pqxx::connection& c, const std::string& sql) {
   pqxx::nontransaction tx(c);
@@ -149,8 +157,8 @@ TEST(Partition, ACutHostsJobsAreRescuedItsLateOutcomesFencedNoneLostNoneTwice) {
   Client client(hosts.local_url());
   pqxx::connection sql(hosts.local_url());
   for (int i = 1; i <= kHosts; ++i) hosts.start_worker(i, kWorkerFlags);
-  ASSERT_TRUE(wait_until([&] { return count(sql, "SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") == 3; },
-                         30s))
+  ASSERT_TRUE(
+      wait_until([&] { return count(sql, "SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") == 3; }, 30s))
       << hosts.workers[0]->log_text();
   const int cut_pid = hosts.workers[0]->pid();  // `ip netns exec` execs the worker: same pid
 
@@ -175,8 +183,7 @@ TEST(Partition, ACutHostsJobsAreRescuedItsLateOutcomesFencedNoneLostNoneTwice) {
   const auto cut_at = std::chrono::steady_clock::now();
 
   // The other hosts finish everything, host1's jobs after its lease (3 s) runs out.
-  ASSERT_TRUE(wait_until([&] { return count_state_of(sql, "completed") == 24; }, 40s))
-      << hosts.workers[1]->log_text();
+  ASSERT_TRUE(wait_until([&] { return count_state_of(sql, "completed") == 24; }, 40s)) << hosts.workers[1]->log_text();
   const double all_done_s = seconds_since(cut_at);
   // Host1 finished its attempts meanwhile (2 s each): their outcomes wait for the link.
   ASSERT_TRUE(wait_until(
@@ -206,8 +213,8 @@ TEST(Partition, ACutHostsJobsAreRescuedItsLateOutcomesFencedNoneLostNoneTwice) {
       << hosts.workers[0]->log_text();
   const double fenced_s = seconds_since(healed_at);
   // Its heartbeat, which may go out after those writes, learns the lease is gone.
-  EXPECT_TRUE(wait_until(
-      [&] { return hosts.workers[0]->log_text().find("worker.lease_lost") != std::string::npos; }, 30s))
+  EXPECT_TRUE(
+      wait_until([&] { return hosts.workers[0]->log_text().find("worker.lease_lost") != std::string::npos; }, 30s))
       << hosts.workers[0]->log_text();
 
   // Nothing lost, nothing applied twice: every job completed once, host1's by another host.
@@ -254,13 +261,13 @@ TEST(Partition, ASlowLossyLinkLosesAndDuplicatesNothing) {
     GTEST_SKIP() << "skipped: this kernel has no netem qdisc (module sch_netem): " << netem.err;
   }
   ASSERT_EQ(netem.status, 0) << netem.err;
-  ASSERT_TRUE(sh({kIp, "netns", "exec", hosts.netns(1), kTc, "qdisc", "add", "dev",
-                  hosts.peer_link(1), "root", "netem", "delay", "100ms", "loss", "5%"}));
+  ASSERT_TRUE(sh({kIp, "netns", "exec", hosts.netns(1), kTc, "qdisc", "add", "dev", hosts.peer_link(1), "root", "netem",
+                  "delay", "100ms", "loss", "5%"}));
   Client client(hosts.local_url());
   pqxx::connection sql(hosts.local_url());
   for (int i = 1; i <= kHosts; ++i) hosts.start_worker(i, {"--lease", "10s", "--concurrency", "4", "--poll", "200ms"});
-  ASSERT_TRUE(wait_until([&] { return count(sql, "SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") == 3; },
-                         30s))
+  ASSERT_TRUE(
+      wait_until([&] { return count(sql, "SELECT count(*) FROM docket.workers WHERE dead_at IS NULL") == 3; }, 30s))
       << hosts.workers[0]->log_text();
   const auto start = std::chrono::steady_clock::now();
   const auto ids = client.enqueue_many(

@@ -24,8 +24,8 @@ struct TransactionPooling {
 /// A test worker on `url` through the pooler, listening on `listen_url` ("" = polling only).
 std::unique_ptr<Child> pooled_worker(const std::string& url, const std::string& listen_url, const TempDir& dir,
                                      const std::string& name, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {DOCKET_TEST_WORKER_BIN, "--database-url", url, "--record",
-                                   (dir / "records.txt").string(), "--name", name};
+  std::vector<std::string> argv = {DOCKET_TEST_WORKER_BIN,         "--database-url", url, "--record",
+                                   (dir / "records.txt").string(), "--name",         name};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::map<std::string, std::string> env = {{"DOCKET_POOLER", "transaction"}};
   if (!listen_url.empty()) env["DOCKET_LISTEN_URL"] = listen_url;
@@ -153,14 +153,15 @@ TEST(PgBouncer, MigrateRefusesTheTransactionPoolAndUsesListenUrl) {
   ASSERT_TRUE(test::pgbouncer_available()) << "install pgbouncer: scripts/deps.sh test";
   auto db = PgCluster::shared().fresh_database();
   PgBouncer bouncer(db->name(), "transaction", 2);
-  auto refused = test::run({DOCKET_BIN, "migrate"}, {{"DATABASE_URL", bouncer.url()}, {"DOCKET_POOLER", "transaction"}});
+  auto refused =
+      test::run({DOCKET_BIN, "migrate"}, {{"DATABASE_URL", bouncer.url()}, {"DOCKET_POOLER", "transaction"}});
   EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
   EXPECT_NE(refused.err.find("docket migrate needs a session of its own"), std::string::npos) << refused.err;
   // Nothing was left behind on a server session: no advisory lock anywhere.
   EXPECT_EQ(db->count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0);
-  auto ok = test::run({DOCKET_BIN, "migrate"}, {{"DATABASE_URL", bouncer.url()},
-                                                {"DOCKET_POOLER", "transaction"},
-                                                {"DOCKET_LISTEN_URL", db->direct_url()}});
+  auto ok = test::run(
+      {DOCKET_BIN, "migrate"},
+      {{"DATABASE_URL", bouncer.url()}, {"DOCKET_POOLER", "transaction"}, {"DOCKET_LISTEN_URL", db->direct_url()}});
   EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
   EXPECT_NE(ok.out.find("schema is up to date"), std::string::npos) << ok.out;
 }

@@ -33,8 +33,9 @@ TEST(Poison, AJobThatCrashesItsWorkerFailsAfterItsAttemptsAndTheOthersComplete) 
           return db->count("SELECT count(*) FROM docket.jobs WHERE state IN ('completed', 'failed')") == 21;
         },
         90s, 50ms);
-    ASSERT_TRUE(settled) << db->scalar("SELECT json_agg(json_build_object('id', id, 'state', state, 'attempt', attempt)) "
-                                       "FROM docket.jobs WHERE state NOT IN ('completed', 'failed')");
+    ASSERT_TRUE(settled) << db->scalar(
+        "SELECT json_agg(json_build_object('id', id, 'state', state, 'attempt', attempt)) "
+        "FROM docket.jobs WHERE state NOT IN ('completed', 'failed')");
     std::cout << "poison (" << how << "): " << crashes << " worker crashes, " << restarts << " restarts\n";
     EXPECT_EQ(crashes, 3) << "one crash per attempt";
     EXPECT_EQ(db->scalar("SELECT state FROM docket.jobs WHERE id = " + std::to_string(poison)), "failed");

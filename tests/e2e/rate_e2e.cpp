@@ -14,7 +14,8 @@ TEST(Rate, ThreeWorkersKeepTheFleetToTheRateAndNoPeriodExceedsRatePlusBurst) {
   // 20 per second, default burst (one second's worth: 20). 420 jobs: the burst, then ~20 s at the rate.
   constexpr int kRate = 20, kBurst = 20, kJobs = 420;
   client.set_rate("test.record", "20/1s");
-  client.enqueue_many(std::vector<EnqueueRequest>(kJobs, EnqueueRequest{.kind = "test.record", .args = Json{{"ms", 5}}}));
+  client.enqueue_many(
+      std::vector<EnqueueRequest>(kJobs, EnqueueRequest{.kind = "test.record", .args = Json{{"ms", 5}}}));
   // An unlimited kind next to it is not slowed down.
   client.enqueue_many(std::vector<EnqueueRequest>(100, EnqueueRequest{.kind = "test.count"}));
 
@@ -28,8 +29,9 @@ TEST(Rate, ThreeWorkersKeepTheFleetToTheRateAndNoPeriodExceedsRatePlusBurst) {
 
   // Start times by the database clock, the clock the bucket uses.
   std::vector<double> t;
-  std::istringstream starts(db->scalar("SELECT string_agg(extract(epoch FROM started_at)::text, ' ' ORDER BY started_at) "
-                                       "FROM docket.jobs WHERE kind = 'test.record'"));
+  std::istringstream starts(
+      db->scalar("SELECT string_agg(extract(epoch FROM started_at)::text, ' ' ORDER BY started_at) "
+                 "FROM docket.jobs WHERE kind = 'test.record'"));
   for (double s; starts >> s;) t.push_back(s);
   ASSERT_EQ(t.size(), static_cast<std::size_t>(kJobs));
   // No window of one period holds more than rate + burst starts.

@@ -63,10 +63,12 @@ std::optional<std::string> skipped(const std::string& cmd) {
       {std::regex(R"(^\s*(#.*)?$)"), "comment"},
       {std::regex(R"(^\s*make )"), "the make targets are what CI itself runs"},
       {std::regex(R"(^\s*(build/)?docket bench )"), "a benchmark: minutes of load (make bench runs them)"},
-      {std::regex(R"(^\s*(build/)?docket (dev|worker|api)\b)"), "a long-running server: the test runs docket dev itself"},
+      {std::regex(R"(^\s*(build/)?docket (dev|worker|api)\b)"),
+       "a long-running server: the test runs docket dev itself"},
       {std::regex(R"(^\s*(cd|wrk|git|openssl|systemctl|sudo|podman|docker|kubectl|psql) )"), "not a Docket command"},
       {std::regex(R"(^\s*(docket|build/docket) .*--watch)"), "redraws until Ctrl-C"},
-      {std::regex(R"(^\s*docket crawl [0-9])"), "needs a crawl kind and its source (tests/e2e/crawl_e2e.cpp runs them)"},
+      {std::regex(R"(^\s*docket crawl [0-9])"),
+       "needs a crawl kind and its source (tests/e2e/crawl_e2e.cpp runs them)"},
   };
   for (const auto& [re, why] : rules) {
     if (std::regex_search(cmd, re)) return why;
@@ -100,7 +102,8 @@ TEST(Readme, EveryShellCommandAndSqlBlockRunsAsWritten) {
     if (block.lang == "sql") {
       std::string sql;
       for (const auto& l : block.lines) sql += l + "\n";
-      const auto r = docket::test::run({"/bin/bash", "-c", "psql \"$DATABASE_URL\" -X -q -v ON_ERROR_STOP=1"}, env, sql);
+      const auto r =
+          docket::test::run({"/bin/bash", "-c", "psql \"$DATABASE_URL\" -X -q -v ON_ERROR_STOP=1"}, env, sql);
       EXPECT_EQ(r.status, 0) << block.heading << "\n" << sql << "\n" << r.err;
       ++ran;
       continue;

@@ -10,8 +10,8 @@ namespace {
 /// A test worker connected as `url` (a docket_worker login role) instead of the owner.
 std::unique_ptr<Child> start_worker_as(const std::string& url, const TempDir& dir, const std::string& name,
                                        std::vector<std::string> extra) {
-  std::vector<std::string> argv = {DOCKET_TEST_WORKER_BIN, "--database-url", url, "--record",
-                                   (dir / "records.txt").string(), "--name", name};
+  std::vector<std::string> argv = {DOCKET_TEST_WORKER_BIN,         "--database-url", url, "--record",
+                                   (dir / "records.txt").string(), "--name",         name};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return std::make_unique<Child>(argv, std::map<std::string, std::string>{}, dir / (name + ".log"));
 }

@@ -133,22 +133,25 @@ TEST(ScheduleProcess, TomlSchedulesAreDeployedByMigrateAndWorkersAndShownByStats
   db->query("INSERT INTO docket.kinds (kind) VALUES ('tick')");
   db->query("SELECT docket.schedule('mine', '@daily', 'tick')");  // run-time: no deploy touches it
   const std::string mine = db->scalar("SELECT to_jsonb(s)::text FROM docket.schedules s WHERE name = 'mine'");
-  toml("[schedules.nightly]\ncron = \"30 2 * * *\"\nkind = \"tick\"\ntz = \"Europe/Lisbon\"\nargs = { n = 1 }\n"
-       "[schedules.mine]\ncron = \"@hourly\"\nkind = \"tick\"\n");
+  toml(
+      "[schedules.nightly]\ncron = \"30 2 * * *\"\nkind = \"tick\"\ntz = \"Europe/Lisbon\"\nargs = { n = 1 }\n"
+      "[schedules.mine]\ncron = \"@hourly\"\nkind = \"tick\"\n");
   auto r = docket({"migrate"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("schedules: 1 applied, 0 deleted, 1 left alone"), std::string::npos) << r.out;
-  EXPECT_EQ(db->scalar("SELECT source || ' ' || tz || ' ' || (args->>'n') FROM docket.schedules WHERE name = 'nightly'"),
-            "config Europe/Lisbon 1");
+  EXPECT_EQ(
+      db->scalar("SELECT source || ' ' || tz || ' ' || (args->>'n') FROM docket.schedules WHERE name = 'nightly'"),
+      "config Europe/Lisbon 1");
   EXPECT_EQ(db->scalar("SELECT to_jsonb(s)::text FROM docket.schedules s WHERE name = 'mine'"), mine);
   // The operator pauses it; a worker's start and another migrate leave the pause alone.
   ASSERT_EQ(docket({"schedule", "pause", "nightly"}).status, 0);
-  auto worker = start_docket_worker(*db, dir, toml("[schedules.nightly]\ncron = \"30 2 * * *\"\nkind = \"tick\"\n"
-                                                   "tz = \"Europe/Lisbon\"\nargs = { n = 2 }\n"),
+  auto worker = start_docket_worker(*db, dir,
+                                    toml("[schedules.nightly]\ncron = \"30 2 * * *\"\nkind = \"tick\"\n"
+                                         "tz = \"Europe/Lisbon\"\nargs = { n = 2 }\n"),
                                     "docket");
   ASSERT_TRUE(wait_registered(*db, "cfg")) << worker->log_text();
-  ASSERT_TRUE(wait_until([&] { return db->scalar("SELECT args->>'n' FROM docket.schedules WHERE name = 'nightly'") == "2"; },
-                         10s))
+  ASSERT_TRUE(wait_until(
+      [&] { return db->scalar("SELECT args->>'n' FROM docket.schedules WHERE name = 'nightly'") == "2"; }, 10s))
       << worker->log_text();
   EXPECT_EQ(db->scalar("SELECT enabled FROM docket.schedules WHERE name = 'nightly'"), "f");
   ASSERT_EQ(docket({"migrate"}).status, 0);
@@ -159,7 +162,8 @@ TEST(ScheduleProcess, TomlSchedulesAreDeployedByMigrateAndWorkersAndShownByStats
   EXPECT_NE(r.out.find("SCHEDULES: 1 enabled, 1 paused, 0 late"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("nightly"), std::string::npos) << r.out;
   // A refused schedule: exit 2 naming it and the field, nothing changed (not even the prune).
-  const std::string before = db->scalar("SELECT string_agg(to_jsonb(s)::text, ',' ORDER BY name) FROM docket.schedules s");
+  const std::string before =
+      db->scalar("SELECT string_agg(to_jsonb(s)::text, ',' ORDER BY name) FROM docket.schedules s");
   toml("[schedules.bad]\ncron = \"61 * * * *\"\nkind = \"tick\"\n");
   r = docket({"migrate"});
   EXPECT_EQ(r.status, 2) << r.out << r.err;

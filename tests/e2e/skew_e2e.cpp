@@ -45,8 +45,7 @@ std::unique_ptr<Child> skewed_worker(const TestDatabase& db, const TempDir& dir,
       std::vector<std::string>{DOCKET_TEST_WORKER_BIN, "--database-url", db.url(), "--record",
                                (dir / "records.txt").string(), "--name", name, "--lease", "3s", "--rescue", "250ms",
                                "--promote", "100ms", "--concurrency", "4"},
-      skew_env(offset),
-      dir / (name + ".log"));
+      skew_env(offset), dir / (name + ".log"));
 }
 
 /// Minutes between this process's clock and the first timestamp a worker logged.
@@ -105,7 +104,9 @@ TEST(ClockSkew, WorkersTenMinutesOffNeitherStealNorRunEarlyOrLateAndKeepSchedule
   // A schedule every second, ticked by the skewed workers only.
   db->query("SELECT docket.schedule('skewed', '@every 1s', 'test.count')");
   ASSERT_TRUE(wait_until(
-      [&] { return db->count("SELECT count(*) FROM docket.jobs WHERE schedule IS NULL AND state = 'completed'") == 10; },
+      [&] {
+        return db->count("SELECT count(*) FROM docket.jobs WHERE schedule IS NULL AND state = 'completed'") == 10;
+      },
       20s))
       << ahead->log_text();
   std::this_thread::sleep_for(3s);

@@ -28,8 +28,8 @@ void migrate_to_first_release(TestDatabase& db) {
 
 /// Claims the next job of `kind` for the dead worker through 0001's claim(); its id.
 std::string claim(TestDatabase& db, const std::string& kind) {
-  return db.scalar("SELECT id FROM docket.claim('" + std::string(kDeadWorker) + "', ARRAY['default'], ARRAY['" +
-                   kind + "'], 1)");
+  return db.scalar("SELECT id FROM docket.claim('" + std::string(kDeadWorker) + "', ARRAY['default'], ARRAY['" + kind +
+                   "'], 1)");
 }
 
 /// Finishes a claimed job with an outcome through 0001's finish_and_claim (no new claim).
@@ -60,13 +60,15 @@ TEST(Upgrade, ADatabaseInUseUnderTheFirstReleaseMigratesAndRunsWhatWasLeft) {
 
   // One job in each state 0001 knows, made through 0001's own functions.
   const auto available = db->scalar("SELECT docket.enqueue('up.echo', '{\"n\": 1}')");
-  const auto scheduled = db->scalar("SELECT docket.enqueue('up.echo', '{\"n\": 2}', run_at => now() + interval '2 seconds')");
+  const auto scheduled =
+      db->scalar("SELECT docket.enqueue('up.echo', '{\"n\": 2}', run_at => now() + interval '2 seconds')");
   const auto keyed = db->scalar("SELECT docket.enqueue('up.echo', '{\"n\": 3}', unique_key => 'nightly')");
   for (const char* outcome : {"complete", "fail", "retry"}) {
     db->scalar("SELECT docket.enqueue('up.done', '{\"outcome\": \"" + std::string(outcome) + "\"}')");
     finish(*db, claim(*db, "up.done"), outcome);
   }
-  const auto cancelled = db->scalar("SELECT docket.enqueue('up.echo', '{\"n\": 4}', run_at => now() + interval '1 day')");
+  const auto cancelled =
+      db->scalar("SELECT docket.enqueue('up.echo', '{\"n\": 4}', run_at => now() + interval '1 day')");
   db->query("SELECT docket.cancel(" + cancelled + ")");
   const auto running = db->scalar("SELECT docket.enqueue('up.run', '{}')");
   ASSERT_EQ(claim(*db, "up.run"), running);
@@ -130,7 +132,8 @@ TEST(Upgrade, ADatabaseInUseUnderTheFirstReleaseMigratesAndRunsWhatWasLeft) {
   Client client(db->url());
   const auto fresh = client.enqueue({.kind = "up.echo", .unique_key = "nightly"});
   EXPECT_TRUE(fresh.created);
-  ASSERT_TRUE(wait_until([&] { return client.job(fresh.id)->state == JobState::completed; }, 20s)) << worker->log_text();
+  ASSERT_TRUE(wait_until([&] { return client.job(fresh.id)->state == JobState::completed; }, 20s))
+      << worker->log_text();
   worker->signal(SIGTERM);
   EXPECT_EQ(worker->wait(20s), 0);
 }

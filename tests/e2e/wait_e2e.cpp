@@ -62,11 +62,12 @@ command = ["/bin/sh", "-c", "sleep 30"]
   // Cancelling a waited job answers the wait: exit 1, state cancelled.
   auto waiting = std::make_unique<Child>(
       std::vector<std::string>{DOCKET_BIN, "wait", slow, "--timeout", "30s"},
-      std::map<std::string, std::string>{{"DATABASE_URL", db->url()}, {"DOCKET_LOG_LEVEL", "warn"}},
-      dir / "wait.out");
+      std::map<std::string, std::string>{{"DATABASE_URL", db->url()}, {"DOCKET_LOG_LEVEL", "warn"}}, dir / "wait.out");
   ASSERT_TRUE(wait_until(
       [&] {
-        return db->count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'docket-waiter'") > 0;
+        return db->count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = "
+                   "'docket-waiter'") > 0;
       },
       10s));
   EXPECT_EQ(docket({"cancel", slow}).status, 0);

@@ -410,8 +410,9 @@ TEST(Api, BadInputCorpusGetsTheRight4xxAndChangesNothing) {
 TEST(Api, MetricsShowKeyedLimitsAndOnlyTheHotKeys) {
   ApiFixture api;
   auto http = api.http();
-  ASSERT_EQ(http.Put("/limits/k", R"({"partition": "args.tenant", "max_running_per_key": 1})", "application/json")->status,
-            200);
+  ASSERT_EQ(
+      http.Put("/limits/k", R"({"partition": "args.tenant", "max_running_per_key": 1})", "application/json")->status,
+      200);
   api.db().query(
       "INSERT INTO docket.jobs (kind, state, args, started_at) "
       "SELECT 'k', CASE WHEN g <= 50 THEN 'running' ELSE 'available' END::docket.job_state, "
@@ -477,8 +478,8 @@ TEST(Api, OpenApiDocumentPassesAValidatorAndMatchesTheRoutes) {
   const Json document = Json::parse(r->body);
   for (const auto& [path, item] : document.at("paths").items()) {
     std::string concrete = path;
-    for (const auto& [from, to] :
-         std::vector<std::pair<std::string, std::string>>{{"{id}", "1"}, {"{queue}", "default"}, {"{kind}", "k"}, {"{name}", "nightly"}}) {
+    for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+             {"{id}", "1"}, {"{queue}", "default"}, {"{kind}", "k"}, {"{name}", "nightly"}}) {
       if (auto pos = concrete.find(from); pos != std::string::npos) concrete.replace(pos, from.size(), to);
     }
     for (const auto& [method, op] : item.items()) {
@@ -637,15 +638,16 @@ TEST(Dashboard, TokenScopeSyntax) {
 TEST(Dashboard, RetryFailedPagesThroughAKindAndSkipsWhatCannotBeRetried) {
   ApiFixture api;
   auto& db = api.db();
-  db.query("INSERT INTO docket.jobs (kind, state, finished_at, unique_key) "
-           "SELECT 'resize', 'failed', now() - g * interval '1 s', CASE WHEN g = 2 THEN 'held' END "
-           "  FROM generate_series(1, 5) g");
+  db.query(
+      "INSERT INTO docket.jobs (kind, state, finished_at, unique_key) "
+      "SELECT 'resize', 'failed', now() - g * interval '1 s', CASE WHEN g = 2 THEN 'held' END "
+      "  FROM generate_series(1, 5) g");
   db.query("INSERT INTO docket.jobs (kind, state, unique_key) VALUES ('resize', 'available', 'held')");
   db.query("INSERT INTO docket.jobs (kind, state, finished_at) VALUES ('other', 'failed', now())");
   auto http = api.http();
   // Hostile parameters: 422 naming the parameter, nothing retried.
-  for (const std::string q : {"?limit=0", "?limit=1001", "?limit=x", "?after=1", "?after=1.2.3", "?after=99999999999999999999.1",
-                               "?bogus=1"}) {
+  for (const std::string q : {"?limit=0", "?limit=1001", "?limit=x", "?after=1", "?after=1.2.3",
+                              "?after=99999999999999999999.1", "?bogus=1"}) {
     const auto r = http.Post("/kinds/resize/retry_failed" + q, "", "application/json");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 422) << q << " " << r->body;
@@ -727,8 +729,9 @@ TEST(Api, StrictKindsRefusesAnUnregisteredKindWith422AndWritesNothing) {
 
 TEST(Api, LimitsShowTheirSourceAndDeleteResetsAnOperatorsLimit) {
   ApiFixture api;
-  api.db().query("INSERT INTO docket.kinds (kind, max_running, config_max_running, limit_source) "
-                 "VALUES ('import', 5, 5, 'config')");
+  api.db().query(
+      "INSERT INTO docket.kinds (kind, max_running, config_max_running, limit_source) "
+      "VALUES ('import', 5, 5, 'config')");
   auto http = api.http();
   auto r = http.Put("/limits/import", R"({"max_running": 3})", "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
@@ -815,9 +818,10 @@ TEST(Api, SchedulesEveryRouteHappyPath) {
   const auto id = body_of(r).at("id").get<long long>();
   EXPECT_EQ(r->get_header_value("Location"), "/jobs/" + std::to_string(id));
   EXPECT_EQ(body_of(r).at("kind"), "scrape");
-  EXPECT_EQ(api.db().scalar("SELECT schedule || '|' || coalesce(scheduled_for::text, 'none') FROM docket.jobs WHERE id = " +
-                            std::to_string(id)),
-            "b|none");
+  EXPECT_EQ(
+      api.db().scalar("SELECT schedule || '|' || coalesce(scheduled_for::text, 'none') FROM docket.jobs WHERE id = " +
+                      std::to_string(id)),
+      "b|none");
   s = body_of(http.Get("/schedules/b"));
   EXPECT_EQ(s.at("next_run_at"), before);
   EXPECT_EQ(s.at("last_job_id"), id);
@@ -833,10 +837,14 @@ TEST(Api, SchedulesEveryRouteHappyPath) {
   r = http.Delete("/schedules/b");
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(body_of(r), (Json{{"name", "b"}, {"deleted", true}}));
-  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
-           {"GET", "/schedules/b"}, {"DELETE", "/schedules/b"}, {"POST", "/schedules/b/run"},
-           {"POST", "/schedules/b/pause"}, {"POST", "/schedules/b/resume"}}) {
-    r = method == "GET" ? http.Get(path) : method == "DELETE" ? http.Delete(path) : http.Post(path, "", "application/json");
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{{"GET", "/schedules/b"},
+                                                                                     {"DELETE", "/schedules/b"},
+                                                                                     {"POST", "/schedules/b/run"},
+                                                                                     {"POST", "/schedules/b/pause"},
+                                                                                     {"POST", "/schedules/b/resume"}}) {
+    r = method == "GET"      ? http.Get(path)
+        : method == "DELETE" ? http.Delete(path)
+                             : http.Post(path, "", "application/json");
     ASSERT_TRUE(r) << method << " " << path;
     EXPECT_EQ(r->status, 404) << method << " " << path << " " << r->body;
     EXPECT_EQ(error_code(r), "not_found") << method << " " << path;
@@ -894,7 +902,8 @@ TEST(Api, ScheduleBadInputGetsTheRight4xxNamesTheFieldAndWritesNothing) {
       {"PUT", "/schedules/n", R"({"cron":"@hourly","kind":"scrape","on_missed":"some"})", 422, "on_missed"},
       {"PUT", "/schedules/n", R"({"cron":"@hourly","kind":"scrape","max_retries":-1})", 422, "max_retries"},
       {"PUT", "/schedules/n", "{\"cron\":\"@hourly\",\"kind\":\"scrape\",\"args\":{\"s\":\"\\u0000\"}}", 422, "args"},
-      {"PUT", "/schedules/n", "{\"cron\":\"@hourly\",\"kind\":\"scrape\",\"args\":{\"b\":\"" + ten_mib + "\"}}", 413, ""},
+      {"PUT", "/schedules/n", "{\"cron\":\"@hourly\",\"kind\":\"scrape\",\"args\":{\"b\":\"" + ten_mib + "\"}}", 413,
+       ""},
       {"PUT", "/schedules/a%00b", R"({"cron":"@hourly",)" + ok_tail, 422, "name"},
       {"PUT", "/schedules/a%0Ab", R"({"cron":"@hourly",)" + ok_tail, 422, "name"},
       {"PUT", "/schedules/a%FFb", R"({"cron":"@hourly",)" + ok_tail, 422, "name"},
@@ -931,12 +940,10 @@ TEST(Api, ScheduleBadInputGetsTheRight4xxNamesTheFieldAndWritesNothing) {
     ASSERT_TRUE(r) << shown << ": " << httplib::to_string(r.error());
     EXPECT_EQ(r->status, c.status) << shown << "\n" << r->body;
     const Json body = Json::parse(r->body, nullptr, false);
-    ASSERT_TRUE(!body.is_discarded() && body.contains("error") && body.at("error").contains("message"))
-        << shown << "\n"
-        << r->body;
-    EXPECT_NE(body.at("error").at("message").get<std::string>().find(c.names), std::string::npos)
-        << shown << "\n"
-        << r->body;
+    ASSERT_TRUE(!body.is_discarded() && body.contains("error") && body.at("error").contains("message")) << shown << "\n"
+                                                                                                        << r->body;
+    EXPECT_NE(body.at("error").at("message").get<std::string>().find(c.names), std::string::npos) << shown << "\n"
+                                                                                                  << r->body;
     if (c.status == 413) client = std::make_unique<httplib::Client>(api.http());  // it may close after a 413
   }
   // Still up, nothing written: the schedules byte for byte, no job.

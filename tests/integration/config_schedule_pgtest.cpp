@@ -46,8 +46,9 @@ TEST(ConfigSchedules, DeployCreatesAndUpdatesButNeverTouchesRunTimeSchedules) {
   EXPECT_EQ(d.runtime, std::vector<std::string>{"ops"});
   EXPECT_TRUE(d.deleted.empty());
   EXPECT_EQ(row(*db, "ops"), ops_before);
-  EXPECT_EQ(db->scalar("SELECT source || ' ' || cron || ' ' || (args->>'project_id') FROM docket.schedules WHERE name = 'a'"),
-            "config @hourly 42");
+  EXPECT_EQ(
+      db->scalar("SELECT source || ' ' || cron || ' ' || (args->>'project_id') FROM docket.schedules WHERE name = 'a'"),
+      "config @hourly 42");
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.kinds WHERE kind = 'scrape'"), 1);
   // Same timing again: the slot it waits for does not move.
   const std::string next = db->scalar("SELECT next_run_at::text FROM docket.schedules WHERE name = 'a'");
@@ -92,7 +93,8 @@ TEST(ConfigSchedules, AnOperatorsPauseOrResumeSurvivesDeploysAndAChangedEnabledA
   client.deploy_schedules({config_spec("a", "@every 1h", false)}, true);  // the TOML now says paused
   EXPECT_EQ(state(*db, "a"), "false true");
   // Paused a while: its next slot passed. The TOML enabling it resumes from the next slot after now.
-  db->query("UPDATE docket.schedules SET next_slot = now() - interval '3 hours', next_run_at = now() - interval '3 hours'");
+  db->query(
+      "UPDATE docket.schedules SET next_slot = now() - interval '3 hours', next_run_at = now() - interval '3 hours'");
   client.deploy_schedules({config_spec("a", "@every 1h", true)}, true);
   EXPECT_EQ(state(*db, "a"), "true true");
   client.deploy_schedules({config_spec("a", "@every 1h", false)}, true);

@@ -98,7 +98,8 @@ TEST_F(Engine, QuotaCapsClaimsAndOtherKindsStillFlow) {
   EXPECT_EQ(b, 5);
   EXPECT_TRUE(claim(worker, {"a"}, 10).empty());
   // A slot frees when one finishes.
-  db::FinishItem done{.id = first[0].kind == "a" ? first[0].id : first[1].id, .attempt = 1, .outcome = db::FinishOutcome::complete};
+  db::FinishItem done{
+      .id = first[0].kind == "a" ? first[0].id : first[1].id, .attempt = 1, .outcome = db::FinishOutcome::complete};
   ASSERT_EQ(session->finish(worker, {done}).size(), 1u);
   EXPECT_EQ(claim(worker, {"a"}, 10).size(), 1u);
   // A limit of 0 holds the kind; NULL removes the limit.
@@ -127,7 +128,8 @@ TEST_F(Engine, QuotaHoldsUnderManyConcurrentClaimers) {
         auto jobs = s.claim(w, db::text_array(std::vector<std::string>{"default"}),
                             db::text_array(std::vector<std::string>{"a"}), 2);
         std::vector<db::FinishItem> items;
-        for (const auto& j : jobs) items.push_back({.id = j.id, .attempt = j.attempt, .outcome = db::FinishOutcome::complete});
+        for (const auto& j : jobs)
+          items.push_back({.id = j.id, .attempt = j.attempt, .outcome = db::FinishOutcome::complete});
         if (!items.empty()) finished += static_cast<int>(s.finish(w, items).size());
       }
     });
@@ -147,13 +149,14 @@ TEST_F(Engine, FinishAndClaimHandsTheFreedSlotOnInOneTransaction) {
   const auto k = db::text_array(std::vector<std::string>{"a"});
   ASSERT_EQ(claim(worker, {"a"}, 5).size(), 1u);
   // Fenced like finish: a stale attempt changes nothing, and the slot it holds stays taken.
-  auto stale = session->finish_and_claim(worker, {{.id = x, .attempt = 2, .outcome = db::FinishOutcome::complete}}, q, k, 5);
+  auto stale =
+      session->finish_and_claim(worker, {{.id = x, .attempt = 2, .outcome = db::FinishOutcome::complete}}, q, k, 5);
   EXPECT_TRUE(stale.finished.empty());
   EXPECT_TRUE(stale.claimed.empty());
   EXPECT_EQ(state(y), "available");
   // The completion frees the slot and the same statement takes it: never two running.
-  auto both = session->finish_and_claim(worker, {{.id = x, .attempt = 1, .outcome = db::FinishOutcome::complete, .result = "{\"n\":1}"}},
-                                        q, k, 5);
+  auto both = session->finish_and_claim(
+      worker, {{.id = x, .attempt = 1, .outcome = db::FinishOutcome::complete, .result = "{\"n\":1}"}}, q, k, 5);
   ASSERT_EQ(both.finished.size(), 1u);
   EXPECT_EQ(both.finished[0].id, x);
   EXPECT_EQ(both.finished[0].state, JobState::completed);
@@ -163,8 +166,8 @@ TEST_F(Engine, FinishAndClaimHandsTheFreedSlotOnInOneTransaction) {
   EXPECT_EQ(state(y), "running");
   EXPECT_EQ(db->scalar("SELECT result->>'n' FROM docket.jobs WHERE id = " + std::to_string(x)), "1");
   // A retry with no delay is claimable again at once, by the same statement, as a new attempt.
-  auto again =
-      session->finish_and_claim(worker, {{.id = y, .attempt = 1, .outcome = db::FinishOutcome::retry, .error = "boom"}}, q, k, 5);
+  auto again = session->finish_and_claim(
+      worker, {{.id = y, .attempt = 1, .outcome = db::FinishOutcome::retry, .error = "boom"}}, q, k, 5);
   ASSERT_EQ(again.finished.size(), 1u);
   EXPECT_EQ(again.finished[0].state, JobState::retryable);
   EXPECT_TRUE(again.claimed.empty());  // retryable waits for promotion (and its backoff)
@@ -194,7 +197,8 @@ TEST_F(Engine, FinishAndClaimHoldsTheQuotaUnderManyConcurrentWorkers) {
           continue;
         }
         std::vector<db::FinishItem> items;
-        for (const auto& j : held) items.push_back({.id = j.id, .attempt = j.attempt, .outcome = db::FinishOutcome::complete});
+        for (const auto& j : held)
+          items.push_back({.id = j.id, .attempt = j.attempt, .outcome = db::FinishOutcome::complete});
         auto both = s.finish_and_claim(w, items, q, k, 2);
         finished += static_cast<int>(both.finished.size());
         held = std::move(both.claimed);
@@ -218,20 +222,26 @@ TEST_F(Engine, FinishIsFencedByWorkerAttemptAndState) {
   EXPECT_TRUE(session->finish(other, {{.id = id, .attempt = 1, .outcome = db::FinishOutcome::complete}}).empty());
   EXPECT_TRUE(session->finish(worker, {{.id = id, .attempt = 2, .outcome = db::FinishOutcome::complete}}).empty());
   EXPECT_EQ(state(id), "running");
-  const auto done = session->finish(worker, {{.id = id, .attempt = 1, .outcome = db::FinishOutcome::complete, .result = "{\"ok\":1}"}});
+  const auto done = session->finish(
+      worker, {{.id = id, .attempt = 1, .outcome = db::FinishOutcome::complete, .result = "{\"ok\":1}"}});
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0].state, JobState::completed);
   EXPECT_EQ(db->scalar("SELECT result->>'ok' FROM docket.jobs WHERE id = " + std::to_string(id)), "1");
   // A second write for the same attempt (a retried batch) changes nothing.
-  EXPECT_TRUE(session->finish(worker, {{.id = id, .attempt = 1, .outcome = db::FinishOutcome::fail, .error = "late"}}).empty());
+  EXPECT_TRUE(
+      session->finish(worker, {{.id = id, .attempt = 1, .outcome = db::FinishOutcome::fail, .error = "late"}}).empty());
   EXPECT_EQ(state(id), "completed");
 }
 
 TEST_F(Engine, RetryRecordsErrorsAndFailsPastMaxRetries) {
   const auto id = client->enqueue({.kind = "a", .max_retries = 1}).id;
   auto jobs = claim(worker, {"a"}, 1);
-  auto r = session->finish(
-      worker, {{.id = id, .attempt = 1, .max_retries = 1, .outcome = db::FinishOutcome::retry, .delay_s = 0, .error = "boom 1"}});
+  auto r = session->finish(worker, {{.id = id,
+                                     .attempt = 1,
+                                     .max_retries = 1,
+                                     .outcome = db::FinishOutcome::retry,
+                                     .delay_s = 0,
+                                     .error = "boom 1"}});
   EXPECT_EQ(r.at(0).state, JobState::retryable);
   EXPECT_EQ(session->promote().promoted, 1);
   jobs = claim(worker, {"a"}, 1);
@@ -268,7 +278,8 @@ TEST_F(Engine, KindMaxRetriesAppliesToJobsEnqueuedBeforeTheWorkerSeededIt) {
 TEST_F(Engine, RetryWaitsForItsBackoff) {
   const auto id = client->enqueue({.kind = "a"}).id;
   claim(worker, {"a"}, 1);
-  session->finish(worker, {{.id = id, .attempt = 1, .outcome = db::FinishOutcome::retry, .delay_s = 30, .error = "later"}});
+  session->finish(worker,
+                  {{.id = id, .attempt = 1, .outcome = db::FinishOutcome::retry, .delay_s = 30, .error = "later"}});
   EXPECT_EQ(session->promote().promoted, 0);
   EXPECT_GT(db->count("SELECT extract(epoch FROM run_at - now())::int FROM docket.jobs"), 25);
 }

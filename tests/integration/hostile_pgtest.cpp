@@ -93,35 +93,46 @@ TEST(Hostile, SqlCallsGetTheExactErrorNamingTheFieldAndWriteNothing) {
       {"SELECT docket.set_limit(repeat('k', 100000), 1)", "22023", "kind must be a non-empty string"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"a","prio":1}]'))", "22023",
        R"(jobs[1]: unknown field "prio"; fields are kind, args, queue, priority, run_at, max_retries, unique_key, timeout)"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":7}]'))", "22023", "jobs[1].kind must be a string, got number"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":["a"]}]'))", "22023", "jobs[1].kind must be a string, got array"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":7}]'))", "22023",
+       "jobs[1].kind must be a string, got number"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":["a"]}]'))", "22023",
+       "jobs[1].kind must be a string, got array"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"a"},{"kind":"a"},{"kind":"a","priority":"x"}]'))", "22023",
        "jobs[3].priority must be an integer, got string"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a","priority":1.5}]'))", "22023",
        "jobs[0].priority must be an integer within 32 bits, got 1.5"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","max_retries":1e300}]'))", "22023", "jobs[0].max_retries must be an integer"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","max_retries":-1}]'))", "22023", "jobs[0].max_retries must be >= 0, got -1"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","run_at":"infinity"}]'))", "22023", "jobs[0].run_at must be between"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","max_retries":1e300}]'))", "22023",
+       "jobs[0].max_retries must be an integer"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","max_retries":-1}]'))", "22023",
+       "jobs[0].max_retries must be >= 0, got -1"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","run_at":"infinity"}]'))", "22023",
+       "jobs[0].run_at must be between"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a","run_at":"2026-02-30T00:00:00Z"}]'))", "22023",
        R"(jobs[0].run_at must be an RFC 3339 timestamp like 2026-11-21T10:00:00Z, got "2026-02-30T00:00:00Z")"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a","run_at":"2026-01-01T00:00:00+99:99"}]'))", "22023",
        "jobs[0].run_at must be an RFC 3339 timestamp"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a","run_at":12}]'))", "22023",
        "jobs[0].run_at must be an RFC 3339 timestamp string, got number"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","unique_key":5}]'))", "22023", "jobs[0].unique_key must be a string"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","queue":""}]'))", "22023", "jobs[0].queue must be a non-empty string"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","args":[1]}]'))", "22023", "jobs[0].args must be a JSON object, got array"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","unique_key":5}]'))", "22023",
+       "jobs[0].unique_key must be a string"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","queue":""}]'))", "22023",
+       "jobs[0].queue must be a non-empty string"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","args":[1]}]'))", "22023",
+       "jobs[0].args must be a JSON object, got array"},
       {"SELECT docket.enqueue_many('[{\"kind\":\"a\"},{\"kind\":\"a\",\"args\":" + deep65 + "}]')", "22023",
        "jobs[1].args nests arrays and objects deeper than 64 levels"},
       // Well-shaped jobs that break a rule: the batch check (docket.job_fields_ok) must catch them too.
       {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"a","priority":5000}]'))", "22023",
        "jobs[1].priority must be between 0 (runs first) and 1000, got 5000"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"   "}]'))", "22023", "jobs[1].kind must be a non-empty string"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a"},{"kind":"   "}]'))", "22023",
+       "jobs[1].kind must be a non-empty string"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a\u0001"}]'))", "22023", "jobs[0].kind must be a non-empty string"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","unique_key":""}]'))", "22023", "jobs[0].unique_key must be 1 to 1000"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","unique_key":""}]'))", "22023",
+       "jobs[0].unique_key must be 1 to 1000"},
       {R"(SELECT docket.enqueue_many('[{"kind":"a","run_at":"1969-12-31T23:59:59Z"}]'))", "22023",
        "jobs[0].run_at must be between 1970-01-01T00:00:00Z and 2199-12-31T23:59:59Z"},
-      {R"(SELECT docket.enqueue_many('[{"kind":"a","max_retries":-2}]'))", "22023", "jobs[0].max_retries must be >= 0, got -2"},
+      {R"(SELECT docket.enqueue_many('[{"kind":"a","max_retries":-2}]'))", "22023",
+       "jobs[0].max_retries must be >= 0, got -2"},
       {R"(SELECT docket.enqueue_many('[{"queue":"q"}]'))", "22023", "jobs[0].kind is required"},
       {R"(SELECT docket.enqueue_many('[3]'))", "22023", "jobs[0] must be a JSON object, got number"},
       {R"(SELECT docket.enqueue_many('{"kind":"a"}'))", "22023", "jobs must be a JSON array of job objects"},
@@ -180,15 +191,24 @@ TEST(Hostile, HttpBodiesGetTheExactAnswerAndWriteNothing) {
   std::string very_deep;
   for (int i = 0; i < 70000; ++i) very_deep += R"({"a":)";
   const std::vector<Case> cases = {
-      {R"({"kind":"k","args":)" + nested_args(65) + "}", {}, 400,
+      {R"({"kind":"k","args":)" + nested_args(65) + "}",
+       {},
+       400,
        "the request body is not valid JSON: nested deeper than 65 levels (args may nest at most 64 levels"},
       {R"({"kind":"k","args":)" + very_deep, {}, 400, "the request body is not valid JSON: nested deeper than 65"},
       {R"({"kind":"k","args":{"n":1e400}})", {}, 400, "the request body is not valid JSON: at args.n: number overflow"},
-      {R"({"kind":"k","args":{"big":123456789012345678901234567890}})", {}, 400,
-       "the request body is not valid JSON: at args.big: integer 123456789012345678901234567890 does not fit in 64 bits"},
-      {R"({"kind":"k","priority":99999999999999999999})", {}, 400,
+      {R"({"kind":"k","args":{"big":123456789012345678901234567890}})",
+       {},
+       400,
+       "the request body is not valid JSON: at args.big: integer 123456789012345678901234567890 does not fit in 64 "
+       "bits"},
+      {R"({"kind":"k","priority":99999999999999999999})",
+       {},
+       400,
        "the request body is not valid JSON: at priority: integer 99999999999999999999 does not fit in 64 bits"},
-      {R"({"kind":"k","run_at":"9999-12-31T23:59:59Z"})", {}, 400,
+      {R"({"kind":"k","run_at":"9999-12-31T23:59:59Z"})",
+       {},
+       400,
        "run_at must be an RFC 3339 timestamp with a zone, like 2026-11-21T10:00:00Z, between 1970-01-01T00:00:00Z and "
        "2199-12-31T23:59:59Z; got \"9999-12-31T23:59:59Z\""},
       {R"({"kind":"k","run_at":"1600-01-01T00:00:00Z"})", {}, 400, "run_at must be an RFC 3339 timestamp"},
@@ -196,9 +216,14 @@ TEST(Hostile, HttpBodiesGetTheExactAnswerAndWriteNothing) {
       {R"({"kind":"k","run_at":"2026-03-01T00:00:00+99:99"})", {}, 400, "run_at must be an RFC 3339 timestamp"},
       {R"({"kind":"k","run_at":"infinity"})", {}, 400, "run_at must be an RFC 3339 timestamp"},
       {R"({"kind":"k"})", {{"Idempotency-Key", "\xC3\x28\xFF"}}, 400, "the Idempotency-Key header must be valid UTF-8"},
-      {R"({"kind":"k"})", {{"Idempotency-Key", std::string(1001, 'i')}}, 422, "unique_key must be 1 to 1000 characters"},
+      {R"({"kind":"k"})",
+       {{"Idempotency-Key", std::string(1001, 'i')}},
+       422,
+       "unique_key must be 1 to 1000 characters"},
       {R"({"kind":"k\u0001"})", {}, 422, "kind must be a non-empty string of at most 200 printable characters"},
-      {R"({"kind":"k","queue":")" + std::string(201, 'q') + R"("})", {}, 422,
+      {R"({"kind":"k","queue":")" + std::string(201, 'q') + R"("})",
+       {},
+       422,
        "queue must be a non-empty string of at most 200 printable characters"},
       {R"({"kind":"k","timeout":"soon"})", {}, 400, R"(timeout: "soon" is not a duration)"},
       {R"({"kind":"k","timeout":true})", {}, 400, "timeout must be a string, got boolean"},
@@ -219,14 +244,17 @@ TEST(Hostile, HttpBodiesGetTheExactAnswerAndWriteNothing) {
   // pause and limits: the names enqueue refuses are refused the same way.
   auto r = http.Post("/queues/q%01/pause", "", "application/json");
   EXPECT_EQ(r->status, 422);
-  EXPECT_EQ(body_of(r).at("error").at("message"), "queue must be a non-empty string of at most 200 printable characters");
+  EXPECT_EQ(body_of(r).at("error").at("message"),
+            "queue must be a non-empty string of at most 200 printable characters");
   r = http.Put("/limits/k%09x", R"({"max_running": 1})", "application/json");
   EXPECT_EQ(r->status, 422);
-  EXPECT_EQ(body_of(r).at("error").at("message"), "kind must be a non-empty string of at most 200 printable characters");
+  EXPECT_EQ(body_of(r).at("error").at("message"),
+            "kind must be a non-empty string of at most 200 printable characters");
   // A name too long for enqueue gets enqueue's answer, not "no route".
   r = http.Post("/queues/" + std::string(300, 'q') + "/pause", "", "application/json");
   EXPECT_EQ(r->status, 422);
-  EXPECT_EQ(body_of(r).at("error").at("message"), "queue must be a non-empty string of at most 200 printable characters");
+  EXPECT_EQ(body_of(r).at("error").at("message"),
+            "queue must be a non-empty string of at most 200 printable characters");
   r = http.Put("/limits/" + std::string(300, 'k'), R"({"max_running": 1})", "application/json");
   EXPECT_EQ(r->status, 422);
   EXPECT_EQ(written(api.db()), "0/0/0/0");
@@ -352,8 +380,8 @@ TEST(Hostile, RowsWithInfiniteRunAtDoNotStallMaintenanceOrOps) {
       " ('inf', '-infinity', 'retryable')");
   db.query("INSERT INTO docket.jobs (kind) VALUES ('due')");
   const auto promoted = db.query("SELECT promoted, next_due_in FROM docket.promote()");
-  EXPECT_EQ(promoted[0][0].as<int>(), 2);                      // both -infinity rows were due
-  EXPECT_DOUBLE_EQ(promoted[0][1].as<double>(), 86400.0);      // infinity: clamped to a day
+  EXPECT_EQ(promoted[0][0].as<int>(), 2);                  // both -infinity rows were due
+  EXPECT_DOUBLE_EQ(promoted[0][1].as<double>(), 86400.0);  // infinity: clamped to a day
   EXPECT_EQ(db.count("SELECT count(*) FROM docket.queue_summary"), 1);
   // The age of the oldest available job whose run_at is a real time (0005's view): the infinite
   // rows neither break it nor hide the real backlog behind them.
@@ -361,9 +389,8 @@ TEST(Hostile, RowsWithInfiniteRunAtDoNotStallMaintenanceOrOps) {
   const auto worker = db.scalar("INSERT INTO docket.workers (name) VALUES ('w') RETURNING id");
   EXPECT_EQ(db.count("SELECT count(*) FROM docket.claim('" + worker + "', '{default}', '{inf,due}', 10)"), 4);
   db.query("UPDATE docket.jobs SET state = 'available', worker = NULL WHERE state = 'running'");
-  const auto claimed = db.query(
-      "SELECT count(*), count(queue_latency_s) FROM docket.finish_and_claim('" + worker +
-      "', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{default}', '{inf,due}', 10)");
+  const auto claimed = db.query("SELECT count(*), count(queue_latency_s) FROM docket.finish_and_claim('" + worker +
+                                "', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{default}', '{inf,due}', 10)");
   EXPECT_EQ(claimed[0][0].as<int>(), 4);
   EXPECT_EQ(claimed[0][1].as<int>(), 3);  // latency of an infinite run_at: NULL, not an error
   auto http = api.http();
@@ -395,7 +422,8 @@ TEST(Hostile, RowsNestedDeeperThanTheLimitAreShownWithANote) {
   Client client(db.url());
   EXPECT_EQ(client.job(std::stoll(id))->kind, "deep");
   // A row at the limit is shown as it is.
-  const auto ok = db.scalar("INSERT INTO docket.jobs (kind, args) VALUES ('deep', '" + nested_args(64) + "') RETURNING id");
+  const auto ok =
+      db.scalar("INSERT INTO docket.jobs (kind, args) VALUES ('deep', '" + nested_args(64) + "') RETURNING id");
   EXPECT_EQ(body_of(http.Get("/jobs/" + ok)).at("args"), Json::parse(nested_args(64)));
 }
 
@@ -489,7 +517,8 @@ TEST(Hostile, AKeyHeldByAnOpenTransactionDelaysOnlyItsOwnRequests) {
   retrying.join();
   tx.commit();
   EXPECT_EQ(db.count("SELECT count(*) FROM docket.jobs WHERE unique_key = 'held'"), 1);
-  // A lock on the whole table (once the application transaction is gone): reads answer 503 within the lock timeout instead of waiting.
+  // A lock on the whole table (once the application transaction is gone): reads answer 503 within the lock timeout
+  // instead of waiting.
   pqxx::connection locker(db.url());
   {
     pqxx::work lock_tx(locker);
@@ -507,8 +536,8 @@ TEST(Hostile, AWorkerFailsAJobWhoseArgsRowIsTooDeepAndCarriesOn) {
   // Args written by SQL around enqueue's checks: the worker must fail that job, naming why, and
   // keep running the others (it used to parse, copy and dump them recursively).
   auto db = PgCluster::shared().fresh_database();
-  const auto deep = db->scalar("INSERT INTO docket.jobs (kind, args) VALUES ('k', '" + nested_args(5000) +
-                               "') RETURNING id");
+  const auto deep =
+      db->scalar("INSERT INTO docket.jobs (kind, args) VALUES ('k', '" + nested_args(5000) + "') RETURNING id");
   const auto fine = db->scalar("SELECT docket.enqueue('k', '{\"n\": 1}')");
   std::atomic<int> handled{0};
   WorkerConfig config;

@@ -16,8 +16,8 @@
 
 #include "docket/client.hpp"
 #include "http_server.hpp"
-#include "server.hpp"
 #include "pg.hpp"
+#include "server.hpp"
 
 using namespace docket;
 using docket::test::PgCluster;
@@ -463,7 +463,8 @@ TEST(HttpRequestParser, PlainFunctionAppliesTheServersLimits) {
   r = api::http::parse_request_bytes(
       "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n0123456789a\r\n0\r\n\r\n", limits);
   EXPECT_EQ(r.status, 413);
-  r = api::http::parse_request_bytes("GET /x HTTP/1.1\r\nHost: a\r\nX: " + std::string(20000, 'a') + "\r\n\r\n", limits);
+  r = api::http::parse_request_bytes("GET /x HTTP/1.1\r\nHost: a\r\nX: " + std::string(20000, 'a') + "\r\n\r\n",
+                                     limits);
   EXPECT_EQ(r.status, 431);
   r = api::http::parse_request_bytes("GET /x HTTP/1.1\r\nHo st: a\r\n\r\n", limits);
   EXPECT_EQ(r.status, 400);

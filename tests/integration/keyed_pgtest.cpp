@@ -52,7 +52,9 @@ class Keyed : public ::testing::Test {
     }
     return out;
   }
-  void complete_all() { db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE state = 'running'"); }
+  void complete_all() {
+    db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE state = 'running'");
+  }
   std::unique_ptr<docket::test::TestDatabase> db;
   std::unique_ptr<Client> client;
   std::unique_ptr<db::Session> session;
@@ -159,8 +161,9 @@ TEST_F(Keyed, BadKeyedSettingsAreRefusedNamingTheFieldAndWriteNothing) {
     }
     EXPECT_THROW(client->check_partition(p), InvalidInput);
   };
-  for (const std::string& path : std::vector<std::string>{"tenant", "args", "args.", "args.a b", "args.a..b", "$.tenant", "args.a;drop",
-                                 "args.1.2.3.4.5.6.7.8.9", "args." + std::string(65, 'x'), std::string(10000, 'a')}) {
+  for (const std::string& path :
+       std::vector<std::string>{"tenant", "args", "args.", "args.a b", "args.a..b", "$.tenant", "args.a;drop",
+                                "args.1.2.3.4.5.6.7.8.9", "args." + std::string(65, 'x'), std::string(10000, 'a')}) {
     refused(PartitionLimit{.partition = path}, "partition");
   }
   refused(PartitionLimit{.partition = "args.tenant", .max_running_per_key = -1}, "max_running_per_key");
@@ -170,9 +173,10 @@ TEST_F(Keyed, BadKeyedSettingsAreRefusedNamingTheFieldAndWriteNothing) {
   refused(PartitionLimit{.partition = "args.tenant", .rate_per_key = "1/s", .burst_per_key = 0}, "burst_per_key");
   refused(PartitionLimit{.max_running_per_key = 2}, "partition");
   // Nothing written: no keyed setting, no job's key, no index built at run time.
-  EXPECT_EQ(db->count("SELECT count(*) FROM docket.kinds WHERE partition IS NOT NULL OR max_running_per_key IS NOT NULL "
-                      "OR rate_per_key_limit IS NOT NULL OR rate_per_key_burst IS NOT NULL"),
-            0);
+  EXPECT_EQ(
+      db->count("SELECT count(*) FROM docket.kinds WHERE partition IS NOT NULL OR max_running_per_key IS NOT NULL "
+                "OR rate_per_key_limit IS NOT NULL OR rate_per_key_burst IS NOT NULL"),
+      0);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE partition_key IS NOT NULL"), 0);
   EXPECT_EQ(db->count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'jobs_partition_%'"), 2);
   // And the database still answers: a good setting is taken.
@@ -184,14 +188,18 @@ TEST_F(Keyed, BadKeyedSettingsAreRefusedNamingTheFieldAndWriteNothing) {
 TEST_F(Keyed, ChangingThePartitionRewritesTheLiveJobsKeysAndRemovingItRestoresTheOpenClaim) {
   // Jobs enqueued before any partition, a finished one among them: the path's first setting
   // gives the live ones their key (a job without the path falls into the default key "").
-  client->enqueue_many(std::vector<EnqueueRequest>(3, EnqueueRequest{.kind = "a", .args = Json{{"tenant", "t"}, {"host", "h"}}}));
+  client->enqueue_many(
+      std::vector<EnqueueRequest>(3, EnqueueRequest{.kind = "a", .args = Json{{"tenant", "t"}, {"host", "h"}}}));
   client->enqueue_many(std::vector<EnqueueRequest>(1, EnqueueRequest{.kind = "a"}));
-  db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = (SELECT min(id) FROM docket.jobs)");
+  db->query(
+      "UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = (SELECT min(id) FROM docket.jobs)");
   client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});
-  EXPECT_EQ(db->scalar("SELECT string_agg(coalesce(partition_key, 'NULL'), ',' ORDER BY id) FROM docket.jobs"), "NULL,t,t,");
+  EXPECT_EQ(db->scalar("SELECT string_agg(coalesce(partition_key, 'NULL'), ',' ORDER BY id) FROM docket.jobs"),
+            "NULL,t,t,");
   client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});  // same: kept
   client->set_partition("a", PartitionLimit{.partition = "args.host", .max_running_per_key = 1});
-  EXPECT_EQ(db->scalar("SELECT string_agg(coalesce(partition_key, 'NULL'), ',' ORDER BY id) FROM docket.jobs"), "NULL,h,h,");
+  EXPECT_EQ(db->scalar("SELECT string_agg(coalesce(partition_key, 'NULL'), ',' ORDER BY id) FROM docket.jobs"),
+            "NULL,h,h,");
   EXPECT_EQ(db->scalar("SELECT partition FROM docket.kinds WHERE kind = 'a'"), "args.host");
   // Jobs enqueued now get their key at insert, one by one and in bulk; kind b's get none.
   client->enqueue(EnqueueRequest{.kind = "a", .args = Json{{"host", "h"}}});

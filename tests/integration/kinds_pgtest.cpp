@@ -79,15 +79,18 @@ TEST(Kinds, StrictModeRefusesKindsNoWorkerRegisteredOnEverySqlPath) {
   EXPECT_NE(message.find("jobs[1].kind \"typo\" is not run by any worker"), std::string::npos) << message;
   // The C++ client: single, bulk (the COPY path defers to the function) and submit.
   Client client(db->url());
-  for (const auto& call : std::vector<std::function<void()>>{
-           [&] { client.enqueue({.kind = "imprt"}); },
-           [&] { client.enqueue_many({{.kind = "import"}, {.kind = "imprt"}}); },
-           [&] { client.submit_many({{.kind = "imprt"}}); }}) {
+  for (const auto& call :
+       std::vector<std::function<void()>>{[&] { client.enqueue({.kind = "imprt"}); },
+                                          [&] {
+                                            client.enqueue_many({{.kind = "import"}, {.kind = "imprt"}});
+                                          },
+                                          [&] { client.submit_many({{.kind = "imprt"}}); }}) {
     try {
       call();
       ADD_FAILURE() << "strict mode let an unregistered kind in";
     } catch (const InvalidInput& e) {
-      EXPECT_NE(std::string(e.what()).find("is not run by any worker that ever started"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("is not run by any worker that ever started"), std::string::npos)
+          << e.what();
     }
   }
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 0);  // nothing written by any refusal
@@ -193,8 +196,10 @@ TEST(Kinds, PruneAppliesEachKindsRetentionAndTheDefault) {
       "       unnest('{1 minute,2 days,8 days}'::interval[]) age");
   EXPECT_EQ(worker.prune(), (3 + 1 + 1) + (2 + 1 + 1) * 2);
   const auto left = [&](const std::string& kind) {
-    return db->scalar("SELECT string_agg(state || '@' || extract(day FROM now() - finished_at), ',' "
-                      "ORDER BY state, finished_at DESC) FROM docket.jobs WHERE kind = '" + kind + "'");
+    return db->scalar(
+        "SELECT string_agg(state || '@' || extract(day FROM now() - finished_at), ',' "
+        "ORDER BY state, finished_at DESC) FROM docket.jobs WHERE kind = '" +
+        kind + "'");
   };
   // report: completed past 30 s go; failed/cancelled keep the default 7 days.
   EXPECT_EQ(left("report"), "failed@0,failed@2,cancelled@0,cancelled@2");

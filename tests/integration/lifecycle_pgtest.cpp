@@ -10,7 +10,8 @@ using docket::test::PgCluster;
 TEST(Lifecycle, CppStatesAreTheSqlEnum) {
   auto db = PgCluster::shared().fresh_database();
   std::vector<std::string> sql;
-  for (const auto& row : db->query("SELECT unnest(enum_range(NULL::docket.job_state))::text")) sql.emplace_back(row[0].c_str());
+  for (const auto& row : db->query("SELECT unnest(enum_range(NULL::docket.job_state))::text"))
+    sql.emplace_back(row[0].c_str());
   EXPECT_EQ(job_state_names(), sql);
   for (const auto& name : sql) {
     const auto state = parse_job_state(name);
@@ -43,7 +44,8 @@ TEST(Lifecycle, FinishedStatesAreTheOnesTheDatabaseStampsFinishedAt) {
 TEST(Lifecycle, ACheckConstraintRefusesAFinishedAtThatDisagreesWithTheState) {
   auto db = PgCluster::shared().fresh_database();
   const auto id = db->scalar("SELECT docket.enqueue('a')");
-  for (const std::string& sql : std::vector<std::string>{"UPDATE docket.jobs SET finished_at = now() WHERE id = " + id,
+  for (const std::string& sql :
+       std::vector<std::string>{"UPDATE docket.jobs SET finished_at = now() WHERE id = " + id,
                                 "UPDATE docket.jobs SET state = 'completed' WHERE id = " + id,
                                 "UPDATE docket.jobs SET state = 'running', finished_at = now() WHERE id = " + id,
                                 "INSERT INTO docket.jobs (kind, state) VALUES ('a', 'failed')"}) {

@@ -30,8 +30,10 @@ class Limits : public ::testing::Test {
     client->enqueue_many(std::vector<EnqueueRequest>(n, EnqueueRequest{.kind = kind}));
   }
   std::string kinds_row(const std::string& kind) {
-    return db->scalar("SELECT row(rate_limit, rate_period, rate_burst, rate_tokens IS NULL)::text FROM docket.kinds "
-                      "WHERE kind = '" + kind + "'");
+    return db->scalar(
+        "SELECT row(rate_limit, rate_period, rate_burst, rate_tokens IS NULL)::text FROM docket.kinds "
+        "WHERE kind = '" +
+        kind + "'");
   }
   std::unique_ptr<docket::test::TestDatabase> db;
   std::unique_ptr<Client> client;
@@ -86,9 +88,9 @@ TEST_F(Limits, RateAndMaxRunningComposeTheTighterWins) {
 }
 
 TEST_F(Limits, TheDefaultBurstIsOneSecondsWorthAndSettingTheSameRateKeepsTheBucket) {
-  client->set_rate("a", "100/1m");  // 1.67/s: a bucket of 2
-  client->set_rate("b", "20/s");    // a bucket of 20
-  client->set_rate("c", "5/1d");    // at least 1
+  client->set_rate("a", "100/1m");    // 1.67/s: a bucket of 2
+  client->set_rate("b", "20/s");      // a bucket of 20
+  client->set_rate("c", "5/1d");      // at least 1
   client->set_rate("d", "50/500ms");  // 100/s, but at most N = 50
   const auto limits = client->limits();
   ASSERT_EQ(limits.size(), 4u);
@@ -116,9 +118,22 @@ TEST_F(Limits, TheDefaultBurstIsOneSecondsWorthAndSettingTheSameRateKeepsTheBuck
 TEST_F(Limits, BadRatesAreRefusedNamingTheFieldAndWriteNothing) {
   client->set_rate("a", "10/1s", 5);
   const std::string before = kinds_row("a");
-  const std::vector<std::string> bad = {"", "10", "10/", "/1s", "0/1s", "-1/1s", "10/1w", "10/0s", "10/2d",
-                                        "1000001/1s", "10/1.5.5s", "ten/1s", "10/1s; DROP TABLE docket.jobs",
-                                        std::string(10000, '9') + "/1s", "10/0.0001ms", "1e3/1s"};
+  const std::vector<std::string> bad = {"",
+                                        "10",
+                                        "10/",
+                                        "/1s",
+                                        "0/1s",
+                                        "-1/1s",
+                                        "10/1w",
+                                        "10/0s",
+                                        "10/2d",
+                                        "1000001/1s",
+                                        "10/1.5.5s",
+                                        "ten/1s",
+                                        "10/1s; DROP TABLE docket.jobs",
+                                        std::string(10000, '9') + "/1s",
+                                        "10/0.0001ms",
+                                        "1e3/1s"};
   for (const auto& r : bad) {
     try {
       client->set_rate("a", r);

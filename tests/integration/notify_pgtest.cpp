@@ -135,17 +135,18 @@ TEST_F(Notify, HostileRegistrationsAreRefusedNamingTheLimitAndWriteNothing) {
     return "";
   };
   const std::string many_queues = "ARRAY(SELECT 'q' || g FROM generate_series(1, 1001) g)";
-  EXPECT_NE(error_of("SELECT docket.listen_for_jobs(" + many_queues + ", ARRAY['k'])").find("queues lists 1001 names; the limit is 1000"),
+  EXPECT_NE(error_of("SELECT docket.listen_for_jobs(" + many_queues + ", ARRAY['k'])")
+                .find("queues lists 1001 names; the limit is 1000"),
             std::string::npos);
   // Names no worker can have (NULL, blank, longer than 200) are not stored; nothing is runnable.
   EXPECT_EQ(mark("ARRAY[NULL, '', '  ', repeat('q', 201)]", "ARRAY['k']"), "f");
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.queue_listeners"), 0);
 
   const std::string many_ids = "ARRAY(SELECT g::bigint FROM generate_series(1, 10001) g)";
-  for (const std::string& sql : std::vector<std::string>{
-           "SELECT docket.watch_jobs(NULL, ARRAY[1]::bigint[], '{}', now())",
-        "SELECT docket.watch_jobs(gen_random_uuid(), " + many_ids + ", '{}', now())",
-        "SELECT docket.watch_jobs(gen_random_uuid(), '{}', " + many_ids + ", now())"}) {
+  for (const std::string& sql :
+       std::vector<std::string>{"SELECT docket.watch_jobs(NULL, ARRAY[1]::bigint[], '{}', now())",
+                                "SELECT docket.watch_jobs(gen_random_uuid(), " + many_ids + ", '{}', now())",
+                                "SELECT docket.watch_jobs(gen_random_uuid(), '{}', " + many_ids + ", now())"}) {
     EXPECT_NE(error_of(sql).find("at most 10000 ids"), std::string::npos) << sql;
   }
   // A registration far in the future is held a day at most.
@@ -173,8 +174,9 @@ TEST_F(Notify, NoEnqueueAndNoWorkerWaitsBehindATransactionHoldingTheMark) {
   pqxx::nontransaction(other).exec("SELECT docket.enqueue('k')");
   // The mark is locked: the second enqueue notifies the queue itself rather than miss or wait.
   EXPECT_EQ(listener.take(), Payloads{"default"});
-  EXPECT_EQ(pqxx::nontransaction(other).exec("SELECT docket.listen_for_jobs(ARRAY['default'], ARRAY['k'])")[0][0].as<bool>(),
-            true);
+  EXPECT_EQ(
+      pqxx::nontransaction(other).exec("SELECT docket.listen_for_jobs(ARRAY['default'], ARRAY['k'])")[0][0].as<bool>(),
+      true);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
   open.commit();
   EXPECT_EQ(listener.take(), Payloads{"default"});  // the first enqueue's own notice, at its commit

@@ -176,8 +176,14 @@ const std::string kRunningIds = "'{51, 151, 251}'";
 const std::vector<Case>& hot_queries() {
   static const std::vector<Case> all = {
       // The worker: claim (open and quota paths), finish, progress.
-      Case{docket::db::q::job_claim_open, {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
-      Case{docket::db::q::job_claim, {kWorker, "'{default,other}'", "'{a,b}'", "500"}, true, {"jobs_claim_idx", "jobs_pkey"}},
+      Case{docket::db::q::job_claim_open,
+           {kWorker, "'{default,other}'", "'{a,b}'", "500"},
+           true,
+           {"jobs_claim_idx", "jobs_pkey"}},
+      Case{docket::db::q::job_claim,
+           {kWorker, "'{default,other}'", "'{a,b}'", "500"},
+           true,
+           {"jobs_claim_idx", "jobs_pkey"}},
       Case{docket::db::q::job_claim,
            {kWorker, "'{default}'", "'{a,c}'", "500"},
            true,
@@ -195,8 +201,11 @@ const std::vector<Case>& hot_queries() {
            {"jobs_pkey", "jobs_claim_idx", "jobs_running_idx"}},
       Case{docket::db::q::job_progress, {kWorker, "51", "1", "'{\"done\": 1}'"}, true, {"jobs_pkey"}},
       // The maintainer: promote due jobs, rescue a dead worker's, prune old ones.
-      Case{
-          docket::db::q::job_promote, {}, false, {"jobs_waiting_idx"}, "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
+      Case{docket::db::q::job_promote,
+           {},
+           false,
+           {"jobs_waiting_idx"},
+           "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
       Case{docket::db::q::job_rescue, {}, false, {"jobs_running_idx"}},
       Case{docket::db::q::job_prune, {}, false, {"jobs_finished_kind_idx"}},
       // Clients and the API.
@@ -205,10 +214,14 @@ const std::vector<Case>& hot_queries() {
       Case{docket::db::q::job_list, {"NULL", "NULL", "'failed'", "NULL", "100", "NULL"}, false, {}},
       Case{docket::db::q::job_list, {"'a'", "'default'", "'available'", "50000", "100", "NULL"}, false, {}},
       Case{docket::db::q::job_list, {"NULL", "NULL", "NULL", "NULL", "100", "'key-10'"}, false, {"jobs_key_idx"}},
-      Case{
-          docket::db::q::job_enqueue, {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'", "NULL", "NULL", "NULL", "NULL"}, false, {"jobs_unique_key_idx"}},
-      Case{docket::db::q::job_cancel, {"1"}, false, {"jobs_pkey"}}, Case{docket::db::q::job_retry, {"2"}, false, {"jobs_pkey"}},
-      Case{docket::db::q::job_copied_ids, {"99000"}, false, {"jobs_pkey"}}, Case{docket::db::q::kind_limits, {}, false, {"jobs_running_idx"}}};
+      Case{docket::db::q::job_enqueue,
+           {"'a'", "'{}'", "'default'", "0", "NULL", "NULL", "'key-10'", "NULL", "NULL", "NULL", "NULL"},
+           false,
+           {"jobs_unique_key_idx"}},
+      Case{docket::db::q::job_cancel, {"1"}, false, {"jobs_pkey"}},
+      Case{docket::db::q::job_retry, {"2"}, false, {"jobs_pkey"}},
+      Case{docket::db::q::job_copied_ids, {"99000"}, false, {"jobs_pkey"}},
+      Case{docket::db::q::kind_limits, {}, false, {"jobs_running_idx"}}};
   return all;
 }
 
@@ -294,12 +307,14 @@ TEST(StatsPlans, StatsReadUnfinishedRowsAndRecentHistoryOnly) {
   db->query(
       "INSERT INTO docket.workers (name, queues, kinds) VALUES ('live', '{default}', '{a}');"
       "INSERT INTO docket.jobs (kind, queue, state, run_at, started_at, finished_at, attempt) "
-      "SELECT (ARRAY['a', 'b', 'c'])[1 + g % 3], 'default', (ARRAY['completed', 'failed'])[1 + g % 2]::docket.job_state, "
+      "SELECT (ARRAY['a', 'b', 'c'])[1 + g % 3], 'default', (ARRAY['completed', 'failed'])[1 + g % "
+      "2]::docket.job_state, "
       "       now() - g * interval '6 s', now() - g * interval '6 s', now() - g * interval '6 s', 1 "
       "  FROM generate_series(1, 100000) g;"
       "INSERT INTO docket.jobs (kind, queue, state, run_at) "
       "SELECT (ARRAY['a', 'imprt'])[1 + g % 2], (ARRAY['default', 'other'])[1 + g % 2], "
-      "       (ARRAY['available', 'scheduled', 'retryable'])[1 + g % 3]::docket.job_state, now() + (g % 3) * interval '1 h' "
+      "       (ARRAY['available', 'scheduled', 'retryable'])[1 + g % 3]::docket.job_state, now() + (g % 3) * interval "
+      "'1 h' "
       "  FROM generate_series(1, 1000) g;"
       "INSERT INTO docket.jobs (kind, state, started_at, worker) SELECT 'a', 'running', now(), id FROM docket.workers");
   db->query("VACUUM ANALYZE docket.jobs");
@@ -368,9 +383,13 @@ TEST(DashboardPlans, ChartAndRetryPagesReadByIndex) {
       "ORDER BY finished_at LIMIT 1 OFFSET 100");
   for (const Case& c : {Case{docket::db::q::stats_throughput, {"12200"}, false, {"jobs_finished_idx"}},
                         // One kind's failures: the (kind, state, finished_at) index of 0007 serves them best.
-                        Case{docket::db::q::job_failed_page, {"'a'", "NULL", "NULL", "500"}, false,
+                        Case{docket::db::q::job_failed_page,
+                             {"'a'", "NULL", "NULL", "500"},
+                             false,
                              {"jobs_finished_kind_idx", "jobs_finished_idx"}},
-                        Case{docket::db::q::job_failed_page, {"'a'", cursor, "1", "500"}, false,
+                        Case{docket::db::q::job_failed_page,
+                             {"'a'", cursor, "1", "500"},
+                             false,
                              {"jobs_finished_kind_idx", "jobs_finished_idx"}}}) {
     SCOPED_TRACE(c.query.name);
     const auto found = scans_on(*db, c);
@@ -457,8 +476,9 @@ TEST(DashboardPlans, JobListReadsAPageNotTheTableWithAMillionJobs) {
   auto db = PgCluster::shared().fresh_database();
   db->query(kMillionJobs);
   db->query("VACUUM ANALYZE docket.jobs");
-  const long long backlog = db->count("SELECT count(*) FROM docket.jobs WHERE state IN "
-                                      "('available', 'scheduled', 'retryable', 'running')");
+  const long long backlog = db->count(
+      "SELECT count(*) FROM docket.jobs WHERE state IN "
+      "('available', 'scheduled', 'retryable', 'running')");
   ASSERT_EQ(backlog, 9'990);
   ASSERT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE kind = 'rare'"), 10);
   constexpr long long kPage = 100;
@@ -509,11 +529,11 @@ TEST(DashboardPlans, JobListReadsAPageNotTheTableWithAMillionJobs) {
     EXPECT_LE(read, bound) << all;
     // The same page as a plain query gives.
     std::string expected, got;
-    for (const auto& row : tx.exec(
-             "SELECT id FROM docket.jobs WHERE (" + c.kind + "::text IS NULL OR kind = " + c.kind + ") AND (" + c.queue +
-             "::text IS NULL OR queue = " + c.queue + ") AND (" + c.state + "::docket.job_state IS NULL OR state = " +
-             c.state + "::docket.job_state) AND (" + c.after + "::bigint IS NULL OR id < " + c.after +
-             ") ORDER BY id DESC LIMIT " + std::to_string(kPage))) {
+    for (const auto& row :
+         tx.exec("SELECT id FROM docket.jobs WHERE (" + c.kind + "::text IS NULL OR kind = " + c.kind + ") AND (" +
+                 c.queue + "::text IS NULL OR queue = " + c.queue + ") AND (" + c.state +
+                 "::docket.job_state IS NULL OR state = " + c.state + "::docket.job_state) AND (" + c.after +
+                 "::bigint IS NULL OR id < " + c.after + ") ORDER BY id DESC LIMIT " + std::to_string(kPage))) {
       expected += std::string(row[0].c_str()) + ",";
     }
     for (const auto& row : tx.exec("EXECUTE list(" + args + ", NULL)")) {
@@ -534,21 +554,24 @@ TEST(KeyedPlans, TheKeyedClaimUsesTheKeyIndexWith100kJobsOver1000Keys) {
       "VALUES ('00000000-0000-0000-0000-00000000000b', 'live', 'h', 2, '{default}', '{k}', 10, now());"
       "SELECT docket.set_partition('k', 'args.tenant', 1, '100/1s');"
       "INSERT INTO docket.jobs (kind, queue, state, args) "
-      "SELECT 'k', 'default', 'available', jsonb_build_object('tenant', CASE WHEN g <= 10000 THEN 't0' ELSE 't' || g % 1000 END) "
+      "SELECT 'k', 'default', 'available', jsonb_build_object('tenant', CASE WHEN g <= 10000 THEN 't0' ELSE 't' || g % "
+      "1000 END) "
       "  FROM generate_series(1, 100000) g;"
       "INSERT INTO docket.jobs (kind, queue, state, args, started_at, worker) "
       "SELECT 'k', 'default', 'running', '{\"tenant\": \"t0\"}', now(), '00000000-0000-0000-0000-00000000000b';"
-      "INSERT INTO docket.jobs (kind, queue, state) SELECT 'other', 'default', 'available' FROM generate_series(1, 20000)");
+      "INSERT INTO docket.jobs (kind, queue, state) SELECT 'other', 'default', 'available' FROM generate_series(1, "
+      "20000)");
   db->query("VACUUM ANALYZE docket.jobs");
   const std::string index = "jobs_partition_idx";
   for (const auto* q : {&docket::db::q::job_claim, &docket::db::q::kind_limits, &docket::db::q::kind_hot_keys}) {
     const std::string query(q->name);
     SCOPED_TRACE(query);
-    const Case c = query == "job_claim"
-                       ? Case{*q, {kWorker, "'{default}'", "'{k,other}'", "50"}, true, {}}
-                       : Case{*q, query == "kind_hot_keys" ? std::vector<std::string>{"'k'", "10"}
-                                                           : std::vector<std::string>{},
-                              false, {}};
+    const Case c = query == "job_claim" ? Case{*q, {kWorker, "'{default}'", "'{k,other}'", "50"}, true, {}}
+                                        : Case{*q,
+                                               query == "kind_hot_keys" ? std::vector<std::string>{"'k'", "10"}
+                                                                        : std::vector<std::string>{},
+                                               false,
+                                               {}};
     const auto found = scans_on(*db, c);
     ASSERT_FALSE(found.empty());
     std::set<std::string> used;

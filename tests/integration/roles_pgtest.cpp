@@ -33,7 +33,8 @@ std::string state_of(docket::test::TestDatabase& db) {
   return db.scalar(
       "SELECT concat_ws('|', (SELECT string_agg(concat_ws(',', id, state, kind, args, attempt, priority), ';' "
       "ORDER BY id) FROM docket.jobs), (SELECT string_agg(concat_ws(',', kind, max_running), ';' ORDER BY kind) "
-      "FROM docket.kinds), (SELECT string_agg(concat_ws(',', name, paused_at), ';' ORDER BY name) FROM docket.queues))");
+      "FROM docket.kinds), (SELECT string_agg(concat_ws(',', name, paused_at), ';' ORDER BY name) FROM "
+      "docket.queues))");
 }
 
 }  // namespace
@@ -45,13 +46,14 @@ TEST(Roles, EnqueuerEnqueuesAndReadsButCannotWriteJobsOrSteer) {
   {
     pqxx::nontransaction tx(c);
     EXPECT_EQ(tx.exec("SELECT docket.enqueue('mail', '{\"to\": 1}')")[0][0].as<long long>(), 1);
-    EXPECT_EQ(tx.exec("SELECT count(*) FROM docket.enqueue_many('[{\"kind\": \"a\"}, {\"kind\": \"b\"}]')")[0][0]
-                  .as<int>(),
-              2);
+    EXPECT_EQ(
+        tx.exec("SELECT count(*) FROM docket.enqueue_many('[{\"kind\": \"a\"}, {\"kind\": \"b\"}]')")[0][0].as<int>(),
+        2);
     EXPECT_EQ(tx.exec("SELECT count(*) FROM docket.enqueue_many_jobs('[{\"kind\": \"c\"}]')")[0][0].as<int>(), 1);
     EXPECT_EQ(tx.exec("SELECT count(*) FROM docket.jobs")[0][0].as<int>(), 4);
     // The enqueue answers' warning reads the workers registry the role cannot read itself.
-    EXPECT_EQ(tx.exec("SELECT docket.unserved_reason('mail')")[0][0].as<std::string>(), "no live worker runs kind mail");
+    EXPECT_EQ(tx.exec("SELECT docket.unserved_reason('mail')")[0][0].as<std::string>(),
+              "no live worker runs kind mail");
   }
   const auto before = state_of(*db);
   for (const std::string sql : {
@@ -158,9 +160,10 @@ TEST(Roles, TheSqlApiRunsAsDefinerWithAFixedSearchPath) {
   EXPECT_EQ(loose, "");
   // A caller's own schema first on its search_path cannot hijack what the functions resolve.
   const auto url = db->login_role("app", "docket_enqueuer");
-  db->query("CREATE SCHEMA evil; GRANT USAGE ON SCHEMA evil TO PUBLIC;"
-            "CREATE FUNCTION evil.btrim(text) RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;"
-            "GRANT EXECUTE ON FUNCTION evil.btrim(text) TO PUBLIC");
+  db->query(
+      "CREATE SCHEMA evil; GRANT USAGE ON SCHEMA evil TO PUBLIC;"
+      "CREATE FUNCTION evil.btrim(text) RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;"
+      "GRANT EXECUTE ON FUNCTION evil.btrim(text) TO PUBLIC");
   pqxx::connection c(url);
   pqxx::nontransaction tx(c);
   tx.exec("SET search_path = evil, docket, pg_catalog");
@@ -176,8 +179,9 @@ TEST(Roles, TheSqlApiRunsAsDefinerWithAFixedSearchPath) {
 TEST(Roles, ApplySecurityIsIdempotentAndReappliesAfterAReplacedFunction) {
   auto db = PgCluster::shared().fresh_database();
   // What a later migration's CREATE OR REPLACE does: the function loses SECURITY DEFINER.
-  db->query("ALTER FUNCTION docket.pause(text) SECURITY INVOKER; ALTER FUNCTION docket.pause(text) RESET ALL;"
-            "GRANT EXECUTE ON FUNCTION docket.pause(text) TO PUBLIC");
+  db->query(
+      "ALTER FUNCTION docket.pause(text) SECURITY INVOKER; ALTER FUNCTION docket.pause(text) RESET ALL;"
+      "GRANT EXECUTE ON FUNCTION docket.pause(text) TO PUBLIC");
   db->query("SELECT docket.apply_security(); SELECT docket.apply_security()");
   EXPECT_EQ(db->scalar("SELECT prosecdef AND NOT has_function_privilege('public', oid, 'EXECUTE')"
                        " FROM pg_proc WHERE oid = 'docket.pause(text)'::regprocedure"),

@@ -18,11 +18,11 @@ namespace {
 /// and UTC instants, computed by docket.cron_next in one statement.
 std::vector<std::pair<std::string, std::string>> slots(TestDatabase& db, const std::string& cron, const std::string& tz,
                                                        const std::string& from, int count) {
-  const auto r = db.query(
-      "WITH RECURSIVE s(n, at) AS (SELECT 1, docket.cron_next('" + cron + "', '" + tz + "', '" + from +
-      "'::timestamptz) UNION ALL SELECT n + 1, docket.cron_next('" + cron + "', '" + tz + "', at) FROM s WHERE n < " +
-      std::to_string(count) + ") SELECT to_char(at AT TIME ZONE '" + tz +
-      "', 'YYYY-MM-DD HH24:MI'), to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM s ORDER BY n");
+  const auto r =
+      db.query("WITH RECURSIVE s(n, at) AS (SELECT 1, docket.cron_next('" + cron + "', '" + tz + "', '" + from +
+               "'::timestamptz) UNION ALL SELECT n + 1, docket.cron_next('" + cron + "', '" + tz +
+               "', at) FROM s WHERE n < " + std::to_string(count) + ") SELECT to_char(at AT TIME ZONE '" + tz +
+               "', 'YYYY-MM-DD HH24:MI'), to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM s ORDER BY n");
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& row : r) out.emplace_back(row[0].c_str(), row[1].c_str());
   return out;
@@ -151,8 +151,8 @@ TEST(Schedules, BadInputNamesTheFieldAndWritesNothing) {
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.schedules"), 0);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 0);
   // Unknown names answer P0002.
-  for (const char* call : {"docket.pause_schedule('nope')", "docket.resume_schedule('nope')",
-                           "docket.run_schedule_now('nope')"}) {
+  for (const char* call :
+       {"docket.pause_schedule('nope')", "docket.resume_schedule('nope')", "docket.run_schedule_now('nope')"}) {
     EXPECT_EQ(failure(*db, std::string("SELECT ") + call).first, "P0002") << call;
   }
 }
@@ -188,8 +188,10 @@ TEST(Schedules, MissedSlotPoliciesAfterAnOutage) {
   for (const std::string policy : {"skip", "latest", "all"}) {
     db->query("SELECT docket.schedule('" + policy + "', '0 0 1 1 *', 'k', on_missed => '" + policy +
               "', on_overlap => 'allow')");
-    db->query("UPDATE docket.schedules SET next_slot = now() - interval '5 years', "
-              "next_run_at = now() - interval '5 years' WHERE name = '" + policy + "'");
+    db->query(
+        "UPDATE docket.schedules SET next_slot = now() - interval '5 years', "
+        "next_run_at = now() - interval '5 years' WHERE name = '" +
+        policy + "'");
   }
   db->query("SELECT * FROM docket.schedule_tick()");
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE schedule = 'skip'"), 0);
@@ -231,8 +233,9 @@ TEST(Schedules, OverlapPoliciesAndRunNow) {
   const std::string next = db->scalar("SELECT next_run_at FROM docket.schedules WHERE name = 'skip'");
   const std::string id = db->scalar("SELECT docket.run_schedule_now('skip')");
   ASSERT_FALSE(id.empty());
-  EXPECT_EQ(db->scalar("SELECT schedule || ' ' || coalesce(scheduled_for::text, 'none') FROM docket.jobs WHERE id = " + id),
-            "skip none");
+  EXPECT_EQ(
+      db->scalar("SELECT schedule || ' ' || coalesce(scheduled_for::text, 'none') FROM docket.jobs WHERE id = " + id),
+      "skip none");
   EXPECT_EQ(db->scalar("SELECT next_run_at FROM docket.schedules WHERE name = 'skip'"), next);
 
   // A slot that already has its job is not run again.

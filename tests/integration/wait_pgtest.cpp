@@ -49,8 +49,10 @@ class Served {
   }
   /// Finishes job `id` as a worker would, in its own committed statement.
   void complete(std::int64_t id) {
-    db_->query("UPDATE docket.jobs SET state = 'completed', finished_at = now(), result = '{\"rows\": 7}'"
-               " WHERE id = " + std::to_string(id));
+    db_->query(
+        "UPDATE docket.jobs SET state = 'completed', finished_at = now(), result = '{\"rows\": 7}'"
+        " WHERE id = " +
+        std::to_string(id));
   }
   std::int64_t enqueue(const std::string& kind = "report") {
     return std::stoll(db_->scalar("SELECT docket.enqueue('" + kind + "')"));
@@ -123,8 +125,10 @@ TEST(ClientWait, AnswersWhenTheJobFinishesAtTheTimeoutAndForUnknownJobs) {
   // Parked: the waiter's session has read the job (unfinished) and sits idle on its LISTEN.
   ASSERT_TRUE(wait_until(
       [&] {
-        return db->count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'docket-waiter'"
-                         " AND state = 'idle' AND query LIKE '%ANY ($1::bigint[])%'") == 1;
+        return db->count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = "
+                   "'docket-waiter'"
+                   " AND state = 'idle' AND query LIKE '%ANY ($1::bigint[])%'") == 1;
       },
       5s));
   started = SteadyClock::now();
@@ -152,10 +156,16 @@ TEST(ClientWait, AWaitOutlivesALostListenConnection) {
   const auto id = client.enqueue({.kind = "report"}).id;
   auto waiting = std::async(std::launch::async, [&] { return client.wait(id, 30s); });
   ASSERT_TRUE(wait_until(
-      [&] { return db->count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'docket-waiter'") == 1; },
+      [&] {
+        return db->count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = "
+                   "'docket-waiter'") == 1;
+      },
       5s));
   // The listener's backend dies; the job finishes while it is gone: no notice reaches anyone.
-  db->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'docket-waiter'");
+  db->query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name "
+      "= 'docket-waiter'");
   db->query("UPDATE docket.jobs SET state = 'failed', finished_at = now() WHERE id = " + std::to_string(id));
   // The reconnect reads every waited job again: answered well before the 30 s wait ends.
   ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
@@ -247,8 +257,8 @@ TEST(WaitApi, AThousandWaitersHoldNoPooledConnectionOthersAreServedAndAllAreAnsw
   Served s(config);
   const auto id = s.enqueue();
   constexpr int kWaiters = 1000;
-  const std::string request = "GET /jobs/" + std::to_string(id) + "?wait=60s HTTP/1.1\r\nHost: 127.0.0.1:" +
-                              std::to_string(s.port()) + "\r\n\r\n";
+  const std::string request = "GET /jobs/" + std::to_string(id) +
+                              "?wait=60s HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(s.port()) + "\r\n\r\n";
   std::vector<int> fds;
   for (int i = 0; i < kWaiters; ++i) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -62,31 +62,55 @@ const Case kHostileToml[] = {
     // Schedules ([schedules.NAME]): each field named; the database checks the cron fields in detail.
     {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\nkind=\"k\"\n", "schedules.s.cron is required"},
     {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\n", "schedules.s.kind is required"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"nope\"\n", "schedules.s.kind \"nope\" is not a kind of this file: add [kinds.nope]"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"nope\"\n",
+     "schedules.s.kind \"nope\" is not a kind of this file: add [kinds.nope]"},
     {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=5\nkind=\"k\"\n", "schedules.s.cron must be a string"},
     {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"* * *\"\nkind=\"k\"\n", "schedules.s.cron must be 5 fields"},
     {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"\"\nkind=\"k\"\n", "schedules.s.cron must be 5 fields"},
     {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ncorn=1\n", "did you mean \"cron\""},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ntz=\"Mars\"\n", "schedules.s.tz must be an IANA time zone"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ntz=\"foo+3\"\n", "schedules.s.tz must be an IANA time zone"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nspread=\"soon\"\n", "schedules.s.spread: \"soon\" is not a duration"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nspread=\"400d\"\n", "schedules.s.spread must be at most 366d"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\non_overlap=\"queue\"\n", "schedules.s.on_overlap must be one of skip, allow, replace"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\non_missed=\"some\"\n", "schedules.s.on_missed must be one of skip, latest, all"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nenabled=\"yes\"\n", "schedules.s.enabled must be"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\npriority=4294967297\n", "schedules.s.priority must be between"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\npriority=1001\n", "schedules.s.priority must be between 0"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nmax_retries=-1\n", "schedules.s.max_retries must be between 0"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs=[1]\n", "schedules.s.args must be a table"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a=\"x\\u0000y\"}\n", "schedules.s.args.a must not contain NUL"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a=nan}\n", "schedules.s.args.a must be a finite number"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.\"\"]\ncron=\"@hourly\"\nkind=\"k\"\n", "a schedule name must be 1 to 200 printable characters"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.\"a\\tb\"]\ncron=\"@hourly\"\nkind=\"k\"\n", "a schedule name must be 1 to 200 printable characters"},
-    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a=1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}\n", "nested deeper than 64"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ntz=\"Mars\"\n",
+     "schedules.s.tz must be an IANA time zone"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\ntz=\"foo+3\"\n",
+     "schedules.s.tz must be an IANA time zone"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nspread=\"soon\"\n",
+     "schedules.s.spread: \"soon\" is not a duration"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nspread=\"400d\"\n",
+     "schedules.s.spread must be at most 366d"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\non_overlap=\"queue\"\n",
+     "schedules.s.on_overlap must be one of skip, allow, replace"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\non_missed=\"some\"\n",
+     "schedules.s.on_missed must be one of skip, latest, all"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nenabled=\"yes\"\n",
+     "schedules.s.enabled must be"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\npriority=4294967297\n",
+     "schedules.s.priority must be between"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\npriority=1001\n",
+     "schedules.s.priority must be between 0"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nmax_retries=-1\n",
+     "schedules.s.max_retries must be between 0"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs=[1]\n",
+     "schedules.s.args must be a table"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a=\"x\\u0000y\"}\n",
+     "schedules.s.args.a must not contain NUL"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a=nan}\n",
+     "schedules.s.args.a must be a finite number"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.\"\"]\ncron=\"@hourly\"\nkind=\"k\"\n",
+     "a schedule name must be 1 to 200 printable characters"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.\"a\\tb\"]\ncron=\"@hourly\"\nkind=\"k\"\n",
+     "a schedule name must be 1 to 200 printable characters"},
+    {"[kinds.k]\nbuiltin=\"noop\"\n[schedules.s]\ncron=\"@hourly\"\nkind=\"k\"\nargs={a={a={a={a={a={a={a={a={a={a={a={"
+     "a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a="
+     "{a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a={a=1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}"
+     "}}}}}}}}}}}}}}}}}}}}}\n",
+     "nested deeper than 64"},
     {"schedules = 3\n", "schedules must be tables: [schedules.NAME]"},
     {"[kinds.k]\nbuiltin=\"noop\"\n[schedules]\ns = 3\n", "[schedules.s] must be a table"},
     {"[worker\n", "invalid TOML"},
-    {"a = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
+    {"a = "
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "[[[[[[[[[[[\n",
      "invalid TOML"},
     {"\xff\xfe = 1\n", "invalid TOML"},
     // toml++ 3.3 reached __builtin_unreachable on these (fuzz_config): refused before it.
@@ -161,8 +185,8 @@ TEST(HostileConfig, MisspeltEnvironmentVariableIsAnErrorWithTheRightName) {
 TEST(HostileConfig, VariablesDocketSetsOrReadsElsewhereAreAllowed) {
   Config c;
   c.apply_env({"DOCKET_JOB_ID=4", "DOCKET_JOB_KIND=a", "DOCKET_ATTEMPT=1", "DOCKET_QUEUE=q", "DOCKET_CONTROL_FD=3",
-               "DOCKET_API_TOKENS=t", "DOCKET_TEST_PG_DIR=/tmp/x", "DOCKET_BIN=/x", "DOCKET_DATABASE_URL=postgresql:///d",
-               "DOCKET_WORKER_CONCURRENCY=3", "HOME=/root"});
+               "DOCKET_API_TOKENS=t", "DOCKET_TEST_PG_DIR=/tmp/x", "DOCKET_BIN=/x",
+               "DOCKET_DATABASE_URL=postgresql:///d", "DOCKET_WORKER_CONCURRENCY=3", "HOME=/root"});
   EXPECT_EQ(c.worker.concurrency, 3);
   EXPECT_EQ(c.database_url, "postgresql:///d");
 }
@@ -190,9 +214,8 @@ TEST(HostileConfig, CommandProgramMustExistAndBeExecutable) {
     f << "#!/bin/sh\n";
   }
   auto check = [](const std::string& program) {
-    return error_of([&] {
-      Config::parse("[kinds.imp]\ncommand = [\"" + program + "\"]\n", "docket.toml").check_programs();
-    });
+    return error_of(
+        [&] { Config::parse("[kinds.imp]\ncommand = [\"" + program + "\"]\n", "docket.toml").check_programs(); });
   };
   EXPECT_EQ(check("/nonexistent/import-one"),
             "kinds.imp.command: program \"/nonexistent/import-one\" does not exist or is not executable");

@@ -211,7 +211,8 @@ TEST(Config, RateAndBurstParseAndBadOnesNameTheirField) {
   EXPECT_EQ(cfg.kinds.at("a").rate, "100/1m");
   EXPECT_EQ(cfg.kinds.at("a").burst, 5);
   EXPECT_FALSE(Config::parse("[kinds.a]\ncommand=[\"x\"]\n").kinds.at("a").rate);
-  for (const std::string ok : {"20/s", "5/500ms", "1/1d", "3/1.5h", " 7 / m "}) EXPECT_NO_THROW(check_rate(ok, "r")) << ok;
+  for (const std::string ok : {"20/s", "5/500ms", "1/1d", "3/1.5h", " 7 / m "})
+    EXPECT_NO_THROW(check_rate(ok, "r")) << ok;
   for (const std::string bad : {"", "10", "10/", "/1s", "0/1s", "-1/1s", "10/1w", "10/0s", "10/2d", "1000001/1s",
                                 "ten/1s", "10/1min", "1e3/1s", "10/1s/1s"}) {
     const auto msg = config_error("[kinds.a]\ncommand=[\"x\"]\nrate = \"" + bad + "\"\n");
@@ -230,8 +231,9 @@ TEST(Config, QueuesTakeAListOrATableOfPerQueueConcurrency) {
   const auto table = Config::parse("[worker]\nqueues = { default = 10, imports = 2 }\n");
   EXPECT_EQ(table.worker.queues, (std::vector<std::string>{"default", "imports"}));
   EXPECT_EQ(table.worker.queue_concurrency, (std::map<std::string, int>{{"default", 10}, {"imports", 2}}));
-  EXPECT_NE(config_error("[worker]\nqueues = { imports = 0 }\n").find("worker.queues.imports must be between 1 and 10000"),
-            std::string::npos);
+  EXPECT_NE(
+      config_error("[worker]\nqueues = { imports = 0 }\n").find("worker.queues.imports must be between 1 and 10000"),
+      std::string::npos);
   EXPECT_NE(config_error("[worker]\nqueues = { imports = \"2\" }\n").find("worker.queues.imports must be an integer"),
             std::string::npos);
   EXPECT_NE(config_error("[worker]\nqueues = 3\n").find("a table of queue = concurrency"), std::string::npos);
@@ -315,8 +317,9 @@ TEST(Config, KeyedLimitsParseAndBadOnesNameTheField) {
     EXPECT_NE(msg.find("kinds.a.partition"), std::string::npos) << bad << ": " << msg;
     EXPECT_NE(msg.find("args.tenant"), std::string::npos) << msg;  // says what a good one looks like
   }
-  EXPECT_NE(config_error(kind + "partition = \"args.t\"\nmax_running_per_key = -1\n").find("kinds.a.max_running_per_key"),
-            std::string::npos);
+  EXPECT_NE(
+      config_error(kind + "partition = \"args.t\"\nmax_running_per_key = -1\n").find("kinds.a.max_running_per_key"),
+      std::string::npos);
   EXPECT_NE(config_error(kind + "partition = \"args.t\"\nrate_per_key = \"fast\"\n").find("kinds.a.rate_per_key"),
             std::string::npos);
   EXPECT_NE(config_error(kind + "max_running_per_key = 2\n").find("need kinds.a.partition"), std::string::npos);
@@ -381,12 +384,15 @@ TEST(Config, CallbackKindsNeedAnHttpCallbackBaseUrlAndOnlyUrlKindsTakeCallback) 
     const std::string e = config_error("[worker]\ncallback_base_url = \"" + bad + "\"\n" + kind);
     EXPECT_NE(e.find("worker.callback_base_url"), std::string::npos) << bad << ": " << e;
   }
-  EXPECT_NE(config_error("[kinds.a]\ncommand = [\"x\"]\ncallback = true\n").find("kinds.a.callback only applies to a url kind"),
+  EXPECT_NE(config_error("[kinds.a]\ncommand = [\"x\"]\ncallback = true\n")
+                .find("kinds.a.callback only applies to a url kind"),
             std::string::npos);
-  EXPECT_NE(config_error("[worker]\ncallback_base_url = \"http://d\"\n" + std::string("[kinds.remote]\nurl = \"http://x\"\ncallback = \"yes\"\n"))
+  EXPECT_NE(config_error("[worker]\ncallback_base_url = \"http://d\"\n" +
+                         std::string("[kinds.remote]\nurl = \"http://x\"\ncallback = \"yes\"\n"))
                 .find("kinds.remote.callback"),
             std::string::npos);
-  const Config c = Config::parse("[worker]\ncallback_base_url = \"https://docket.internal:8080/\"\n" + kind, "docket.toml");
+  const Config c =
+      Config::parse("[worker]\ncallback_base_url = \"https://docket.internal:8080/\"\n" + kind, "docket.toml");
   EXPECT_EQ(c.worker.callback_base_url, "https://docket.internal:8080/");
   EXPECT_TRUE(std::get<HttpExecutor>(c.kinds.at("remote").executor).callback);
   const Config plain = Config::parse("[kinds.r]\nurl = \"http://127.0.0.1:9000/run\"\n", "docket.toml");

@@ -16,7 +16,8 @@ TEST(DashboardUnit, OnlyItsOwnFilesAreServed) {
     ASSERT_TRUE(a) << path;
     EXPECT_FALSE(a->body->empty()) << path;
   }
-  for (const char* path : {"", "/dashboard/", "/dashboard/app.js/", "/dashboard/../app.js", "/dashboard/APP.JS", "/app.js"})
+  for (const char* path :
+       {"", "/dashboard/", "/dashboard/app.js/", "/dashboard/../app.js", "/dashboard/APP.JS", "/app.js"})
     EXPECT_FALSE(dashboard_asset(path)) << path;
   // No file reaches outside the binary: nothing here reads the disk or the network.
   EXPECT_EQ(dashboard_asset("/")->body->find("http://"), std::string::npos);

@@ -108,10 +108,12 @@ TEST(EnqueueRules, RefusedBeforeTheDatabaseWithTheFieldNamed) {
   EXPECT_EQ(check({.kind = "k", .queue = "q\x01"}),
             "jobs[2].queue must be a non-empty string of at most 200 printable characters");
   EXPECT_EQ(check({.kind = "k", .args = Json::array()}), "jobs[2].args must be a JSON object, got array");
-  EXPECT_EQ(check({.kind = "k", .priority = 1001}), "jobs[2].priority must be between 0 (runs first) and 1000, got 1001");
+  EXPECT_EQ(check({.kind = "k", .priority = 1001}),
+            "jobs[2].priority must be between 0 (runs first) and 1000, got 1001");
   EXPECT_EQ(check({.kind = "k", .max_retries = -1}), "jobs[2].max_retries must be >= 0, got -1");
   EXPECT_EQ(check({.kind = "k", .unique_key = ""}), "jobs[2].unique_key must be 1 to 1000 characters");
-  EXPECT_EQ(check({.kind = "k", .unique_key = std::string(1001, 'u')}), "jobs[2].unique_key must be 1 to 1000 characters");
+  EXPECT_EQ(check({.kind = "k", .unique_key = std::string(1001, 'u')}),
+            "jobs[2].unique_key must be 1 to 1000 characters");
   EXPECT_EQ(check({.kind = "k", .unique_key = std::string("\xC3\x28")}),
             "jobs[2].unique_key must be valid UTF-8 without NUL characters");
   EXPECT_EQ(check({.kind = "k", .run_at = Clock::time_point(kMaxTime)}),

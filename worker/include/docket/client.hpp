@@ -18,7 +18,7 @@ namespace docket {
 struct ClientOptions {
   int connections = 2;  ///< the pool's size: concurrent calls beyond it wait
   std::string application_name = "docket-client";
-  bool check_schema = true;  ///< refuse a database whose schema version this binary does not know
+  bool check_schema = true;                        ///< refuse a database whose schema version this binary does not know
   std::chrono::milliseconds statement_timeout{0};  ///< per statement; 0: none (a timeout throws Timeout)
   std::chrono::milliseconds lock_timeout{0};       ///< per lock wait; 0: none (a timeout throws Timeout)
   /// Where wait() LISTENs: a session of its own around a transaction pooler (the top-level
@@ -99,7 +99,8 @@ class Client {
   void set_limit(const std::string& kind, std::optional<int> max_running);
   /// The fleet-wide rate: "N/PERIOD" (100/1m) or nullopt to remove it; burst nullopt is one
   /// second's worth. Throws InvalidInput naming the field for a bad rate or burst.
-  void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst = std::nullopt);
+  void set_rate(const std::string& kind, const std::optional<std::string>& rate,
+                std::optional<int> burst = std::nullopt);
   /// The keyed limits of a kind, all at once (docket.set_partition); a partition of nullopt
   /// removes them. Throws InvalidInput naming the field (partition, max_running_per_key,
   /// rate_per_key, burst_per_key) and then writes nothing.

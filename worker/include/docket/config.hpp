@@ -76,10 +76,10 @@ using Executor = std::variant<std::monostate, CommandExecutor, HttpExecutor, Cra
 
 /// A kind's keyed limits as set together (docket.set_partition): no partition removes them all.
 struct PartitionLimit {
-  std::optional<std::string> partition;    ///< "args.tenant": a path into args (1-8 names)
-  std::optional<int> max_running_per_key;  ///< nullopt: no running limit per key
+  std::optional<std::string> partition;     ///< "args.tenant": a path into args (1-8 names)
+  std::optional<int> max_running_per_key;   ///< nullopt: no running limit per key
   std::optional<std::string> rate_per_key;  ///< "N/PERIOD" as a kind's rate; nullopt: none
-  std::optional<int> burst_per_key;        ///< nullopt: one second's worth of rate_per_key
+  std::optional<int> burst_per_key;         ///< nullopt: one second's worth of rate_per_key
 };
 
 /// A kind's uniqueness (`[kinds.X] unique = { by = ["args.report"], period = "10m", states = [...] }`):
@@ -101,7 +101,7 @@ struct KindConfig {
   Executor executor;
   std::optional<int> max_retries;  ///< seeds docket.kinds.max_retries (default for new jobs)
   Backoff backoff;
-  Millis timeout{30 * 60 * 1000};  ///< a run longer than this is stopped and retried
+  Millis timeout{30 * 60 * 1000};   ///< a run longer than this is stopped and retried
   std::optional<std::string> rate;  ///< "100/1m": seeds docket.set_rate at worker start
   std::optional<int> burst;         ///< the rate's bucket size (default: one second's worth)
   /// partition ("args.tenant"), max_running_per_key, rate_per_key, burst_per_key: seed
@@ -110,7 +110,7 @@ struct KindConfig {
   /// Seeds the kind's quota (docket.kinds.config_max_running); it applies unless an operator set
   /// one with `docket limit`, which holds until `docket limit KIND --reset`.
   std::optional<int> max_running;
-  std::optional<std::string> queue;      ///< where enqueues that name no queue land (docket.kinds.queue)
+  std::optional<std::string> queue;        ///< where enqueues that name no queue land (docket.kinds.queue)
   std::optional<Millis> retain_completed;  ///< how long its completed jobs are kept (else the fleet default)
   std::optional<Millis> retain_failed;     ///< how long its failed and cancelled jobs are kept
   std::optional<KindUnique> unique;        ///< seeds the kind's derived unique key (docket.kinds.unique_by)
@@ -167,9 +167,9 @@ struct ApiConfig {
   int threads = 16;                ///< handler pool; slow or idle connections never hold one
   int max_list_limit = 500;
   int db_connections = 4;
-  Millis statement_timeout{5000};  ///< per database statement of an API call: past it, 503
-  Millis lock_timeout{2000};       ///< per lock wait (a unique_key held by an open transaction): past it, 503
-  int max_connections = 1024;              ///< open connections; more get 503 and are closed
+  Millis statement_timeout{5000};           ///< per database statement of an API call: past it, 503
+  Millis lock_timeout{2000};                ///< per lock wait (a unique_key held by an open transaction): past it, 503
+  int max_connections = 1024;               ///< open connections; more get 503 and are closed
   std::size_t max_header_bytes = 16 << 10;  ///< request line plus headers; more get 431
   std::size_t max_response = 8 << 20;       ///< list pages stop adding rows past this many bytes
   Millis header_timeout{10'000};            ///< to receive a request's head; then 408 and close
@@ -187,7 +187,7 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string database_url;  ///< empty: the embedded cluster under ./.docket
+  std::string database_url;      ///< empty: the embedded cluster under ./.docket
   Pooler pooler = Pooler::none;  ///< what database_url goes through (top-level `pooler`)
   WorkerConfig worker;
   ApiConfig api;

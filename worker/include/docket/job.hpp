@@ -169,21 +169,21 @@ struct KindLimit {
   std::optional<int> max_running;
   std::int64_t running = 0;
   std::optional<int> max_retries;
-  std::optional<int> rate_limit;        ///< N jobs started per rate_period_s, across the fleet
+  std::optional<int> rate_limit;  ///< N jobs started per rate_period_s, across the fleet
   std::optional<double> rate_period_s;
-  std::optional<double> rate_burst;     ///< the bucket's size
-  std::optional<double> rate_tokens;    ///< starts the bucket allows right now
-  bool at_limit = false;                ///< a limit holds the kind's jobs back right now
+  std::optional<double> rate_burst;   ///< the bucket's size
+  std::optional<double> rate_tokens;  ///< starts the bucket allows right now
+  bool at_limit = false;              ///< a limit holds the kind's jobs back right now
   /// Who set max_running: "config" (a worker's TOML) or "operator" (docket limit); empty: nobody.
   std::optional<std::string> source;
-  std::optional<int> config_max_running;  ///< the workers' TOML value (applies after `docket limit K --reset`)
-  std::optional<std::string> partition;   ///< JSON path into args whose value keys the per-key limits
+  std::optional<int> config_max_running;   ///< the workers' TOML value (applies after `docket limit K --reset`)
+  std::optional<std::string> partition;    ///< JSON path into args whose value keys the per-key limits
   std::optional<int> max_running_per_key;  ///< most running jobs of one key
   std::int64_t max_key_running = 0;        ///< running jobs of the busiest key
   std::optional<int> rate_per_key;         ///< N starts per rate_per_key_period_s for each key
   std::optional<double> rate_per_key_period_s;
   std::optional<double> rate_per_key_burst;  ///< each key's bucket size
-  std::int64_t keys_at_limit = 0;          ///< keys a per-key limit holds back right now
+  std::int64_t keys_at_limit = 0;            ///< keys a per-key limit holds back right now
 };
 
 /// One busy key of a keyed kind (docket.kind_hot_keys): what holds it back, if anything.

@@ -17,11 +17,11 @@ struct ScheduleSpec {
   std::string cron;  ///< 5 fields, @hourly/@daily/..., or "@every 5m"
   std::string kind;
   Json args = Json::object();
-  std::string tz = "UTC";            ///< IANA zone the expression is read in
-  std::optional<std::string> queue;  ///< default: the enqueue default
+  std::string tz = "UTC";                           ///< IANA zone the expression is read in
+  std::optional<std::string> queue;                 ///< default: the enqueue default
   std::optional<std::chrono::milliseconds> spread;  ///< slots shift by a fixed offset in [0, spread)
-  std::string on_overlap = "skip";   ///< skip | allow | replace
-  std::string on_missed = "skip";    ///< skip | latest | all
+  std::string on_overlap = "skip";                  ///< skip | allow | replace
+  std::string on_missed = "skip";                   ///< skip | latest | all
   bool enabled = true;
   int priority = 0;
   std::optional<int> max_retries;

@@ -347,8 +347,7 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
         std::optional<JobRecord> job;
         for (;;) {
           const auto now = std::chrono::steady_clock::now();
-          const auto step = std::clamp(std::chrono::duration_cast<Millis>(deadline - now), Millis(0),
-                                       Millis(kMaxWait));
+          const auto step = std::clamp(std::chrono::duration_cast<Millis>(deadline - now), Millis(0), Millis(kMaxWait));
           job = client->wait(job_id, step);
           if (!job) {
             std::cerr << "error: no job with id " << job_id << '\n';
@@ -514,12 +513,13 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           t.print(std::cout);
           return kOk;
         }
-        const bool keyed_change = !partition->empty() || keyed->max_running_per_key || keyed->rate_per_key ||
-                                  keyed->burst_per_key;
+        const bool keyed_change =
+            !partition->empty() || keyed->max_running_per_key || keyed->rate_per_key || keyed->burst_per_key;
         if (keyed_change) {
           if (partition->empty())
-            throw InvalidInput("--max-running-per-key, --rate-per-key and --burst-per-key need --partition (the keyed "
-                               "limits are set together)");
+            throw InvalidInput(
+                "--max-running-per-key, --rate-per-key and --burst-per-key need --partition (the keyed "
+                "limits are set together)");
           if (*partition != "none") keyed->partition = *partition;
           // Checked before any of the command's settings is written: a refused one changes nothing.
           client->check_partition(*keyed);
@@ -543,19 +543,20 @@ void add_job_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           for (const auto& k : client->limits()) {
             if (k.kind == *kind) now = k;
           }
-          const std::string applies =
-              now && now->max_running ? "at most " + std::to_string(*now->max_running) + " " + *kind +
-                                            " jobs run at once (source: " + now->source.value_or("config") + ")"
-                                      : "no limit on " + *kind;
+          const std::string applies = now && now->max_running
+                                          ? "at most " + std::to_string(*now->max_running) + " " + *kind +
+                                                " jobs run at once (source: " + now->source.value_or("config") + ")"
+                                          : "no limit on " + *kind;
           std::cout << (cleared ? "" : "no operator limit was set; ") << applies << '\n';
           // The reset also put the workers' TOML keyed limits back (or none).
           if (now && now->partition) {
-            std::cout << *kind << " jobs are keyed by " << *now->partition << " (running of max per key: "
-                      << per_key_text(*now) << ")\n";
+            std::cout << *kind << " jobs are keyed by " << *now->partition
+                      << " (running of max per key: " << per_key_text(*now) << ")\n";
           }
           return kOk;
         }
-        if (value->empty()) throw InvalidInput("give a limit: docket limit " + *kind + " N (or none), --reset, or --rate N/PERIOD|none");
+        if (value->empty())
+          throw InvalidInput("give a limit: docket limit " + *kind + " N (or none), --reset, or --rate N/PERIOD|none");
         std::optional<int> limit;
         if (*value != "none") {
           try {

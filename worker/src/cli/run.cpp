@@ -9,12 +9,12 @@
 
 #include "bench.hpp"
 #include "cli/commands.hpp"
-#include "maintenance/maintainer.hpp"
 #include "core/log.hpp"
 #include "docket/client.hpp"
 #include "docket/embedded.hpp"
 #include "docket/errors.hpp"
 #include "docket/worker.hpp"
+#include "maintenance/maintainer.hpp"
 #include "metrics_server.hpp"
 #include "server.hpp"
 
@@ -108,8 +108,9 @@ void apply_worker_flags(Config& config, const std::vector<std::string>& queues, 
   if (!queues.empty()) {
     config.worker.queues = queues;
     // Per-queue concurrency from the config still applies to the queues the flag names.
-    std::erase_if(config.worker.queue_concurrency,
-                  [&](const auto& entry) { return std::find(queues.begin(), queues.end(), entry.first) == queues.end(); });
+    std::erase_if(config.worker.queue_concurrency, [&](const auto& entry) {
+      return std::find(queues.begin(), queues.end(), entry.first) == queues.end();
+    });
   }
   if (concurrency > 0) config.worker.concurrency = concurrency;
   config.validate();
@@ -139,11 +140,12 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
           // declares are deleted (a worker's start applies them too, but never deletes).
           std::vector<ScheduleSpec> specs;
           for (const auto& [name, spec] : config.schedules) specs.push_back(spec);
-          const ScheduleDeploy d = Client(database_url(config), ClientOptions{1, "docket-migrate", true})
-                                       .deploy_schedules(specs, true);
+          const ScheduleDeploy d =
+              Client(database_url(config), ClientOptions{1, "docket-migrate", true}).deploy_schedules(specs, true);
           log_deploy(d);
           std::cout << "schedules: " << d.applied.size() << " applied, " << d.deleted.size() << " deleted";
-          if (!d.runtime.empty()) std::cout << ", " << d.runtime.size() << " left alone (run-time schedules of that name)";
+          if (!d.runtime.empty())
+            std::cout << ", " << d.runtime.size() << " left alone (run-time schedules of that name)";
           std::cout << '\n';
         }
         return kOk;
@@ -184,22 +186,27 @@ void add_run_commands(CLI::App& app, GlobalOptions& global, Action& action) {
     });
   }
   {
-    auto* cmd = app.add_subcommand(
-        "bench",
-        "Benchmark with no-op jobs on DATABASE_URL: drain, enqueue, enqueue_sql, growth, latency, steady, quota, bloat, schedules, soak "
-        "(JSON line)");
+    auto* cmd = app.add_subcommand("bench",
+                                   "Benchmark with no-op jobs on DATABASE_URL: drain, enqueue, enqueue_sql, growth, "
+                                   "latency, steady, quota, bloat, schedules, soak "
+                                   "(JSON line)");
     auto options = std::make_shared<bench::Options>();
-    cmd->add_option("scenario", options->scenario, "drain, enqueue, enqueue_sql, growth, latency, steady, quota, bloat, schedules or soak")
+    cmd->add_option("scenario", options->scenario,
+                    "drain, enqueue, enqueue_sql, growth, latency, steady, quota, bloat, schedules or soak")
         ->required()
         ->check(CLI::IsMember(bench::scenarios()));
     cmd->add_option("--jobs,-n", options->jobs,
                     "Jobs (default: 50000; latency 200; quota 5000); soak: jobs per second (default 500)");
     cmd->add_option("--workers,-w", options->workers, "Worker processes (default 1)");
-    cmd->add_option("--concurrency,-c", options->concurrency, "Jobs each worker runs at once (default 500; quota 64); enqueue_sql: client connections (default 4 and 64)");
+    cmd->add_option(
+        "--concurrency,-c", options->concurrency,
+        "Jobs each worker runs at once (default 500; quota 64); enqueue_sql: client connections (default 4 and 64)");
     cmd->add_option("--batch", options->batch, "Most jobs claimed in one round trip (default: worker.claim_batch)");
     cmd->add_option("--seconds", options->seconds,
                     "steady, soak, schedules, rate, enqueue_sql, growth: how long to run (default 10; rate 60)");
-    cmd->add_option("--rounds", options->rounds, "enqueue_sql: interleaved rounds of enqueue, enqueue without triggers and a bare INSERT (default 3)")
+    cmd->add_option(
+           "--rounds", options->rounds,
+           "enqueue_sql: interleaved rounds of enqueue, enqueue without triggers and a bare INSERT (default 3)")
         ->check(CLI::Range(1, 100));
     cmd->add_flag("--large", options->large, "growth: also drain 1M queued jobs and enqueue over 10M finished rows");
     cmd->add_option("--csv", options->csv, "soak: the per-sample figures (default soak.csv)");

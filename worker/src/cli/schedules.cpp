@@ -37,9 +37,7 @@ void add_name_verb(CLI::App* parent, GlobalOptions& global, Action& action, cons
   auto* cmd = parent->add_subcommand(verb, help);
   auto name = std::make_shared<std::string>();
   cmd->add_option("name", *name, "Schedule name")->required();
-  cmd->callback([&, name, run] {
-    action = [&, name, run] { return run(*cli_client(global), *name); };
-  });
+  cmd->callback([&, name, run] { action = [&, name, run] { return run(*cli_client(global), *name); }; });
 }
 
 }  // namespace
@@ -105,11 +103,12 @@ void add_schedule_commands(CLI::App& app, GlobalOptions& global, Action& action)
       };
     });
   }
-  add_name_verb(schedule, global, action, "rm", "Delete a schedule (its jobs stay)", [](Client& c, const std::string& n) {
-    if (!c.unschedule(n)) throw NotFound("no schedule named " + n);
-    std::cout << "schedule " << n << " deleted\n";
-    return kOk;
-  });
+  add_name_verb(schedule, global, action, "rm", "Delete a schedule (its jobs stay)",
+                [](Client& c, const std::string& n) {
+                  if (!c.unschedule(n)) throw NotFound("no schedule named " + n);
+                  std::cout << "schedule " << n << " deleted\n";
+                  return kOk;
+                });
   add_name_verb(schedule, global, action, "pause", "Pause a schedule: no slot runs until resumed",
                 [](Client& c, const std::string& n) {
                   c.pause_schedule(n);
@@ -122,10 +121,12 @@ void add_schedule_commands(CLI::App& app, GlobalOptions& global, Action& action)
                   std::cout << "schedule " << n << " resumed\n";
                   return kOk;
                 });
-  add_name_verb(schedule, global, action, "run", "Enqueue the schedule's job now (the next slot does not move); prints its id",
+  add_name_verb(schedule, global, action, "run",
+                "Enqueue the schedule's job now (the next slot does not move); prints its id",
                 [](Client& c, const std::string& n) {
                   const auto id = c.run_schedule_now(n);
-                  if (!id) throw Conflict("schedule " + n + ": its kind's unique job is still unfinished; nothing enqueued");
+                  if (!id)
+                    throw Conflict("schedule " + n + ": its kind's unique job is still unfinished; nothing enqueued");
                   std::cout << *id << '\n';
                   return kOk;
                 });

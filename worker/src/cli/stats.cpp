@@ -71,18 +71,18 @@ void print_stats(const Json& stats, std::ostream& out) {
   q.print(out);
   if (!stats.at("kinds").empty()) {
     out << '\n';
-    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "PER_KEY", "AT_LIMIT", "DONE_5M", "FAILED_5M", "DONE_1H",
-             "FAILED_1H", "FAIL%", "RUN_P50", "RUN_P95", "WAIT_P50", "WAIT_P95", "KEEP_DONE", "KEEP_FAILED"});
+    Table k({"KIND", "RUNNING", "MAX_RUNNING", "RATE", "TOKENS", "PER_KEY", "AT_LIMIT", "DONE_5M", "FAILED_5M",
+             "DONE_1H", "FAILED_1H", "FAIL%", "RUN_P50", "RUN_P95", "WAIT_P50", "WAIT_P95", "KEEP_DONE",
+             "KEEP_FAILED"});
     for (const auto& s : stats.at("kinds")) {
       char rate[16];
       std::snprintf(rate, sizeof rate, "%.1f", s.at("failure_rate_1h").get<double>() * 100);
       const auto& rl = s.at("rate_limit");
       const auto& rp = s.at("rate_period_s");
-      const std::string tokens =
-          s.at("rate_tokens").is_number()
-              ? std::to_string(static_cast<long long>(s.at("rate_tokens").get<double>())) + "/" +
-                    std::to_string(static_cast<long long>(s.at("rate_burst").get<double>()))
-              : "-";
+      const std::string tokens = s.at("rate_tokens").is_number()
+                                     ? std::to_string(static_cast<long long>(s.at("rate_tokens").get<double>())) + "/" +
+                                           std::to_string(static_cast<long long>(s.at("rate_burst").get<double>()))
+                                     : "-";
       k.add({s.at("kind"), number(s.at("running")), number(s.at("max_running")),
              rate_text(rl.is_number() ? std::optional<int>(rl.get<int>()) : std::nullopt,
                        rp.is_number() ? std::optional<double>(rp.get<double>()) : std::nullopt),
@@ -98,7 +98,8 @@ void print_stats(const Json& stats, std::ostream& out) {
   Table w({"WORKER", "HOST", "PID", "QUEUES", "KINDS", "IN_USE", "HEARTBEAT"});
   for (const auto& s : stats.at("workers")) {
     w.add({s.at("name"), s.at("host"), number(s.at("pid")), joined(s.at("queues")), one_line(joined(s.at("kinds")), 40),
-           number(s.at("running")) + "/" + number(s.at("concurrency")) + (s.at("stopping").get<bool>() ? " stopping" : ""),
+           number(s.at("running")) + "/" + number(s.at("concurrency")) +
+               (s.at("stopping").get<bool>() ? " stopping" : ""),
            age(s.at("heartbeat_age_s")) + " ago"});
   }
   if (w.empty()) {

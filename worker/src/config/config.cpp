@@ -34,7 +34,8 @@ namespace docket {
 Millis parse_duration(std::string_view text, const std::string& what) {
   std::string s(text);
   s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }), s.end());
-  if (!s.empty() && s[0] == '-') throw ConfigError(what + ": \"" + std::string(text) + "\" is negative; a duration is >= 0");
+  if (!s.empty() && s[0] == '-')
+    throw ConfigError(what + ": \"" + std::string(text) + "\" is negative; a duration is >= 0");
   std::size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
   const std::string number = s.substr(0, i);
@@ -73,8 +74,9 @@ Millis parse_duration(std::string_view text, const std::string& what) {
 
 void check_rate(std::string_view text, const std::string& what) {
   const auto bad = [&] {
-    return ConfigError(what + ": \"" + std::string(text.substr(0, 100)) +
-                       "\" is not a rate; write N/PERIOD such as \"100/1m\", \"20/s\" or \"5/500ms\" (units ms, s, m, h, d)");
+    return ConfigError(
+        what + ": \"" + std::string(text.substr(0, 100)) +
+        "\" is not a rate; write N/PERIOD such as \"100/1m\", \"20/s\" or \"5/500ms\" (units ms, s, m, h, d)");
   };
   const auto slash = text.find('/');
   if (text.size() > 100 || slash == std::string_view::npos) throw bad();
@@ -214,8 +216,9 @@ Millis Backoff::wait_after(int attempt, std::mt19937_64& rng) const {
 }
 
 void check_callback_base_url(const std::string& url, const std::string& kind_field) {
-  const std::string why = kind_field + ".callback = true needs worker.callback_base_url, the API's base URL as the "
-                                       "endpoint reaches it (http:// or https://, e.g. \"https://docket.internal:8080\")";
+  const std::string why = kind_field +
+                          ".callback = true needs worker.callback_base_url, the API's base URL as the "
+                          "endpoint reaches it (http:// or https://, e.g. \"https://docket.internal:8080\")";
   if (url.empty()) throw ConfigError(why + "; it is not set");
   const bool https = url.rfind("https://", 0) == 0;
   const std::size_t start = https ? 8 : 7;
@@ -239,7 +242,8 @@ Millis WorkerConfig::effective_rescue() const {
 Pooler parse_pooler(const std::string& text, const std::string& field) {
   if (text == "none") return Pooler::none;
   if (text == "transaction") return Pooler::transaction;
-  throw ConfigError(field + " must be \"none\" (a direct connection or a session pool) or \"transaction\" (a pooler "
+  throw ConfigError(field +
+                    " must be \"none\" (a direct connection or a session pool) or \"transaction\" (a pooler "
                     "in transaction mode, e.g. PgBouncer pool_mode=transaction), got \"" +
                     clean_text(text, 64, Keep::head) + "\"");
 }
@@ -505,7 +509,8 @@ Value from_env(const std::string& text, Type type, const std::string& what) {
           name.erase(0, name.find_first_not_of(' '));
           name.erase(name.find_last_not_of(' ') + 1);
           if (eq == std::string::npos || name.empty())
-            throw ConfigError(what + " must be queue=concurrency pairs like \"default=10,imports=2\", got \"" + item + "\"");
+            throw ConfigError(what + " must be queue=concurrency pairs like \"default=10,imports=2\", got \"" + item +
+                              "\"");
           const Value n = from_env(item.substr(eq + 1), Type::integer, what + "." + name);
           out[name] = queue_slots(as<long long>(n), what + "." + name);
         }
@@ -656,7 +661,8 @@ Json toml_to_json(const toml::node& n, const std::string& what, const std::strin
     Json out = Json::object();
     for (const auto& [k, v] : *t) {
       const std::string key(k.str());
-      if (key.find('\0') != std::string::npos) throw ConfigError(where(v, origin) + ": " + what + " has a key with NUL");
+      if (key.find('\0') != std::string::npos)
+        throw ConfigError(where(v, origin) + ": " + what + " has a key with NUL");
       out[key] = toml_to_json(v, what + "." + key, origin, depth + 1);
     }
     return out;
@@ -708,8 +714,8 @@ ScheduleSpec parse_schedule(const std::string& name, const toml::node& n, const 
     throw ConfigError(where(n, origin) + ": [" + what +
                       "]: a schedule name must be 1 to 200 printable characters (quote it: [schedules.\"a b\"])");
   }
-  static const std::vector<std::string> known = {"cron",       "kind",      "args",    "tz",       "queue",      "spread",
-                                                 "on_overlap", "on_missed", "enabled", "priority", "max_retries"};
+  static const std::vector<std::string> known = {
+      "cron", "kind", "args", "tz", "queue", "spread", "on_overlap", "on_missed", "enabled", "priority", "max_retries"};
   ScheduleSpec s;
   s.name = name;
   s.source = "config";
@@ -724,7 +730,8 @@ ScheduleSpec parse_schedule(const std::string& name, const toml::node& n, const 
       if (s.cron.size() > 200 || parts.empty() || (parts[0][0] != '@' && parts.size() != 5)) {
         throw ConfigError(where(v, origin) + ": " + field +
                           " must be 5 fields (minute hour day-of-month month day-of-week), @hourly, @daily, @weekly, "
-                          "@monthly, @yearly or \"@every 10m\", got \"" + s.cron.substr(0, 200) + "\"");
+                          "@monthly, @yearly or \"@every 10m\", got \"" +
+                          s.cron.substr(0, 200) + "\"");
       }
     } else if (key == "kind") {
       s.kind = str(v, field);
@@ -734,19 +741,22 @@ ScheduleSpec parse_schedule(const std::string& name, const toml::node& n, const 
     } else if (key == "tz") {
       s.tz = str(v, field);
       const bool iana = s.tz == "UTC" || s.tz == "GMT" ||
-                        (s.tz.size() <= 64 && s.tz.find('/') != std::string::npos && std::isupper(static_cast<unsigned char>(s.tz[0])) &&
+                        (s.tz.size() <= 64 && s.tz.find('/') != std::string::npos &&
+                         std::isupper(static_cast<unsigned char>(s.tz[0])) &&
                          std::all_of(s.tz.begin(), s.tz.end(), [](unsigned char c) {
                            return std::isalnum(c) || c == '/' || c == '_' || c == '-' || c == '+';
                          }));
       if (!iana) {
-        throw ConfigError(where(v, origin) + ": " + field + " must be an IANA time zone like \"Europe/Lisbon\" or \"UTC\", got \"" +
-                          s.tz.substr(0, 64) + "\"");
+        throw ConfigError(where(v, origin) + ": " + field +
+                          " must be an IANA time zone like \"Europe/Lisbon\" or \"UTC\", got \"" + s.tz.substr(0, 64) +
+                          "\"");
       }
     } else if (key == "queue") {
       s.queue = str(v, field);
     } else if (key == "spread") {
       s.spread = as<Millis>(from_node(v, Type::duration, field));
-      if (*s.spread > Millis(366LL * 86400 * 1000)) throw ConfigError(where(v, origin) + ": " + field + " must be at most 366d");
+      if (*s.spread > Millis(366LL * 86400 * 1000))
+        throw ConfigError(where(v, origin) + ": " + field + " must be at most 366d");
     } else if (key == "on_overlap") {
       s.on_overlap = one_of(v, field, {"skip", "allow", "replace"}, origin);
     } else if (key == "on_missed") {
@@ -755,7 +765,8 @@ ScheduleSpec parse_schedule(const std::string& name, const toml::node& n, const 
       s.enabled = as<bool>(from_node(v, Type::boolean, field));
     } else if (key == "priority") {
       const auto p = as<long long>(from_node(v, Type::integer, field));
-      if (p < 0 || p > 1000) throw ConfigError(where(v, origin) + ": " + field + " must be between 0 (runs first) and 1000");
+      if (p < 0 || p > 1000)
+        throw ConfigError(where(v, origin) + ": " + field + " must be between 0 (runs first) and 1000");
       s.priority = static_cast<int>(p);
     } else if (key == "max_retries") {
       const auto r = as<long long>(from_node(v, Type::integer, field));
@@ -766,7 +777,8 @@ ScheduleSpec parse_schedule(const std::string& name, const toml::node& n, const 
     }
   }
   if (s.cron.empty()) throw ConfigError(where(n, origin) + ": " + what + ".cron is required, like cron = \"@hourly\"");
-  if (s.kind.empty()) throw ConfigError(where(n, origin) + ": " + what + ".kind is required: the kind each slot enqueues");
+  if (s.kind.empty())
+    throw ConfigError(where(n, origin) + ": " + what + ".kind is required: the kind each slot enqueues");
   return s;
 }
 
@@ -817,8 +829,9 @@ KindUnique parse_kind_unique(const toml::node& n, const std::string& origin, con
     }
   }
   if (!have_by) {
-    throw ConfigError(where(n, origin) + ": " + what +
-                      ".by is required: \"args\" (all args) or the args that make a job the same, like [\"args.report\"]");
+    throw ConfigError(
+        where(n, origin) + ": " + what +
+        ".by is required: \"args\" (all args) or the args that make a job the same, like [\"args.report\"]");
   }
   return u;
 }
@@ -829,13 +842,31 @@ KindConfig parse_kind(const std::string& kind, const toml::node& n, const std::s
   if (!t) throw ConfigError(where(n, origin) + ": [" + what + "] must be a table");
   KindConfig k;
   k.kind = kind;
-  static const std::vector<std::string> known = {"command", "env",         "env_pass",    "url",
-                                                 "headers", "crawl",       "max_retries", "backoff",
-                                                 "timeout", "max_running", "builtin",     "max_response",
-                                                 "rate",    "burst",       "queue",       "retain_completed",
-                                                 "retain_failed", "partition", "max_running_per_key",
-                                                 "rate_per_key", "burst_per_key", "unique", "result_ttl",
-                                                 "max_result_bytes", "callback"};
+  static const std::vector<std::string> known = {"command",
+                                                 "env",
+                                                 "env_pass",
+                                                 "url",
+                                                 "headers",
+                                                 "crawl",
+                                                 "max_retries",
+                                                 "backoff",
+                                                 "timeout",
+                                                 "max_running",
+                                                 "builtin",
+                                                 "max_response",
+                                                 "rate",
+                                                 "burst",
+                                                 "queue",
+                                                 "retain_completed",
+                                                 "retain_failed",
+                                                 "partition",
+                                                 "max_running_per_key",
+                                                 "rate_per_key",
+                                                 "burst_per_key",
+                                                 "unique",
+                                                 "result_ttl",
+                                                 "max_result_bytes",
+                                                 "callback"};
   std::vector<std::string> executors;
   std::map<std::string, std::string> env, headers;
   std::vector<std::string> env_pass;
@@ -1075,8 +1106,8 @@ Config Config::parse(std::string_view text, const std::string& origin) {
                       ": invalid TOML: " + std::string(e.description()));
   }
   Config cfg;
-  std::vector<std::string> top_known = {"database_url", "pooler", "listen_url", "worker", "api", "log", "kinds",
-                                       "schedules"};
+  std::vector<std::string> top_known = {"database_url", "pooler", "listen_url", "worker",
+                                        "api",          "log",    "kinds",      "schedules"};
   for (const auto& [key_node, node] : root) {
     const std::string key(key_node.str());
     if (key == "kinds") {
@@ -1140,7 +1171,8 @@ Config Config::load_file(const std::filesystem::path& path) {
     throw ConfigError("config file " + path.string() + " is a directory; pass the TOML file, e.g. " +
                       (path / "docket.toml").string());
   }
-  if (!std::filesystem::is_regular_file(status)) throw ConfigError("config file " + path.string() + " is not a regular file");
+  if (!std::filesystem::is_regular_file(status))
+    throw ConfigError("config file " + path.string() + " is not a regular file");
   if (std::filesystem::file_size(path, ec) > kMaxConfigBytes || ec) {
     throw ConfigError("config file " + path.string() + " is larger than 1 MiB");
   }
@@ -1158,8 +1190,8 @@ namespace {
 /// suite's) are allowed as a prefix.
 const std::set<std::string, std::less<>>& not_settings() {
   static const std::set<std::string, std::less<>> all = {
-      "DOCKET_JOB_ID", "DOCKET_JOB_KIND",   "DOCKET_ATTEMPT",    "DOCKET_QUEUE",     "DOCKET_API_TOKENS",
-      "DOCKET_CONTROL_FD", "DOCKET_BIN", "DOCKET_SOURCE_DIR", "DOCKET_PG_BIN", "DOCKET_EXTRA_PACKAGES"};
+      "DOCKET_JOB_ID",     "DOCKET_JOB_KIND", "DOCKET_ATTEMPT",    "DOCKET_QUEUE",  "DOCKET_API_TOKENS",
+      "DOCKET_CONTROL_FD", "DOCKET_BIN",      "DOCKET_SOURCE_DIR", "DOCKET_PG_BIN", "DOCKET_EXTRA_PACKAGES"};
   return all;
 }
 }  // namespace
@@ -1177,8 +1209,9 @@ void Config::apply_env(const std::vector<std::string>& env) {
     if (name.rfind("DOCKET_", 0) != 0) continue;
     // A blank token list must not quietly mean "no authentication".
     if (name == "DOCKET_API_TOKENS" && value.find_first_not_of(" ,\t") == std::string::npos) {
-      throw ConfigError("DOCKET_API_TOKENS is set but holds no token: unset it for tokenless loopback use, or set "
-                        "tokens (generate one with: openssl rand -hex 24)");
+      throw ConfigError(
+          "DOCKET_API_TOKENS is set but holds no token: unset it for tokenless loopback use, or set "
+          "tokens (generate one with: openssl rand -hex 24)");
     }
     std::string rest = name.substr(7);
     std::transform(rest.begin(), rest.end(), rest.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -1258,7 +1291,8 @@ void Config::validate() const {
     throw ConfigError("api.max_header_bytes must be between 1KiB and 1MiB");
   if (api.max_response < 4096) throw ConfigError("api.max_response must be at least 4KiB");
   for (const auto& [key, d] : {std::pair{"api.header_timeout", api.header_timeout},
-                               {"api.body_timeout", api.body_timeout}, {"api.idle_timeout", api.idle_timeout}}) {
+                               {"api.body_timeout", api.body_timeout},
+                               {"api.idle_timeout", api.idle_timeout}}) {
     if (d < Millis(100)) throw ConfigError(std::string(key) + " must be at least 100ms");
   }
   // Durations where zero (or a value too small to mean anything) cannot be what was meant.
@@ -1296,8 +1330,9 @@ void Config::validate() const {
   // A schedule of a kind nothing runs would enqueue jobs that wait for nobody.
   for (const auto& [name, schedule] : schedules) {
     if (!kinds.contains(schedule.kind)) {
-      throw ConfigError("schedules." + name + ".kind \"" + schedule.kind + "\" is not a kind of this file: add [kinds." +
-                        schedule.kind + "] (with command, url, crawl or builtin; empty for a C++ handler)");
+      throw ConfigError("schedules." + name + ".kind \"" + schedule.kind +
+                        "\" is not a kind of this file: add [kinds." + schedule.kind +
+                        "] (with command, url, crawl or builtin; empty for a C++ handler)");
     }
   }
 }

@@ -4,11 +4,11 @@
 #include <mutex>
 #include <regex>
 
-#include "db/pool.hpp"
-#include "db/session.hpp"
 #include "core/secret.hpp"
 #include "core/text.hpp"
 #include "core/watch.hpp"
+#include "db/pool.hpp"
+#include "db/session.hpp"
 #include "db/sql.hpp"
 #include "docket/errors.hpp"
 #include "executors/control.hpp"
@@ -41,9 +41,8 @@ struct Client::Impl {
 
   /// The waits' watch, started by the first wait: a client that never waits opens no extra connection.
   JobWatch& watch() {
-    std::call_once(watch_started, [this] {
-      watch_ = std::make_unique<JobWatch>(url, options.listen_url, options.statement_timeout);
-    });
+    std::call_once(watch_started,
+                   [this] { watch_ = std::make_unique<JobWatch>(url, options.listen_url, options.statement_timeout); });
     return *watch_;
   }
 

@@ -9,7 +9,7 @@
 namespace docket {
 
 namespace {
-constexpr std::array kAllStates = {JobState::available, JobState::scheduled, JobState::running, JobState::retryable,
+constexpr std::array kAllStates = {JobState::available, JobState::scheduled, JobState::running,  JobState::retryable,
                                    JobState::completed, JobState::failed,    JobState::cancelled};
 
 template <class T>

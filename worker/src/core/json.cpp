@@ -130,8 +130,7 @@ class BoundedDom : public nlohmann::detail::json_sax_dom_parser<Json> {
 
 }  // namespace
 
-std::optional<Json> try_parse_json(std::string_view text, std::string_view what, std::string* error,
-                                   int max_depth) {
+std::optional<Json> try_parse_json(std::string_view text, std::string_view what, std::string* error, int max_depth) {
   Json root;
   BoundedDom dom(root, max_depth);
   bool ok = false;

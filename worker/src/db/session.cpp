@@ -28,10 +28,10 @@ bool has_param(const std::string& url, const std::string& name) {
 /// settings (authentication, a role or database that does not exist). Anything else (refused,
 /// timed out, starting up, DNS) may pass and is retried.
 bool refused_for_good(const std::string& message) {
-  for (const char* fragment : {"password authentication failed", "no pg_hba.conf entry", "authentication failed",
-                               "no password supplied", "does not exist", "permission denied for database",
-                               "is not permitted to log in", "invalid connection option", "invalid URI",
-                               "invalid sslmode", "invalid integer value", "invalid port number"}) {
+  for (const char* fragment :
+       {"password authentication failed", "no pg_hba.conf entry", "authentication failed", "no password supplied",
+        "does not exist", "permission denied for database", "is not permitted to log in", "invalid connection option",
+        "invalid URI", "invalid sslmode", "invalid integer value", "invalid port number"}) {
     if (message.find(fragment) != std::string::npos) return true;
   }
   return false;
@@ -95,9 +95,10 @@ std::string with_timeouts(const std::string& url, int seconds) {
   if (transaction_pooling()) {
     // PgBouncer refuses the `options` startup parameter: only the connect timeout here (the
     // statement's is the pooler's query_timeout).
-    return url + (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0
-                      ? (url.find('?') == std::string::npos ? "?" : "&")
-                      : (url.empty() ? "" : " ")) +
+    return url +
+           (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0
+                ? (url.find('?') == std::string::npos ? "?" : "&")
+                : (url.empty() ? "" : " ")) +
            "connect_timeout=" + n;
   }
   // Later parameters win in libpq, so these override the URL's own.
@@ -365,14 +366,13 @@ void copy_rows(pqxx::stream_to& copy, const std::vector<EnqueueRequest>& request
     args = r.args.dump(-1, ' ', false, Json::error_handler_t::strict);
     if (args.size() > (1u << 20))
       throw TooLarge("args is " + std::to_string(args.size()) + " bytes; the limit is 1 MiB");
-    auto row = std::tuple_cat(std::make_tuple(std::cref(r.kind), std::cref(r.queue ? *r.queue : kDefaultQueue),
-                                              std::cref(args)),
-                              [&] {
-      if constexpr (Priority)
-        return std::make_tuple(r.priority);
-      else
-        return std::tuple<>();
-    }());
+    auto row = std::tuple_cat(
+        std::make_tuple(std::cref(r.kind), std::cref(r.queue ? *r.queue : kDefaultQueue), std::cref(args)), [&] {
+          if constexpr (Priority)
+            return std::make_tuple(r.priority);
+          else
+            return std::tuple<>();
+        }());
     auto with_retries = std::tuple_cat(row, [&] {
       if constexpr (Retries) {
         retries = r.max_retries ? std::to_string(*r.max_retries) : std::string();
@@ -420,8 +420,8 @@ std::vector<EnqueueResult> Session::enqueue_many(const std::vector<EnqueueReques
         pqxx::work tx(c);
         const auto floor_row = exec_query(tx, *impl_, q::job_copy_floor)[0];
         const auto floor = floor_row["floor"].as<std::int64_t>();
-        const auto db_now = Clock::time_point(
-            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(floor_row["now_s"].as<double>())));
+        const auto db_now = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(floor_row["now_s"].as<double>())));
         const std::string now_text = format_timestamp(db_now);
         {
           // Only the columns some request sets: every column COPY parses costs the server time,
@@ -525,8 +525,11 @@ std::optional<JobRecord> Session::job_by_key(const std::string& key) {
 
 std::vector<JobRecord> Session::jobs(const JobFilter& f) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    Params p{f.kind, f.queue, f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
-             f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt, std::to_string(f.limit),
+    Params p{f.kind,
+             f.queue,
+             f.state ? std::optional<std::string>(std::string(to_string(*f.state))) : std::nullopt,
+             f.after ? std::optional<std::string>(std::to_string(*f.after)) : std::nullopt,
+             std::to_string(f.limit),
              f.unique_key};
     auto res = run(c, *impl_, q::job_list, p);
     std::vector<JobRecord> out;
@@ -541,7 +544,8 @@ CancelResult Session::cancel(std::int64_t id) {
     auto res = DOCKET_RUN(q::job_cancel, std::to_string(id));
     const bool changed = res[0]["changed"].as<bool>();
     if (!changed) return CancelResult::already_finished;
-    return res[0]["before"].c_str() == std::string_view("running") ? CancelResult::cancel_requested : CancelResult::cancelled;
+    return res[0]["before"].c_str() == std::string_view("running") ? CancelResult::cancel_requested
+                                                                   : CancelResult::cancelled;
   });
 }
 
@@ -663,7 +667,8 @@ std::vector<std::tuple<std::string, std::string, std::int64_t>> Session::queue_s
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN(q::queue_states);
     std::vector<std::tuple<std::string, std::string, std::int64_t>> out;
-    for (const auto& row : res) out.emplace_back(row["queue"].c_str(), row["state"].c_str(), row["jobs"].as<std::int64_t>());
+    for (const auto& row : res)
+      out.emplace_back(row["queue"].c_str(), row["state"].c_str(), row["jobs"].as<std::int64_t>());
     return out;
   });
 }
@@ -696,7 +701,8 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
       if (!row["id"].is_null()) {
         out.push_back(rows::claimed(row));
       } else if (rate_wait_s && !row["queue_latency_s"].is_null()) {
-        *rate_wait_s = row["queue_latency_s"].as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
+        *rate_wait_s = row["queue_latency_s"]
+                           .as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
       }
     }
     return out;
@@ -880,9 +886,8 @@ std::string Session::callback_finish(std::int64_t id, const std::string& hash, c
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     const std::optional<std::string> delay =
         item.delay_s < 0 ? std::nullopt : std::optional<std::string>(std::to_string(item.delay_s));
-    return std::string(DOCKET_RUN(q::job_callback_finish, std::to_string(id), hash, std::string(to_string(item.outcome)),
-                                  delay, item.result,
-                                  item.error, progress)[0][0]
+    return std::string(DOCKET_RUN(q::job_callback_finish, std::to_string(id), hash,
+                                  std::string(to_string(item.outcome)), delay, item.result, item.error, progress)[0][0]
                            .c_str());
   });
 }
@@ -893,18 +898,17 @@ int Session::callback_expire() {
 }
 
 Promoted Session::promote() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return rows::promoted(DOCKET_RUN(q::job_promote)[0]);
-  });
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return rows::promoted(DOCKET_RUN(q::job_promote)[0]); });
 }
 
 Json Session::schedule(const ScheduleSpec& s) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN(
-        q::schedule_upsert, s.name, s.cron, s.kind, s.args.dump(), s.tz, s.queue,
-        s.spread ? std::optional<std::string>(std::to_string(s.spread->count() / 1000.0)) : std::nullopt, s.on_overlap,
-        s.on_missed, s.enabled ? "true" : "false", std::to_string(s.priority),
-        s.max_retries ? std::optional<std::string>(std::to_string(*s.max_retries)) : std::nullopt, s.source);
+    const auto res =
+        DOCKET_RUN(q::schedule_upsert, s.name, s.cron, s.kind, s.args.dump(), s.tz, s.queue,
+                   s.spread ? std::optional<std::string>(std::to_string(s.spread->count() / 1000.0)) : std::nullopt,
+                   s.on_overlap, s.on_missed, s.enabled ? "true" : "false", std::to_string(s.priority),
+                   s.max_retries ? std::optional<std::string>(std::to_string(*s.max_retries)) : std::nullopt, s.source);
     return Json::parse(std::string_view(res[0][0].c_str(), res[0][0].size()));
   });
 }
@@ -945,13 +949,13 @@ ScheduleDeploy Session::deploy_schedules(const std::vector<ScheduleSpec>& specs,
 }
 
 ScheduleCounts Session::schedule_counts() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return rows::schedule_counts(DOCKET_RUN(q::schedule_counts)[0]);
-  });
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return rows::schedule_counts(DOCKET_RUN(q::schedule_counts)[0]); });
 }
 
 bool Session::unschedule(const std::string& name) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN(q::schedule_delete, name)[0][0].as<bool>(); });
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return DOCKET_RUN(q::schedule_delete, name)[0][0].as<bool>(); });
 }
 
 void Session::pause_schedule(const std::string& name) {
@@ -971,9 +975,8 @@ std::optional<std::int64_t> Session::run_schedule_now(const std::string& name) {
 }
 
 ScheduleTick Session::schedule_tick() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    return rows::schedule_tick(DOCKET_RUN(q::schedule_tick)[0]);
-  });
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return rows::schedule_tick(DOCKET_RUN(q::schedule_tick)[0]); });
 }
 
 int Session::prune() {
@@ -997,9 +1000,9 @@ Session::SeedOutcome Session::seed_kind(const std::string& kind, std::optional<i
                                         std::optional<std::chrono::milliseconds> retain_completed,
                                         std::optional<std::chrono::milliseconds> retain_failed) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN(q::kind_seed, kind, int_text(max_retries), int_text(max_running), crawl_collection,
-                                seconds_text(timeout), queue, seconds_text(retain_completed),
-                                seconds_text(retain_failed));
+    const auto res =
+        DOCKET_RUN(q::kind_seed, kind, int_text(max_retries), int_text(max_running), crawl_collection,
+                   seconds_text(timeout), queue, seconds_text(retain_completed), seconds_text(retain_failed));
     return rows::seed_outcome(res[0]);
   });
 }

@@ -9,10 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "db/sql.hpp"
 #include "docket/config.hpp"
 #include "docket/job.hpp"
 #include "docket/schedule.hpp"
-#include "db/sql.hpp"
 
 namespace docket::db {
 
@@ -26,7 +26,7 @@ struct ClaimedJob {
   int max_retries = 0;
   int priority = 0;
   std::optional<std::string> unique_key;
-  double queue_latency_s = 0;  ///< run_at -> claim, by the database clock
+  double queue_latency_s = 0;                        ///< run_at -> claim, by the database clock
   std::optional<std::chrono::milliseconds> timeout;  ///< the job's own timeout; empty: its kind's
 };
 
@@ -139,8 +139,8 @@ class Session {
   std::vector<JobRecord> jobs_by_id(const std::vector<std::int64_t>& ids);
   /// docket.watch_jobs: watch `watch` starts waiting for `add` (for `hold` from now) and stops
   /// waiting for `drop`, so finishing one of `add` sends docket_finished (migration 0021).
-  void watch_jobs(const std::string& watch, const std::vector<std::int64_t>& add,
-                  const std::vector<std::int64_t>& drop, std::chrono::milliseconds hold);
+  void watch_jobs(const std::string& watch, const std::vector<std::int64_t>& add, const std::vector<std::int64_t>& drop,
+                  std::chrono::milliseconds hold);
   /// docket.job_by_key: the newest job with that unique_key, any state, or nullopt.
   std::optional<JobRecord> job_by_key(const std::string& key);
   std::vector<JobRecord> jobs(const JobFilter& filter);
@@ -153,8 +153,8 @@ class Session {
   void set_partition(const std::string& kind, const PartitionLimit& limit);
   /// What a worker's TOML keyed limits did at its start: applied, or kept an operator's.
   struct PartitionSeed {
-    bool applied = false;               ///< the TOML's settings are in force now
-    std::optional<std::string> source;  ///< who set the settings in force: config, operator
+    bool applied = false;                  ///< the TOML's settings are in force now
+    std::optional<std::string> source;     ///< who set the settings in force: config, operator
     std::optional<std::string> partition;  ///< the partition in force
   };
   /// docket.seed_partition: a worker's TOML keyed limits, unless an operator set the kind's.
@@ -245,10 +245,10 @@ class Session {
   int prune();
   /// What seeding a kind did to its quota, so the worker can log it with its source.
   struct SeedOutcome {
-    bool existed = false;                ///< the kind had a row before
-    std::optional<int> before;           ///< max_running before
-    std::optional<int> after;            ///< max_running now
-    std::optional<std::string> source;   ///< "config", "operator" or none
+    bool existed = false;                   ///< the kind had a row before
+    std::optional<int> before;              ///< max_running before
+    std::optional<int> after;               ///< max_running now
+    std::optional<std::string> source;      ///< "config", "operator" or none
     std::optional<int> config_max_running;  ///< the TOML value stored for the kind
   };
   /// Seeds a kind's settings from a worker's config: a nullopt leaves the stored value. The TOML

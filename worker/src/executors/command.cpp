@@ -104,9 +104,9 @@ Outcome exit_outcome(const Job& job, const ProcessResult& r, const ControlChanne
   if (r.exited && r.exit_code == 0) {
     if (control.has_result()) return Outcome::complete(control.result());
     if (r.stdout_truncated) {
-      return complete_without_result(job, "the command's stdout is larger than its " +
-                                              std::to_string(ProcessSpec{}.max_stdout >> 20) + " MiB cap",
-                                     r.stdout_data);
+      return complete_without_result(
+          job, "the command's stdout is larger than its " + std::to_string(ProcessSpec{}.max_stdout >> 20) + " MiB cap",
+          r.stdout_data);
     }
     return complete_with_output(job, r.stdout_data, "the command's stdout");
   }

@@ -36,7 +36,8 @@ Millis control_delay(const Json& value, const std::string& field) {
 
 /// A reason: a string (cleaned, at most 2000 bytes) or any JSON, shown as text.
 std::string control_reason(const Json& value) {
-  const std::string text = value.is_string() ? value.get<std::string>() : value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const std::string text =
+      value.is_string() ? value.get<std::string>() : value.dump(-1, ' ', false, Json::error_handler_t::replace);
   return clean_text(text, 2000);
 }
 
@@ -56,7 +57,8 @@ void ControlChannel::broken(std::string why) {
 void ControlChannel::line(std::string_view text, bool too_long) {
   if (!error_.empty()) return;
   const std::string where = "control line " + std::to_string(++lines_);
-  if (lines_ > kMaxControlLines) return broken("control channel: more than " + std::to_string(kMaxControlLines) + " lines");
+  if (lines_ > kMaxControlLines)
+    return broken("control channel: more than " + std::to_string(kMaxControlLines) + " lines");
   if (too_long) return broken(where + ": longer than " + std::to_string(kMaxControlLine) + " bytes");
   if (text.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank lines are allowed
   std::string error;

@@ -44,7 +44,8 @@ namespace {
 /// control object), 422 discards, 408/429/5xx retry honouring Retry-After, the rest fail.
 Outcome status_outcome(const Job& job, const FetchResult& res, const std::string& what, bool controlled) {
   const int status = res.status;
-  if (status >= 200 && status < 300) return controlled ? Outcome::complete() : complete_with_output(job, res.body, what);
+  if (status >= 200 && status < 300)
+    return controlled ? Outcome::complete() : complete_with_output(job, res.body, what);
   const std::string snippet = tail(res.body, 500);
   const std::string msg = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
   if (status == 422) return Outcome::fail("discarded: " + msg);

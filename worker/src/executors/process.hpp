@@ -10,8 +10,8 @@
 #include <cstddef>
 #include <functional>
 #include <stop_token>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace docket {

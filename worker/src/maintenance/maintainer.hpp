@@ -38,7 +38,7 @@ struct KindSeed {
   std::optional<int> max_retries;
   std::optional<int> max_running;
   std::optional<std::string> crawl_collection;
-  std::optional<Millis> timeout;  ///< the kind's run timeout (docket.stuck_jobs)
+  std::optional<Millis> timeout;    ///< the kind's run timeout (docket.stuck_jobs)
   std::optional<std::string> rate;  ///< docket.set_rate (a NULL leaves the stored rate)
   std::optional<int> burst;
   PartitionLimit keyed;  ///< docket.set_partition when keyed.partition is set

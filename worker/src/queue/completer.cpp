@@ -163,14 +163,13 @@ void Completer::write_each(std::vector<PendingFinish>& batch) {
         PendingFinish& p = one.front();
         const db::FinishOutcome outcome = p.item.outcome;
         const std::string was(db::to_string(outcome));
-        log::error("job.outcome_unwritable",
-                   {{"job_id", p.item.id},
-                    {"kind", p.kind},
-                    {"queue", p.queue},
-                    {"attempt", p.item.attempt},
-                    {"worker", p.worker},
-                    {"outcome", was},
-                    {"error", e.what()}});
+        log::error("job.outcome_unwritable", {{"job_id", p.item.id},
+                                              {"kind", p.kind},
+                                              {"queue", p.queue},
+                                              {"attempt", p.item.attempt},
+                                              {"worker", p.worker},
+                                              {"outcome", was},
+                                              {"error", e.what()}});
         p.item.outcome = outcome == db::FinishOutcome::retry || outcome == db::FinishOutcome::release
                              ? db::FinishOutcome::retry
                              : db::FinishOutcome::fail;

@@ -110,7 +110,7 @@ struct Worker::Impl {
   std::atomic<std::uint64_t> claims{0};  ///< claim round trips
 
   std::shared_ptr<Metrics> metrics;
-  std::shared_ptr<db::Pool> crawl_pool;  ///< one connection, only when the worker runs crawl kinds
+  std::shared_ptr<db::Pool> crawl_pool;     ///< one connection, only when the worker runs crawl kinds
   std::shared_ptr<db::Pool> callback_pool;  ///< arms and parks callback jobs, only with callback kinds
   std::unique_ptr<Completer> completer;
   std::unique_ptr<Maintainer> maintainer;
@@ -309,8 +309,8 @@ void Worker::Impl::produce(const std::stop_token& stop) {
                                                    db::Session::Route::direct);
       listener = own_listener.get();
     }
-    log::info("worker.pooled", {{"listen", listener ? "listen_url" : "none: polling"},
-                                {"poll_interval_ms", cfg.poll_interval.count()}});
+    log::info("worker.pooled",
+              {{"listen", listener ? "listen_url" : "none: polling"}, {"poll_interval_ms", cfg.poll_interval.count()}});
   }
   if (listener) {
     for (const char* channel : {"docket_jobs", "docket_cancel", "docket_control"}) listener->listen(channel);
@@ -496,11 +496,11 @@ void Worker::Impl::produce(const std::stop_token& stop) {
 }
 
 std::vector<db::ClaimedJob> Worker::Impl::claim_jobs(db::Session& session, const std::string& worker_id, int n,
-                                                     db::Session::ClaimPath& path,
-                                                     std::optional<double>* rate_wait_s) {
+                                                     db::Session::ClaimPath& path, std::optional<double>* rate_wait_s) {
   if (capped.empty()) return session.claim(worker_id, queues_literal, kinds_literal, n, path, rate_wait_s);
   std::vector<db::ClaimedJob> jobs;
-  if (!open_queues_literal.empty()) jobs = session.claim(worker_id, open_queues_literal, kinds_literal, n, path, rate_wait_s);
+  if (!open_queues_literal.empty())
+    jobs = session.claim(worker_id, open_queues_literal, kinds_literal, n, path, rate_wait_s);
   for (auto& q : capped) {
     const int want = std::min(n - static_cast<int>(jobs.size()), q->cap - q->running.load());
     if (want <= 0) continue;
