@@ -20,6 +20,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "bench/queries.hpp"
@@ -351,7 +352,14 @@ Json Bench::soak() {
   const double sample_every = std::clamp(seconds / 20, 5.0, 60.0);
   const double hold_from = seconds * 0.3;
   const double hold_for = std::min(600.0, seconds * 0.25);
-  std::ofstream csv(o_.csv.empty() ? "soak.csv" : o_.csv);
+  const std::string csv_path = o_.csv.empty() ? "soak.csv" : o_.csv;
+  std::ofstream csv(csv_path);
+  // Each index's size per sample (long form), beside the main CSV: soak.csv -> soak_indexes.csv.
+  const std::string index_csv_path =
+      (csv_path.size() > 4 && csv_path.ends_with(".csv") ? csv_path.substr(0, csv_path.size() - 4) : csv_path) +
+      "_indexes.csv";
+  std::ofstream index_csv(index_csv_path);
+  index_csv << "minute,index,mb\n";
   csv << "minute,enqueued_per_s,completed_per_s,failed_per_s,wait_p50_ms,wait_p99_ms,table_mb,index_mb,"
          "dead_rows,xmin_age,unfinished,crawls_done,held\n";
 
@@ -406,6 +414,8 @@ Json Bench::soak() {
   double since = scalar(q::bench_now) - 10;
   long long completed = 0, failed = 0, last_enqueued = 0;
   double p99_max_after_hold = 0, table_mb_at_release = 0, table_mb_last = 0;
+  std::map<std::string, double> index_mb_at_release, index_mb_last;  // by index name
+  double release_minute = 0;
   long long xmin_age_max = 0;
   auto sample = [&](double window_s) {
     const auto row = db_.query(q::bench_soak_sample, {std::to_string(since)}).at(0);
@@ -422,13 +432,23 @@ Json Bench::soak() {
         << ',' << num(7) << ',' << num(8) << ',' << num(9) << ',' << num(10) << ',' << (held ? 1 : 0) << '\n'
         << std::flush;
     last_enqueued = e;
+    for (const auto& ix : db_.query(q::bench_soak_indexes, {})) {
+      const double mb = ix[1] ? std::stod(*ix[1]) / 1048576.0 : 0.0;
+      index_mb_last[ix[0].value_or("")] = mb;
+      index_csv << elapsed() / 60.0 << ',' << ix[0].value_or("") << ',' << mb << '\n';
+    }
+    index_csv << std::flush;
   };
   bool was_held = false;
   while (elapsed() < seconds) {
     const auto t0 = SteadyClock::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(std::min(sample_every, seconds - elapsed() + 0.01)));
     sample(std::chrono::duration<double>(SteadyClock::now() - t0).count());
-    if (was_held && !held) table_mb_at_release = table_mb_last;
+    if (was_held && !held) {
+      table_mb_at_release = table_mb_last;
+      index_mb_at_release = index_mb_last;
+      release_minute = elapsed() / 60.0;
+    }
     was_held = held;
   }
   stop = true;
@@ -458,7 +478,18 @@ Json Bench::soak() {
   r["table_mb_at_release"] = table_mb_at_release;
   r["table_mb_last"] = table_mb_last;
   r["wait_p99_ms_max_after_release"] = p99_max_after_hold;
-  r["csv"] = o_.csv.empty() ? "soak.csv" : o_.csv;
+  // Growth of each index from the end of the held transaction to the end of the run, MB/min: a
+  // plateau is ~0.
+  Json growth = Json::object();
+  const double minutes_after = elapsed() / 60.0 - release_minute;
+  for (const auto& [name, mb] : index_mb_last) {
+    if (index_mb_at_release.contains(name) && minutes_after > 0) {
+      growth[name] = (mb - index_mb_at_release[name]) / minutes_after;
+    }
+  }
+  r["index_growth_mb_per_min_after_release"] = growth;
+  r["csv"] = csv_path;
+  r["index_csv"] = index_csv_path;
   reset();
   return r;
 }

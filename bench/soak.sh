@@ -20,4 +20,4 @@ export DATABASE_URL
 "$DOCKET" bench soak --seconds "$SOAK_SECONDS" --jobs "$SOAK_RATE" --workers 2 --csv bench/soak.csv |
   tee bench/soak.json
 python3 bench/soak_plot.py bench/soak.csv bench/soak.svg
-echo "figures: bench/soak.csv, picture: bench/soak.svg, summary: bench/soak.json"
+echo "figures: bench/soak.csv, bench/soak_indexes.csv, picture: bench/soak.svg, summary: bench/soak.json"
