@@ -33,7 +33,7 @@ void print_schedules(const Json& rows) {
 
 /// `docket schedule VERB NAME` for the verbs that take only a name.
 void add_name_verb(CLI::App* parent, GlobalOptions& global, Action& action, const std::string& verb,
-                   const std::string& help, std::function<int(Client&, const std::string&)> run) {
+                   const std::string& help, const std::function<int(Client&, const std::string&)>& run) {
   auto* cmd = parent->add_subcommand(verb, help);
   auto name = std::make_shared<std::string>();
   cmd->add_option("name", *name, "Schedule name")->required();
