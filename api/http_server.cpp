@@ -135,7 +135,7 @@ ParseResult parse_request_bytes(std::string_view bytes, const Limits& limits) {
 
 struct HttpServer::Impl {
   Impl(Limits l, Handlers h, int threads)
-      : limits(std::move(l)), handlers(std::move(h)), io_threads(std::max(1, threads)), acceptor(ioc) {}
+      : limits(l), handlers(std::move(h)), io_threads(std::max(1, threads)), acceptor(ioc) {}
 
   void accept();
 
@@ -328,7 +328,7 @@ void HttpServer::Impl::accept() {
 }
 
 HttpServer::HttpServer(Limits limits, Handlers handlers, int io_threads)
-    : impl_(std::make_unique<Impl>(std::move(limits), std::move(handlers), io_threads)) {}
+    : impl_(std::make_unique<Impl>(limits, std::move(handlers), io_threads)) {}
 
 HttpServer::~HttpServer() {
   stop();

@@ -106,7 +106,7 @@ std::string join(const std::vector<std::string>& names) {
 void list_params(const std::multimap<std::string, std::string>& params, std::vector<std::string> filters, int max_limit,
                  int& limit, std::optional<std::int64_t>& after,
                  const std::function<void(const std::string&, const std::string&)>& on_filter) {
-  std::vector<std::string> known = filters;
+  std::vector<std::string> known = std::move(filters);
   known.insert(known.end(), {"limit", "after"});
   for (const auto& [name, value] : params) {
     if (std::find(known.begin(), known.end(), name) == known.end()) {

@@ -155,7 +155,7 @@ class ReadyLane {
         write_json(res, 503, Json{{"status", "unavailable"}, {"reason", "the database did not answer within 1s"}});
         return done(std::move(res));
       }
-      const Outcome o = outcome.get();
+      const Outcome& o = outcome.get();
       const int want = known_schema_version();
       if (!o.error.empty()) {
         write_json(res, 503, Json{{"status", "unavailable"}, {"reason", o.error}});
@@ -330,7 +330,7 @@ struct Server::Impl {
   Response run_route(Request& req);
   /// GET /jobs/{id}?wait=: parks the request on the watch (no thread, no pooled connection held)
   /// and answers when the job finishes or the wait ends.
-  void await_job(const Request& req, std::function<void(Response)> done);
+  void await_job(const Request& req, const std::function<void(Response)>& done);
   /// The waits' watch, started by the first wait: its own connection, LISTENing on docket_finished.
   JobWatch& watch();
   std::vector<GaugeSample> database_gauges();
@@ -432,8 +432,7 @@ void Server::Impl::handle(Request req, std::function<void(Response)> done) {
   }
   if (get && req.path == "/ready") return ready.check(std::move(done));
   static const std::regex job_path(R"(/jobs/(\d{1,18}))");
-  if (get && req.params.contains("wait") && std::regex_match(req.path, job_path))
-    return await_job(req, std::move(done));
+  if (get && req.params.contains("wait") && std::regex_match(req.path, job_path)) return await_job(req, done);
   net::post(pool, [this, req = std::move(req), done = std::move(done)]() mutable { done(run_route(req)); });
 }
 
@@ -452,7 +451,7 @@ JobWatch& Server::Impl::watch() {
   return *job_watch;
 }
 
-void Server::Impl::await_job(const Request& req, std::function<void(Response)> done) {
+void Server::Impl::await_job(const Request& req, const std::function<void(Response)>& done) {
   auto answer = [done](Response res) {
     res.route = "/jobs/{id}";
     done(std::move(res));
@@ -461,7 +460,7 @@ void Server::Impl::await_job(const Request& req, std::function<void(Response)> d
   try {
     const std::int64_t id = std::stoll(req.path.substr(std::string("/jobs/").size()));
     const auto wait = parse_wait(req.params);
-    watch().wait(id, *wait, [answer, id](std::optional<JobRecord> job, std::exception_ptr error) {
+    watch().wait(id, *wait, [answer, id](std::optional<JobRecord> job, const std::exception_ptr& error) {
       Response out;
       try {
         if (error) std::rethrow_exception(error);

@@ -694,7 +694,7 @@ Json toml_to_json(const toml::node& n, const std::string& what, const std::strin
 /// One of `allowed`, or a ConfigError naming the field and listing them.
 std::string one_of(const toml::node& v, const std::string& field, const std::vector<std::string>& allowed,
                    const std::string& origin) {
-  const std::string value = str(v, field);
+  std::string value = str(v, field);
   if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;

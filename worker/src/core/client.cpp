@@ -260,7 +260,7 @@ void Client::wait_async(std::int64_t id, std::chrono::milliseconds timeout,
 std::optional<JobRecord> Client::wait(std::int64_t id, std::chrono::milliseconds timeout) {
   auto answer = std::make_shared<std::promise<std::optional<JobRecord>>>();
   auto future = answer->get_future();
-  wait_async(id, timeout, [answer](std::optional<JobRecord> job, std::exception_ptr error) {
+  wait_async(id, timeout, [answer](std::optional<JobRecord> job, const std::exception_ptr& error) {
     if (error) {
       answer->set_exception(error);
     } else {

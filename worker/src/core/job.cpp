@@ -51,6 +51,7 @@ std::optional<JobState> parse_job_state(std::string_view name) {
 const std::vector<std::string>& job_state_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out;
+    out.reserve(kAllStates.size());
     for (const auto state : kAllStates) out.emplace_back(to_string(state));
     return out;
   }();
