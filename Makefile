@@ -46,7 +46,9 @@ test-e2e: build
 test-scale: deps-test build
 	cd $(BUILD_DIR) && DOCKET_TEST_LONG=1 ctest --output-on-failure -R '^(PgBouncer|Partition|Failover|ClockSkew|Poison|ScheduleLong)'
 
+# tests/sanitizers/lsan.supp: leaks inside libraries we cannot change, each with its reason.
 SANITIZER_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
+                LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=1 \
                 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 LAUNCHER = $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
