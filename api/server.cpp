@@ -42,10 +42,15 @@ constexpr int kReadySeconds = 1;
 /// Keys of each keyed kind on /metrics: the busiest ones only, so the label count stays bounded.
 constexpr int kHotKeys = 10;
 
+/// A JSON body as sent: compact, invalid UTF-8 replaced rather than thrown on.
+std::string json_text(const Json& body) {
+  return body.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 void write_json(Response& res, int status, const Json& body) {
   res.status = status;
   res.content_type = "application/json";
-  res.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  res.body = json_text(body);
 }
 
 Response error_response(int status, const std::string& code, const std::string& message) {
@@ -356,6 +361,11 @@ struct Server::Impl {
   ReadyLane ready;
   net::thread_pool pool;
   std::mutex watch_mutex;  ///< guards job_watch's creation
+  /// The job the last wait was answered with, and its body: the watch answers every waiter of a
+  /// job in one go with one shared record, which is then formatted once, not once per waiter.
+  std::mutex answered_mutex;
+  std::shared_ptr<const JobRecord> answered_job;
+  std::string answered_body;
   /// Last: destroyed first, so its pending waits are ended (503) while the transport still stands.
   std::unique_ptr<JobWatch> job_watch;
 };
@@ -460,12 +470,21 @@ void Server::Impl::await_job(const Request& req, const std::function<void(Respon
   try {
     const std::int64_t id = std::stoll(req.path.substr(std::string("/jobs/").size()));
     const auto wait = parse_wait(req.params);
-    watch().wait(id, *wait, [answer, id](std::optional<JobRecord> job, const std::exception_ptr& error) {
+    watch().wait(id, *wait, [this, answer, id](std::shared_ptr<const JobRecord> job, const std::exception_ptr& error) {
       Response out;
       try {
         if (error) std::rethrow_exception(error);
         if (!job) throw NotFound("no job with id " + std::to_string(id));
-        write_json(out, 200, Json(*job));
+        out.status = 200;
+        out.content_type = "application/json";
+        {
+          std::lock_guard lock(answered_mutex);
+          if (answered_job != job) {
+            answered_body = json_text(Json(*job));
+            answered_job = job;  // held, so the same address cannot be another record's
+          }
+          out.body = answered_body;
+        }
         // Whether the job finished or the wait ran out: the body is the job either way.
         out.headers.emplace_back("Docket-Wait", is_finished(job->state) ? "finished" : "timeout");
       } catch (const NotFound& e) {

@@ -254,7 +254,10 @@ void Client::wait_async(std::int64_t id, std::chrono::milliseconds timeout,
     throw InvalidInput("wait must be between 0s and " + std::to_string(kMaxWait.count()) + "s, got " +
                        std::to_string(timeout.count()) + "ms");
   }
-  impl_->watch().wait(id, timeout, std::move(done));
+  impl_->watch().wait(id, timeout,
+                      [done = std::move(done)](std::shared_ptr<const JobRecord> job, std::exception_ptr error) {
+                        done(job ? std::optional<JobRecord>(*job) : std::nullopt, std::move(error));
+                      });
 }
 
 std::optional<JobRecord> Client::wait(std::int64_t id, std::chrono::milliseconds timeout) {

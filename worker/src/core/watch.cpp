@@ -60,7 +60,7 @@ JobWatch::~JobWatch() {
     left.swap(waiters_);
   }
   const auto error = std::make_exception_ptr(Unavailable("shutting down: the wait was not answered"));
-  for (auto& [id, w] : left) w.done(std::nullopt, error);
+  for (auto& [id, w] : left) w.done(nullptr, error);
 }
 
 void JobWatch::wait(std::int64_t id, std::chrono::milliseconds timeout, WaitDone done) {
@@ -172,13 +172,16 @@ void JobWatch::run(const std::stop_token& stop) {
       if (now >= next_sweep) next_sweep = now + sweep_every;
 
       if (!check.empty() && session.connected()) {
-        std::map<std::int64_t, JobRecord> found;
+        std::map<std::int64_t, std::shared_ptr<const JobRecord>> found;
         std::exception_ptr error;
         try {
           std::vector<std::int64_t> ids(check.begin(), check.end());
           for (std::size_t i = 0; i < ids.size(); i += kReadChunk) {
             const std::vector<std::int64_t> chunk(ids.begin() + i, ids.begin() + std::min(ids.size(), i + kReadChunk));
-            for (auto& job : session.jobs_by_id(chunk)) found.emplace(job.id, std::move(job));
+            for (auto& job : session.jobs_by_id(chunk)) {
+              const auto job_id = job.id;
+              found.emplace(job_id, std::make_shared<const JobRecord>(std::move(job)));
+            }
           }
           read_all = false;
           delay.reset();
@@ -191,7 +194,7 @@ void JobWatch::run(const std::stop_token& stop) {
           if (session.connected()) session.disconnect();  // read again from a fresh session
         }
         now = SteadyClock::now();
-        std::vector<std::pair<Waiter, std::optional<JobRecord>>> answers;
+        std::vector<std::pair<Waiter, std::shared_ptr<const JobRecord>>> answers;
         std::vector<Waiter> failures;
         {
           std::lock_guard lock(mutex_);
@@ -207,8 +210,8 @@ void JobWatch::run(const std::stop_token& stop) {
                 }
                 failures.push_back(std::move(first->second));
               } else if (it == found.end()) {
-                answers.emplace_back(std::move(first->second), std::nullopt);
-              } else if (expired || is_finished(it->second.state)) {
+                answers.emplace_back(std::move(first->second), nullptr);
+              } else if (expired || is_finished(it->second->state)) {
                 answers.emplace_back(std::move(first->second), it->second);
               } else {
                 ++first;
@@ -220,7 +223,7 @@ void JobWatch::run(const std::stop_token& stop) {
           }
         }
         for (auto& [w, job] : answers) w.done(std::move(job), nullptr);
-        for (auto& w : failures) w.done(std::nullopt, error);
+        for (auto& w : failures) w.done(nullptr, error);
       } else if (!session.connected()) {
         // No database: waits past their deadline end with the reason rather than hang.
         std::vector<Waiter> failures;
@@ -237,7 +240,7 @@ void JobWatch::run(const std::stop_token& stop) {
           }
         }
         const auto error = std::make_exception_ptr(Unavailable("the database cannot be reached to read the job"));
-        for (auto& w : failures) w.done(std::nullopt, error);
+        for (auto& w : failures) w.done(nullptr, error);
         read_all = true;
       }
 

@@ -24,9 +24,11 @@
 
 namespace docket {
 
-/// How a wait ends: the job as it then stands (nullopt: there is no such job), or the error that
-/// kept it from being read (then `job` is empty).
-using WaitDone = std::function<void(std::optional<JobRecord> job, std::exception_ptr error)>;
+/// How a wait ends: the job as it then stands (null: there is no such job), or the error that
+/// kept it from being read (then `job` is null). Every waiter of one job answered in one round
+/// gets the same pointer, so a caller can format the job once for all of them (1,000 waiters on
+/// one job: one serialisation, not 1,000).
+using WaitDone = std::function<void(std::shared_ptr<const JobRecord> job, std::exception_ptr error)>;
 
 class JobWatch {
  public:
