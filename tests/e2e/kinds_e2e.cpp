@@ -122,6 +122,38 @@ TEST(Kinds, AnOperatorsLimitSurvivesWorkerRestartsUntilResetAndTheKindsQueueIsSe
   EXPECT_EQ(w3->wait(20s), 0) << w3->log_text();
 }
 
+TEST(Kinds, AFinishedBacklogOfManyBatchesIsPrunedInOnePassNotOneBatchPerInterval) {
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  // 23,000 completed jobs past the default retention (24 h): almost five prune batches (5,000).
+  db->query(
+      "INSERT INTO docket.jobs (kind, state, finished_at) SELECT 'report', 'completed', now() - interval '2 days'"
+      "  FROM generate_series(1, 23000)");
+  // The first prune comes about 5 s after start (a quarter of the interval), the next 20 s later.
+  auto worker = start_docket_worker(*db, dir, R"(
+[worker]
+prune_interval = "20s"
+[kinds.report]
+command = ["/bin/true"]
+)",
+                                    "pruner");
+  ASSERT_TRUE(wait_until([&] { return worker->log_text().find("job.pruned") != std::string::npos; }, 30s))
+      << worker->log_text();
+  // One batch per interval would leave 18,000 rows for the next 20 s: they go in one pass.
+  ASSERT_TRUE(wait_until([&] { return db->count("SELECT count(*) FROM docket.jobs") == 0; }, 12s))
+      << db->count("SELECT count(*) FROM docket.jobs") << " left\n"
+      << worker->log_text();
+  const std::string log = worker->log_text();
+  int full = 0;
+  for (auto at = log.find("job.pruned count=5000"); at != std::string::npos;
+       at = log.find("job.pruned count=5000", at + 1))
+    ++full;
+  EXPECT_EQ(full, 4) << log;
+  EXPECT_NE(log.find("job.pruned count=3000"), std::string::npos) << log;
+  worker->signal(SIGTERM);
+  EXPECT_EQ(worker->wait(20s), 0) << worker->log_text();
+}
+
 TEST(Kinds, TwoWorkersWithDifferentRetentionEachPruneOnlyByTheStoredRule) {
   auto db = PgCluster::shared().fresh_database();
   TempDir dir;

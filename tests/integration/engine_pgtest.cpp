@@ -365,7 +365,7 @@ TEST_F(Engine, PruneDeletesOnlyFinishedJobsPastRetention) {
   db->query("UPDATE docket.jobs SET state = 'completed', finished_at = now() WHERE id = " + std::to_string(new_done));
   db->query("UPDATE docket.jobs SET state = 'failed', finished_at = now() - interval '2 days' WHERE id = " +
             std::to_string(old_failed));
-  EXPECT_EQ(session->prune(), 1);  // the default retention: 24 h completed, 7 days failed
+  EXPECT_EQ(session->prune(5000), 1);  // the default retention: 24 h completed, 7 days failed
   EXPECT_EQ(state(old_done), "");
   EXPECT_EQ(state(new_done), "completed");
   EXPECT_EQ(state(old_failed), "failed");

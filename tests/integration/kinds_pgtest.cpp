@@ -194,7 +194,7 @@ TEST(Kinds, PruneAppliesEachKindsRetentionAndTheDefault) {
       "INSERT INTO docket.jobs (kind, state, finished_at) SELECT k, s::docket.job_state, now() - age "
       "  FROM unnest('{report,import,adhoc}'::text[]) k, unnest('{completed,failed,cancelled}'::text[]) s, "
       "       unnest('{1 minute,2 days,8 days}'::interval[]) age");
-  EXPECT_EQ(worker.prune(), (3 + 1 + 1) + (2 + 1 + 1) * 2);
+  EXPECT_EQ(worker.prune(5000), (3 + 1 + 1) + (2 + 1 + 1) * 2);
   const auto left = [&](const std::string& kind) {
     return db->scalar(
         "SELECT string_agg(state || '@' || extract(day FROM now() - finished_at), ',' "
@@ -208,7 +208,7 @@ TEST(Kinds, PruneAppliesEachKindsRetentionAndTheDefault) {
   EXPECT_EQ(left("adhoc"), "completed@0,failed@0,failed@2,cancelled@0,cancelled@2");
   // The default lives in the database: changing it applies to every kind without its own.
   db->query("SELECT docket.set_retention(NULL, '30 seconds', '30 seconds')");
-  EXPECT_EQ(worker.prune(), 4 + 5 + 5);
+  EXPECT_EQ(worker.prune(5000), 4 + 5 + 5);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 0);
   EXPECT_EQ(failure(*db, "SELECT docket.set_retention('x', '-1 s', NULL)").first, "22023");
 }

@@ -207,7 +207,7 @@ const std::vector<Case>& hot_queries() {
            {"jobs_waiting_idx"},
            "UPDATE docket.jobs SET run_at = now() WHERE id IN (40, 41)"},
       Case{docket::db::q::job_rescue, {}, false, {"jobs_running_idx"}},
-      Case{docket::db::q::job_prune, {}, false, {"jobs_finished_kind_idx"}},
+      Case{docket::db::q::job_prune, {"5000"}, false, {"jobs_finished_kind_idx"}},
       // Clients and the API.
       Case{docket::db::q::job_get, {"12345"}, false, {"jobs_pkey"}},
       Case{docket::db::q::job_list, {"NULL", "NULL", "NULL", "NULL", "100", "NULL"}, false, {"jobs_pkey"}},

@@ -979,8 +979,9 @@ ScheduleTick Session::schedule_tick() {
                  [&](pqxx::connection& c) { return rows::schedule_tick(DOCKET_RUN(q::schedule_tick)[0]); });
 }
 
-int Session::prune() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN(q::job_prune)[0][0].as<int>(); });
+int Session::prune(int batch) {
+  return guarded(*this, impl_->conn,
+                 [&](pqxx::connection& c) { return DOCKET_RUN(q::job_prune, std::to_string(batch))[0][0].as<int>(); });
 }
 
 namespace {

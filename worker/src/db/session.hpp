@@ -241,8 +241,9 @@ class Session {
   std::optional<std::int64_t> run_schedule_now(const std::string& name);
   /// Enqueues the jobs of due schedules, once per slot across the fleet.
   ScheduleTick schedule_tick();
-  /// Deletes finished jobs past their kind's retention (the rule stored in the database).
-  int prune();
+  /// Deletes up to `batch` finished jobs past their kind's retention (the rule stored in the
+  /// database), and clears up to `batch` expired results; returns how many rows it changed.
+  int prune(int batch);
   /// What seeding a kind did to its quota, so the worker can log it with its source.
   struct SeedOutcome {
     bool existed = false;                   ///< the kind had a row before

@@ -124,6 +124,11 @@ void Maintainer::finish() {
 namespace {
 /// After a tick that enqueued, the next waits at least this long (README: Schedules).
 constexpr Millis kScheduleGather{50};
+/// Rows one prune deletes in one transaction. A full batch means more are due: the next comes at
+/// once rather than a prune_interval later, or a fleet finishing more than a batch per interval
+/// (500 jobs/s is 30,000 a minute) would keep its finished jobs longer and longer, and the
+/// table and its indexes would grow without end.
+constexpr int kPruneBatch = 5000;
 }  // namespace
 
 void Maintainer::loop(const std::stop_token& stop) {
@@ -192,8 +197,9 @@ void Maintainer::loop(const std::stop_token& stop) {
       }
       if (now >= next_prune) {
         next_prune = now + jittered(config_.prune_interval, rng);
-        if (const int n = session_.prune(); n > 0) {
+        if (const int n = session_.prune(kPruneBatch); n > 0) {
           log::info("job.pruned", {{"count", n}});
+          if (n >= kPruneBatch) next_prune = now;  // heartbeats and the rest still come first
         }
       }
       if (delay.failing()) log::info("db.reconnected", {{"component", "maintainer"}});
