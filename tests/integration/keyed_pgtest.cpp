@@ -98,6 +98,42 @@ TEST_F(Keyed, KeysAreServedRoundRobinEachGetsAnEqualShare) {
   }
 }
 
+// The round-robin cursor lives in docket.kind_cursors (unlogged, 0022): each claim moves it to the
+// last key it served, and a cursor lost in a crash (the table comes back empty) only restarts the
+// turn at the first key: the claim rebuilds its row, and the per-key limit still holds.
+TEST_F(Keyed, TheCursorMovesPastTheLastKeyServedAndALostCursorRestartsAtTheFirstKey) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 1});
+  client->enqueue_many(tenant_jobs("a", {"k1", "k2", "k3", "k4"}, 3));
+  EXPECT_EQ(by_tenant(claim({"a"}, 2)), (std::map<std::string, int>{{"k1", 1}, {"k2", 1}}));
+  EXPECT_EQ(db->scalar("SELECT key FROM docket.kind_cursors WHERE kind = 'a'"), "k2");
+  complete_all();
+  EXPECT_EQ(by_tenant(claim({"a"}, 1)), (std::map<std::string, int>{{"k3", 1}}));  // after k2, not k1 again
+  EXPECT_EQ(db->scalar("SELECT key FROM docket.kind_cursors WHERE kind = 'a'"), "k3");
+  db->query("TRUNCATE docket.kind_cursors");  // what a crash leaves of an unlogged table
+  // From the first key again; k3 still runs, so the limit skips it even though the turn restarted.
+  EXPECT_EQ(by_tenant(claim({"a"}, 3)), (std::map<std::string, int>{{"k1", 1}, {"k2", 1}, {"k4", 1}}));
+  EXPECT_EQ(db->scalar("SELECT key FROM docket.kind_cursors WHERE kind = 'a'"), "k4");
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE state = 'running'"), 4);
+  // Every key running: nothing to claim, and the turn starts over at the first key.
+  EXPECT_TRUE(claim({"a"}, 5).empty());
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.kind_cursors WHERE kind = 'a' AND key IS NULL"), 1);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE state = 'running'"), 4);
+}
+
+// The insert trigger computes each keyed kind's path once per statement (0022): one INSERT of
+// several kinds, each partitioned by another path, gives every job its own kind's key, and jobs
+// of kinds without a partition none.
+TEST_F(Keyed, OneInsertOfSeveralKeyedKindsGivesEachJobItsOwnKindsKey) {
+  client->set_partition("a", PartitionLimit{.partition = "args.tenant"});
+  client->set_partition("b", PartitionLimit{.partition = "args.source.host"});
+  db->query(
+      "INSERT INTO docket.jobs (kind, args) SELECT k, jsonb_build_object('tenant', 't' || g, 'source', "
+      "jsonb_build_object('host', 'h' || g)) FROM generate_series(1, 3) g, unnest(ARRAY['a', 'b', 'c']) k");
+  EXPECT_EQ(db->scalar("SELECT string_agg(kind || '=' || coalesce(partition_key, 'NULL'), ',' ORDER BY kind, id) "
+                       "FROM docket.jobs"),
+            "a=t1,a=t2,a=t3,b=h1,b=h2,b=h3,c=NULL,c=NULL,c=NULL");
+}
+
 TEST_F(Keyed, MaxRunningPerKeyAboveOneAndTheKindsOwnQuotaCompose) {
   client->set_partition("a", PartitionLimit{.partition = "args.tenant", .max_running_per_key = 3});
   client->enqueue_many(tenant_jobs("a", {"x", "y"}, 10));

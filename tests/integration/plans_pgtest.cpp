@@ -188,6 +188,12 @@ const std::vector<Case>& hot_queries() {
            {kWorker, "'{default}'", "'{a,c}'", "500"},
            true,
            {"jobs_claim_idx", "jobs_pkey", "jobs_running_idx"}},
+      // A kind with a rate (issue 14): the same claim index, the bucket read from the kind's row.
+      Case{docket::db::q::job_claim,
+           {kWorker, "'{default,other}'", "'{a,b}'", "500"},
+           true,
+           {"jobs_claim_idx", "jobs_pkey"},
+           "SELECT docket.set_rate('b', '1000000/1s')"},
       Case{docket::db::q::job_complete, {kWorker, kRunningIds, "'{1,1,1}'"}, true, {"jobs_pkey"}},
       Case{docket::db::q::job_finish,
            {kWorker, kRunningIds, "'{1,1,1}'", "'{retry,fail,complete}'", "'{1,0,0}'", "'{NULL,NULL,\"{}\"}'",
@@ -581,5 +587,22 @@ TEST(KeyedPlans, TheKeyedClaimUsesTheKeyIndexWith100kJobsOver1000Keys) {
       if (s.index == index) EXPECT_TRUE(s.has_cond || s.under_limit) << query << " walks all of " << index;
     }
     if (std::string(query) != "kind_limits") EXPECT_TRUE(used.contains(index)) << query;
+    // The claim counts each open key's running jobs through their own index, never the table.
+    if (query == "job_claim") {
+      EXPECT_TRUE(used.contains("jobs_partition_running_idx")) << query;
+    }
   }
+  // The keyed claim is planned from the kind's round-robin cursor (docket.kind_cursors) as the
+  // worker would: a claim that left one there plans the same.
+  db->query("INSERT INTO docket.kind_cursors (kind, key) VALUES ('k', 't500')");
+  const auto again = scans_on(*db, Case{docket::db::q::job_claim, {kWorker, "'{default}'", "'{k}'", "50"}, true, {}});
+  bool keyed_index = false;
+  for (const auto& s : again) {
+    EXPECT_NE(s.node, "Seq Scan") << "from a cursor, the claim scans docket.jobs sequentially in:\n" << s.statement;
+    if (s.index == index) {
+      keyed_index = true;
+      EXPECT_TRUE(s.has_cond || s.under_limit) << "from a cursor, the claim walks all of " << index;
+    }
+  }
+  EXPECT_TRUE(keyed_index);
 }
