@@ -363,8 +363,10 @@ struct Server::Impl {
   std::mutex watch_mutex;  ///< guards job_watch's creation
   /// The job the last wait was answered with, and its body: the watch answers every waiter of a
   /// job in one go with one shared record, which is then formatted once, not once per waiter.
+  /// A weak reference: the record's args and result are freed with the last waiter, while its
+  /// control block (make_shared) keeps the address from being reused for another record.
   std::mutex answered_mutex;
-  std::shared_ptr<const JobRecord> answered_job;
+  std::weak_ptr<const JobRecord> answered_job;
   std::string answered_body;
   /// Last: destroyed first, so its pending waits are ended (503) while the transport still stands.
   std::unique_ptr<JobWatch> job_watch;
@@ -479,9 +481,11 @@ void Server::Impl::await_job(const Request& req, const std::function<void(Respon
         out.content_type = "application/json";
         {
           std::lock_guard lock(answered_mutex);
-          if (answered_job != job) {
+          const bool same =
+              !answered_job.owner_before(job) && !job.owner_before(answered_job) && !answered_job.expired();
+          if (!same) {
             answered_body = json_text(Json(*job));
-            answered_job = job;  // held, so the same address cannot be another record's
+            answered_job = job;
           }
           out.body = answered_body;
         }

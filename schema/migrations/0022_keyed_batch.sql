@@ -55,7 +55,7 @@ BEGIN
     -- By id = ANY(array): the rows by primary key, never a join that walks the table.
     UPDATE docket.jobs j SET partition_key = docket.partition_key_of(p.path, j.args)
       FROM (SELECT k.kind, docket.partition_path(k.partition) AS path FROM docket.kinds k
-             WHERE k.partition IS NOT NULL OFFSET 0) p
+             WHERE k.partition IS NOT NULL AND k.kind IN (SELECT n.kind FROM new_key_rows n) OFFSET 0) p
      WHERE p.kind = j.kind
        AND j.id = ANY (ARRAY(SELECT n.id FROM new_key_rows n
                               WHERE n.partition_key IS NULL AND n.kind IN (SELECT k.kind FROM docket.kinds k WHERE k.partition IS NOT NULL)));
