@@ -95,10 +95,12 @@ void Completer::loop(const std::stop_token& stop, int index) {
     std::map<std::int64_t, std::tuple<std::string, int, std::string>> progress;
     {
       std::unique_lock lock(mutex_);
-      // Writer 0 writes whenever there is something; another writer only while a batch is in
-      // flight (its connection stays unopened on a worker whose outcomes never pile up).
+      // Writer 0 writes whenever there is something; another writer only a flood's batch piled
+      // up behind a batch in flight (its connection stays unopened on a worker whose outcomes
+      // never pile up, and small batches would cost a commit each).
       const auto my_turn = [&] {
-        return !taking_ && (!queue_.empty() || !progress_.empty()) && (index == 0 || writing_ > 0);
+        return !taking_ &&
+               (index == 0 ? !queue_.empty() || !progress_.empty() : writing_ > 0 && queue_.size() >= kFloodBatch);
       };
       ready_.wait(lock, stop, my_turn);
       if (!my_turn()) {
