@@ -18,14 +18,17 @@ constexpr auto kFloodLinger = std::chrono::microseconds(500);
 
 Completer::Completer(const std::string& url, std::function<void(bool)> on_flush, std::shared_ptr<Metrics> metrics,
                      Refill refill)
-    : session_(url, "docket-completer", db::Session::Plans::pinned),
-      on_flush_(std::move(on_flush)),
-      metrics_(std::move(metrics)),
-      refill_(std::move(refill)),
-      thread_([this](const std::stop_token& st) { loop(st); }) {}
+    : on_flush_(std::move(on_flush)), metrics_(std::move(metrics)), refill_(std::move(refill)) {
+  for (int i = 0; i < kWriters; ++i) {
+    sessions_.push_back(std::make_unique<db::Session>(url, "docket-completer", db::Session::Plans::pinned));
+  }
+  for (int i = 0; i < kWriters; ++i) {
+    threads_.emplace_back([this, i](const std::stop_token& st) { loop(st, i); });
+  }
+}
 
 Completer::~Completer() {
-  thread_.request_stop();
+  for (auto& t : threads_) t.request_stop();
   ready_.notify_all();
 }
 
@@ -36,8 +39,9 @@ void Completer::push(PendingFinish finish) {
     was_empty = queue_.empty();
     queue_.push_back(std::move(finish));
   }
-  // Only the first outcome of a batch wakes the writer; it takes all that piled up meanwhile.
-  if (was_empty) ready_.notify_one();
+  // Only the first outcome of a batch wakes a writer; it takes all that piled up meanwhile. All
+  // of them: the one whose turn it is may not be the one notify_one would pick.
+  if (was_empty) ready_.notify_all();
 }
 
 void Completer::progress(const std::string& worker, std::int64_t id, int attempt, std::string json) {
@@ -45,7 +49,7 @@ void Completer::progress(const std::string& worker, std::int64_t id, int attempt
     std::lock_guard lock(mutex_);
     progress_[id] = {worker, attempt, std::move(json)};
   }
-  ready_.notify_one();
+  ready_.notify_all();
 }
 
 std::size_t Completer::pending() const {
@@ -64,23 +68,47 @@ void Completer::drain(std::chrono::milliseconds timeout) {
     draining_ = true;
     drain_deadline_ = std::chrono::steady_clock::now() + timeout;
   }
+  for (auto& t : threads_) t.request_stop();
   ready_.notify_all();
-  thread_.request_stop();
-  if (thread_.joinable()) thread_.join();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
-void Completer::loop(const std::stop_token& stop) {
+void Completer::loop(const std::stop_token& stop, int index) {
+  db::Session& session = *sessions_[static_cast<std::size_t>(index)];
   ReconnectDelay delay;
   std::vector<PendingFinish> batch;
+  // Whether this writer holds the turn to take (taking_) or has a batch in flight (writing_):
+  // given back on every path out of the write, errors included.
+  bool taking = false, writing = false;
+  auto give_back = [&] {
+    {
+      std::lock_guard lock(mutex_);
+      if (taking) taking_ = false;
+      if (writing) --writing_;
+    }
+    taking = writing = false;
+    ready_.notify_all();
+  };
   for (;;) {
     std::map<std::int64_t, std::tuple<std::string, int, std::string>> progress;
     {
       std::unique_lock lock(mutex_);
-      ready_.wait(lock, stop, [&] { return !queue_.empty() || !progress_.empty(); });
-      if (queue_.empty() && progress_.empty()) {
-        if (stop.stop_requested()) return;
+      // Writer 0 writes whenever there is something; another writer only a flood's batch piled
+      // up behind a batch in flight (its connection stays unopened on a worker whose outcomes
+      // never pile up, and small batches would cost a commit each).
+      const auto my_turn = [&] {
+        return !taking_ &&
+               (index == 0 ? !queue_.empty() || !progress_.empty() : writing_ > 0 && queue_.size() >= kFloodBatch);
+      };
+      ready_.wait(lock, stop, my_turn);
+      if (!my_turn()) {
+        // Stopped: writer 0 writes what is left; the others end once it has the turn.
+        if (stop.stop_requested() && (index != 0 || (queue_.empty() && progress_.empty()))) return;
         continue;
       }
+      taking = taking_ = true;
       if (flood_ && queue_.size() < kFloodBatch && !stop.stop_requested()) {
         // Outcomes are pouring in (the last batch was large): gather for a moment, so a backlog
         // drains in a few large writes instead of one large and several small ones.
@@ -88,6 +116,8 @@ void Completer::loop(const std::stop_token& stop) {
       }
       if (stop.stop_requested() && draining_ && std::chrono::steady_clock::now() > drain_deadline_) {
         log::error("completer.abandoned", {{"outcomes", queue_.size()}});
+        taking_ = false;
+        ready_.notify_all();
         return;
       }
       const std::size_t n = std::min(queue_.size(), kMaxBatch);
@@ -95,11 +125,15 @@ void Completer::loop(const std::stop_token& stop) {
       batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
       queue_.erase(queue_.begin(), queue_.begin() + n);
       progress.swap(progress_);
+      if (!batch.empty()) {
+        writing = true;
+        ++writing_;
+      }
     }
     try {
       for (const auto& [id, p] : progress) {
         try {
-          session_.progress(std::get<0>(p), id, std::get<1>(p), std::get<2>(p));
+          session.progress(std::get<0>(p), id, std::get<1>(p), std::get<2>(p));
         } catch (const Unavailable&) {
           throw;
         } catch (const std::exception& e) {
@@ -107,15 +141,24 @@ void Completer::loop(const std::stop_token& stop) {
           log::warn("job.progress_unwritable", {{"job_id", id}, {"error", e.what()}});
         }
       }
+      {
+        // The progress taken is written: the turn passes (another writer may take outcomes now
+        // and, with a batch in flight here, is let in).
+        std::lock_guard lock(mutex_);
+        taking_ = false;
+        taking = false;
+      }
+      ready_.notify_all();
       bool refilled = false;
       try {
-        refilled = !batch.empty() && write(batch);
+        refilled = !batch.empty() && write(session, batch);
       } catch (const Unavailable&) {
         throw;
       } catch (const std::exception& e) {
         log::warn("completer.batch_failed", {{"error", e.what()}, {"outcomes", batch.size()}});
-        write_each(batch);
+        write_each(session, batch);
       }
+      give_back();
       if (delay.failing()) log::info("db.reconnected", {{"component", "completer"}});
       delay.reset();
       batch.clear();
@@ -130,6 +173,7 @@ void Completer::loop(const std::stop_token& stop) {
         for (auto& [id, p] : progress) progress_.try_emplace(id, std::move(p));
       }
       batch.clear();
+      give_back();
       {
         std::lock_guard lock(mutex_);
         if (draining_ && std::chrono::steady_clock::now() + wait > drain_deadline_) {
@@ -143,17 +187,18 @@ void Completer::loop(const std::stop_token& stop) {
       // docket.stuck_jobs once past their timeout.
       log::error("completer.write_failed", {{"error", e.what()}, {"outcomes", batch.size()}});
       batch.clear();
+      give_back();
     }
   }
 }
 
-void Completer::write_each(std::vector<PendingFinish>& batch) {
+void Completer::write_each(db::Session& session, std::vector<PendingFinish>& batch) {
   std::size_t i = 0;
   try {
     for (; i < batch.size(); ++i) {
       std::vector<PendingFinish> one{batch[i]};
       try {
-        write(one, false);
+        write(session, one, false);
         continue;
       } catch (const Unavailable&) {
         throw;
@@ -178,7 +223,7 @@ void Completer::write_each(std::vector<PendingFinish>& batch) {
         p.item.error = clean_text("the outcome (" + was + ") could not be stored: " + e.what(), 4096);
       }
       try {
-        write(one, false);
+        write(session, one, false);
       } catch (const Unavailable&) {
         throw;
       } catch (const std::exception& e) {
@@ -192,7 +237,7 @@ void Completer::write_each(std::vector<PendingFinish>& batch) {
   }
 }
 
-bool Completer::write(std::vector<PendingFinish>& batch, bool claim_too) {
+bool Completer::write(db::Session& session, std::vector<PendingFinish>& batch, bool claim_too) {
   bool refilled = false;
   // One statement per worker id (normally one: a process has a second only after a lost lease).
   std::map<std::string, std::vector<std::size_t>> by_worker;
@@ -205,13 +250,13 @@ bool Completer::write(std::vector<PendingFinish>& batch, bool claim_too) {
     if (claim_too && refill_.begin) claim = refill_.begin(worker);
     std::vector<db::Finished> done;
     if (claim) {
-      auto both = session_.finish_and_claim(worker, items, refill_.queues_literal, refill_.kinds_literal, claim->limit);
+      auto both = session.finish_and_claim(worker, items, refill_.queues_literal, refill_.kinds_literal, claim->limit);
       done = std::move(both.finished);
       refill_.deliver(both.claimed, *claim, worker);
       claim.reset();  // releases the claim lock
       refilled = true;
     } else {
-      done = session_.finish(worker, items);
+      done = session.finish(worker, items);
     }
     std::unordered_map<std::int64_t, JobState> state_of;
     for (const auto& f : done) state_of[f.id] = f.state;

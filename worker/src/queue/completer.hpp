@@ -1,8 +1,11 @@
 #pragma once
-// Writes job outcomes in batches through the one fenced finish statement, on its own connection.
-// Batching completions is the main throughput lever: whatever piled up while the previous batch
-// was in flight goes out in the next round trip. A failed write is retried (never turned into a
-// job failure): outcomes wait in memory until the database is back.
+// Writes job outcomes in batches through the one fenced finish statement, on connections of its
+// own. Batching completions is the main throughput lever: whatever piled up while the previous
+// batch was in flight goes out in the next round trip. The finishing write costs the server about
+// twice a claim (a completed row enters seven indexes, a running one two), so one connection
+// writing outcomes was what bounded a draining worker: a second writer takes the outcomes that
+// pile up while the first one's batch is in flight, and connects only then. A failed write is
+// retried (never turned into a job failure): outcomes wait in memory until the database is back.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -58,6 +61,8 @@ class Completer {
   /// its argument says whether the batch already claimed for them (see Refill).
   Completer(const std::string& url, std::function<void(bool refilled)> on_flush, std::shared_ptr<Metrics> metrics,
             Refill refill = {});
+  /// Most batches written at once (each on its own connection, opened at its first batch).
+  static constexpr int kWriters = 2;
   ~Completer();
 
   void push(PendingFinish finish);
@@ -69,14 +74,16 @@ class Completer {
   std::size_t pending() const;
 
  private:
-  void loop(const std::stop_token& stop);
+  /// Writer `index`'s thread: writer 0 takes outcomes whenever there are some, the others only
+  /// while another writer's batch is in flight.
+  void loop(const std::stop_token& stop, int index);
   /// Returns whether a claim went with the write (only when `claim_too`).
-  bool write(std::vector<PendingFinish>& batch, bool claim_too = true);
+  bool write(db::Session& session, std::vector<PendingFinish>& batch, bool claim_too = true);
   /// After a batch failed for its content: writes each outcome alone, and one the database still
   /// refuses as an error on its job instead. On Unavailable, `batch` keeps the unwritten ones.
-  void write_each(std::vector<PendingFinish>& batch);
+  void write_each(db::Session& session, std::vector<PendingFinish>& batch);
 
-  db::Session session_;
+  std::vector<std::unique_ptr<db::Session>> sessions_;  ///< one per writer
   std::function<void(bool)> on_flush_;
   std::shared_ptr<Metrics> metrics_;
   Refill refill_;
@@ -87,8 +94,12 @@ class Completer {
   CompleterCounters counters_;
   bool draining_ = false;
   bool flood_ = false;  ///< the last batch was large: outcomes are pouring in
+  /// A writer has taken outcomes and not yet written the progress it took with them: no other
+  /// writer takes any meanwhile, so a job's last progress is always written before its outcome.
+  bool taking_ = false;
+  int writing_ = 0;  ///< writers with a batch of outcomes in flight
   std::chrono::steady_clock::time_point drain_deadline_;
-  std::jthread thread_;
+  std::vector<std::jthread> threads_;
 };
 
 }  // namespace docket

@@ -24,6 +24,7 @@
 #include "docket/json.hpp"
 #include "executors/executors.hpp"
 #include "maintenance/maintainer.hpp"
+#include "queue/claim_size.hpp"
 #include "queue/completer.hpp"
 #include "queue/finish.hpp"
 #include "queue/pool.hpp"
@@ -105,7 +106,7 @@ struct Worker::Impl {
   std::vector<db::ClaimedJob> claim_jobs(db::Session& session, const std::string& worker_id, int n,
                                          db::Session::ClaimPath& path, std::optional<double>* rate_wait_s);
   /// How many jobs a claim may take now: the free slots, at most a batch.
-  int claimable() const { return std::min(cfg.concurrency - in_flight.load(), cfg.claim_batch); }
+  int claimable() const { return docket::claimable(cfg.concurrency, cfg.claim_batch, in_flight.load()); }
   std::atomic<std::uint64_t> claimed{0};
   std::atomic<std::uint64_t> claims{0};  ///< claim round trips
 
@@ -162,7 +163,7 @@ void Worker::Impl::run() {
   row.concurrency = cfg.concurrency;
   row.lease_s = static_cast<double>(cfg.lease.count()) / 1000.0;
 
-  batch_threshold = std::max(1, std::min(cfg.claim_batch, cfg.concurrency) / 2);
+  batch_threshold = docket::batch_threshold(cfg.concurrency, cfg.claim_batch);
   queues_literal = db::text_array(cfg.queues);
   kinds_literal = db::text_array(kind_names);
   std::vector<std::string> open_queues;
@@ -334,10 +335,8 @@ void Worker::Impl::produce(const std::stop_token& stop) {
   auto retry_at = SteadyClock::time_point::min();
   // When an empty rate-limit bucket has its next token: claim again then (on the same path).
   auto rate_wake = SteadyClock::time_point::max();
-  // Claim in batches: while a backlog drains (the last claim came back full) and jobs are still
-  // running, wait up to kClaimWindow for half a batch of slots to free up instead of claiming one
-  // job per finished job. An idle worker, or one whose last claim was short (the queue ran dry or
-  // a quota capped it), claims at once: waiting would only add latency.
+  // Claim in batches (the rules: decide_claim in queue/claim_size.hpp): while a backlog drains,
+  // wait at most kClaimWindow for half a batch of free slots.
   constexpr auto kClaimWindow = std::chrono::milliseconds(5);
   auto deferred_since = SteadyClock::time_point::max();
   bool listening = false;  // our queues are marked in docket.queue_listeners (see below)
@@ -391,12 +390,11 @@ void Worker::Impl::produce(const std::stop_token& stop) {
     }
     const int running_now = in_flight.load();
     const int capacity = cfg.concurrency - running_now;
-    bool batch_ready = capacity >= batch_threshold || running_now == 0 || !last_full;
-    if (want && capacity > 0 && !batch_ready) {
-      if (deferred_since == SteadyClock::time_point::max()) deferred_since = now;
-      batch_ready = now - deferred_since >= kClaimWindow;
-    }
-    if (want && capacity > 0 && batch_ready && now >= retry_at) {
+    const auto decision =
+        decide_claim({cfg.concurrency, cfg.claim_batch, running_now, last_full,
+                      deferred_since != SteadyClock::time_point::max() && now - deferred_since >= kClaimWindow});
+    if (want && decision.defer && deferred_since == SteadyClock::time_point::max()) deferred_since = now;
+    if (want && decision.jobs > 0 && now >= retry_at) {
       deferred_since = SteadyClock::time_point::max();
       try {
         std::unique_lock claim_lock(claim_mutex);
