@@ -1,4 +1,4 @@
--- 0024_finish_notify_statement: the finish trigger once per statement, not once per row (issue 17).
+-- 0023_finish_notify_statement: the finish trigger once per statement, not once per row (issue 17).
 -- 0016's trigger called a PL/pgSQL function for every row an UPDATE moved into a finished state,
 -- and 0021's body probes docket.job_waiters each time: about a sixth of the time of the worker's
 -- batched completing write (1,000 rows, psql, 15 interleaved rounds: median 84.6 ms with it, 68.9
