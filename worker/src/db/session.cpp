@@ -677,6 +677,22 @@ void Session::ping() {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) { DOCKET_RUN(q::ping); });
 }
 
+std::vector<ClaimedJob> Session::running_jobs(const std::string& worker) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    std::vector<ClaimedJob> jobs;
+    for (const auto& row : DOCKET_RUN(q::worker_running_jobs, worker)) {
+      ClaimedJob job;
+      job.id = row["id"].as<std::int64_t>();
+      job.attempt = row["attempt"].as<int>();
+      job.kind = row["kind"].c_str();
+      job.queue = row["queue"].c_str();
+      job.max_retries = row["max_retries"].as<int>();
+      jobs.push_back(std::move(job));
+    }
+    return jobs;
+  });
+}
+
 std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::string& queues_literal,
                                        const std::string& kinds_literal, int limit) {
   ClaimPath path = ClaimPath::open;

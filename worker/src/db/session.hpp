@@ -195,6 +195,9 @@ class Session {
   std::vector<ClaimedJob> claim(const std::string& worker, const std::string& queues_literal,
                                 const std::string& kinds_literal, int limit, ClaimPath& path,
                                 std::optional<double>* rate_wait_s = nullptr);
+  /// The jobs the database has running under `worker` (id, attempt, kind, queue, max_retries; the
+  /// rest of each ClaimedJob empty): compared with the jobs a worker holds after a lost claim.
+  std::vector<ClaimedJob> running_jobs(const std::string& worker);
   std::vector<Finished> finish(const std::string& worker, const std::vector<FinishItem>& items);
   /// `finish` and a claim as `claim` on the quota path, in one round trip and one transaction:
   /// under a quota each freed slot is claimed at once.

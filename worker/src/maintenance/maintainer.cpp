@@ -1,6 +1,5 @@
 #include "maintenance/maintainer.hpp"
 
-#include <optional>
 #include <random>
 
 #include "core/log.hpp"
@@ -140,7 +139,7 @@ void Maintainer::loop(const std::stop_token& stop) {
   auto next_rescue = now0 + jittered(config_.effective_rescue(), rng) / 2;
   auto next_promote = now0;
   auto next_prune = now0 + jittered(config_.prune_interval, rng) / 4;
-  std::optional<SteadyClock::time_point> pruning_since;  ///< start of a run of back-to-back prunes
+  auto pruning_since = SteadyClock::time_point::max();  ///< start of a run of back-to-back prunes
   while (!stop.stop_requested()) {
     const auto now = SteadyClock::now();
     try {
@@ -199,17 +198,17 @@ void Maintainer::loop(const std::stop_token& stop) {
       }
       if (now >= next_prune) {
         next_prune = now + jittered(config_.prune_interval, rng);
-        if (!pruning_since) pruning_since = now;
+        if (pruning_since == SteadyClock::time_point::max()) pruning_since = now;
         const int n = session_.prune(kPruneBatch);
         if (n > 0) log::info("job.pruned", {{"count", n}});
         // Back to back while full batches come back, for at most half an interval: while a
         // transaction holds old rows visible, every call walks past the rows the previous ones
         // deleted, and a run without end would spend the session on that. Heartbeats and the
         // rest still come first in each pass.
-        if (n >= kPruneBatch && now - *pruning_since < config_.prune_interval / 2) {
+        if (n >= kPruneBatch && now - pruning_since < config_.prune_interval / 2) {
           next_prune = now;
         } else {
-          pruning_since.reset();
+          pruning_since = SteadyClock::time_point::max();
         }
       }
       if (delay.failing()) log::info("db.reconnected", {{"component", "maintainer"}});

@@ -250,13 +250,25 @@ bool Completer::write(db::Session& session, std::vector<PendingFinish>& batch, b
     if (claim_too && refill_.begin) claim = refill_.begin(worker);
     std::vector<db::Finished> done;
     if (claim) {
-      auto both = session.finish_and_claim(worker, items, refill_.queues_literal, refill_.kinds_literal, claim->limit);
+      db::FinishedAndClaimed both;
+      try {
+        both = session.finish_and_claim(worker, items, refill_.queues_literal, refill_.kinds_literal, claim->limit);
+      } catch (const Unavailable&) {
+        if (refill_.in_doubt) refill_.in_doubt();
+        throw;
+      }
       done = std::move(both.finished);
       refill_.deliver(both.claimed, *claim, worker);
       claim.reset();  // releases the claim lock
       refilled = true;
     } else {
       done = session.finish(worker, items);
+    }
+    if (refill_.settled) {
+      std::vector<std::int64_t> ids;
+      ids.reserve(items.size());
+      for (const auto& item : items) ids.push_back(item.id);
+      refill_.settled(ids);
     }
     std::unordered_map<std::int64_t, JobState> state_of;
     for (const auto& f : done) state_of[f.id] = f.state;

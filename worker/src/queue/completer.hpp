@@ -53,6 +53,11 @@ struct Refill {
   std::function<std::optional<Claim>(const std::string& worker)> begin;
   /// Hands the claimed jobs over, with the claim lock still held.
   std::function<void(std::vector<db::ClaimedJob>& jobs, const Claim& claim, const std::string& worker)> deliver;
+  /// A write that carried a claim lost its connection: whether that claim committed is unknown.
+  std::function<void()> in_doubt;
+  /// These jobs' outcomes are written (applied, or refused as stale): the process holds them no
+  /// longer.
+  std::function<void(const std::vector<std::int64_t>& ids)> settled;
 };
 
 class Completer {

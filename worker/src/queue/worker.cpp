@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include "core/log.hpp"
 #include "core/reconnect.hpp"
@@ -78,6 +79,22 @@ struct Worker::Impl {
   /// Held while claiming and dispatching (producer or completer), so two claims never count the
   /// same free slots.
   std::mutex claim_mutex;
+  /// Jobs this process holds: claimed here and not yet settled (running, or an outcome not yet
+  /// written). Only what is known to be written leaves it (Refill::settled), so a job the
+  /// database has running under this worker that is not here was claimed by a claim whose answer
+  /// never arrived (the connection broke around its commit): reconcile hands it back.
+  std::mutex held_mutex;
+  std::unordered_set<std::int64_t> held;
+  /// A claim (the producer's, or one carried by a completion) lost its connection: reconcile
+  /// before the next claim.
+  std::atomic<bool> claim_in_doubt{false};
+  /// Hands back the jobs running under `worker_id` in the database that this process does not
+  /// hold. Called with claim_mutex held, so no claim adds to `held` meanwhile.
+  void reconcile(db::Session& session, const std::string& worker_id);
+  void release_held(std::int64_t id) {
+    std::lock_guard lock(held_mutex);
+    held.erase(id);
+  }
   /// The producer's last claim went by the quota path: completions then claim their replacements.
   std::atomic<bool> quota_claims{false};
   /// A claim met an empty rate-limit bucket: a short refill by the completer then wakes the
@@ -203,6 +220,14 @@ void Worker::Impl::run() {
       flushed = true;  // there may be more: let the producer look
       wake.signal();
     }
+  };
+  refill.in_doubt = [this] {
+    claim_in_doubt = true;
+    wake.signal();
+  };
+  refill.settled = [this](const std::vector<std::int64_t>& ids) {
+    std::lock_guard lock(held_mutex);
+    for (const auto id : ids) held.erase(id);
   };
   completer = std::make_unique<Completer>(
       url,
@@ -372,6 +397,9 @@ void Worker::Impl::produce(const std::stop_token& stop) {
         } catch (...) {
         }
       } else {
+        // The claim session reconnected (docket_reconnect): a claim's answer may have been lost
+        // with the old connection, so compare what runs under us before claiming again.
+        if (n.channel == "docket_reconnect" && listener == &session) claim_in_doubt = true;
         want = true;  // limit changed, queue resumed, reconnected: look for work
         claim_path = db::Session::ClaimPath::open;
       }
@@ -399,6 +427,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
       try {
         std::unique_lock claim_lock(claim_mutex);
         // Counted again under the lock: the completer may have claimed into the free slots.
+        if (claim_in_doubt.load()) reconcile(session, identity.get());
         const int n = claimable();
         if (n <= 0) continue;
         const std::string worker_id = identity.get();
@@ -422,6 +451,7 @@ void Worker::Impl::produce(const std::stop_token& stop) {
         if (delay.failing()) log::info("db.reconnected", {{"component", "producer"}});
         delay.reset();
       } catch (const Unavailable& e) {
+        claim_in_doubt = true;  // the claim may have committed with its answer lost
         const auto wait = delay.next();
         log::warn("db.unavailable", {{"component", "producer"}, {"error", e.what()}, {"retry_in_ms", wait.count()}});
         retry_at = SteadyClock::now() + wait;
@@ -508,6 +538,31 @@ std::vector<db::ClaimedJob> Worker::Impl::claim_jobs(db::Session& session, const
   return jobs;
 }
 
+void Worker::Impl::reconcile(db::Session& session, const std::string& worker_id) {
+  claim_in_doubt = false;  // before the read: a claim lost after it asks again
+  std::vector<db::ClaimedJob> lost;
+  for (auto& job : session.running_jobs(worker_id)) {
+    std::lock_guard lock(held_mutex);
+    if (!held.contains(job.id)) lost.push_back(std::move(job));
+  }
+  for (const auto& job : lost) {
+    // Never run here: handed back without counting the attempt (the write is fenced, so a job
+    // whose outcome was written meanwhile is left alone).
+    log::warn("job.claim_lost", {{"job_id", job.id},
+                                 {"kind", job.kind},
+                                 {"queue", job.queue},
+                                 {"attempt", job.attempt},
+                                 {"worker", worker_id},
+                                 {"reason", "claimed by a claim whose answer was lost; handed back"}});
+    db::FinishItem item;
+    item.id = job.id;
+    item.attempt = job.attempt;
+    item.max_retries = job.max_retries;
+    item.outcome = db::FinishOutcome::release;
+    completer->push({worker_id, item, job.kind, job.queue, 0});
+  }
+}
+
 void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string& worker_id) {
   const auto now = SteadyClock::now();
   for (auto& job : jobs) {
@@ -521,6 +576,10 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     rj->worker = worker_id;
     rj->started = now;
     rj->deadline = now + job.timeout.value_or(entry.config.timeout);
+    {
+      std::lock_guard lock(held_mutex);
+      held.insert(job.id);
+    }
     running.add(rj);
     in_flight.fetch_add(1);
     if (auto* q = capped_queue(job.queue)) q->running.fetch_add(1);
@@ -582,6 +641,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
     // ends it, whatever happens to this run or this process now.
     log::info("job.awaiting_callback",
               {{"job_id", rj->id}, {"kind", rj->kind}, {"queue", rj->queue}, {"attempt", rj->attempt}});
+    release_held(rj->id);
   } else if (reason == StopReason::shutdown || reason == StopReason::lost) {
     log::debug("job.outcome_dropped",
                {{"job_id", rj->id},
@@ -590,6 +650,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
                 {"attempt", rj->attempt},
                 {"worker", rj->worker},
                 {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
+    if (reason == StopReason::lost) release_held(rj->id);  // at shutdown the hand-back settles it
   } else {
     if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::retry("timed out after " + format_duration(timeout));
