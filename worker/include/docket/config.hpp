@@ -227,6 +227,30 @@ void check_partition_path(std::string_view text, const std::string& what);
 /// or https:// with a host, printable, without query or fragment, at most 2000 bytes. Throws
 /// ConfigError naming both.
 void check_callback_base_url(const std::string& url, const std::string& kind_field);
+/// What a worker's config says about one kind that lives in the database (docket.kinds), as one
+/// value: docket.seed_kind takes it whole (as a JSON object, db::kind_settings_json), so a new
+/// per-kind setting changes this struct, its JSON, a migration and that one function. A nullopt
+/// leaves the stored value. Quota and keyed limits keep an operator's setting until
+/// `docket limit KIND --reset`; the rate applies at each start.
+struct KindSettings {
+  std::string kind;                             ///< the kind's name
+  std::optional<int> max_retries;               ///< default for new jobs that set none
+  std::optional<int> max_running;               ///< the TOML quota (config_max_running)
+  std::optional<std::string> crawl_collection;  ///< crawl kinds: their live-table collection
+  std::optional<Millis> timeout;                ///< the kind's run timeout (docket.stuck_jobs)
+  std::optional<std::string> queue;             ///< where enqueues that name no queue land
+  std::optional<Millis> retain_completed;       ///< how long completed jobs are kept
+  std::optional<Millis> retain_failed;          ///< how long failed and cancelled jobs are kept
+  std::optional<std::string> rate;              ///< "N/PERIOD" (docket.set_rate); nullopt leaves it
+  std::optional<int> burst;                     ///< the rate's bucket size
+  PartitionLimit keyed;                         ///< keyed limits, seeded when keyed.partition is set
+  std::optional<KindUnique> unique;             ///< the kind's derived unique key, set exactly
+  std::optional<Millis> result_ttl;             ///< how long a completed job's result is kept
+};
+
+/// A kind's settings from its [kinds.X] table; the worker's retention applies where it sets none.
+KindSettings kind_settings(const std::string& kind, const KindConfig& config, const WorkerConfig& worker);
+
 /// "1500ms" -> "1.5s": the shortest readable spelling.
 std::string format_duration(Millis d);
 /// The closest of `known` to `key` (edit distance), or "" when nothing is close.

@@ -28,6 +28,8 @@ QueueSummary queue_summary(const pqxx::row& row);
 KeyLimit key_limit(const pqxx::row& row);
 /// kind_seed.
 Session::SeedOutcome seed_outcome(const pqxx::row& row);
+/// job_claim's row without a job: the seconds until an empty rate-limit bucket has a token.
+std::optional<double> rate_wait(const pqxx::row& row);
 /// job_promote.
 Promoted promoted(const pqxx::row& row);
 /// schedule_tick.
