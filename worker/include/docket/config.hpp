@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "docket/crawl.hpp"
 #include "docket/schedule.hpp"
 
 namespace docket {
@@ -44,27 +45,6 @@ struct HttpExecutor {
   /// The endpoint is sent a per-attempt callback token; its 202 Accepted leaves the job running
   /// until the token's holder reports the outcome (README: Callbacks), within the job's timeout.
   bool callback = false;
-};
-
-/// Walk a paginated HTTP source into docket.crawl_cache, then activate it into the live table.
-struct CrawlExecutor {
-  std::string url;               ///< may contain {page}
-  std::string items = "/items";  ///< JSON pointer to the items array
-  std::string key = "/id";       ///< JSON pointer (inside an item) to its key
-  std::string collection;        ///< live-table collection name (default: the kind)
-  std::string next;              ///< "" = {page} counting; "link" = Link header; else a JSON pointer
-  Millis delay{0};               ///< minimum delay between two requests of this crawl
-  Millis request_timeout{30000};
-  std::map<std::string, std::string> headers;
-  /// Optional: statements that move the cache into the user's own table, run in order in the
-  /// activation transaction ($1 = crawl id, $2 = collection).
-  std::vector<std::string> activate_sql;
-  int max_pages = 100000;
-  std::size_t max_response = 16 << 20;  ///< page body bytes; a larger page is a page error
-  /// Hosts other than the url's that next links may point to (they get no configured headers).
-  std::vector<std::string> allow_hosts;
-  /// Largest fraction of the live items one activation may remove; 1.0 disables the guard.
-  double max_shrink = 0.5;
 };
 
 /// Built-in demo kinds (docket dev): echo, sleep, fail.

@@ -135,8 +135,8 @@ ScheduleCounts schedule_counts(const pqxx::row& row) {
   return {row["enabled"].as<std::int64_t>(), row["paused"].as<std::int64_t>(), row["late"].as<std::int64_t>()};
 }
 
-Session::CrawlState crawl_state(const pqxx::row& row) {
-  Session::CrawlState s;
+CrawlState crawl_state(const pqxx::row& row) {
+  CrawlState s;
   s.collection = opt_text(row["collection"]).value_or(std::string());
   if (const auto duplicate = opt<std::int64_t>(row, "duplicate_of")) {
     s.duplicate_of = duplicate;

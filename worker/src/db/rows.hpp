@@ -4,6 +4,7 @@
 // and a renamed column fails loudly (pqxx: unknown column) instead of reading its neighbour.
 #include <pqxx/pqxx>
 
+#include "db/crawl_store.hpp"
 #include "db/session.hpp"
 
 namespace docket::db::rows {
@@ -37,6 +38,6 @@ ScheduleTick schedule_tick(const pqxx::row& row);
 /// schedule_counts.
 ScheduleCounts schedule_counts(const pqxx::row& row);
 /// crawl_start (a row that names a duplicate crawl carries only duplicate_of and collection).
-Session::CrawlState crawl_state(const pqxx::row& row);
+CrawlState crawl_state(const pqxx::row& row);
 
 }  // namespace docket::db::rows

@@ -255,49 +255,6 @@ class Session {
   /// Clears an operator's quota (the TOML value, or none, applies again); false when there was none.
   bool reset_limit(const std::string& kind);
 
-  // crawls (db/crawls.cpp) -------------------------------------------------------------------
-  struct CrawlState {
-    std::int64_t id = 0;
-    std::string status;
-    int pages = 0;
-    int items = 0;
-    std::optional<std::string> next_url;
-    std::optional<std::string> last_error;
-    std::optional<std::int64_t> duplicate_of;
-    std::string collection;  ///< the crawl's collection, its template evaluated on the job's args
-  };
-  /// Fence for the crawl writes: the job, the worker id it was claimed under, the attempt.
-  struct JobFence {
-    std::int64_t job = 0;
-    std::string worker;
-    int attempt = 0;
-  };
-  /// nullopt: the job is no longer ours. InvalidInput: the job's args do not fit the collection
-  /// template (crawl.collection with {args.NAME}).
-  std::optional<CrawlState> crawl_start(const JobFence& fence, const std::string& kind,
-                                        const std::string& collection_template, const std::string& first_url);
-  /// {pages, items} after the page; nullopt: the job is no longer ours.
-  std::optional<std::pair<int, int>> crawl_page(std::int64_t crawl, const JobFence& fence, const std::string& items,
-                                                const std::optional<std::string>& next_url,
-                                                const std::optional<std::string>& cursor);
-  bool crawl_error(std::int64_t crawl, const JobFence& fence, const std::string& error, bool final);
-  bool crawl_finalizing(std::int64_t crawl, const JobFence& fence);
-  bool crawl_activate(std::int64_t crawl, const JobFence& fence);
-  /// {removed, live}: the live items of the crawl's collection its activation would remove, and
-  /// how many there are now (the shrink guard's figures).
-  std::pair<std::int64_t, std::int64_t> crawl_shrink(std::int64_t crawl);
-  /// Activation by the kind's own statements ($1 crawl id, $2 collection), in order, in one
-  /// transaction with the cache clean-up. False: the job is no longer ours (nothing was done).
-  bool crawl_activate_custom(std::int64_t crawl, const JobFence& fence, const std::vector<std::string>& statements,
-                             const std::string& collection);
-  /// Seconds to wait before requesting; nullopt when another crawl holds the host.
-  std::optional<double> crawl_host_acquire(const std::string& host, const std::string& holder,
-                                           const std::string& worker, double lease_s);
-  void crawl_host_release(const std::string& host, const std::string& holder, double gap_s);
-  int crawl_sweep();
-  std::vector<CrawlRecord> crawls(const CrawlFilter& filter);
-  std::optional<CrawlRecord> crawl(std::int64_t id);
-
   /// Runs a tool's own embedded query (`docket bench`: bench/queries, docket::bench::q) and returns
   /// its rows as text (NULL: nullopt); the engine uses the typed operations above.
   std::vector<std::vector<std::optional<std::string>>> query(
@@ -318,6 +275,7 @@ class Session {
   struct Impl;
 
  private:
+  friend class CrawlStore;  // runs its statements on this session's connection
   std::string url_;
   std::string application_name_;
   Plans plans_;

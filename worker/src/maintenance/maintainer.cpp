@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "core/reconnect.hpp"
 #include "docket/errors.hpp"
+#include "maintenance/sweep.hpp"
 
 namespace docket {
 
@@ -159,7 +160,9 @@ void Maintainer::loop(const std::stop_token& stop) {
         next_rescue = now + jittered(config_.effective_rescue(), rng);
         if (const int n = session_.rescue(); n > 0) log::warn("job.rescued", {{"count", n}});
         if (const int n = session_.callback_expire(); n > 0) log::warn("job.callback_expired", {{"count", n}});
-        if (const int n = session_.crawl_sweep(); n > 0) log::warn("crawl.abandoned", {{"count", n}});
+        for (const auto& sweep : registered_sweeps()) {
+          if (const int n = sweep.run(session_); n > 0) log::warn(sweep.event, {{"count", n}});
+        }
       }
       if (now >= next_promote) {
         next_promote = now + config_.promote_interval;

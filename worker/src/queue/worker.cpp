@@ -17,6 +17,7 @@
 #include "core/reconnect.hpp"
 #include "core/text.hpp"
 #include "core/wake.hpp"
+#include "crawl/executor.hpp"
 #include "db/array.hpp"
 #include "db/pool.hpp"
 #include "db/session.hpp"
