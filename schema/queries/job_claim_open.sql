@@ -1,15 +1,16 @@
 -- The claim when no quota is involved, in one statement: no PL/pgSQL, so an idle worker's wake-up
--- costs one short round trip. Paused queues are skipped here. If any of the kinds has a quota, a rate
--- or a partition (keyed limits) the statement claims nothing and returns one row with a NULL id
--- instead: the caller then claims through docket.claim, which takes the quota locks. (Deciding inside the statement means a
--- limit set meanwhile is never missed by a stale cache.)
+-- costs one short round trip. Paused queues are skipped here. If any of the kinds is limited (a
+-- quota, a rate or a partition: docket.kind_limited, which docket.claim asks too) the statement
+-- claims nothing and returns one row with a NULL id instead: the caller then claims through
+-- docket.claim, which takes the quota locks. (Deciding inside the statement means a limit set
+-- meanwhile is never missed by a stale cache.)
 -- Each queue is read through its own ordered scan of the partial claim index (see claim_from).
 -- The producer session turns sequential and bitmap scans off so its cached plan stays this one;
 -- the update finds its rows by `id = ANY(array)` so that plan cannot join by walking the table.
 -- $1 uuid worker, $2 text[] queues, $3 text[] kinds, $4 int limit
 WITH limited AS (
   SELECT 1 FROM docket.kinds k
-   WHERE k.kind = ANY ($3::text[]) AND (k.max_running IS NOT NULL OR k.rate_limit IS NOT NULL OR k.partition IS NOT NULL)
+   WHERE k.kind = ANY ($3::text[]) AND docket.kind_limited(k)
    LIMIT 1
 ),
 open_queues AS (

@@ -2,11 +2,15 @@
 // arg dedups per entity, and an arg that does not fit refuses the enqueue naming it, writing nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <pqxx/pqxx>
 
+#include "db/crawl_store.hpp"
 #include "db/session.hpp"
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
+#include "maintenance/sweep.hpp"
 #include "pg.hpp"
 
 using namespace docket;
@@ -157,16 +161,18 @@ TEST_F(CrawlTemplates, CrawlsDedupPerEntityAndDifferentEntitiesRunSideBySide) {
       "SELECT min(id) FROM docket.jobs WHERE args ? 'project_id' AND jsonb_typeof(args -> 'project_id') = 'number' AND "
       "unique_key IS NULL");
   db::Session session(db->url(), "test");
-  const auto started = session.crawl_start({late, worker, 1}, "scrape", "late_{args.project_id}", "http://h/1");
+  const auto started =
+      db::CrawlStore(session).start({late, worker, 1}, "scrape", "late_{args.project_id}", "http://h/1");
   ASSERT_TRUE(started);
   EXPECT_EQ(started->collection, "late_11");
   EXPECT_EQ(db->scalar("SELECT collection FROM docket.crawls WHERE job_id = " + std::to_string(late)), "late_11");
   db->query("UPDATE docket.jobs SET state = 'running', worker = '" + worker +
             "', attempt = 1 WHERE id = " + std::to_string(eight.id));
-  const auto kept = session.crawl_start({eight.id, worker, 1}, "scrape", "late_{args.project_id}", "http://h/1");
+  const auto kept =
+      db::CrawlStore(session).start({eight.id, worker, 1}, "scrape", "late_{args.project_id}", "http://h/1");
   ASSERT_TRUE(kept);
   EXPECT_EQ(kept->collection, "project_8") << "the collection evaluated at enqueue, whatever the config says now";
-  EXPECT_THROW(session.crawl_start({late + 1, worker, 1}, "scrape", "late_{args.project_id}", "http://h/1"),
+  EXPECT_THROW(db::CrawlStore(session).start({late + 1, worker, 1}, "scrape", "late_{args.project_id}", "http://h/1"),
                InvalidInput);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.crawls WHERE job_id = " + std::to_string(late + 1)), 0);
 }
@@ -215,4 +221,24 @@ TEST_F(CrawlTemplates, ASchedulePerProjectIsCheckedWhenWrittenAndNeverStopsTheTi
   const auto [now_state, now_message] = refusal("SELECT docket.run_schedule_now('scrape-7')");
   EXPECT_EQ(now_state, "22023");
   EXPECT_NE(now_message.find("args.region is missing"), std::string::npos) << now_message;
+}
+
+// The crawl executor registers its sweep with the maintainer (maintenance/sweep.hpp): every
+// worker's maintainer runs it; it fails a crawl whose job ended without finishing it, once.
+TEST(CrawlSweep, TheCrawlExecutorsRegisteredSweepFailsACrawlWhoseJobEnded) {
+  const auto& sweeps = registered_sweeps();
+  const auto it =
+      std::find_if(sweeps.begin(), sweeps.end(), [](const Sweep& s) { return s.event == "crawl.abandoned"; });
+  ASSERT_NE(it, sweeps.end()) << "the crawl executor's sweep is not registered";
+  auto db = PgCluster::shared().fresh_database();
+  const std::string worker = "00000000-0000-0000-0000-000000000011";
+  db->query("INSERT INTO docket.jobs (kind, state, worker, attempt) VALUES ('scrape', 'running', '" + worker + "', 1)");
+  const auto job = db->count("SELECT max(id) FROM docket.jobs");
+  db::Session session(db->url(), "test");
+  ASSERT_TRUE(db::CrawlStore(session).start({job, worker, 1}, "scrape", "things", "http://h/1"));
+  EXPECT_EQ(it->run(session), 0) << "its job still runs it";
+  db->query("UPDATE docket.jobs SET state = 'cancelled', finished_at = now() WHERE id = " + std::to_string(job));
+  EXPECT_EQ(it->run(session), 1);
+  EXPECT_EQ(db->scalar("SELECT status FROM docket.crawls WHERE job_id = " + std::to_string(job)), "failed");
+  EXPECT_EQ(it->run(session), 0);
 }

@@ -266,7 +266,7 @@ TEST_F(Engine, RetryRecordsErrorsAndFailsPastMaxRetries) {
 TEST_F(Engine, KindMaxRetriesAppliesToJobsEnqueuedBeforeTheWorkerSeededIt) {
   const auto id = client->enqueue({.kind = "a"}).id;  // no max_retries of its own
   EXPECT_EQ(client->job(id)->max_retries, 20);
-  session->seed_kind("a", 1, std::nullopt);  // a worker with max_retries = 1 starts later
+  session->seed_kind({.kind = "a", .max_retries = 1});  // a worker with max_retries = 1 starts later
   EXPECT_EQ(client->job(id)->max_retries, 1);
   const auto jobs = claim(worker, {"a"}, 1);
   ASSERT_EQ(jobs.size(), 1u);
@@ -441,7 +441,7 @@ TEST_F(Engine, StuckJobsViewShowsRunningJobsPastTheirTimeoutUnderALiveWorker) {
   // A live worker whose outcome write was lost must not hide its job: past the kind's timeout
   // (seeded by the worker, 30 minutes when unknown) plus a minute, the job is stuck.
   const std::string w = register_worker("alive", 1);
-  session->seed_kind("a", std::nullopt, std::nullopt, std::nullopt, std::chrono::seconds(10));
+  session->seed_kind({.kind = "a", .timeout = std::chrono::seconds(10)});
   const auto a = client->enqueue({.kind = "a"}).id;
   const auto b = client->enqueue({.kind = "b"}).id;
   claim(w, {"a", "b"}, 2);

@@ -110,7 +110,7 @@ TEST(Kinds, StrictModeRefusesKindsNoWorkerRegisteredOnEverySqlPath) {
 TEST(Kinds, AnEnqueueWithoutAQueueLandsInTheKindsQueue) {
   auto db = PgCluster::shared().fresh_database();
   db::Session worker(db->url(), "test");
-  worker.seed_kind("import", std::nullopt, std::nullopt, std::nullopt, std::nullopt, "imports");
+  worker.seed_kind({.kind = "import", .queue = "imports"});
   Client client(db->url());
   const auto queue_of = [&](std::int64_t id) { return client.job(id)->queue; };
   EXPECT_EQ(queue_of(client.enqueue({.kind = "import"}).id), "imports");
@@ -146,14 +146,14 @@ TEST(Kinds, AnEnqueueWithoutAQueueLandsInTheKindsQueue) {
 TEST(Kinds, AnOperatorsLimitSurvivesConfigSeedsUntilReset) {
   auto db = PgCluster::shared().fresh_database();
   db::Session worker(db->url(), "test");
-  auto r = worker.seed_kind("import", std::nullopt, 5);
+  auto r = worker.seed_kind({.kind = "import", .max_running = 5});
   EXPECT_FALSE(r.existed);
   EXPECT_EQ(r.after, 5);
   EXPECT_EQ(r.source, "config");
   Client client(db->url());
   client.set_limit("import", 3);
   // A worker restart with the TOML's 5: the operator's 3 holds, and the seed says so.
-  r = worker.seed_kind("import", std::nullopt, 5);
+  r = worker.seed_kind({.kind = "import", .max_running = 5});
   EXPECT_EQ(r.before, 3);
   EXPECT_EQ(r.after, 3);
   EXPECT_EQ(r.source, "operator");
@@ -165,14 +165,14 @@ TEST(Kinds, AnOperatorsLimitSurvivesConfigSeedsUntilReset) {
   EXPECT_EQ(limits[0].config_max_running, 5);
   // An operator's "no limit" holds too.
   client.set_limit("import", std::nullopt);
-  EXPECT_EQ(worker.seed_kind("import", std::nullopt, 5).after, std::nullopt);
+  EXPECT_EQ(worker.seed_kind({.kind = "import", .max_running = 5}).after, std::nullopt);
   // Reset: the TOML value applies again, and the next seed may change it.
   EXPECT_TRUE(client.reset_limit("import"));
   EXPECT_FALSE(client.reset_limit("import"));
   limits = client.limits();
   EXPECT_EQ(limits[0].max_running, 5);
   EXPECT_EQ(limits[0].source, "config");
-  r = worker.seed_kind("import", std::nullopt, 7);
+  r = worker.seed_kind({.kind = "import", .max_running = 7});
   EXPECT_EQ(r.before, 5);
   EXPECT_EQ(r.after, 7);
   // A kind nobody configured: reset leaves no limit. A bad name is refused.
@@ -188,8 +188,7 @@ TEST(Kinds, PruneAppliesEachKindsRetentionAndTheDefault) {
   auto db = PgCluster::shared().fresh_database();
   db::Session worker(db->url(), "test");
   // report keeps completed jobs 30 s; import sets nothing (the default: 24 h and 7 days).
-  worker.seed_kind("report", std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                   std::chrono::seconds(30), std::nullopt);
+  worker.seed_kind({.kind = "report", .retain_completed = std::chrono::seconds(30)});
   db->query(
       "INSERT INTO docket.jobs (kind, state, finished_at) SELECT k, s::docket.job_state, now() - age "
       "  FROM unnest('{report,import,adhoc}'::text[]) k, unnest('{completed,failed,cancelled}'::text[]) s, "
@@ -211,4 +210,103 @@ TEST(Kinds, PruneAppliesEachKindsRetentionAndTheDefault) {
   EXPECT_EQ(worker.prune(5000), 4 + 5 + 5);
   EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs"), 0);
   EXPECT_EQ(failure(*db, "SELECT docket.set_retention('x', '-1 s', NULL)").first, "22023");
+}
+
+TEST(Kinds, OneSeedWritesEveryKindSettingAndARefusedOneWritesNone) {
+  auto db = PgCluster::shared().fresh_database();
+  db::Session worker(db->url(), "test");
+  KindSettings s{
+      .kind = "report",
+      .max_retries = 4,
+      .max_running = 6,
+      .crawl_collection = "reports",
+      .timeout = std::chrono::seconds(90),
+      .queue = "slow",
+      .retain_completed = std::chrono::hours(2),
+      .retain_failed = std::chrono::hours(3),
+      .rate = "10/1m",
+      .burst = 5,
+      .keyed = {.partition = "args.tenant", .max_running_per_key = 2, .rate_per_key = "3/1s", .burst_per_key = 4},
+      .unique =
+          KindUnique{.by = {"args.report"},
+                     .period = std::chrono::minutes(10),
+                     .states = std::vector<std::string>{"available", "scheduled", "running", "retryable", "completed"}},
+      .result_ttl = std::chrono::hours(1)};
+  const auto r = worker.seed_kind(s);
+  EXPECT_FALSE(r.existed);
+  EXPECT_EQ(r.after, 6);
+  EXPECT_EQ(r.source, "config");
+  EXPECT_EQ(r.partition_applied, true);
+  EXPECT_EQ(r.partition_source, "config");
+  EXPECT_EQ(r.partition, "args.tenant");
+  const std::string row_sql =
+      "SELECT concat_ws('|', max_retries, max_running, config_max_running, limit_source, crawl_collection, timeout, "
+      "queue, retain_completed, retain_failed, rate_limit, rate_period, rate_burst, partition, max_running_per_key, "
+      "rate_per_key_limit, rate_per_key_period, rate_per_key_burst, partition_source, unique_by, unique_for, "
+      "unique_states, result_ttl) FROM docket.kinds WHERE kind = 'report'";
+  const std::string seeded =
+      "4|6|6|config|reports|00:01:30|slow|02:00:00|03:00:00|10|00:01:00|5|args.tenant|2|3|00:00:01|4|config|"
+      "{args.report}|00:10:00|{available,scheduled,running,retryable,completed}|01:00:00";
+  EXPECT_EQ(db->scalar(row_sql), seeded);
+  // The same settings with one refused value (each setting's own check): an error naming it, and
+  // none of the other values written, not even those checked before it.
+  auto bad = s;
+  bad.queue = "fast";
+  bad.max_running = 9;
+  bad.keyed.rate_per_key = "3/fortnight";
+  EXPECT_THROW(worker.seed_kind(bad), InvalidInput);
+  bad.keyed.rate_per_key = "3/1s";
+  bad.unique->states = std::vector<std::string>{"availble"};
+  try {
+    worker.seed_kind(bad);
+    ADD_FAILURE() << "a misspelt unique state was accepted";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("availble"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(db->scalar(row_sql), seeded);
+  // The session still answers, and a nullopt (or a JSON null) leaves every stored value as it is.
+  const auto again = worker.seed_kind({.kind = "report"});
+  EXPECT_TRUE(again.existed);
+  EXPECT_EQ(again.after, 6);
+  EXPECT_EQ(again.partition_applied, std::nullopt);
+  EXPECT_EQ(db->scalar(row_sql), seeded);
+  db->query(R"(SELECT docket.seed_kind('{"kind": "report", "rate": null, "burst": null, "unique_by": null}'))");
+  EXPECT_EQ(db->scalar(row_sql), seeded);
+}
+
+TEST(Kinds, SeedKindRefusesHostileSettingsNamingTheFieldAndWritesNothing) {
+  auto db = PgCluster::shared().fresh_database();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"'[1]'", "kind settings must be a JSON object"},
+      {"NULL", "kind settings must be a JSON object"},
+      {R"('{"kind": "k", "max_runing": 5}')", "kind setting max_runing is not one docket.seed_kind knows"},
+      {R"('{"kind": "k", "max_running": "5"}')", "kind setting max_running must be a JSON number, got string"},
+      {R"('{"kind": "k", "max_running": 1.5}')", "kind setting max_running must be a whole number"},
+      {R"('{"kind": "k", "max_retries": -1}')", "kind setting max_retries must be a whole number"},
+      {R"('{"kind": "k", "burst": 1e300, "rate": "1/s"}')", "kind setting burst must be a whole number"},
+      {R"('{"kind": "k", "timeout_s": 1e300}')", "kind setting timeout_s must be a number of seconds"},
+      {R"('{"kind": "k", "retain_failed_s": -1}')", "kind setting retain_failed_s must be a number of seconds"},
+      {R"('{"kind": "k", "queue": ["a"]}')", "kind setting queue must be a JSON string, got array"},
+      {R"('{"kind": "k", "unique_by": [1]}')", "kind setting unique_by must be a list of at most 100 strings"},
+      {R"('{"kind": "k", "unique_by": {"a": 1}}')", "kind setting unique_by must be a JSON array, got object"},
+      {R"('{"kind": ""}')", "kind must be a non-empty string"},
+      {R"('{"max_running": 1}')", "kind must be a non-empty string"},
+      {R"('{"kind": "k", "rate": "1/fortnight"}')", "fortnight"},
+      {R"('{"kind": "k", "partition": "tenant"}')", "partition"},
+      {R"('{"kind": "k", "burst": 5}')", "burst needs a rate"},
+      {R"('{"kind": "k", "rate_per_key": "1/s", "partition": null}')", "kind setting rate_per_key needs a partition"},
+      {R"('{"kind": "k", "unique_states": ["available"]}')", "need unique.by"},
+      {"jsonb_build_object('kind', 'k', 'unique_states', (SELECT jsonb_agg(i::text) FROM generate_series(1, 101) i))",
+       "kind setting unique_states must be a list of at most 100 strings"},
+      {"jsonb_build_object('kind', 'k', repeat('x', 100000), 1)", "is not one docket.seed_kind knows"},
+  };
+  for (const auto& [settings, message] : cases) {
+    const auto [state, what] = failure(*db, "SELECT docket.seed_kind(" + settings + ")");
+    EXPECT_EQ(state, "22023") << settings << ": " << what;
+    EXPECT_NE(what.find(message), std::string::npos) << settings << ": " << what;
+    EXPECT_LT(what.size(), 2000U) << settings;  // an unknown key is named, not echoed whole
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.kinds"), 0);
+  // Still answering: a good seed works.
+  EXPECT_EQ(db->scalar("SELECT max_running FROM docket.seed_kind('{\"kind\": \"k\", \"max_running\": 2}')"), "2");
 }

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "db/array.hpp"
+#include "db/queries.hpp"
 #include "db/session.hpp"
 #include "docket/client.hpp"
 #include "docket/errors.hpp"
@@ -40,6 +41,39 @@ class Limits : public ::testing::Test {
   std::unique_ptr<db::Session> session;
   std::string worker;
 };
+
+TEST_F(Limits, AShortClaimsRateWaitHasItsOwnColumnAndJobsKeepTheirQueueLatency) {
+  client->set_rate("a", "1/10s", 2);
+  db->query(
+      "INSERT INTO docket.jobs (kind, run_at, inserted_at) SELECT 'a', now() - interval '5 s', now() - interval '5 s' "
+      "FROM generate_series(1, 4)");
+  // job_claim as the worker runs it: two jobs (the burst), each with its queue latency and no rate
+  // wait, then the row without a job that carries only the wait (about 10 s to the next token).
+  pqxx::work tx(db->conn());
+  const auto res =
+      tx.exec_params(std::string(db::q::job_claim.text), worker, db::text_array(std::vector<std::string>{"default"}),
+                     db::text_array(std::vector<std::string>{"a"}), 10);
+  ASSERT_EQ(res.size(), 3u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_FALSE(res[i]["id"].is_null());
+    EXPECT_TRUE(res[i]["rate_wait_s"].is_null());
+    EXPECT_GE(res[i]["queue_latency_s"].as<double>(), 5.0);
+  }
+  EXPECT_TRUE(res[2]["id"].is_null());
+  EXPECT_TRUE(res[2]["queue_latency_s"].is_null());
+  EXPECT_GT(res[2]["rate_wait_s"].as<double>(), 9.0);
+  EXPECT_LE(res[2]["rate_wait_s"].as<double>(), 10.0);
+  tx.abort();
+  // Decoded by Session::claim: the jobs' latencies and the wait, each from its own column.
+  std::optional<double> wait;
+  const auto jobs = claim({"a"}, 10, &wait);
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_GE(jobs[0].queue_latency_s, 5.0);
+  EXPECT_GE(jobs[1].queue_latency_s, 5.0);
+  ASSERT_TRUE(wait);
+  EXPECT_GT(*wait, 9.0);
+  EXPECT_LE(*wait, 10.0);
+}
 
 TEST_F(Limits, TheBucketStartsFullAtItsBurstThenRefillsAtTheRate) {
   client->set_rate("a", "10/1s", 3);

@@ -398,3 +398,43 @@ TEST(Config, CallbackKindsNeedAnHttpCallbackBaseUrlAndOnlyUrlKindsTakeCallback) 
   const Config plain = Config::parse("[kinds.r]\nurl = \"http://127.0.0.1:9000/run\"\n", "docket.toml");
   EXPECT_FALSE(std::get<HttpExecutor>(plain.kinds.at("r").executor).callback);
 }
+
+TEST(Config, KindSettingsCarryAKindsStoredSettingsWithTheWorkersRetentionWhereItSetsNone) {
+  auto c = Config::parse(R"(
+[worker]
+queues = ["default", "imports"]
+retain_completed = "1h"
+retain_failed = "3d"
+[kinds.import]
+command = ["/bin/true"]
+queue = "imports"
+max_running = 4
+max_retries = 2
+timeout = "90s"
+retain_completed = "30s"
+rate = "10/1m"
+burst = 5
+partition = "args.tenant"
+max_running_per_key = 1
+[kinds.scrape]
+crawl = { url = "http://h/{page}", collection = "things" }
+)");
+  c.validate();
+  const auto s = kind_settings("import", c.kinds.at("import"), c.worker);
+  EXPECT_EQ(s.kind, "import");
+  EXPECT_EQ(s.queue, "imports");
+  EXPECT_EQ(s.max_running, 4);
+  EXPECT_EQ(s.max_retries, 2);
+  EXPECT_EQ(s.timeout, Millis(90000));
+  EXPECT_EQ(s.retain_completed, Millis(30000));                // the kind's own
+  EXPECT_EQ(s.retain_failed, Millis(3LL * 24 * 3600 * 1000));  // the worker's, as the kind sets none
+  EXPECT_EQ(s.rate, "10/1m");
+  EXPECT_EQ(s.burst, 5);
+  EXPECT_EQ(s.keyed.partition, "args.tenant");
+  EXPECT_EQ(s.keyed.max_running_per_key, 1);
+  EXPECT_EQ(s.crawl_collection, std::nullopt);
+  const auto crawl = kind_settings("scrape", c.kinds.at("scrape"), c.worker);
+  EXPECT_EQ(crawl.crawl_collection, "things");
+  EXPECT_EQ(crawl.max_running, std::nullopt);
+  EXPECT_EQ(crawl.retain_completed, Millis(3600 * 1000));
+}

@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "docket/crawl.hpp"
 #include "docket/schedule.hpp"
 
 namespace docket {
@@ -44,27 +45,6 @@ struct HttpExecutor {
   /// The endpoint is sent a per-attempt callback token; its 202 Accepted leaves the job running
   /// until the token's holder reports the outcome (README: Callbacks), within the job's timeout.
   bool callback = false;
-};
-
-/// Walk a paginated HTTP source into docket.crawl_cache, then activate it into the live table.
-struct CrawlExecutor {
-  std::string url;               ///< may contain {page}
-  std::string items = "/items";  ///< JSON pointer to the items array
-  std::string key = "/id";       ///< JSON pointer (inside an item) to its key
-  std::string collection;        ///< live-table collection name (default: the kind)
-  std::string next;              ///< "" = {page} counting; "link" = Link header; else a JSON pointer
-  Millis delay{0};               ///< minimum delay between two requests of this crawl
-  Millis request_timeout{30000};
-  std::map<std::string, std::string> headers;
-  /// Optional: statements that move the cache into the user's own table, run in order in the
-  /// activation transaction ($1 = crawl id, $2 = collection).
-  std::vector<std::string> activate_sql;
-  int max_pages = 100000;
-  std::size_t max_response = 16 << 20;  ///< page body bytes; a larger page is a page error
-  /// Hosts other than the url's that next links may point to (they get no configured headers).
-  std::vector<std::string> allow_hosts;
-  /// Largest fraction of the live items one activation may remove; 1.0 disables the guard.
-  double max_shrink = 0.5;
 };
 
 /// Built-in demo kinds (docket dev): echo, sleep, fail.
@@ -227,6 +207,30 @@ void check_partition_path(std::string_view text, const std::string& what);
 /// or https:// with a host, printable, without query or fragment, at most 2000 bytes. Throws
 /// ConfigError naming both.
 void check_callback_base_url(const std::string& url, const std::string& kind_field);
+/// What a worker's config says about one kind that lives in the database (docket.kinds), as one
+/// value: docket.seed_kind takes it whole (as a JSON object, db::kind_settings_json), so a new
+/// per-kind setting changes this struct, its JSON, a migration and that one function. A nullopt
+/// leaves the stored value. Quota and keyed limits keep an operator's setting until
+/// `docket limit KIND --reset`; the rate applies at each start.
+struct KindSettings {
+  std::string kind;                             ///< the kind's name
+  std::optional<int> max_retries;               ///< default for new jobs that set none
+  std::optional<int> max_running;               ///< the TOML quota (config_max_running)
+  std::optional<std::string> crawl_collection;  ///< crawl kinds: their live-table collection
+  std::optional<Millis> timeout;                ///< the kind's run timeout (docket.stuck_jobs)
+  std::optional<std::string> queue;             ///< where enqueues that name no queue land
+  std::optional<Millis> retain_completed;       ///< how long completed jobs are kept
+  std::optional<Millis> retain_failed;          ///< how long failed and cancelled jobs are kept
+  std::optional<std::string> rate;              ///< "N/PERIOD" (docket.set_rate); nullopt leaves it
+  std::optional<int> burst;                     ///< the rate's bucket size
+  PartitionLimit keyed;                         ///< keyed limits, seeded when keyed.partition is set
+  std::optional<KindUnique> unique;             ///< the kind's derived unique key, set exactly
+  std::optional<Millis> result_ttl;             ///< how long a completed job's result is kept
+};
+
+/// A kind's settings from its [kinds.X] table; the worker's retention applies where it sets none.
+KindSettings kind_settings(const std::string& kind, const KindConfig& config, const WorkerConfig& worker);
+
 /// "1500ms" -> "1.5s": the shortest readable spelling.
 std::string format_duration(Millis d);
 /// The closest of `known` to `key` (edit distance), or "" when nothing is close.

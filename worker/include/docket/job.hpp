@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "docket/crawl.hpp"
+
 namespace docket {
 
 using Json = nlohmann::json;
@@ -198,39 +200,5 @@ struct KeyLimit {
 void to_json(Json& out, const QueueSummary& q);
 void to_json(Json& out, const KindLimit& k);
 void to_json(Json& out, const KeyLimit& k);
-
-/// A crawl: a crawl-kind job's progress through its paginated source (docket.crawls).
-struct CrawlRecord {
-  std::int64_t id = 0;
-  std::int64_t job_id = 0;
-  std::string kind;
-  std::string collection;
-  std::string status;  ///< waiting, crawling, retrying, finalizing, done, failed
-  int pages = 0;
-  int items = 0;
-  std::optional<std::string> next_url;
-  std::optional<std::string> cursor;
-  std::optional<std::string> last_error;
-  std::string inserted_at;
-  std::optional<std::string> started_at;
-  std::string updated_at;
-  std::optional<std::string> finished_at;
-  std::optional<std::string> job_state;
-  int attempt = 0;
-};
-
-void to_json(Json& out, const CrawlRecord& c);
-void from_json(const Json& in, CrawlRecord& c);
-
-/// The crawl statuses, in order.
-const std::vector<std::string>& crawl_status_names();
-
-/// Filters for listing crawls, newest first.
-struct CrawlFilter {
-  std::optional<std::string> collection;
-  std::optional<std::string> status;
-  int limit = 50;
-  std::optional<std::int64_t> after;
-};
 
 }  // namespace docket

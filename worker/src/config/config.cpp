@@ -1358,4 +1358,24 @@ void Config::check_programs() const {
   }
 }
 
+KindSettings kind_settings(const std::string& kind, const KindConfig& config, const WorkerConfig& worker) {
+  const auto* crawl = std::get_if<CrawlExecutor>(&config.executor);
+  KindSettings s;
+  s.kind = kind;
+  s.max_retries = config.max_retries;
+  s.max_running = config.max_running;
+  if (crawl) s.crawl_collection = crawl->collection;
+  s.timeout = config.timeout;
+  s.queue = config.queue;
+  // A worker's [worker] retention applies to its own kinds that set none.
+  s.retain_completed = config.retain_completed ? config.retain_completed : worker.retain_completed;
+  s.retain_failed = config.retain_failed ? config.retain_failed : worker.retain_failed;
+  s.rate = config.rate;
+  s.burst = config.burst;
+  s.keyed = config.keyed;
+  s.unique = config.unique;
+  s.result_ttl = config.result_ttl;
+  return s;
+}
+
 }  // namespace docket

@@ -7,6 +7,7 @@
 #include "core/secret.hpp"
 #include "core/text.hpp"
 #include "core/watch.hpp"
+#include "db/crawl_store.hpp"
 #include "db/pool.hpp"
 #include "db/session.hpp"
 #include "db/sql.hpp"
@@ -241,7 +242,7 @@ std::vector<CrawlRecord> Client::crawls(const CrawlFilter& filter) {
       throw InvalidInput("unknown crawl status \"" + *filter.status + "\"; use one of: " + list);
     }
   }
-  return impl_->with_session([&](db::Session& s) { return s.crawls(filter); }, true);
+  return impl_->with_session([&](db::Session& s) { return db::CrawlStore(s).list(filter); }, true);
 }
 
 std::optional<JobRecord> Client::job_by_key(const std::string& key) {
@@ -274,7 +275,7 @@ std::optional<JobRecord> Client::wait(std::int64_t id, std::chrono::milliseconds
 }
 
 std::optional<CrawlRecord> Client::crawl(std::int64_t id) {
-  return impl_->with_session([&](db::Session& s) { return s.crawl(id); }, true);
+  return impl_->with_session([&](db::Session& s) { return db::CrawlStore(s).get(id); }, true);
 }
 
 namespace {

@@ -110,8 +110,13 @@ KeyLimit key_limit(const pqxx::row& row) {
 }
 
 Session::SeedOutcome seed_outcome(const pqxx::row& row) {
-  return {row["existed"].as<bool>(), opt<int>(row, "max_running_before"), opt<int>(row, "max_running"),
-          opt_text(row["limit_source"]), opt<int>(row, "config_max_running")};
+  return {row["existed"].as<bool>(),         opt<int>(row, "max_running_before"), opt<int>(row, "max_running"),
+          opt_text(row["limit_source"]),     opt<int>(row, "config_max_running"), opt<bool>(row, "partition_applied"),
+          opt_text(row["partition_source"]), opt_text(row["partition_now"])};
+}
+
+std::optional<double> rate_wait(const pqxx::row& row) {
+  return opt<double>(row, "rate_wait_s");
 }
 
 Promoted promoted(const pqxx::row& row) {
@@ -130,8 +135,8 @@ ScheduleCounts schedule_counts(const pqxx::row& row) {
   return {row["enabled"].as<std::int64_t>(), row["paused"].as<std::int64_t>(), row["late"].as<std::int64_t>()};
 }
 
-Session::CrawlState crawl_state(const pqxx::row& row) {
-  Session::CrawlState s;
+CrawlState crawl_state(const pqxx::row& row) {
+  CrawlState s;
   s.collection = opt_text(row["collection"]).value_or(std::string());
   if (const auto duplicate = opt<std::int64_t>(row, "duplicate_of")) {
     s.duplicate_of = duplicate;

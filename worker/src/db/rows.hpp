@@ -4,6 +4,7 @@
 // and a renamed column fails loudly (pqxx: unknown column) instead of reading its neighbour.
 #include <pqxx/pqxx>
 
+#include "db/crawl_store.hpp"
 #include "db/session.hpp"
 
 namespace docket::db::rows {
@@ -28,6 +29,8 @@ QueueSummary queue_summary(const pqxx::row& row);
 KeyLimit key_limit(const pqxx::row& row);
 /// kind_seed.
 Session::SeedOutcome seed_outcome(const pqxx::row& row);
+/// job_claim's row without a job: the seconds until an empty rate-limit bucket has a token.
+std::optional<double> rate_wait(const pqxx::row& row);
 /// job_promote.
 Promoted promoted(const pqxx::row& row);
 /// schedule_tick.
@@ -35,6 +38,6 @@ ScheduleTick schedule_tick(const pqxx::row& row);
 /// schedule_counts.
 ScheduleCounts schedule_counts(const pqxx::row& row);
 /// crawl_start (a row that names a duplicate crawl carries only duplicate_of and collection).
-Session::CrawlState crawl_state(const pqxx::row& row);
+CrawlState crawl_state(const pqxx::row& row);
 
 }  // namespace docket::db::rows

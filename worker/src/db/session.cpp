@@ -3,6 +3,8 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <cmath>
 
@@ -579,15 +581,6 @@ void Session::set_partition(const std::string& kind, const PartitionLimit& limit
   });
 }
 
-Session::PartitionSeed Session::seed_partition(const std::string& kind, const PartitionLimit& limit) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res = DOCKET_RUN(q::kind_seed_partition, kind, limit.partition, opt_number(limit.max_running_per_key),
-                                limit.rate_per_key, opt_number(limit.burst_per_key));
-    const auto row = res[0];
-    return PartitionSeed{row[0].as<bool>(), opt_text(row[1]), opt_text(row[2])};
-  });
-}
-
 void Session::check_partition(const PartitionLimit& limit) {
   guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     DOCKET_RUN(q::kind_check_partition, limit.partition, opt_number(limit.max_running_per_key), limit.rate_per_key,
@@ -716,9 +709,9 @@ std::vector<ClaimedJob> Session::claim(const std::string& worker, const std::str
     for (const auto& row : res) {
       if (!row["id"].is_null()) {
         out.push_back(rows::claimed(row));
-      } else if (rate_wait_s && !row["queue_latency_s"].is_null()) {
-        *rate_wait_s = row["queue_latency_s"]
-                           .as<double>();  // job_claim's extra row (its queue_latency_s column): see docket.rate_wait
+      } else if (rate_wait_s) {
+        // job_claim's extra row: see docket.rate_wait (the open path declines before any limit).
+        if (const auto wait = rows::rate_wait(row)) *rate_wait_s = wait;
       }
     }
     return out;
@@ -1000,42 +993,41 @@ int Session::prune(int batch) {
                  [&](pqxx::connection& c) { return DOCKET_RUN(q::job_prune, std::to_string(batch))[0][0].as<int>(); });
 }
 
-namespace {
-std::optional<std::string> seconds_text(std::optional<std::chrono::milliseconds> d) {
-  return d ? std::optional<std::string>(std::to_string(static_cast<double>(d->count()) / 1000.0)) : std::nullopt;
+std::string kind_settings_json(const KindSettings& settings) {
+  nlohmann::json j = {{"kind", settings.kind}};
+  const auto put = [&j](const char* field, const auto& value) {
+    if (value) j[field] = *value;
+  };
+  const auto put_seconds = [&j](const char* field, const std::optional<std::chrono::milliseconds>& d) {
+    if (d) j[field] = static_cast<double>(d->count()) / 1000.0;
+  };
+  put("max_retries", settings.max_retries);
+  put("max_running", settings.max_running);
+  put("crawl_collection", settings.crawl_collection);
+  put_seconds("timeout_s", settings.timeout);
+  put("queue", settings.queue);
+  put_seconds("retain_completed_s", settings.retain_completed);
+  put_seconds("retain_failed_s", settings.retain_failed);
+  put("rate", settings.rate);
+  put("burst", settings.burst);
+  put("partition", settings.keyed.partition);
+  put("max_running_per_key", settings.keyed.max_running_per_key);
+  put("rate_per_key", settings.keyed.rate_per_key);
+  put("burst_per_key", settings.keyed.burst_per_key);
+  if (settings.unique) {
+    j["unique_by"] = settings.unique->by;
+    put_seconds("unique_for_s", settings.unique->period);
+    put("unique_states", settings.unique->states);
+  }
+  put_seconds("result_ttl_s", settings.result_ttl);
+  return j.dump();
 }
-std::optional<std::string> int_text(std::optional<int> n) {
-  return n ? std::optional<std::string>(std::to_string(*n)) : std::nullopt;
-}
-}  // namespace
 
-Session::SeedOutcome Session::seed_kind(const std::string& kind, std::optional<int> max_retries,
-                                        std::optional<int> max_running,
-                                        const std::optional<std::string>& crawl_collection,
-                                        std::optional<std::chrono::milliseconds> timeout,
-                                        const std::optional<std::string>& queue,
-                                        std::optional<std::chrono::milliseconds> retain_completed,
-                                        std::optional<std::chrono::milliseconds> retain_failed) {
+Session::SeedOutcome Session::seed_kind(const KindSettings& settings) {
+  const auto json = kind_settings_json(settings);
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto res =
-        DOCKET_RUN(q::kind_seed, kind, int_text(max_retries), int_text(max_running), crawl_collection,
-                   seconds_text(timeout), queue, seconds_text(retain_completed), seconds_text(retain_failed));
+    const auto res = DOCKET_RUN(q::kind_seed, json);
     return rows::seed_outcome(res[0]);
-  });
-}
-
-void Session::seed_kind_results(const std::string& kind, const std::optional<KindUnique>& unique,
-                                std::optional<std::chrono::milliseconds> result_ttl) {
-  guarded(*this, impl_->conn, [&](pqxx::connection& c) {
-    const auto opt_interval = [](const std::optional<std::chrono::milliseconds>& d) {
-      return d ? std::optional<std::string>(interval_text(*d)) : std::nullopt;
-    };
-    DOCKET_RUN(q::kind_seed_results, kind, unique ? "true" : "false",
-               unique ? std::optional<std::string>(text_array(unique->by)) : std::nullopt,
-               opt_interval(unique ? unique->period : std::nullopt),
-               unique && unique->states ? std::optional<std::string>(text_array(*unique->states)) : std::nullopt,
-               opt_interval(result_ttl));
-    return 0;
   });
 }
 

@@ -151,14 +151,6 @@ class Session {
   void set_rate(const std::string& kind, const std::optional<std::string>& rate, std::optional<int> burst);
   /// docket.set_partition: the keyed limits of a kind, all at once.
   void set_partition(const std::string& kind, const PartitionLimit& limit);
-  /// What a worker's TOML keyed limits did at its start: applied, or kept an operator's.
-  struct PartitionSeed {
-    bool applied = false;                  ///< the TOML's settings are in force now
-    std::optional<std::string> source;     ///< who set the settings in force: config, operator
-    std::optional<std::string> partition;  ///< the partition in force
-  };
-  /// docket.seed_partition: a worker's TOML keyed limits, unless an operator set the kind's.
-  PartitionSeed seed_partition(const std::string& kind, const PartitionLimit& limit);
   /// docket.check_partition: refuses what set_partition would, writing nothing.
   void check_partition(const PartitionLimit& limit);
   /// docket.kind_hot_keys: a keyed kind's busiest keys.
@@ -247,71 +239,25 @@ class Session {
   /// Deletes up to `batch` finished jobs past their kind's retention (the rule stored in the
   /// database), and clears up to `batch` expired results; returns how many rows it changed.
   int prune(int batch);
-  /// What seeding a kind did to its quota, so the worker can log it with its source.
+  /// What seeding a kind did to its quota and its keyed limits, so the worker can log each
+  /// change it makes and each TOML value it does not apply, with its source.
   struct SeedOutcome {
     bool existed = false;                   ///< the kind had a row before
     std::optional<int> before;              ///< max_running before
     std::optional<int> after;               ///< max_running now
     std::optional<std::string> source;      ///< "config", "operator" or none
     std::optional<int> config_max_running;  ///< the TOML value stored for the kind
+    /// Set when the settings had a partition: the TOML's keyed limits are in force now (false: an
+    /// operator's hold).
+    std::optional<bool> partition_applied;
+    std::optional<std::string> partition_source;  ///< who set the keyed limits in force: config, operator
+    std::optional<std::string> partition;         ///< the partition in force
   };
-  /// Seeds a kind's settings from a worker's config: a nullopt leaves the stored value. The TOML
-  /// max_running becomes the quota only when no operator set one (docket.set_limit).
-  SeedOutcome seed_kind(const std::string& kind, std::optional<int> max_retries, std::optional<int> max_running,
-                        const std::optional<std::string>& crawl_collection = std::nullopt,
-                        std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                        const std::optional<std::string>& queue = std::nullopt,
-                        std::optional<std::chrono::milliseconds> retain_completed = std::nullopt,
-                        std::optional<std::chrono::milliseconds> retain_failed = std::nullopt);
-  /// Seeds a kind's derived unique key (unique: set exactly, nullopt: leave the stored one) and
-  /// result_ttl (nullopt: leave) through docket.seed_kind_results.
-  void seed_kind_results(const std::string& kind, const std::optional<KindUnique>& unique,
-                         std::optional<std::chrono::milliseconds> result_ttl);
+  /// docket.seed_kind: a worker's config seeds all of a kind's stored settings in one transaction
+  /// (a nullopt leaves the stored value; see KindSettings for the operator's precedence).
+  SeedOutcome seed_kind(const KindSettings& settings);
   /// Clears an operator's quota (the TOML value, or none, applies again); false when there was none.
   bool reset_limit(const std::string& kind);
-
-  // crawls (db/crawls.cpp) -------------------------------------------------------------------
-  struct CrawlState {
-    std::int64_t id = 0;
-    std::string status;
-    int pages = 0;
-    int items = 0;
-    std::optional<std::string> next_url;
-    std::optional<std::string> last_error;
-    std::optional<std::int64_t> duplicate_of;
-    std::string collection;  ///< the crawl's collection, its template evaluated on the job's args
-  };
-  /// Fence for the crawl writes: the job, the worker id it was claimed under, the attempt.
-  struct JobFence {
-    std::int64_t job = 0;
-    std::string worker;
-    int attempt = 0;
-  };
-  /// nullopt: the job is no longer ours. InvalidInput: the job's args do not fit the collection
-  /// template (crawl.collection with {args.NAME}).
-  std::optional<CrawlState> crawl_start(const JobFence& fence, const std::string& kind,
-                                        const std::string& collection_template, const std::string& first_url);
-  /// {pages, items} after the page; nullopt: the job is no longer ours.
-  std::optional<std::pair<int, int>> crawl_page(std::int64_t crawl, const JobFence& fence, const std::string& items,
-                                                const std::optional<std::string>& next_url,
-                                                const std::optional<std::string>& cursor);
-  bool crawl_error(std::int64_t crawl, const JobFence& fence, const std::string& error, bool final);
-  bool crawl_finalizing(std::int64_t crawl, const JobFence& fence);
-  bool crawl_activate(std::int64_t crawl, const JobFence& fence);
-  /// {removed, live}: the live items of the crawl's collection its activation would remove, and
-  /// how many there are now (the shrink guard's figures).
-  std::pair<std::int64_t, std::int64_t> crawl_shrink(std::int64_t crawl);
-  /// Activation by the kind's own statements ($1 crawl id, $2 collection), in order, in one
-  /// transaction with the cache clean-up. False: the job is no longer ours (nothing was done).
-  bool crawl_activate_custom(std::int64_t crawl, const JobFence& fence, const std::vector<std::string>& statements,
-                             const std::string& collection);
-  /// Seconds to wait before requesting; nullopt when another crawl holds the host.
-  std::optional<double> crawl_host_acquire(const std::string& host, const std::string& holder,
-                                           const std::string& worker, double lease_s);
-  void crawl_host_release(const std::string& host, const std::string& holder, double gap_s);
-  int crawl_sweep();
-  std::vector<CrawlRecord> crawls(const CrawlFilter& filter);
-  std::optional<CrawlRecord> crawl(std::int64_t id);
 
   /// Runs a tool's own embedded query (`docket bench`: bench/queries, docket::bench::q) and returns
   /// its rows as text (NULL: nullopt); the engine uses the typed operations above.
@@ -333,6 +279,7 @@ class Session {
   struct Impl;
 
  private:
+  friend class CrawlStore;  // runs its statements on this session's connection
   std::string url_;
   std::string application_name_;
   Plans plans_;
@@ -350,5 +297,9 @@ bool transaction_pooling();
 std::string with_connection_defaults(const std::string& url);
 /// `url` with connect_timeout and statement_timeout set to `seconds`: for probes that must answer quickly.
 std::string with_timeouts(const std::string& url, int seconds);
+
+/// The JSON object docket.seed_kind takes: one field per set value (durations in seconds), none
+/// for a nullopt.
+std::string kind_settings_json(const KindSettings& settings);
 
 }  // namespace docket::db

@@ -1,5 +1,5 @@
 #pragma once
-// Handlers for kinds configured without C++ code: command, url, crawl, builtin.
+// Handlers for kinds configured without C++ code: command, url, builtin (crawl: crawl/executor.hpp).
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,8 +27,6 @@ Handler command_handler(const CommandExecutor& spec);
 /// A url kind; with `callback`, the endpoint gets a per-attempt token and may answer 202.
 Handler http_handler(const HttpExecutor& spec, Millis timeout, std::optional<CallbackContext> callback = std::nullopt);
 Handler builtin_handler(const std::string& name);
-/// `pool`: the crawl's database connections (shared by the worker's crawl kinds).
-Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>& pool);
 
 /// Names accepted by `builtin = "..."`.
 const std::vector<std::string>& builtin_names();

@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "core/reconnect.hpp"
 #include "docket/errors.hpp"
+#include "maintenance/sweep.hpp"
 
 namespace docket {
 
@@ -29,12 +30,12 @@ void log_deploy(const ScheduleDeploy& d) {
                                         {"deleted", static_cast<std::int64_t>(d.deleted.size())}});
 }
 
-Maintainer::Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds,
+Maintainer::Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSettings> kinds,
                        std::vector<ScheduleSpec> schedules, Identity& identity, Hooks hooks)
     : url_(std::move(url)),
       config_(std::move(config)),
       row_(std::move(row)),
-      seeds_(std::move(seeds)),
+      kinds_(std::move(kinds)),
       schedules_(std::move(schedules)),
       identity_(identity),
       hooks_(std::move(hooks)),
@@ -48,9 +49,8 @@ Maintainer::~Maintainer() {
 std::string Maintainer::register_worker() {
   session_.check_schema();
   std::string id = session_.register_worker(row_);
-  for (const auto& s : seeds_) {
-    const auto r = session_.seed_kind(s.kind, s.max_retries, s.max_running, s.crawl_collection, s.timeout, s.queue,
-                                      s.retain_completed, s.retain_failed);
+  for (const auto& s : kinds_) {
+    const auto r = session_.seed_kind(s);
     const auto text = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("none"); };
     if (r.after != r.before) {
       log::info("kind.limit_changed", {{"kind", s.kind},
@@ -65,18 +65,15 @@ std::string Maintainer::register_worker() {
                                     {"config_max_running", *s.max_running},
                                     {"hint", "docket limit " + s.kind + " --reset applies the config value"}});
     }
-    if (s.rate) session_.set_rate(s.kind, s.rate, s.burst);
-    if (s.keyed.partition) {
+    if (r.partition_applied) {
       // As max_running: the TOML seeds the keyed limits, an operator's setting holds until
       // `docket limit KIND --reset`.
-      const auto seeded = session_.seed_partition(s.kind, s.keyed);
-      log::info(seeded.applied ? "kind.partition_applied" : "kind.partition_kept",
+      log::info(*r.partition_applied ? "kind.partition_applied" : "kind.partition_kept",
                 {{"kind", s.kind},
-                 {"partition", seeded.partition.value_or("none")},
-                 {"source", seeded.source.value_or("none")},
-                 {"config_partition", *s.keyed.partition}});
+                 {"partition", r.partition.value_or("none")},
+                 {"source", r.partition_source.value_or("none")},
+                 {"config_partition", s.keyed.partition.value_or("none")}});
     }
-    if (s.unique || s.result_ttl) session_.seed_kind_results(s.kind, s.unique, s.result_ttl);
   }
   // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
   if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));
@@ -169,7 +166,9 @@ void Maintainer::loop(const std::stop_token& stop) {
         next_rescue = now + jittered(config_.effective_rescue(), rng);
         if (const int n = session_.rescue(); n > 0) log::warn("job.rescued", {{"count", n}});
         if (const int n = session_.callback_expire(); n > 0) log::warn("job.callback_expired", {{"count", n}});
-        if (const int n = session_.crawl_sweep(); n > 0) log::warn("crawl.abandoned", {{"count", n}});
+        for (const auto& sweep : registered_sweeps()) {
+          if (const int n = sweep.run(session_); n > 0) log::warn(sweep.event, {{"count", n}});
+        }
       }
       if (now >= next_promote) {
         next_promote = now + config_.promote_interval;

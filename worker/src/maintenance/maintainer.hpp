@@ -33,22 +33,6 @@ class Identity {
   std::string id_;
 };
 
-struct KindSeed {
-  std::string kind;
-  std::optional<int> max_retries;
-  std::optional<int> max_running;
-  std::optional<std::string> crawl_collection;
-  std::optional<Millis> timeout;    ///< the kind's run timeout (docket.stuck_jobs)
-  std::optional<std::string> rate;  ///< docket.set_rate (a NULL leaves the stored rate)
-  std::optional<int> burst;
-  PartitionLimit keyed;  ///< docket.set_partition when keyed.partition is set
-  std::optional<std::string> queue;
-  std::optional<Millis> retain_completed;
-  std::optional<Millis> retain_failed;
-  std::optional<KindUnique> unique;  ///< docket.seed_kind_results: the kind's derived unique key
-  std::optional<Millis> result_ttl;  ///< docket.seed_kind_results: a nullopt leaves the stored one
-};
-
 /// Logs what applying the config's schedules did (a worker's start, docket migrate).
 void log_deploy(const ScheduleDeploy& deploy);
 
@@ -64,7 +48,7 @@ class Maintainer {
   };
 
   /// `schedules`: the config's [schedules], applied (never pruned) when the worker registers.
-  Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSeed> seeds,
+  Maintainer(std::string url, WorkerConfig config, db::WorkerRow row, std::vector<KindSettings> kinds,
              std::vector<ScheduleSpec> schedules, Identity& identity, Hooks hooks);
   ~Maintainer();
 
@@ -82,7 +66,7 @@ class Maintainer {
   std::string url_;
   WorkerConfig config_;
   db::WorkerRow row_;
-  std::vector<KindSeed> seeds_;
+  std::vector<KindSettings> kinds_;  ///< seeded (docket.seed_kind) at each registration
   std::vector<ScheduleSpec> schedules_;
   Identity& identity_;
   Hooks hooks_;

@@ -18,6 +18,7 @@
 #include "core/reconnect.hpp"
 #include "core/text.hpp"
 #include "core/wake.hpp"
+#include "crawl/executor.hpp"
 #include "db/array.hpp"
 #include "db/pool.hpp"
 #include "db/session.hpp"
@@ -159,17 +160,10 @@ void Worker::Impl::run() {
         "[kinds.NAME] sections with command, url, crawl or builtin to the config");
   }
   std::vector<std::string> kind_names;
-  std::vector<KindSeed> seeds;
+  std::vector<KindSettings> settings;
   for (const auto& [name, entry] : kinds) {
     kind_names.push_back(name);
-    const auto* crawl = std::get_if<CrawlExecutor>(&entry.config.executor);
-    // A worker's [worker] retention applies to its own kinds that set none.
-    seeds.push_back({name, entry.config.max_retries, entry.config.max_running,
-                     crawl ? std::optional<std::string>(crawl->collection) : std::nullopt, entry.config.timeout,
-                     entry.config.rate, entry.config.burst, entry.config.keyed, entry.config.queue,
-                     entry.config.retain_completed ? entry.config.retain_completed : cfg.retain_completed,
-                     entry.config.retain_failed ? entry.config.retain_failed : cfg.retain_failed, entry.config.unique,
-                     entry.config.result_ttl});
+    settings.push_back(kind_settings(name, entry.config, cfg));
   }
   db::WorkerRow row;
   row.host = host_name();
@@ -254,7 +248,7 @@ void Worker::Impl::run() {
   hooks.schedule_enqueued = [this](double lateness_s) {
     if (metrics) metrics->schedule_enqueued(lateness_s);
   };
-  maintainer = std::make_unique<Maintainer>(url, cfg, row, seeds, schedules, identity, hooks);
+  maintainer = std::make_unique<Maintainer>(url, cfg, row, settings, schedules, identity, hooks);
   if (!maintainer->start([this] { return stop_requested(); })) {
     completer->drain(Millis(0));
     return;

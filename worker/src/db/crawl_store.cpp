@@ -1,4 +1,6 @@
-// Session operations of the crawl executor and the crawl views.
+// db::CrawlStore: the crawl statements on a Session's connection.
+#include "db/crawl_store.hpp"
+
 #include "db/rows.hpp"
 #include "db/session_impl.hpp"
 
@@ -10,56 +12,55 @@ std::optional<std::string> num(std::int64_t v) {
 }
 }  // namespace
 
-std::optional<Session::CrawlState> Session::crawl_start(const JobFence& f, const std::string& kind,
-                                                        const std::string& collection_template,
-                                                        const std::string& first_url) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlState> {
+std::optional<CrawlState> CrawlStore::start(const JobFence& f, const std::string& kind,
+                                            const std::string& collection_template, const std::string& first_url) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlState> {
     auto res = DOCKET_RUN(q::crawl_start, num(f.job), f.worker, num(f.attempt), kind, collection_template, first_url);
     if (res.empty()) return std::nullopt;
     return rows::crawl_state(res[0]);
   });
 }
 
-std::optional<std::pair<int, int>> Session::crawl_page(std::int64_t crawl, const JobFence& f, const std::string& items,
-                                                       const std::optional<std::string>& next_url,
-                                                       const std::optional<std::string>& cursor) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::pair<int, int>> {
+std::optional<std::pair<int, int>> CrawlStore::page(std::int64_t crawl, const JobFence& f, const std::string& items,
+                                                    const std::optional<std::string>& next_url,
+                                                    const std::optional<std::string>& cursor) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) -> std::optional<std::pair<int, int>> {
     auto res = DOCKET_RUN(q::crawl_page, num(crawl), num(f.job), f.worker, num(f.attempt), items, next_url, cursor);
     if (res.empty()) return std::nullopt;
     return std::make_pair(res[0]["pages"].as<int>(), res[0]["items"].as<int>());
   });
 }
 
-bool Session::crawl_error(std::int64_t crawl, const JobFence& f, const std::string& error, bool final) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+bool CrawlStore::error(std::int64_t crawl, const JobFence& f, const std::string& error, bool final) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) {
     return DOCKET_RUN(q::crawl_error, num(crawl), num(f.job), f.worker, num(f.attempt), error,
                       std::string(final ? "true" : "false"))[0][0]
         .as<bool>();
   });
 }
 
-bool Session::crawl_finalizing(std::int64_t crawl, const JobFence& f) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+bool CrawlStore::finalizing(std::int64_t crawl, const JobFence& f) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) {
     return DOCKET_RUN(q::crawl_finalizing, num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
   });
 }
 
-bool Session::crawl_activate(std::int64_t crawl, const JobFence& f) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+bool CrawlStore::activate(std::int64_t crawl, const JobFence& f) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) {
     return DOCKET_RUN(q::crawl_activate, num(crawl), num(f.job), f.worker, num(f.attempt))[0][0].as<bool>();
   });
 }
 
-std::pair<std::int64_t, std::int64_t> Session::crawl_shrink(std::int64_t crawl) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+std::pair<std::int64_t, std::int64_t> CrawlStore::shrink(std::int64_t crawl) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) {
     const auto row = DOCKET_RUN(q::crawl_shrink, num(crawl))[0];
     return std::make_pair(row["removed"].as<std::int64_t>(), row["live"].as<std::int64_t>());
   });
 }
 
-bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const std::vector<std::string>& statements,
-                                    const std::string& collection) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+bool CrawlStore::activate_custom(std::int64_t crawl, const JobFence& f, const std::vector<std::string>& statements,
+                                 const std::string& collection) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) {
     // One transaction: the fence (locks the job row), the kind's own SQL, the cache clean-up.
     pqxx::work tx(c);
     if (!exec_query(tx, *impl_, q::crawl_owns, f.job, f.worker, f.attempt)[0][0].as<bool>()) return false;
@@ -79,26 +80,27 @@ bool Session::crawl_activate_custom(std::int64_t crawl, const JobFence& f, const
   });
 }
 
-std::optional<double> Session::crawl_host_acquire(const std::string& host, const std::string& holder,
-                                                  const std::string& worker, double lease_s) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<double> {
+std::optional<double> CrawlStore::host_acquire(const std::string& host, const std::string& holder,
+                                               const std::string& worker, double lease_s) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) -> std::optional<double> {
     auto res = DOCKET_RUN(q::crawl_host_acquire, host, holder, worker, std::to_string(lease_s));
     if (res.empty() || res[0][0].is_null()) return std::nullopt;
     return res[0][0].as<double>();
   });
 }
 
-void Session::crawl_host_release(const std::string& host, const std::string& holder, double gap_s) {
-  guarded(*this, impl_->conn,
+void CrawlStore::host_release(const std::string& host, const std::string& holder, double gap_s) {
+  guarded(session_, impl_->conn,
           [&](pqxx::connection& c) { DOCKET_RUN(q::crawl_host_release, host, holder, std::to_string(gap_s)); });
 }
 
-int Session::crawl_sweep() {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) { return DOCKET_RUN(q::crawl_sweep)[0][0].as<int>(); });
+int CrawlStore::sweep() {
+  return guarded(session_, impl_->conn,
+                 [&](pqxx::connection& c) { return DOCKET_RUN(q::crawl_sweep)[0][0].as<int>(); });
 }
 
-std::vector<CrawlRecord> Session::crawls(const CrawlFilter& f) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+std::vector<CrawlRecord> CrawlStore::list(const CrawlFilter& f) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) {
     auto res = DOCKET_RUN(q::crawl_list, f.collection, f.status, f.after ? num(*f.after) : std::nullopt,
                           std::to_string(f.limit));
     std::vector<CrawlRecord> out;
@@ -109,8 +111,8 @@ std::vector<CrawlRecord> Session::crawls(const CrawlFilter& f) {
   });
 }
 
-std::optional<CrawlRecord> Session::crawl(std::int64_t id) {
-  return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlRecord> {
+std::optional<CrawlRecord> CrawlStore::get(std::int64_t id) {
+  return guarded(session_, impl_->conn, [&](pqxx::connection& c) -> std::optional<CrawlRecord> {
     auto res = DOCKET_RUN(q::crawl_get, num(id));
     if (res.empty()) return std::nullopt;
     return parse_json(std::string_view(res[0][0].c_str(), res[0][0].size()), "crawl row").get<CrawlRecord>();

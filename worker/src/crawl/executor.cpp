@@ -9,11 +9,14 @@
 #include "core/log.hpp"
 #include "core/text.hpp"
 #include "core/url.hpp"
+#include "crawl/executor.hpp"
+#include "db/crawl_store.hpp"
 #include "db/pool.hpp"
 #include "docket/errors.hpp"
 #include "docket/json.hpp"
 #include "executors/executors.hpp"
 #include "executors/fetch.hpp"
+#include "maintenance/sweep.hpp"
 
 namespace docket {
 
@@ -99,7 +102,7 @@ class CrawlRun {
   const Json::json_pointer& key_;
   db::Pool& pool_;
   JobContext& ctx_;
-  db::Session::JobFence fence_;
+  db::JobFence fence_;
   std::string holder_;
   std::int64_t crawl_ = 0;
   int pages_ = 0;
@@ -133,7 +136,7 @@ std::variant<FetchResult, PageError> CrawlRun::get_page(const std::string& url) 
   std::optional<double> wait_s;
   std::uniform_int_distribution<int> jitter(15, 40);
   while (!(wait_s = db([&](db::Session& s) {
-             return s.crawl_host_acquire(u->host, holder_, fence_.worker, timeout_s + 10);
+             return db::CrawlStore(s).host_acquire(u->host, holder_, fence_.worker, timeout_s + 10);
            }))) {
     if (!sleep_for(jitter(rng_) / 1000.0)) return PageError{"stopped", false, std::nullopt};
   }
@@ -142,7 +145,9 @@ std::variant<FetchResult, PageError> CrawlRun::get_page(const std::string& url) 
     const double since = std::chrono::duration<double>(SteadyClock::now() - *last_request_).count();
     wait = std::max(wait, delay_s - since);
   }
-  auto release = [&](double gap_s) { db([&](db::Session& s) { s.crawl_host_release(u->host, holder_, gap_s); }); };
+  auto release = [&](double gap_s) {
+    db([&](db::Session& s) { db::CrawlStore(s).host_release(u->host, holder_, gap_s); });
+  };
   if (!sleep_for(wait)) {
     release(0);
     return PageError{"stopped", false, std::nullopt};
@@ -194,7 +199,7 @@ Outcome CrawlRun::page_failed(const PageError& raw) {
   const PageError e{clean_text(raw.message, 4096, Keep::head), raw.permanent, raw.retry_after_s};
   const Job& job = ctx_.job();
   const bool final = e.permanent || job.attempt > job.max_retries;
-  if (!db([&](db::Session& s) { return s.crawl_error(crawl_, fence_, e.message, final); })) return lost();
+  if (!db([&](db::Session& s) { return db::CrawlStore(s).error(crawl_, fence_, e.message, final); })) return lost();
   log::warn("crawl.page_failed",
             {{"crawl_id", crawl_}, {"job_id", job.id}, {"page", pages_ + 1}, {"final", final}, {"error", e.message}});
   return final ? Outcome::fail(e.message) : Outcome::retry(e.message);
@@ -205,7 +210,7 @@ Outcome CrawlRun::activate() {
   if (spec_.activate_sql.empty() && spec_.max_shrink < 1.0) {
     // A source that suddenly answers far fewer items is more often broken than emptied: refuse
     // to wipe the live set, keep it as it is, and say so in docket.crawls.
-    const auto [removed, live] = db([&](db::Session& s) { return s.crawl_shrink(crawl_); });
+    const auto [removed, live] = db([&](db::Session& s) { return db::CrawlStore(s).shrink(crawl_); });
     if (live > 0 && static_cast<double>(removed) > spec_.max_shrink * static_cast<double>(live)) {
       return page_failed({"refused to activate: it would remove " + std::to_string(removed) + " of " +
                               std::to_string(live) + " live items (more than crawl.max_shrink = " +
@@ -214,8 +219,9 @@ Outcome CrawlRun::activate() {
     }
   }
   const bool ok = db([&](db::Session& s) {
-    return spec_.activate_sql.empty() ? s.crawl_activate(crawl_, fence_)
-                                      : s.crawl_activate_custom(crawl_, fence_, spec_.activate_sql, collection_);
+    return spec_.activate_sql.empty()
+               ? db::CrawlStore(s).activate(crawl_, fence_)
+               : db::CrawlStore(s).activate_custom(crawl_, fence_, spec_.activate_sql, collection_);
   });
   if (!ok) return lost();
   log::info("crawl.activated", {{"crawl_id", crawl_},
@@ -243,9 +249,9 @@ Outcome CrawlRun::run() {
   }
   if (!bad_args.empty()) url_ = spec_.url;
   const std::string first = mode == Mode::page ? replace_all(url_, "{page}", "1") : replace_all(url_, "{cursor}", "");
-  std::optional<db::Session::CrawlState> state;
+  std::optional<db::CrawlState> state;
   try {
-    state = db([&](db::Session& s) { return s.crawl_start(fence_, job.kind, spec_.collection, first); });
+    state = db([&](db::Session& s) { return db::CrawlStore(s).start(fence_, job.kind, spec_.collection, first); });
   } catch (const Conflict& e) {
     return Outcome::fail(e.what());
   } catch (const InvalidInput& e) {
@@ -290,11 +296,13 @@ Outcome CrawlRun::run() {
       // Throttled with a short Retry-After: wait here (the host's next request is already held
       // back for everyone) instead of spending an attempt.
       if (e->retry_after_s && *e->retry_after_s <= kMaxInlineRetryAfterS && ++throttled <= kMaxThrottledInARow) {
-        if (!db([&](db::Session& s) { return s.crawl_error(crawl_, fence_, e->message, false); })) return lost();
+        if (!db([&](db::Session& s) { return db::CrawlStore(s).error(crawl_, fence_, e->message, false); }))
+          return lost();
         continue;
       }
       if (e->retry_after_s && *e->retry_after_s > kMaxInlineRetryAfterS) {
-        if (!db([&](db::Session& s) { return s.crawl_error(crawl_, fence_, e->message, false); })) return lost();
+        if (!db([&](db::Session& s) { return db::CrawlStore(s).error(crawl_, fence_, e->message, false); }))
+          return lost();
         return Outcome::snooze(std::chrono::milliseconds(static_cast<long long>(*e->retry_after_s * 1000)));
       }
       return page_failed(*e);
@@ -357,7 +365,7 @@ Outcome CrawlRun::run() {
     }
     if (mode == Mode::page && items.empty()) {
       // The page after the last: nothing to store.
-      if (!db([&](db::Session& s) { return s.crawl_finalizing(crawl_, fence_); })) return lost();
+      if (!db([&](db::Session& s) { return db::CrawlStore(s).finalizing(crawl_, fence_); })) return lost();
       return activate();
     }
 
@@ -375,8 +383,8 @@ Outcome CrawlRun::run() {
     Json rows = Json::array();
     for (const auto& [k, item] : by_key) rows.push_back(Json{{"key", k}, {"item", *item}});
     const auto stored = db([&](db::Session& s) {
-      return s.crawl_page(crawl_, fence_, clean_json_text(rows.dump(-1, ' ', false, Json::error_handler_t::replace)),
-                          next, cursor);
+      return db::CrawlStore(s).page(
+          crawl_, fence_, clean_json_text(rows.dump(-1, ' ', false, Json::error_handler_t::replace)), next, cursor);
     });
     if (!stored) return lost();
     pages_ = stored->first;
@@ -406,5 +414,10 @@ Handler crawl_handler(const CrawlExecutor& spec, const std::shared_ptr<db::Pool>
   if (!spec.next.empty() && spec.next != "link") pointer(spec.next, "crawl.next");
   return [spec, items, key, pool](JobContext& ctx) { return CrawlRun(spec, *items, *key, *pool, ctx).run(); };
 }
+
+// Every worker sweeps (whether or not it runs crawl kinds): a crawl whose job no longer runs it is
+// abandoned, on the maintainer's rescue cadence.
+const bool kCrawlSweepRegistered =
+    register_sweep({"crawl.abandoned", [](db::Session& s) { return db::CrawlStore(s).sweep(); }});
 
 }  // namespace docket
