@@ -256,7 +256,7 @@ void Client::wait_async(std::int64_t id, std::chrono::milliseconds timeout,
                        std::to_string(timeout.count()) + "ms");
   }
   impl_->watch().wait(id, timeout,
-                      [done = std::move(done)](std::shared_ptr<const JobRecord> job, std::exception_ptr error) {
+                      [done = std::move(done)](const std::shared_ptr<const JobRecord>& job, std::exception_ptr error) {
                         done(job ? std::optional<JobRecord>(*job) : std::nullopt, std::move(error));
                       });
 }
