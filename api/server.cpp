@@ -363,8 +363,7 @@ struct Server::Impl {
   std::mutex watch_mutex;  ///< guards job_watch's creation
   /// The job the last wait was answered with, and its body: the watch answers every waiter of a
   /// job in one go with one shared record, which is then formatted once, not once per waiter.
-  /// A weak reference: the record's args and result are freed with the last waiter, while its
-  /// control block (make_shared) keeps the address from being reused for another record.
+  /// A weak reference: the record's args and result are freed with the last waiter.
   std::mutex answered_mutex;
   std::weak_ptr<const JobRecord> answered_job;
   std::string answered_body;
@@ -472,35 +471,33 @@ void Server::Impl::await_job(const Request& req, const std::function<void(Respon
   try {
     const std::int64_t id = std::stoll(req.path.substr(std::string("/jobs/").size()));
     const auto wait = parse_wait(req.params);
-    watch().wait(
-        id, *wait, [this, answer, id](const std::shared_ptr<const JobRecord>& job, const std::exception_ptr& error) {
-          Response out;
-          try {
-            if (error) std::rethrow_exception(error);
-            if (!job) throw NotFound("no job with id " + std::to_string(id));
-            out.status = 200;
-            out.content_type = "application/json";
-            {
-              std::lock_guard lock(answered_mutex);
-              const bool same =
-                  !answered_job.owner_before(job) && !job.owner_before(answered_job) && !answered_job.expired();
-              if (!same) {
-                answered_body = json_text(Json(*job));
-                answered_job = job;
-              }
-              out.body = answered_body;
-            }
-            // Whether the job finished or the wait ran out: the body is the job either way.
-            out.headers.emplace_back("Docket-Wait", is_finished(job->state) ? "finished" : "timeout");
-          } catch (const NotFound& e) {
-            write_error(out, 404, "not_found", e.what());
-          } catch (const Timeout& e) {
-            write_error(out, 503, "timeout", e.what());
-          } catch (const std::exception& e) {
-            write_error(out, 503, "unavailable", e.what());
-          }
-          answer(std::move(out));
-        });
+    watch().wait(id, *wait,
+                 [this, answer, id](const std::shared_ptr<const JobRecord>& job, const std::exception_ptr& error) {
+                   Response out;
+                   try {
+                     if (error) std::rethrow_exception(error);
+                     if (!job) throw NotFound("no job with id " + std::to_string(id));
+                     out.status = 200;
+                     out.content_type = "application/json";
+                     {
+                       std::lock_guard lock(answered_mutex);
+                       if (answered_job.lock() != job) {  // a live record is the only one at its address
+                         answered_body = json_text(Json(*job));
+                         answered_job = job;
+                       }
+                       out.body = answered_body;
+                     }
+                     // Whether the job finished or the wait ran out: the body is the job either way.
+                     out.headers.emplace_back("Docket-Wait", is_finished(job->state) ? "finished" : "timeout");
+                   } catch (const NotFound& e) {
+                     write_error(out, 404, "not_found", e.what());
+                   } catch (const Timeout& e) {
+                     write_error(out, 503, "timeout", e.what());
+                   } catch (const std::exception& e) {
+                     write_error(out, 503, "unavailable", e.what());
+                   }
+                   answer(std::move(out));
+                 });
     return;
   } catch (const ApiError& e) {
     write_error(res, e.status(), e.code(), e.what());

@@ -46,6 +46,16 @@ ClaimedJob claimed(const pqxx::row& row) {
   return j;
 }
 
+ClaimedJob running(const pqxx::row& row) {
+  ClaimedJob j;
+  j.id = row["id"].as<std::int64_t>();
+  j.kind = text(row, "kind");
+  j.queue = text(row, "queue");
+  j.attempt = row["attempt"].as<int>();
+  j.max_retries = row["max_retries"].as<int>();
+  return j;
+}
+
 Finished finished(const pqxx::row& row) {
   const bool has_state = row.size() > 1;  // job_complete returns id only
   return {row["id"].as<std::int64_t>(), has_state ? state(row, "state") : JobState::completed};

@@ -11,6 +11,9 @@ namespace docket::db::rows {
 
 /// A claimed job: job_claim, job_claim_open, the claimed rows of job_finish_claim.
 ClaimedJob claimed(const pqxx::row& row);
+/// A job running under a worker (worker_running_jobs): id, attempt, kind, queue, max_retries; the
+/// rest of the ClaimedJob stays empty.
+ClaimedJob running(const pqxx::row& row);
 /// What one fenced outcome did: job_finish, the finished rows of job_finish_claim (id, state);
 /// job_complete returns only id: its rows are completed.
 Finished finished(const pqxx::row& row);

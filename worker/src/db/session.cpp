@@ -673,15 +673,7 @@ void Session::ping() {
 std::vector<ClaimedJob> Session::running_jobs(const std::string& worker) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
     std::vector<ClaimedJob> jobs;
-    for (const auto& row : DOCKET_RUN(q::worker_running_jobs, worker)) {
-      ClaimedJob job;
-      job.id = row["id"].as<std::int64_t>();
-      job.attempt = row["attempt"].as<int>();
-      job.kind = row["kind"].c_str();
-      job.queue = row["queue"].c_str();
-      job.max_retries = row["max_retries"].as<int>();
-      jobs.push_back(std::move(job));
-    }
+    for (const auto& row : DOCKET_RUN(q::worker_running_jobs, worker)) jobs.push_back(rows::running(row));
     return jobs;
   });
 }

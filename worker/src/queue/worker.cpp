@@ -92,6 +92,17 @@ struct Worker::Impl {
   /// Hands back the jobs running under `worker_id` in the database that this process does not
   /// hold. Called with claim_mutex held, so no claim adds to `held` meanwhile.
   void reconcile(db::Session& session, const std::string& worker_id);
+  /// Hands a job back without counting its attempt (the fenced `release` outcome): at shutdown,
+  /// and for a job of a lost claim.
+  void hand_back(const std::string& worker_id, std::int64_t id, int attempt, int max_retries, const std::string& kind,
+                 const std::string& queue) {
+    db::FinishItem item;
+    item.id = id;
+    item.attempt = attempt;
+    item.max_retries = max_retries;
+    item.outcome = db::FinishOutcome::release;
+    completer->push({worker_id, item, kind, queue, 0});
+  }
   void release_held(std::int64_t id) {
     std::lock_guard lock(held_mutex);
     held.erase(id);
@@ -287,12 +298,7 @@ void Worker::Impl::run() {
     // Hand back what did not finish, without charging the attempt; stop the jobs (commands get
     // SIGTERM, then SIGKILL). Their late outcomes are dropped.
     for (const auto& rj : running.stop_all(StopReason::shutdown)) {
-      db::FinishItem item;
-      item.id = rj->id;
-      item.attempt = rj->attempt;
-      item.max_retries = rj->max_retries;
-      item.outcome = db::FinishOutcome::release;
-      completer->push({rj->worker, item, rj->kind, rj->queue, 0});
+      hand_back(rj->worker, rj->id, rj->attempt, rj->max_retries, rj->kind, rj->queue);
     }
     // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
     std::unique_lock lock(stop_mutex);
@@ -534,10 +540,10 @@ std::vector<db::ClaimedJob> Worker::Impl::claim_jobs(db::Session& session, const
 
 void Worker::Impl::reconcile(db::Session& session, const std::string& worker_id) {
   claim_in_doubt = false;  // before the read: a claim lost after it asks again
-  std::vector<db::ClaimedJob> lost;
-  for (auto& job : session.running_jobs(worker_id)) {
+  auto lost = session.running_jobs(worker_id);
+  {
     std::lock_guard lock(held_mutex);
-    if (!held.contains(job.id)) lost.push_back(std::move(job));
+    std::erase_if(lost, [&](const db::ClaimedJob& job) { return held.contains(job.id); });
   }
   for (const auto& job : lost) {
     // Never run here: handed back without counting the attempt (the write is fenced, so a job
@@ -548,12 +554,7 @@ void Worker::Impl::reconcile(db::Session& session, const std::string& worker_id)
                                  {"attempt", job.attempt},
                                  {"worker", worker_id},
                                  {"reason", "claimed by a claim whose answer was lost; handed back"}});
-    db::FinishItem item;
-    item.id = job.id;
-    item.attempt = job.attempt;
-    item.max_retries = job.max_retries;
-    item.outcome = db::FinishOutcome::release;
-    completer->push({worker_id, item, job.kind, job.queue, 0});
+    hand_back(worker_id, job.id, job.attempt, job.max_retries, job.kind, job.queue);
   }
 }
 
