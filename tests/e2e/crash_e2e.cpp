@@ -105,3 +105,51 @@ TEST(Crash, AJobThatCrashesEveryWorkerEndsFailedAfterItsRetries) {
   b->signal(SIGTERM);
   EXPECT_EQ(b->wait(20s), 0);
 }
+
+TEST(Crash, AWorkerWhoseStartOutlastsItsLeaseIsNotDeclaredDeadAtBirth) {
+  // A start held up longer than the lease (here a kind's row locked by an operator's transaction
+  // for 3.5 s against a 2 s lease) must begin with a fresh lease: the worker's row is written last
+  // in its start, so the fleet's rescue never sees it stale and its first jobs are not taken back.
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  Client client(db->url());
+  auto a = start_test_worker(*db, dir, "sweeper", kFast);
+  ASSERT_TRUE(wait_registered(*db, "sweeper"));
+  pqxx::connection holder(db->url());
+  pqxx::work hold(holder);
+  hold.exec("SELECT 1 FROM docket.kinds WHERE kind = 'test.count' FOR UPDATE");
+  auto b = start_test_worker(*db, dir, "slow-start", kFast);
+  std::this_thread::sleep_for(3500ms);  // past the lease and several of the sweeper's rescue sweeps
+  hold.commit();
+  ASSERT_TRUE(wait_registered(*db, "slow-start")) << b->log_text();
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(client.enqueue({.kind = "test.sleep", .args = Json{{"ms", 50}}}).id);
+  ASSERT_TRUE(wait_until([&] { return count_state(*db, "completed") == 40; }, 20s)) << b->log_text();
+  std::this_thread::sleep_for(1s);  // a heartbeat or two of b's after its start
+  EXPECT_EQ(b->log_text().find("worker.lease_lost"), std::string::npos) << b->log_text();
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.workers WHERE name = 'slow-start' AND dead_at IS NOT NULL"), 0);
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.jobs WHERE attempt <> 1"), 0);
+  for (auto* w : {a.get(), b.get()}) w->signal(SIGTERM);
+  EXPECT_EQ(a->wait(20s), 0);
+  EXPECT_EQ(b->wait(20s), 0);
+}
+
+TEST(Crash, TenWorkersStartingTogetherOnAFreshDatabaseNeverConflict) {
+  // Workers of one deploy start at once and register the same new kinds: no deadlock, no retried
+  // start (a deadlock's retry cost the losers a second each, and their leases).
+  auto db = PgCluster::shared().fresh_database();
+  TempDir dir;
+  std::vector<std::unique_ptr<Child>> workers;
+  for (int i = 0; i < 10; ++i) workers.push_back(start_test_worker(*db, dir, "w" + std::to_string(i), kFast));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(wait_registered(*db, "w" + std::to_string(i))) << workers[i]->log_text();
+  std::this_thread::sleep_for(1s);
+  for (auto& w : workers) {
+    const auto log = w->log_text();
+    EXPECT_EQ(log.find("deadlock"), std::string::npos) << log;
+    EXPECT_EQ(log.find("db.unavailable"), std::string::npos) << log;
+    EXPECT_EQ(log.find("worker.lease_lost"), std::string::npos) << log;
+  }
+  EXPECT_EQ(db->count("SELECT count(*) FROM docket.workers WHERE dead_at IS NOT NULL"), 0);
+  for (auto& w : workers) w->signal(SIGTERM);
+  for (auto& w : workers) EXPECT_EQ(w->wait(20s), 0);
+}

@@ -48,7 +48,11 @@ Maintainer::~Maintainer() {
 
 std::string Maintainer::register_worker() {
   session_.check_schema();
-  std::string id = session_.register_worker(row_);
+  // The worker's row comes last, once its kinds are seeded and its schedules deployed: the row's
+  // heartbeat is stamped when it is written, and a start that took longer than the lease (a retry
+  // after a conflict, a slow database) would otherwise begin with a lease the fleet's next rescue
+  // declares lost, taking back the first jobs it claims. Each seed is one statement on one kind's
+  // row, so workers starting together never deadlock on docket.kinds.
   for (const auto& s : kinds_) {
     const auto r = session_.seed_kind(s);
     const auto text = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("none"); };
@@ -75,9 +79,9 @@ std::string Maintainer::register_worker() {
                  {"config_partition", s.keyed.partition.value_or("none")}});
     }
   }
-  // After registering: this worker's kinds are known. A refused schedule stops the start, naming it.
+  // After seeding: this worker's kinds are known. A refused schedule stops the start, naming it.
   if (!schedules_.empty()) log_deploy(session_.deploy_schedules(schedules_, false));
-  return id;
+  return session_.register_worker(row_);
 }
 
 bool Maintainer::start(const std::function<bool()>& give_up) {
