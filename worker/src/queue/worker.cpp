@@ -12,7 +12,7 @@
 #include <random>
 #include <set>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "core/log.hpp"
 #include "core/reconnect.hpp"
@@ -84,8 +84,21 @@ struct Worker::Impl {
   /// written). Only what is known to be written leaves it (Refill::settled), so a job the
   /// database has running under this worker that is not here was claimed by a claim whose answer
   /// never arrived (the connection broke around its commit): reconcile hands it back.
+  /// Counted per run, not a set: a job released or retried at once can be claimed again here (by
+  /// the producer, or by the claim in the same finish_and_claim) before its first run's outcome
+  /// is settled, and that settling must not make the second run look unheld.
   std::mutex held_mutex;
-  std::unordered_set<std::int64_t> held;
+  std::unordered_map<std::int64_t, int> held;
+  void hold(std::int64_t id) {
+    std::lock_guard lock(held_mutex);
+    ++held[id];
+  }
+  void release_held(const std::vector<std::int64_t>& ids) {
+    std::lock_guard lock(held_mutex);
+    for (const auto id : ids) {
+      if (auto it = held.find(id); it != held.end() && --it->second <= 0) held.erase(it);
+    }
+  }
   /// A claim (the producer's, or one carried by a completion) lost its connection: reconcile
   /// before the next claim.
   std::atomic<bool> claim_in_doubt{false};
@@ -102,10 +115,6 @@ struct Worker::Impl {
     item.max_retries = max_retries;
     item.outcome = db::FinishOutcome::release;
     completer->push({worker_id, item, kind, queue, 0});
-  }
-  void release_held(std::int64_t id) {
-    std::lock_guard lock(held_mutex);
-    held.erase(id);
   }
   /// The producer's last claim went by the quota path: completions then claim their replacements.
   std::atomic<bool> quota_claims{false};
@@ -230,10 +239,7 @@ void Worker::Impl::run() {
     claim_in_doubt = true;
     wake.signal();
   };
-  refill.settled = [this](const std::vector<std::int64_t>& ids) {
-    std::lock_guard lock(held_mutex);
-    for (const auto id : ids) held.erase(id);
-  };
+  refill.settled = [this](const std::vector<std::int64_t>& ids) { release_held(ids); };
   completer = std::make_unique<Completer>(
       url,
       [this](bool refilled) {
@@ -544,6 +550,8 @@ void Worker::Impl::reconcile(db::Session& session, const std::string& worker_id)
   {
     std::lock_guard lock(held_mutex);
     std::erase_if(lost, [&](const db::ClaimedJob& job) { return held.contains(job.id); });
+    // Held until the hand-back is settled (its settling releases this count).
+    for (const auto& job : lost) ++held[job.id];
   }
   for (const auto& job : lost) {
     // Never run here: handed back without counting the attempt (the write is fenced, so a job
@@ -571,10 +579,7 @@ void Worker::Impl::dispatch(std::vector<db::ClaimedJob>& jobs, const std::string
     rj->worker = worker_id;
     rj->started = now;
     rj->deadline = now + job.timeout.value_or(entry.config.timeout);
-    {
-      std::lock_guard lock(held_mutex);
-      held.insert(job.id);
-    }
+    hold(job.id);
     running.add(rj);
     in_flight.fetch_add(1);
     if (auto* q = capped_queue(job.queue)) q->running.fetch_add(1);
@@ -636,7 +641,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
     // ends it, whatever happens to this run or this process now.
     log::info("job.awaiting_callback",
               {{"job_id", rj->id}, {"kind", rj->kind}, {"queue", rj->queue}, {"attempt", rj->attempt}});
-    release_held(rj->id);
+    release_held({rj->id});
   } else if (reason == StopReason::shutdown || reason == StopReason::lost) {
     log::debug("job.outcome_dropped",
                {{"job_id", rj->id},
@@ -645,7 +650,7 @@ void Worker::Impl::execute(const std::shared_ptr<RunningJob>& rj, const db::Clai
                 {"attempt", rj->attempt},
                 {"worker", rj->worker},
                 {"reason", reason == StopReason::lost ? "lease lost" : "handed back at shutdown"}});
-    if (reason == StopReason::lost) release_held(rj->id);  // at shutdown the hand-back settles it
+    if (reason == StopReason::lost) release_held({rj->id});  // at shutdown the hand-back settles it
   } else {
     if (reason == StopReason::timeout && outcome.kind() != Outcome::Kind::complete) {
       outcome = Outcome::retry("timed out after " + format_duration(timeout));
