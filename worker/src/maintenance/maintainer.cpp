@@ -51,8 +51,7 @@ std::string Maintainer::register_worker() {
   // The worker's row comes last, once its kinds are seeded and its schedules deployed: the row's
   // heartbeat is stamped when it is written, and a start that took longer than the lease (a retry
   // after a conflict, a slow database) would otherwise begin with a lease the fleet's next rescue
-  // declares lost, taking back the first jobs it claims. Each seed is one statement on one kind's
-  // row, so workers starting together never deadlock on docket.kinds.
+  // declares lost, taking back the first jobs it claims.
   for (const auto& s : kinds_) {
     const auto r = session_.seed_kind(s);
     const auto text = [](std::optional<int> n) { return n ? std::to_string(*n) : std::string("none"); };
