@@ -1,7 +1,7 @@
 #pragma once
 // The producer's claim-size decision, a pure function of what it knows (no clock, no database),
 // so its rules are unit-tested (tests/unit/claim_size_test.cpp) apart from the threads that act
-// on it in worker.cpp.
+// on it in producer.cpp.
 namespace docket {
 
 /// What the producer knows when it may claim.

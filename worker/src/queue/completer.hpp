@@ -18,19 +18,9 @@
 
 #include "db/session.hpp"
 #include "docket/metrics.hpp"
+#include "queue/finish.hpp"
 
 namespace docket {
-
-struct Outcomes;  // counters, see worker.cpp
-
-/// One outcome waiting to be written, with what the log line needs.
-struct PendingFinish {
-  std::string worker;
-  db::FinishItem item;
-  std::string kind;
-  std::string queue;
-  double duration_ms = 0;
-};
 
 struct CompleterCounters {
   std::uint64_t completed = 0, retried = 0, failed = 0, cancelled = 0, snoozed = 0, released = 0, stale = 0;

@@ -65,4 +65,14 @@ db::FinishItem finish_item_of(std::int64_t id, int attempt, int max_retries, con
   return item;
 }
 
+PendingFinish hand_back_of(const std::string& worker, std::int64_t id, int attempt, int max_retries,
+                           const std::string& kind, const std::string& queue) {
+  db::FinishItem item;
+  item.id = id;
+  item.attempt = attempt;
+  item.max_retries = max_retries;
+  item.outcome = db::FinishOutcome::release;
+  return {worker, item, kind, queue, 0};
+}
+
 }  // namespace docket

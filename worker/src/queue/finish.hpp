@@ -36,4 +36,18 @@ struct ResultLimit {
 db::FinishItem finish_item_of(std::int64_t id, int attempt, int max_retries, const Outcome& outcome,
                               const std::function<std::optional<Millis>()>& backoff, const ResultLimit& limit = {});
 
+/// One outcome waiting to be written (by the Completer), with what its log line needs.
+struct PendingFinish {
+  std::string worker;  ///< the worker id the job was claimed under (fences the write)
+  db::FinishItem item;
+  std::string kind;
+  std::string queue;
+  double duration_ms = 0;
+};
+
+/// Hands a job back without counting its attempt (the fenced `release` outcome): at shutdown, and
+/// for a job of a lost claim.
+PendingFinish hand_back_of(const std::string& worker, std::int64_t id, int attempt, int max_retries,
+                           const std::string& kind, const std::string& queue);
+
 }  // namespace docket

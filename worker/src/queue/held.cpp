@@ -1,0 +1,41 @@
+#include "queue/held.hpp"
+
+namespace docket {
+
+void HeldJobs::hold(std::int64_t id) {
+  std::lock_guard lock(mutex_);
+  ++runs_[id];
+}
+
+void HeldJobs::settle(std::int64_t id) {
+  settle(std::vector<std::int64_t>{id});
+}
+
+void HeldJobs::settle(const std::vector<std::int64_t>& ids) {
+  std::lock_guard lock(mutex_);
+  for (const auto id : ids) {
+    if (auto it = runs_.find(id); it != runs_.end() && --it->second <= 0) runs_.erase(it);
+  }
+}
+
+bool HeldJobs::holds(std::int64_t id) const {
+  std::lock_guard lock(mutex_);
+  return runs_.contains(id);
+}
+
+std::size_t HeldJobs::size() const {
+  std::lock_guard lock(mutex_);
+  return runs_.size();
+}
+
+std::vector<db::ClaimedJob> HeldJobs::unheld(const std::function<std::vector<db::ClaimedJob>()>& read) {
+  in_doubt_ = false;  // before the read: a claim lost after it asks again
+  auto running = read();
+  std::lock_guard lock(mutex_);
+  std::erase_if(running, [&](const db::ClaimedJob& job) { return runs_.contains(job.id); });
+  // Held until the hand-back is settled (its settling releases this count).
+  for (const auto& job : running) ++runs_[job.id];
+  return running;
+}
+
+}  // namespace docket
