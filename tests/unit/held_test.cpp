@@ -111,15 +111,18 @@ TEST(HeldJobs, TheDoubtIsClearedBeforeTheReadSoALossDuringTheReadAsksAgain) {
   EXPECT_TRUE(held.in_doubt());
 }
 
-TEST(HeldJobs, AFailedReadLeavesTheDoubtToTheCaller) {
-  // The producer's Unavailable handler raises the doubt again (the read may have failed with the
-  // connection): the comparison itself only propagates the error.
+TEST(HeldJobs, AFailedReadKeepsTheDoubtSoTheNextClaimReconcilesAgain) {
+  // Whatever stops the read (the connection, or any other error), nothing was compared: the doubt
+  // stands, and the next claim reads again rather than leaving a lost claim's jobs stranded.
   HeldJobs held;
   held.hold(1);
   held.doubt();
   EXPECT_THROW((void)held.unheld([]() -> std::vector<db::ClaimedJob> { throw std::runtime_error("gone"); }),
                std::runtime_error);
+  EXPECT_TRUE(held.in_doubt());
   EXPECT_TRUE(held.holds(1));
+  EXPECT_EQ(ids_of(held.unheld([] { return jobs({1, 2}); })), (std::vector<std::int64_t>{2}));
+  EXPECT_FALSE(held.in_doubt());
 }
 
 }  // namespace

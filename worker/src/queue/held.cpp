@@ -30,7 +30,13 @@ std::size_t HeldJobs::size() const {
 
 std::vector<db::ClaimedJob> HeldJobs::unheld(const std::function<std::vector<db::ClaimedJob>()>& read) {
   in_doubt_ = false;  // before the read: a claim lost after it asks again
-  auto running = read();
+  std::vector<db::ClaimedJob> running;
+  try {
+    running = read();
+  } catch (...) {
+    in_doubt_ = true;  // whatever stopped the read, the doubt stands: the next claim asks again
+    throw;
+  }
   std::lock_guard lock(mutex_);
   std::erase_if(running, [&](const db::ClaimedJob& job) { return runs_.contains(job.id); });
   // Held until the hand-back is settled (its settling releases this count).
