@@ -111,6 +111,26 @@ TEST(HeldJobs, TheDoubtIsClearedBeforeTheReadSoALossDuringTheReadAsksAgain) {
   EXPECT_TRUE(held.in_doubt());
 }
 
+TEST(HeldJobs, AJobWhoseRunSettlesDuringTheReadIsNotHandedBack) {
+  // The database showed job 5 running under us; its outcome was written (and settled) after the
+  // read and before the comparison. It was ours, not a lost claim's: handing it back could match
+  // its next claim here (a snooze or release keeps the attempt) and hand back a running job.
+  HeldJobs held;
+  held.hold(5);
+  held.doubt();
+  const auto lost = held.unheld([&] {
+    auto seen = jobs({5, 6});
+    held.settle(5);
+    return seen;
+  });
+  EXPECT_EQ(ids_of(lost), (std::vector<std::int64_t>{6}));
+  EXPECT_FALSE(held.holds(5));
+  // A settle outside a read leaves no trace for the next one.
+  held.settle(9);
+  held.doubt();
+  EXPECT_EQ(ids_of(held.unheld([] { return jobs({9}); })), (std::vector<std::int64_t>{9}));
+}
+
 TEST(HeldJobs, AFailedReadKeepsTheDoubtSoTheNextClaimReconcilesAgain) {
   // Whatever stops the read (the connection, or any other error), nothing was compared: the doubt
   // stands, and the next claim reads again rather than leaving a lost claim's jobs stranded.

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <condition_variable>
 #include <mutex>
 
@@ -193,7 +195,9 @@ TEST_F(ExecutorFixture, ARunsOutcomeGoesToTheCompleterAndTheJobStaysHeldUntilWri
   EXPECT_TRUE(held.holds(1));
   EXPECT_TRUE(held.holds(2));
   EXPECT_EQ(slots.running(), 0);
-  EXPECT_EQ(sink.freed.back().running, 0);
+  // The two runs free their slots on two pool threads, so their notices may arrive in either
+  // order: one of them saw the last slot freed.
+  EXPECT_TRUE(std::any_of(sink.freed.begin(), sink.freed.end(), [](const SlotFreed& f) { return f.running == 0; }));
 }
 
 TEST_F(ExecutorFixture, ARunPastItsTimeoutIsStoppedAndRetried) {

@@ -15,6 +15,7 @@ void HeldJobs::settle(const std::vector<std::int64_t>& ids) {
   std::lock_guard lock(mutex_);
   for (const auto id : ids) {
     if (auto it = runs_.find(id); it != runs_.end() && --it->second <= 0) runs_.erase(it);
+    if (reading_) settled_while_reading_.insert(id);
   }
 }
 
@@ -30,15 +31,30 @@ std::size_t HeldJobs::size() const {
 
 std::vector<db::ClaimedJob> HeldJobs::unheld(const std::function<std::vector<db::ClaimedJob>()>& read) {
   in_doubt_ = false;  // before the read: a claim lost after it asks again
+  {
+    std::lock_guard lock(mutex_);
+    reading_ = true;
+    settled_while_reading_.clear();
+  }
   std::vector<db::ClaimedJob> running;
   try {
     running = read();
   } catch (...) {
+    std::lock_guard lock(mutex_);
+    reading_ = false;
     in_doubt_ = true;  // whatever stopped the read, the doubt stands: the next claim asks again
     throw;
   }
   std::lock_guard lock(mutex_);
-  std::erase_if(running, [&](const db::ClaimedJob& job) { return runs_.contains(job.id); });
+  reading_ = false;
+  // A job read as running whose run settled after the read was ours (its outcome was written
+  // meanwhile), not a lost claim's: were it handed back, and its outcome had made it available
+  // again at the same attempt (snooze, release), the hand-back's fence could match the next claim
+  // of it here and hand back a running job.
+  std::erase_if(running, [&](const db::ClaimedJob& job) {
+    return runs_.contains(job.id) || settled_while_reading_.contains(job.id);
+  });
+  settled_while_reading_.clear();
   // Held until the hand-back is settled (its settling releases this count).
   for (const auto& job : running) ++runs_[job.id];
   return running;

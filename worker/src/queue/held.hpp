@@ -15,6 +15,7 @@
 #include <functional>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "db/session.hpp"
@@ -49,6 +50,8 @@ class HeldJobs {
  private:
   mutable std::mutex mutex_;
   std::unordered_map<std::int64_t, int> runs_;  ///< held runs per job
+  bool reading_ = false;                        ///< unheld() is reading the database's view
+  std::unordered_set<std::int64_t> settled_while_reading_;
   std::atomic<bool> in_doubt_{false};
 };
 

@@ -128,7 +128,7 @@ void JobExecutor::run(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJo
   const double duration_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - rj->started).count();
 
   // Remove first, then read why it stopped: Running::stop_all marks jobs under the same lock.
-  running_.remove(rj->id);
+  running_.remove(rj);
   auto after = after_run(std::move(outcome), rj->reason.load(), timeout);
   switch (after.end) {  // no default (-Werror=switch)
     case RunEnd::parked:

@@ -131,7 +131,20 @@ void Producer::written(bool refilled) {
 }
 
 void Producer::reconcile(db::Session& session, const std::string& worker) {
-  for (const auto& job : held_.unheld([&] { return session.running_jobs(worker); })) {
+  std::vector<db::ClaimedJob> lost;
+  try {
+    lost = held_.unheld([&] { return session.running_jobs(worker); });
+  } catch (const Unavailable&) {
+    throw;  // the connection: logged as db.unavailable, the next claim reconciles again
+  } catch (const std::exception& e) {
+    // No claim until the comparison is made (a lost claim's jobs would stay stranded): say so,
+    // apart from an ordinary failed claim, since this worker now claims nothing until it is fixed.
+    log::error("reconcile.failed", {{"worker", worker},
+                                    {"error", e.what()},
+                                    {"action", "no claims until the jobs running under this worker are read"}});
+    throw;
+  }
+  for (const auto& job : lost) {
     // Never run here: handed back without counting the attempt (the write is fenced, so a job
     // whose outcome was written meanwhile is left alone).
     log::warn("job.claim_lost", {{"job_id", job.id},

@@ -25,9 +25,9 @@ void Running::add(const std::shared_ptr<RunningJob>& job) {
   changed_.notify_all();
 }
 
-void Running::remove(std::int64_t id) {
+void Running::remove(const std::shared_ptr<RunningJob>& job) {
   std::lock_guard lock(mutex_);
-  jobs_.erase(id);
+  if (auto it = jobs_.find(job->id); it != jobs_.end() && it->second == job) jobs_.erase(it);
 }
 
 std::size_t Running::size() const {

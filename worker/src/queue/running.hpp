@@ -39,8 +39,13 @@ class Running {
   Running();
   ~Running();
 
+  /// Registers a run (a later run of the same job replaces an earlier one still returning).
   void add(const std::shared_ptr<RunningJob>& job);
-  void remove(std::int64_t id);
+  /// Removes this run, and only this run: an earlier run of the job (stopped after a lost lease,
+  /// its handler slow to return) must not remove the run that replaced it after the job was
+  /// rescued and claimed here again, or that run would lose its timeout, cancel and shutdown
+  /// hand-back.
+  void remove(const std::shared_ptr<RunningJob>& job);
   std::size_t size() const;
   /// Stops one job (cancel request). False if it is not running here.
   bool stop(std::int64_t id, StopReason why);
