@@ -1,6 +1,7 @@
 // The engine's statements against a real database: claim, quota, fenced finish, rescue, promote.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <thread>
@@ -97,9 +98,10 @@ TEST_F(Engine, QuotaCapsClaimsAndOtherKindsStillFlow) {
   EXPECT_EQ(a, 2);
   EXPECT_EQ(b, 5);
   EXPECT_TRUE(claim(worker, {"a"}, 10).empty());
-  // A slot frees when one finishes.
-  db::FinishItem done{
-      .id = first[0].kind == "a" ? first[0].id : first[1].id, .attempt = 1, .outcome = db::FinishOutcome::complete};
+  // A slot frees when one finishes (the claim's rows come in no particular order of kinds).
+  const auto an_a = std::find_if(first.begin(), first.end(), [](const db::ClaimedJob& j) { return j.kind == "a"; });
+  ASSERT_NE(an_a, first.end());
+  db::FinishItem done{.id = an_a->id, .attempt = 1, .outcome = db::FinishOutcome::complete};
   ASSERT_EQ(session->finish(worker, {done}).size(), 1u);
   EXPECT_EQ(claim(worker, {"a"}, 10).size(), 1u);
   // A limit of 0 holds the kind; NULL removes the limit.
