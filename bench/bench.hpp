@@ -7,8 +7,8 @@
 namespace docket::bench {
 
 struct Options {
-  std::string
-      scenario;  ///< drain, enqueue, enqueue_sql, growth, latency, steady, quota, keyed, rate, bloat, schedules, soak
+  std::string scenario;  ///< drain, enqueue, enqueue_sql, growth, latency, steady, quota, quota_mix, keyed, rate,
+                         ///< bloat, schedules, soak
   std::string url;
   int jobs = 0;         ///< 0: the scenario's default
   int workers = 1;      ///< worker processes

@@ -184,17 +184,15 @@ const std::vector<Case>& hot_queries() {
            {kWorker, "'{default,other}'", "'{a,b}'", "500"},
            true,
            {"jobs_claim_idx", "jobs_pkey"}},
-      // With a limited kind (c has a quota) each kind's waiting jobs are read through their own
-      // index (migration 0025), never by stepping over other kinds' in jobs_claim_idx.
       Case{docket::db::q::job_claim,
            {kWorker, "'{default}'", "'{a,c}'", "500"},
            true,
-           {"jobs_claim_kind_idx", "jobs_pkey", "jobs_running_idx"}},
-      // A kind with a rate (issue 14): the same, the bucket read from the kind's row.
+           {"jobs_claim_idx", "jobs_pkey", "jobs_running_idx"}},
+      // A kind with a rate (issue 14): the same claim index, the bucket read from the kind's row.
       Case{docket::db::q::job_claim,
            {kWorker, "'{default,other}'", "'{a,b}'", "500"},
            true,
-           {"jobs_claim_kind_idx", "jobs_pkey"},
+           {"jobs_claim_idx", "jobs_pkey"},
            "SELECT docket.set_rate('b', '1000000/1s')"},
       Case{docket::db::q::job_complete, {kWorker, kRunningIds, "'{1,1,1}'"}, true, {"jobs_pkey"}},
       Case{docket::db::q::job_finish,
@@ -206,7 +204,7 @@ const std::vector<Case>& hot_queries() {
            {kWorker, kRunningIds, "'{1,1,1}'", "'{complete,complete,retry}'", "'{0,0,1}'", "'{NULL,NULL,NULL}'",
             "'{NULL,NULL,boom}'", "'{20,20,20}'", "'{default}'", "'{a,c}'", "500"},
            true,
-           {"jobs_pkey", "jobs_claim_kind_idx", "jobs_running_idx"}},
+           {"jobs_pkey", "jobs_claim_idx", "jobs_running_idx"}},
       Case{docket::db::q::job_progress, {kWorker, "51", "1", "'{\"done\": 1}'"}, true, {"jobs_pkey"}},
       // The maintainer: promote due jobs, rescue a dead worker's, prune old ones.
       Case{docket::db::q::job_promote,
@@ -340,9 +338,7 @@ TEST(StatsPlans, StatsReadUnfinishedRowsAndRecentHistoryOnly) {
       }
       EXPECT_NE(s.index, "jobs_pkey") << query << " walks the primary key";
     }
-    // The waiting jobs through one of their partial indexes (jobs_claim_idx, or per kind
-    // jobs_claim_kind_idx since 0025).
-    EXPECT_TRUE(used.contains("jobs_claim_idx") || used.contains("jobs_claim_kind_idx")) << query;
+    EXPECT_TRUE(used.contains("jobs_claim_idx")) << query;
     if (std::string(query) == "stats_snapshot") {
       EXPECT_TRUE(used.contains("jobs_finished_idx"));
     }

@@ -189,11 +189,12 @@ void add_worker_command(CLI::App& app, GlobalOptions& global, Action& action) {
 void add_bench_command(CLI::App& app, GlobalOptions& global, Action& action) {
   auto* cmd = app.add_subcommand("bench",
                                  "Benchmark with no-op jobs on DATABASE_URL: drain, enqueue, enqueue_sql, growth, "
-                                 "latency, steady, quota, keyed, rate, bloat, schedules, soak "
+                                 "latency, steady, quota, quota_mix, keyed, rate, bloat, schedules, soak "
                                  "(JSON line)");
   auto options = std::make_shared<bench::Options>();
   cmd->add_option("scenario", options->scenario,
-                  "drain, enqueue, enqueue_sql, growth, latency, steady, quota, keyed, rate, bloat, schedules or soak")
+                  "drain, enqueue, enqueue_sql, growth, latency, steady, quota, quota_mix, keyed, rate, bloat, "
+                  "schedules or soak")
       ->required()
       ->check(CLI::IsMember(bench::scenarios()));
   cmd->add_option("--jobs,-n", options->jobs,
