@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "db/queries.hpp"
 #include "db/session.hpp"
 #include "docket/job.hpp"
 #include "pg.hpp"
@@ -37,30 +38,37 @@ class QuotaClaim : public ::testing::Test {
         "' FROM generate_series(1, " + std::to_string(n) + ") g");
   }
 
-  static std::string claim_sql(const std::string& worker_id, const std::string& kinds, int limit) {
-    return "SELECT kind FROM docket.claim('" + worker_id + "', '{default}', '" + kinds + "', " + std::to_string(limit) +
-           ")";
+  /// The claim of docket.claim (limited kinds locked) or of job_claim_open.sql (`open`: none may
+  /// be limited): $1 worker, $2 queues, $3 kinds, $4 limit.
+  static std::string claim_sql(bool open) {
+    return open ? std::string(db::q::job_claim_open.text)
+                : "SELECT kind FROM docket.claim($1::uuid, $2::text[], $3::text[], $4::int)";
   }
 
   /// How many jobs of each kind a claim of `kinds` takes, on `conn`, rolled back after.
   std::map<std::string, int> claim(pqxx::connection& conn, const std::string& kinds, int limit) {
     pqxx::work tx(conn);
     std::map<std::string, int> got;
-    for (const auto& row : tx.exec(claim_sql(worker, kinds, limit))) ++got[row[0].c_str()];
+    for (const auto& row : tx.exec_params(claim_sql(false), worker, "{default}", kinds, limit)) ++got[row[0].c_str()];
     tx.abort();
     return got;
   }
 
   /// The shared buffers one claim of `kinds` reads (EXPLAIN ANALYZE BUFFERS counts its functions'
-  /// statements), rolled back after; a first claim warms the session's plans and the hint bits.
-  long long claim_buffers(const std::string& kinds, int limit) {
-    claim(db->conn(), kinds, limit);
-    pqxx::work tx(db->conn());
-    const auto plan =
-        Json::parse(tx.exec1("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim_sql(worker, kinds, limit))[0].c_str());
-    tx.abort();
-    const auto& top = plan.at(0).at("Plan");
-    return top.at("Shared Hit Blocks").get<long long>() + top.at("Shared Read Blocks").get<long long>();
+  /// statements), rolled back after: of a second claim, the first having warmed the session's
+  /// plans and the hint bits.
+  long long claim_buffers(const std::string& kinds, int limit, bool open = false) {
+    long long blocks = 0;
+    for (int run = 0; run < 2; ++run) {
+      pqxx::work tx(db->conn());
+      const auto plan = Json::parse(tx.exec_params1("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim_sql(open),
+                                                    worker, "{default}", kinds, limit)[0]
+                                        .c_str());
+      tx.abort();
+      const auto& top = plan.at(0).at("Plan");
+      blocks = top.at("Shared Hit Blocks").get<long long>() + top.at("Shared Read Blocks").get<long long>();
+    }
+    return blocks;
   }
 
   std::unique_ptr<docket::test::TestDatabase> db;
@@ -141,4 +149,35 @@ TEST_F(QuotaClaim, ALimitedKindKeepsItsRoomWhileOpenJobsFillTheRest) {
       << "the keyed kind's key is at its limit: the slots kept for it go to the open kind";
   jobs("k", 3, "available", "0", R"({"tenant": "t1"})");
   EXPECT_EQ(claim(db->conn(), "{a,k}", 10), (std::map<std::string, int>{{"a", 9}, {"k", 1}}));
+}
+
+// The one-statement claim (no kind limited) reads the claim index as docket.claim does: 50,000
+// jobs of another kind ahead in the queue cost it no more reads than none. And a claim over
+// several kinds and queues locks only the jobs it claims (each stream locks its share of the
+// best jobs; before 0025 each queue's scan locked up to the claim's limit).
+TEST_F(QuotaClaim, TheOpenClaimStepsOverNoOtherKindsJobsAndLocksOnlyWhatItClaims) {
+  jobs("a", 100, "available", "10");
+  db->query("VACUUM ANALYZE docket.jobs");
+  const long long alone = claim_buffers("{a}", 10, true);
+  jobs("other", 50000, "available", "3600");
+  db->query("VACUUM ANALYZE docket.jobs");
+  const long long behind_other = claim_buffers("{a}", 10, true);
+  EXPECT_LE(behind_other, alone + 100) << "alone " << alone;
+
+  db->query("DELETE FROM docket.jobs");
+  db->query(
+      "INSERT INTO docket.jobs (kind, queue, priority) SELECT k, q, g % 3 FROM unnest(ARRAY['a','b','c']) k, "
+      "unnest(ARRAY['default','second']) q, generate_series(1, 100) g");
+  for (const bool open : {true, false}) {
+    pqxx::work tx(db->conn());
+    const auto claimed = tx.exec_params(claim_sql(open), worker, "{default,second}", "{a,b,c}", 10);
+    EXPECT_EQ(claimed.size(), 10U) << (open ? "open" : "docket.claim");
+    // Rows this transaction locked (their xmax) and did not claim.
+    EXPECT_EQ(
+        tx.exec1("SELECT count(*) FROM docket.jobs WHERE state = 'available' AND xmax = xid(pg_current_xact_id())")[0]
+            .as<long long>(),
+        0)
+        << (open ? "open" : "docket.claim") << " locked jobs it did not claim";
+    tx.abort();
+  }
 }
