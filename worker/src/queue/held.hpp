@@ -42,9 +42,10 @@ class HeldJobs {
 
   /// The reconcile's comparison. Clears the doubt before `read` (a claim lost during the read asks
   /// again), reads the jobs the database has running under this worker, and returns those this
-  /// process does not hold: claimed by a claim whose answer never arrived. Those are held from now
-  /// on, until their hand-back settles. Call it with the claim lock held, so that no claim adds to
-  /// the held set meanwhile.
+  /// process does not hold and did not settle during the read: claimed by a claim whose answer
+  /// never arrived. Those are held from now on, until their hand-back settles. If `read` throws,
+  /// the doubt stands. Call it with the claim lock held, so that no claim adds to the held set
+  /// meanwhile.
   std::vector<db::ClaimedJob> unheld(const std::function<std::vector<db::ClaimedJob>()>& read);
 
  private:

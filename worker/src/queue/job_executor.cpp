@@ -8,6 +8,11 @@ namespace docket {
 
 namespace {
 using SteadyClock = std::chrono::steady_clock;
+
+/// A run's timeout: the job's own, else its kind's.
+Millis run_timeout(const db::ClaimedJob& claimed, const KindConfig& kind) {
+  return claimed.timeout.value_or(kind.timeout);
+}
 }  // namespace
 
 Job job_of(const db::ClaimedJob& claimed, const KindConfig& kind, const std::string& worker_id) {
@@ -19,7 +24,7 @@ Job job_of(const db::ClaimedJob& claimed, const KindConfig& kind, const std::str
   job.max_retries = claimed.max_retries;
   job.priority = claimed.priority;
   job.unique_key = claimed.unique_key;
-  job.timeout = claimed.timeout.value_or(kind.timeout);
+  job.timeout = run_timeout(claimed, kind);
   job.worker_id = worker_id;
   return job;
 }
@@ -85,7 +90,7 @@ void JobExecutor::submit(std::vector<db::ClaimedJob>& jobs, const std::string& w
     rj->queue = job.queue;
     rj->worker = worker_id;
     rj->started = now;
-    rj->deadline = now + job.timeout.value_or(entry.config.timeout);
+    rj->deadline = now + run_timeout(job, entry.config);
     held_.hold(job.id);
     running_.add(rj);
     slots_.take(job.queue);
