@@ -32,8 +32,8 @@ class Limits : public ::testing::Test {
   }
   std::string kinds_row(const std::string& kind) {
     return db->scalar(
-        "SELECT row(rate_limit, rate_period, rate_burst, rate_tokens IS NULL)::text FROM docket.kinds "
-        "WHERE kind = '" +
+        "SELECT row(rate_limit, rate_period, rate_burst, b.kind IS NULL)::text FROM docket.kinds k "
+        "LEFT JOIN docket.kind_buckets b USING (kind) WHERE kind = '" +
         kind + "'");
   }
   std::unique_ptr<docket::test::TestDatabase> db;
@@ -147,6 +147,34 @@ TEST_F(Limits, TheDefaultBurstIsOneSecondsWorthAndSettingTheSameRateKeepsTheBuck
   const auto after = client->limits();
   EXPECT_TRUE(after[0].at_limit);  // no whole token: the kind is held back
   EXPECT_FALSE(after[1].at_limit);
+}
+
+// Migration 0026: a claim that takes tokens writes them to the kind's narrow bucket row, never to
+// its configuration row in docket.kinds (an UPDATE there evaluated the table's 21 CHECK
+// constraints on every claim); a changed rate deletes the bucket row (a full bucket).
+TEST_F(Limits, ARatedClaimWritesItsBucketRowNotTheKindsRow) {
+  client->set_rate("a", "1000/1h", 10);
+  enqueue("a", 20);
+  const std::string kind_version = db->scalar("SELECT xmin::text FROM docket.kinds WHERE kind = 'a'");
+  const auto bucket = [&] {
+    return db->scalar(
+        "SELECT coalesce((SELECT floor(rate_tokens)::text FROM docket.kind_buckets WHERE kind = 'a'), 'none')");
+  };
+  EXPECT_EQ(bucket(), "none");  // no row: a full bucket
+  EXPECT_EQ(claim({"a"}, 4).size(), 4u);
+  EXPECT_EQ(bucket(), "6");
+  EXPECT_EQ(claim({"a"}, 50).size(), 6u);
+  EXPECT_EQ(bucket(), "0");
+  EXPECT_TRUE(claim({"a"}, 50).empty());
+  EXPECT_EQ(db->scalar("SELECT xmin::text FROM docket.kinds WHERE kind = 'a'"), kind_version);
+  EXPECT_EQ(db->scalar("SELECT rate_tokens::int::text FROM docket.kind_limits WHERE kind = 'a'"), "0");
+  client->set_rate("a", "1000/1h", 10);  // the same setting keeps the bucket
+  EXPECT_EQ(bucket(), "0");
+  client->set_rate("a", "1000/1h", 5);  // a changed one starts full
+  EXPECT_EQ(bucket(), "none");
+  EXPECT_EQ(claim({"a"}, 50).size(), 5u);
+  client->set_rate("a", std::nullopt);  // no rate: no bucket
+  EXPECT_EQ(bucket(), "none");
 }
 
 TEST_F(Limits, BadRatesAreRefusedNamingTheFieldAndWriteNothing) {
