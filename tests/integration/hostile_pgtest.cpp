@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <barrier>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -610,4 +612,69 @@ TEST(Hostile, MergedKeyedPostsRacingCompletionsEachGetTheirOwnJob) {
   completer.join();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(right.load(), 12 * 40);
+}
+
+// A C++ handler that ignores its stop token past its timeout (River #1258: jobs left `running` for
+// days that way, the worker's heartbeat keeping them from rescue). After worker.stuck_after its
+// job is retried without it, the other jobs keep running, its late return changes nothing, and the
+// next attempt runs normally.
+TEST(Hostile, AHandlerThatIgnoresItsTimeoutIsStuckAndItsJobRetriesWithoutWaitingForIt) {
+  auto db = PgCluster::shared().fresh_database();
+  const auto deaf = db->scalar("SELECT docket.enqueue('deaf', '{}')");
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool released = false;
+  std::atomic<int> attempts{0};
+  WorkerConfig config;
+  config.poll_interval = Millis(50);
+  config.promote_interval = Millis(50);
+  config.stuck_after = Millis(300);
+  Worker worker(db->url(), config);
+  KindConfig deaf_kind;
+  deaf_kind.timeout = Millis(200);
+  deaf_kind.backoff.strategy = Backoff::Strategy::fixed;
+  deaf_kind.backoff.delay = Millis(100);
+  deaf_kind.backoff.jitter = 0;
+  worker.handle(
+      "deaf",
+      [&](JobContext&) {
+        if (++attempts == 1) {  // ignores ctx.stop_requested()
+          std::unique_lock lock(mutex);
+          cv.wait(lock, [&] { return released; });
+        }
+        return Outcome::complete();
+      },
+      deaf_kind);
+  worker.handle("k", [](JobContext&) { return Outcome::complete(); });
+  std::thread running([&] { worker.run(); });
+  const auto release = [&] {
+    {
+      std::lock_guard lock(mutex);
+      released = true;
+    }
+    cv.notify_all();
+  };
+  // Stopped at 200 ms, stuck 300 ms later: its retry is written while the handler still runs.
+  const bool retried = test::wait_until(
+      [&] { return db->count("SELECT jsonb_array_length(errors) FROM docket.jobs WHERE id = " + deaf) > 0; }, 10s);
+  // (The first attempt's handler still hangs: it is released below.)
+  const std::string error = db->scalar("SELECT errors -> 0 ->> 'error' FROM docket.jobs WHERE id = " + deaf);
+  // The worker still runs other jobs.
+  const auto other = db->scalar("SELECT docket.enqueue('k', '{}')");
+  const bool others_run = test::wait_until(
+      [&] { return db->scalar("SELECT state::text FROM docket.jobs WHERE id = " + other) == "completed"; }, 10s);
+  // The second attempt ran on another thread while the first still hangs; then the first returns.
+  const bool second_done = test::wait_until(
+      [&] { return db->scalar("SELECT state::text FROM docket.jobs WHERE id = " + deaf) == "completed"; }, 10s);
+  release();
+  std::this_thread::sleep_for(300ms);
+  worker.request_stop();
+  running.join();
+  ASSERT_TRUE(retried);
+  EXPECT_EQ(error, "timed out after 200ms (its handler had not returned 300ms after it was stopped)");
+  EXPECT_TRUE(others_run);
+  EXPECT_TRUE(second_done);
+  EXPECT_EQ(attempts.load(), 2);
+  EXPECT_EQ(db->scalar("SELECT attempt || '/' || state FROM docket.jobs WHERE id = " + deaf), "2/completed");
+  EXPECT_EQ(db->count("SELECT jsonb_array_length(errors) FROM docket.jobs WHERE id = " + deaf), 1);
 }

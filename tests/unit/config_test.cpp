@@ -90,6 +90,8 @@ TEST(Config, WrongTypesAndValuesSayHowToFixThem) {
   EXPECT_NE(config_error("[worker]\nconcurrency = \"8\"\n").find("must be an integer"), std::string::npos);
   EXPECT_NE(config_error("[worker]\nshutdown_timeout = \"30 parsecs\"\n").find("unknown unit"), std::string::npos);
   EXPECT_NE(config_error("[worker]\nconcurrency = 0\n").find("between 1 and 10000"), std::string::npos);
+  EXPECT_NE(config_error("[worker]\nstuck_after = \"50ms\"\n").find("worker.stuck_after must be at least 100ms"),
+            std::string::npos);
   EXPECT_NE(config_error("[kinds.a]\ncommand=[\"x\"]\nurl=\"http://x\"\n").find("exactly one of"), std::string::npos);
   EXPECT_NE(config_error("[kinds.a]\nurl=\"ftp://x\"\n").find("http://"), std::string::npos);
   EXPECT_NE(config_error("[worker\n").find("invalid TOML"), std::string::npos);
@@ -131,6 +133,9 @@ TEST(Config, EnvironmentOverridesFileAndFlagsOverrideBoth) {
   EXPECT_EQ(c.database_url, "postgresql:///x");
   EXPECT_EQ(c.api.tokens, (std::vector<std::string>{"t1", "t2"}));
   EXPECT_EQ(c.worker.shutdown_timeout, Millis(5000));
+  EXPECT_EQ(c.worker.stuck_after, Millis(15000));  // the default
+  c.apply_env({"DOCKET_WORKER_STUCK_AFTER=2m"});
+  EXPECT_EQ(c.worker.stuck_after, Millis(120000));
   EXPECT_THROW(c.apply_env({"DOCKET_WORKER_CONCURRENCY=lots"}), ConfigError);
 }
 

@@ -128,8 +128,11 @@ struct Sink {
   JobExecutor::Hooks hooks() {
     JobExecutor::Hooks h;
     h.finish = [this](PendingFinish f) {
-      std::lock_guard lock(mutex);
-      finished.push_back(std::move(f));
+      {
+        std::lock_guard lock(mutex);
+        finished.push_back(std::move(f));
+      }
+      changed.notify_all();
     };
     h.progress = [this](const std::string&, std::int64_t, int, std::string json) {
       std::lock_guard lock(mutex);
@@ -143,6 +146,11 @@ struct Sink {
       changed.notify_all();
     };
     return h;
+  }
+  /// Waits until `n` outcomes were handed on.
+  bool wait_finished(std::size_t n) {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, 10s, [&] { return finished.size() >= n; });
   }
   /// Waits until `n` runs ended.
   bool wait_freed(std::size_t n) {
@@ -215,6 +223,103 @@ TEST_F(ExecutorFixture, ARunPastItsTimeoutIsStoppedAndRetried) {
   ASSERT_EQ(sink.finished.size(), 1U);
   EXPECT_EQ(sink.finished[0].item.outcome, db::FinishOutcome::retry);
   EXPECT_EQ(sink.finished[0].item.error, "timed out after " + format_duration(50ms));
+}
+
+/// A handler that ignores its stop token: it returns only when released (River #1258: jobs left
+/// `running` for days by handlers that never looked at their context).
+struct Deaf {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool released = false;
+  int returned = 0;
+  Handler handler() {
+    return [this](JobContext&) {
+      std::unique_lock lock(mutex);
+      cv.wait(lock, [&] { return released; });
+      ++returned;
+      return Outcome::complete();
+    };
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex);
+      released = true;
+    }
+    cv.notify_all();
+  }
+};
+
+TEST_F(ExecutorFixture, AHandlerThatIgnoresItsTimeoutIsStuckItsRetryIsWrittenWithoutItAndItsLateReturnDropped) {
+  Deaf deaf;
+  kind("deaf", deaf.handler(), 50ms);
+  JobExecutor executor(kinds, slots, held, nullptr, sink.hooks(), 200ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  submit(executor, {claimed(1, "deaf")});
+  // The timeout stops it at 50 ms; 200 ms later it is stuck and its retry goes to the completer
+  // while the handler still runs.
+  ASSERT_TRUE(sink.wait_finished(1));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 250ms);
+  ASSERT_EQ(sink.finished.size(), 1U);
+  EXPECT_EQ(sink.finished[0].item.outcome, db::FinishOutcome::retry);
+  EXPECT_EQ(sink.finished[0].item.error, "timed out after " + format_duration(50ms) +
+                                             " (its handler had not returned " + format_duration(200ms) +
+                                             " after it was stopped)");
+  EXPECT_EQ(sink.finished[0].item.delay_s, 3.0);  // the kind's backoff, as any retry
+  EXPECT_EQ(slots.running(), 1);                  // its thread is still busy: the slot stays taken
+  EXPECT_TRUE(sink.freed.empty());
+  // It returns "complete" at last: too late, nothing more is written; its slot comes back.
+  deaf.release();
+  ASSERT_TRUE(sink.wait_freed(1));
+  EXPECT_TRUE(executor.stop(5s));
+  EXPECT_EQ(deaf.returned, 1);
+  ASSERT_EQ(sink.finished.size(), 1U);
+  EXPECT_EQ(slots.running(), 0);
+}
+
+TEST_F(ExecutorFixture, ACancelledRunWhoseHandlerDoesNotReturnIsCancelledWithoutIt) {
+  Deaf deaf;
+  kind("deaf", deaf.handler());
+  JobExecutor executor(kinds, slots, held, nullptr, sink.hooks(), 150ms);
+  submit(executor, {claimed(1, "deaf")});
+  EXPECT_TRUE(executor.cancel(1));
+  ASSERT_TRUE(sink.wait_finished(1));
+  std::this_thread::sleep_for(100ms);  // and nothing more
+  ASSERT_EQ(sink.finished.size(), 1U);
+  EXPECT_EQ(sink.finished[0].item.outcome, db::FinishOutcome::cancel);
+  deaf.release();
+  ASSERT_TRUE(sink.wait_freed(1));
+  EXPECT_TRUE(executor.stop(5s));
+  EXPECT_EQ(sink.finished.size(), 1U);
+}
+
+TEST_F(ExecutorFixture, AtShutdownARunAlreadyStoppedForItsTimeoutGetsItsOutcomeNotARescue) {
+  Deaf deaf;
+  kind("deaf", deaf.handler(), 20ms);
+  kind("fine", [](JobContext& ctx) {
+    while (!ctx.stop_requested()) std::this_thread::sleep_for(1ms);
+    return Outcome::complete();
+  });
+  // stuck_after 0: never stuck by itself; only the worker's stop settles it.
+  JobExecutor executor(kinds, slots, held, nullptr, sink.hooks());
+  submit(executor, {claimed(1, "deaf"), claimed(2, "fine")});
+  std::this_thread::sleep_for(200ms);  // past the deaf run's timeout: stopped, still running
+  EXPECT_TRUE(sink.finished.empty());
+  const auto handed_back = executor.stop_all(StopReason::shutdown);
+  ASSERT_EQ(handed_back.size(), 1U);  // the one stopped now is handed back by the worker
+  EXPECT_EQ(handed_back[0]->id, 2);
+  EXPECT_EQ(executor.settle_stopped(), 1U);
+  EXPECT_EQ(executor.settle_stopped(), 0U);  // once
+  ASSERT_TRUE(sink.wait_freed(1));
+  ASSERT_EQ(sink.finished.size(), 1U);
+  EXPECT_EQ(sink.finished[0].item.id, 1);
+  EXPECT_EQ(sink.finished[0].item.outcome, db::FinishOutcome::retry);
+  EXPECT_EQ(sink.finished[0].item.error,
+            "timed out after " + format_duration(20ms) + " (its handler had not returned when the worker stopped)");
+  deaf.release();
+  ASSERT_TRUE(sink.wait_freed(2));
+  EXPECT_TRUE(executor.stop(5s));
+  EXPECT_EQ(sink.finished.size(), 1U);
 }
 
 /// A handler that waits for its stop token, and tells when it started.

@@ -115,12 +115,16 @@ struct WorkerConfig {
   std::map<std::string, int> queue_concurrency;
   int concurrency = 8;             ///< jobs this process runs at once
   Millis shutdown_timeout{30000};  ///< SIGTERM: how long running jobs may finish
-  Millis lease{30000};             ///< a worker silent this long is dead; its jobs are rescued
-  Millis heartbeat_interval{0};    ///< 0: lease / 6
-  Millis rescue_interval{0};       ///< 0: lease / 4
-  Millis poll_interval{1000};      ///< claim poll when no NOTIFY arrives (jittered)
-  Millis promote_interval{1000};   ///< longest sleep of the scheduler between checks
-  int claim_batch = 500;           ///< most jobs claimed in one round trip
+  /// A job stopped for its timeout or a cancel whose handler has not returned this long after is
+  /// stuck: its outcome (a retry, or cancelled) is written without it, `job.stuck` is logged and
+  /// docket_worker_stuck_jobs counts it; its thread and slot stay taken until it returns.
+  Millis stuck_after{15000};
+  Millis lease{30000};            ///< a worker silent this long is dead; its jobs are rescued
+  Millis heartbeat_interval{0};   ///< 0: lease / 6
+  Millis rescue_interval{0};      ///< 0: lease / 4
+  Millis poll_interval{1000};     ///< claim poll when no NOTIFY arrives (jittered)
+  Millis promote_interval{1000};  ///< longest sleep of the scheduler between checks
+  int claim_batch = 500;          ///< most jobs claimed in one round trip
   Millis prune_interval{60000};
   /// Retention of this worker's kinds that set none in [kinds.X] (unset: the fleet default in
   /// docket.settings, 24h and 7d). It never applies to kinds this worker does not run.

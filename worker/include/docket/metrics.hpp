@@ -29,6 +29,9 @@ class Metrics {
   /// An outcome was written: state is completed, retryable, failed, cancelled, scheduled,
   /// available (handed back) or stale (refused by the fence).
   void job_finished(const std::string& kind, const std::string& state, double duration_s);
+  /// A run of `kind` became stuck (+1: its handler had not returned long after it was stopped) or
+  /// its stuck handler returned at last (-1): the gauge docket_worker_stuck_jobs.
+  void job_stuck(const std::string& kind, int delta);
   /// A schedule's slot got its job `lateness_s` after the slot's time.
   void schedule_enqueued(double lateness_s);
   /// One HTTP request (route is the pattern, not the raw path).

@@ -308,6 +308,7 @@ const std::vector<Section>& sections() {
             [](Config& c, const Value& v) { c.worker.concurrency = static_cast<int>(as<long long>(v)); }},
            {"shutdown_timeout", Type::duration,
             [](Config& c, const Value& v) { c.worker.shutdown_timeout = as<Millis>(v); }},
+           {"stuck_after", Type::duration, [](Config& c, const Value& v) { c.worker.stuck_after = as<Millis>(v); }},
            {"lease", Type::duration, [](Config& c, const Value& v) { c.worker.lease = as<Millis>(v); }},
            {"heartbeat_interval", Type::duration,
             [](Config& c, const Value& v) { c.worker.heartbeat_interval = as<Millis>(v); }},
@@ -1298,6 +1299,7 @@ void Config::validate() const {
   // Durations where zero (or a value too small to mean anything) cannot be what was meant.
   if (worker.promote_interval < Millis(10)) throw ConfigError("worker.promote_interval must be at least 10ms");
   if (worker.prune_interval < Millis(1000)) throw ConfigError("worker.prune_interval must be at least 1s");
+  if (worker.stuck_after < Millis(100)) throw ConfigError("worker.stuck_after must be at least 100ms");
   if (worker.heartbeat_interval.count() > 0 && worker.heartbeat_interval < Millis(10)) {
     throw ConfigError("worker.heartbeat_interval must be at least 10ms (or unset: a sixth of worker.lease)");
   }

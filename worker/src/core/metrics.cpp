@@ -28,6 +28,13 @@ struct Metrics::Impl {
           .Name("docket_jobs_finished_total")
           .Help("Outcomes written by this process, by the state the job reached (stale: refused by the fence)")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& stuck =
+      prometheus::BuildGauge()
+          .Name("docket_worker_stuck_jobs")
+          .Help(
+              "Runs of this process stopped (timeout, cancel) whose handler has not returned long after: each "
+              "keeps a thread and a slot; their outcome was written without them")
+          .Register(registry);
   prometheus::Family<prometheus::Histogram>& duration = prometheus::BuildHistogram()
                                                             .Name("docket_job_duration_seconds")
                                                             .Help("Time a job's handler ran, per attempt")
@@ -58,6 +65,7 @@ struct Metrics::Impl {
   std::mutex mutex;
   std::map<std::string, prometheus::Counter*> claimed_by_kind;
   std::map<std::pair<std::string, std::string>, prometheus::Counter*> finished_by;
+  std::map<std::string, prometheus::Gauge*> stuck_by_kind;
   std::map<std::string, prometheus::Histogram*> duration_by_kind;
   std::map<std::string, prometheus::Histogram*> latency_by_queue;
   std::map<std::string, prometheus::Histogram*> wait_by_kind;
@@ -88,6 +96,13 @@ void Metrics::job_finished(const std::string& kind, const std::string& state, do
   auto& h = impl_->duration_by_kind[kind];
   if (!h) h = &impl_->duration.Add({{"kind", kind}}, kJobBuckets);
   h->Observe(duration_s);
+}
+
+void Metrics::job_stuck(const std::string& kind, int delta) {
+  std::lock_guard lock(impl_->mutex);
+  auto& g = impl_->stuck_by_kind[kind];
+  if (!g) g = &impl_->stuck.Add({{"kind", kind}});
+  g->Increment(delta);
 }
 
 void Metrics::schedule_enqueued(double lateness_s) {

@@ -66,12 +66,14 @@ AfterRun after_run(Outcome outcome, StopReason reason, std::chrono::milliseconds
 }
 
 JobExecutor::JobExecutor(const Kinds& kinds, Slots& slots, HeldJobs& held, std::shared_ptr<Metrics> metrics,
-                         Hooks hooks)
+                         Hooks hooks, std::chrono::milliseconds stuck_after)
     : kinds_(kinds),
       slots_(slots),
       held_(held),
       metrics_(std::move(metrics)),
       hooks_(std::move(hooks)),
+      stuck_after_(stuck_after),
+      running_(stuck_after, [this](const std::shared_ptr<RunningJob>& rj) { stuck(rj); }),
       pool_(std::make_unique<RunPool>(slots.concurrency())) {}
 
 JobExecutor::~JobExecutor() {
@@ -107,6 +109,48 @@ std::vector<std::shared_ptr<RunningJob>> JobExecutor::stop_all(StopReason why, c
   return running_.stop_all(why, worker);
 }
 
+std::size_t JobExecutor::settle_stopped() {
+  std::size_t n = 0;
+  for (const auto& rj : running_.stopped_for({StopReason::timeout, StopReason::cancel})) {
+    n += write_without_handler(rj, "its handler had not returned when the worker stopped") ? 1 : 0;
+  }
+  return n;
+}
+
+void JobExecutor::stuck(const std::shared_ptr<RunningJob>& rj) {
+  const StopReason why = rj->reason.load();
+  const char* stopped_for = why == StopReason::timeout  ? "timeout"
+                            : why == StopReason::cancel ? "cancel"
+                            : why == StopReason::lost   ? "lost lease"
+                                                        : "shutdown";
+  // A stuck run keeps its pool thread and its slot (a thread cannot be killed): this process runs
+  // one job fewer at once until the handler returns. Restart the worker when they add up.
+  log::warn("job.stuck", {{"job_id", rj->id},
+                          {"kind", rj->kind},
+                          {"queue", rj->queue},
+                          {"attempt", rj->attempt},
+                          {"stopped_for", stopped_for},
+                          {"stuck_after_ms", stuck_after_.count()},
+                          {"action", "outcome written without the handler; its slot stays taken until it returns"}});
+  if (metrics_) metrics_->job_stuck(rj->kind, 1);
+  write_without_handler(rj, "its handler had not returned " + format_duration(stuck_after_) + " after it was stopped");
+}
+
+bool JobExecutor::write_without_handler(const std::shared_ptr<RunningJob>& rj, const std::string& why) {
+  const StopReason reason = rj->reason.load();
+  // A lost lease: rescued elsewhere, nothing to write; at shutdown the hand-back settles it.
+  if (reason != StopReason::timeout && reason != StopReason::cancel) return false;
+  if (!rj->settle()) return false;  // its handler returned first
+  const KindEntry& entry = kinds_.at(rj->kind);
+  const auto timeout = std::chrono::duration_cast<Millis>(rj->deadline - rj->started);
+  Outcome outcome = reason == StopReason::timeout
+                        ? Outcome::retry("timed out after " + format_duration(timeout) + " (" + why + ")")
+                        : Outcome::cancel("cancelled on request while running (" + why + ")");
+  const double duration_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - rj->started).count();
+  hooks_.finish({rj->worker, finish_item(*rj, entry, outcome), rj->kind, rj->queue, duration_ms});
+  return true;
+}
+
 bool JobExecutor::stop(std::chrono::milliseconds timeout) {
   if (!pool_) return false;
   pool_->stop();
@@ -134,7 +178,17 @@ void JobExecutor::run(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJo
 
   // Remove first, then read why it stopped: Running::stop_all marks jobs under the same lock.
   running_.remove(rj);
+  if (rj->stuck.load() && metrics_) metrics_->job_stuck(rj->kind, -1);
   auto after = after_run(std::move(outcome), rj->reason.load(), timeout);
+  if ((after.end == RunEnd::write || after.end == RunEnd::parked) && !rj->settle()) {
+    // Stuck (or the worker stopping) had its outcome written without it: this return is too late.
+    log::info("job.stuck_returned", {{"job_id", rj->id},
+                                     {"kind", rj->kind},
+                                     {"attempt", rj->attempt},
+                                     {"action", "outcome dropped (written without it); its slot is free again"}});
+    hooks_.freed(slots_.release(claimed.queue));
+    return;
+  }
   switch (after.end) {  // no default (-Werror=switch)
     case RunEnd::parked:
       // Parked by its handler (docket.callback_wait): the token's holder or the callback deadline

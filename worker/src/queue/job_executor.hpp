@@ -74,8 +74,11 @@ class JobExecutor {
     std::function<void(const SlotFreed&)> freed;
   };
 
-  /// `kinds` must outlive the executor. One pool thread per slot (`slots.concurrency()`).
-  JobExecutor(const Kinds& kinds, Slots& slots, HeldJobs& held, std::shared_ptr<Metrics> metrics, Hooks hooks);
+  /// `kinds` must outlive the executor. One pool thread per slot (`slots.concurrency()`). A run
+  /// whose handler has not returned `stuck_after` after it was stopped for its timeout or a cancel
+  /// is stuck: its outcome is written without it (0: never; see stuck()).
+  JobExecutor(const Kinds& kinds, Slots& slots, HeldJobs& held, std::shared_ptr<Metrics> metrics, Hooks hooks,
+              std::chrono::milliseconds stuck_after = std::chrono::milliseconds(0));
   /// Stops the pool (see stop).
   ~JobExecutor();
   JobExecutor(const JobExecutor&) = delete;
@@ -88,12 +91,20 @@ class JobExecutor {
   bool cancel(std::int64_t id);
   /// Stops every job claimed under `worker` (all when empty) and returns those newly stopped.
   std::vector<std::shared_ptr<RunningJob>> stop_all(StopReason why, const std::string& worker = "");
+  /// At shutdown: the runs stopped for their timeout or a cancel whose handlers have not returned
+  /// get their outcome written now, without them (the process is about to exit). How many.
+  std::size_t settle_stopped();
   /// No new runs; waits up to `timeout` for the pool's threads. False if a run ignores its stop
   /// token: its threads are abandoned (the process exits anyway; its job was handed back).
   bool stop(std::chrono::milliseconds timeout);
 
  private:
   void run(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJob& claimed);
+  /// The watchdog found `rj` stuck: logs it, counts it and writes its outcome without it.
+  void stuck(const std::shared_ptr<RunningJob>& rj);
+  /// Writes what a run stopped for its timeout (a retry) or a cancel (cancelled) comes to, without
+  /// its handler's return, if nothing decided its outcome yet; `why` says why in its error.
+  bool write_without_handler(const std::shared_ptr<RunningJob>& rj, const std::string& why);
   db::FinishItem finish_item(const RunningJob& rj, const KindEntry& entry, const Outcome& outcome);
 
   const Kinds& kinds_;
@@ -103,7 +114,8 @@ class JobExecutor {
   Hooks hooks_;
   std::mutex rng_mutex_;
   std::mt19937_64 rng_{std::random_device{}()};
-  Running running_;
+  std::chrono::milliseconds stuck_after_;
+  Running running_;                // after the members its stuck hook uses
   std::unique_ptr<RunPool> pool_;  // last: its threads use the members above
 };
 

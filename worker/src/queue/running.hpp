@@ -5,6 +5,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -29,14 +31,28 @@ struct RunningJob {
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point deadline;
   std::atomic<StopReason> reason{StopReason::none};
+  /// When the first reason was recorded (steady clock ticks; 0: not asked to stop).
+  std::atomic<std::chrono::steady_clock::rep> stopped_at{0};
+  /// Its handler had not returned stuck_after past its stop (set once, by the watchdog).
+  std::atomic<bool> stuck{false};
 
   /// Records the reason (if none yet) and requests stop. True if this call set the reason.
   bool stop_for(StopReason why);
+  /// Takes the one right to decide this run's outcome: its handler's return, or the outcome
+  /// written without it once it is stuck (or at shutdown). True for the first caller only.
+  bool settle() { return !settled_.exchange(true); }
+
+ private:
+  std::atomic<bool> settled_{false};
 };
 
 class Running {
  public:
+  /// Called by the watchdog (outside its lock), once per run, when the run's handler has not
+  /// returned `stuck_after` after the run was asked to stop.
+  using StuckHook = std::function<void(const std::shared_ptr<RunningJob>&)>;
   Running();
+  Running(std::chrono::milliseconds stuck_after, StuckHook on_stuck);
   ~Running();
 
   /// Registers a run (a later run of the same job replaces an earlier one still returning).
@@ -51,6 +67,8 @@ class Running {
   bool stop(std::int64_t id, StopReason why);
   /// Stops every job claimed under `worker` (or all when empty) and returns those it newly stopped.
   std::vector<std::shared_ptr<RunningJob>> stop_all(StopReason why, const std::string& worker = "");
+  /// The runs still registered that were asked to stop for one of `reasons`.
+  std::vector<std::shared_ptr<RunningJob>> stopped_for(std::initializer_list<StopReason> reasons) const;
 
  private:
   void watch(const std::stop_token& stop);
@@ -58,7 +76,9 @@ class Running {
   mutable std::mutex mutex_;
   std::condition_variable_any changed_;
   std::unordered_map<std::int64_t, std::shared_ptr<RunningJob>> jobs_;
-  bool dirty_ = false;     ///< a job was added: its deadline may be the next one
+  std::chrono::milliseconds stuck_after_{0};  ///< 0: runs are never reported stuck
+  StuckHook on_stuck_;
+  bool dirty_ = false;     ///< a job was added or stopped: its deadline or stuck time may be the next one
   std::jthread watchdog_;  // last: started after the members it uses
 };
 

@@ -133,7 +133,7 @@ void Worker::Impl::run() {
     completer->progress(worker, id, attempt, std::move(json));
   };
   run_hooks.freed = [this](const SlotFreed& f) { freed(f); };
-  executor = std::make_unique<JobExecutor>(kinds, slots, held, metrics, std::move(run_hooks));
+  executor = std::make_unique<JobExecutor>(kinds, slots, held, metrics, std::move(run_hooks), cfg.stuck_after);
 
   Producer::Hooks claim_hooks;
   claim_hooks.deliver = [this](std::vector<db::ClaimedJob>& jobs, const std::string& worker) {
@@ -199,6 +199,9 @@ void Worker::Impl::run() {
     for (const auto& rj : executor->stop_all(StopReason::shutdown)) {
       hand_back(rj->worker, rj->id, rj->attempt, rj->max_retries, rj->kind, rj->queue);
     }
+    // Runs stopped earlier (their timeout, a cancel) whose handlers have not returned: their
+    // outcome now, not a rescue after the lease.
+    if (const auto n = executor->settle_stopped(); n > 0) log::warn("worker.stopped_runs_settled", {{"jobs", n}});
     // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
     std::unique_lock lock(stop_mutex);
     stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return slots.running() == 0; });
