@@ -32,8 +32,9 @@ struct Metrics::Impl {
       prometheus::BuildGauge()
           .Name("docket_worker_stuck_jobs")
           .Help(
-              "Runs of this process stopped (timeout, cancel) whose handler has not returned long after: each "
-              "keeps a thread and a slot; their outcome was written without them")
+              "Runs of this process asked to stop (timeout, cancel, lost lease, shutdown) whose handler has not "
+              "returned worker.stuck_after later: each keeps a thread and a slot (a timed-out or cancelled one's "
+              "outcome was written without it)")
           .Register(registry);
   prometheus::Family<prometheus::Histogram>& duration = prometheus::BuildHistogram()
                                                             .Name("docket_job_duration_seconds")

@@ -47,7 +47,11 @@ void Completer::push(PendingFinish finish) {
 void Completer::progress(const std::string& worker, std::int64_t id, int attempt, std::string json) {
   {
     std::lock_guard lock(mutex_);
-    progress_[id] = {worker, attempt, std::move(json)};
+    // A stuck run of an earlier attempt may still report after the job was claimed here again: it
+    // must not replace the newer attempt's pending progress (the database refuses it by attempt).
+    auto [it, inserted] = progress_.try_emplace(id, worker, attempt, std::string());
+    if (!inserted && std::get<1>(it->second) > attempt) return;
+    it->second = {worker, attempt, std::move(json)};
   }
   ready_.notify_all();
 }

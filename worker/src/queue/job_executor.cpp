@@ -125,21 +125,29 @@ void JobExecutor::stuck(const std::shared_ptr<RunningJob>& rj) {
                                                         : "shutdown";
   // A stuck run keeps its pool thread and its slot (a thread cannot be killed): this process runs
   // one job fewer at once until the handler returns. Restart the worker when they add up.
+  int not_counted = 0;
+  if (metrics_ && rj->stuck_gauge.compare_exchange_strong(not_counted, 1)) metrics_->job_stuck(rj->kind, 1);
+  const bool written = write_without_handler(
+      rj, "its handler had not returned " + format_duration(stuck_after_) + " after it was stopped");
+  const char* outcome = written                       ? "written without the handler"
+                        : why == StopReason::lost     ? "none here (rescued elsewhere)"
+                        : why == StopReason::shutdown ? "none here (handed back)"
+                                                      : "decided already (returned, or the worker stopping)";
   log::warn("job.stuck", {{"job_id", rj->id},
                           {"kind", rj->kind},
                           {"queue", rj->queue},
                           {"attempt", rj->attempt},
                           {"stopped_for", stopped_for},
                           {"stuck_after_ms", stuck_after_.count()},
-                          {"action", "outcome written without the handler; its slot stays taken until it returns"}});
-  if (metrics_) metrics_->job_stuck(rj->kind, 1);
-  write_without_handler(rj, "its handler had not returned " + format_duration(stuck_after_) + " after it was stopped");
+                          {"outcome", outcome},
+                          {"action", "its thread and slot stay taken until the handler returns"}});
 }
 
 bool JobExecutor::write_without_handler(const std::shared_ptr<RunningJob>& rj, const std::string& why) {
   const StopReason reason = rj->reason.load();
   // A lost lease: rescued elsewhere, nothing to write; at shutdown the hand-back settles it.
   if (reason != StopReason::timeout && reason != StopReason::cancel) return false;
+  std::lock_guard lock(write_without_mutex_);
   if (!rj->settle()) return false;  // its handler returned first
   const KindEntry& entry = kinds_.at(rj->kind);
   const auto timeout = std::chrono::duration_cast<Millis>(rj->deadline - rj->started);
@@ -178,7 +186,7 @@ void JobExecutor::run(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJo
 
   // Remove first, then read why it stopped: Running::stop_all marks jobs under the same lock.
   running_.remove(rj);
-  if (rj->stuck.load() && metrics_) metrics_->job_stuck(rj->kind, -1);
+  if (rj->stuck_gauge.exchange(2) == 1 && metrics_) metrics_->job_stuck(rj->kind, -1);
   auto after = after_run(std::move(outcome), rj->reason.load(), timeout);
   if ((after.end == RunEnd::write || after.end == RunEnd::parked) && !rj->settle()) {
     // Stuck (or the worker stopping) had its outcome written without it: this return is too late.

@@ -115,6 +115,9 @@ class JobExecutor {
   std::mutex rng_mutex_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::chrono::milliseconds stuck_after_;
+  /// Held across settle() and the push of an outcome written without its handler, so that once
+  /// settle_stopped returns no such push is still on its way to the completer.
+  std::mutex write_without_mutex_;
   Running running_;                // after the members its stuck hook uses
   std::unique_ptr<RunPool> pool_;  // last: its threads use the members above
 };

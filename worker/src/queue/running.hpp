@@ -35,6 +35,10 @@ struct RunningJob {
   std::atomic<std::chrono::steady_clock::rep> stopped_at{0};
   /// Its handler had not returned stuck_after past its stop (set once, by the watchdog).
   std::atomic<bool> stuck{false};
+  /// For the stuck gauge: 0 not counted, 1 counted (by the stuck hook), 2 returned (by the run).
+  /// Whichever of the two comes second sees the other's mark, so the gauge never goes below 0
+  /// and never keeps a run that returned.
+  std::atomic<int> stuck_gauge{0};
 
   /// Records the reason (if none yet) and requests stop. True if this call set the reason.
   bool stop_for(StopReason why);
