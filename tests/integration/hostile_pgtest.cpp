@@ -614,6 +614,45 @@ TEST(Hostile, MergedKeyedPostsRacingCompletionsEachGetTheirOwnJob) {
   EXPECT_EQ(right.load(), 12 * 40);
 }
 
+namespace {
+/// A C++ handler's gate that ignores the run's stop token: a run waits until it is released.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool released = false;
+  void wait() {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return released; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex);
+      released = true;
+    }
+    cv.notify_all();
+  }
+};
+
+/// A worker whose runs of "deaf" time out after 200 ms and are stuck 300 ms later.
+WorkerConfig stuck_worker_config() {
+  WorkerConfig config;
+  config.poll_interval = Millis(50);
+  config.promote_interval = Millis(50);
+  config.stuck_after = Millis(300);
+  return config;
+}
+KindConfig deaf_kind(int max_retries) {
+  KindConfig kind;
+  kind.timeout = Millis(200);
+  kind.max_retries = max_retries;
+  kind.backoff.strategy = Backoff::Strategy::fixed;
+  kind.backoff.delay = Millis(100);
+  kind.backoff.jitter = 0;
+  return kind;
+}
+constexpr const char* kStuckError = "timed out after 200ms (its handler had not returned 300ms after it was stopped)";
+}  // namespace
+
 // A C++ handler that ignores its stop token past its timeout (River #1258: jobs left `running` for
 // days that way, the worker's heartbeat keeping them from rescue). After worker.stuck_after its
 // job is retried without it, the other jobs keep running, its late return changes nothing, and the
@@ -621,39 +660,18 @@ TEST(Hostile, MergedKeyedPostsRacingCompletionsEachGetTheirOwnJob) {
 TEST(Hostile, AHandlerThatIgnoresItsTimeoutIsStuckAndItsJobRetriesWithoutWaitingForIt) {
   auto db = PgCluster::shared().fresh_database();
   const auto deaf = db->scalar("SELECT docket.enqueue('deaf', '{}')");
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool released = false;
+  Gate gate;
   std::atomic<int> attempts{0};
-  WorkerConfig config;
-  config.poll_interval = Millis(50);
-  config.promote_interval = Millis(50);
-  config.stuck_after = Millis(300);
-  Worker worker(db->url(), config);
-  KindConfig deaf_kind;
-  deaf_kind.timeout = Millis(200);
-  deaf_kind.backoff.strategy = Backoff::Strategy::fixed;
-  deaf_kind.backoff.delay = Millis(100);
-  deaf_kind.backoff.jitter = 0;
+  Worker worker(db->url(), stuck_worker_config());
   worker.handle(
       "deaf",
       [&](JobContext&) {
-        if (++attempts == 1) {  // ignores ctx.stop_requested()
-          std::unique_lock lock(mutex);
-          cv.wait(lock, [&] { return released; });
-        }
+        if (++attempts == 1) gate.wait();  // ignores ctx.stop_requested()
         return Outcome::complete();
       },
-      deaf_kind);
+      deaf_kind(3));
   worker.handle("k", [](JobContext&) { return Outcome::complete(); });
   std::thread running([&] { worker.run(); });
-  const auto release = [&] {
-    {
-      std::lock_guard lock(mutex);
-      released = true;
-    }
-    cv.notify_all();
-  };
   // Stopped at 200 ms, stuck 300 ms later: its retry is written while the handler still runs.
   const bool retried = test::wait_until(
       [&] { return db->count("SELECT jsonb_array_length(errors) FROM docket.jobs WHERE id = " + deaf) > 0; }, 10s);
@@ -666,15 +684,46 @@ TEST(Hostile, AHandlerThatIgnoresItsTimeoutIsStuckAndItsJobRetriesWithoutWaiting
   // The second attempt ran on another thread while the first still hangs; then the first returns.
   const bool second_done = test::wait_until(
       [&] { return db->scalar("SELECT state::text FROM docket.jobs WHERE id = " + deaf) == "completed"; }, 10s);
-  release();
+  gate.release();
   std::this_thread::sleep_for(300ms);
   worker.request_stop();
   running.join();
   ASSERT_TRUE(retried);
-  EXPECT_EQ(error, "timed out after 200ms (its handler had not returned 300ms after it was stopped)");
+  EXPECT_EQ(error, kStuckError);
   EXPECT_TRUE(others_run);
   EXPECT_TRUE(second_done);
   EXPECT_EQ(attempts.load(), 2);
   EXPECT_EQ(db->scalar("SELECT attempt || '/' || state FROM docket.jobs WHERE id = " + deaf), "2/completed");
   EXPECT_EQ(db->count("SELECT jsonb_array_length(errors) FROM docket.jobs WHERE id = " + deaf), 1);
+}
+
+// A stuck run whose outcome is written already does not hold the worker's shutdown for its
+// shutdown_timeout: the worker stops as soon as the runs it can still wait for are done.
+TEST(Hostile, AStuckRunDoesNotHoldTheShutdownForItsWholeTimeout) {
+  auto db = PgCluster::shared().fresh_database();
+  const auto deaf = db->scalar("SELECT docket.enqueue('deaf', '{}')");
+  Gate gate;
+  WorkerConfig config = stuck_worker_config();
+  config.shutdown_timeout = Millis(20000);
+  auto worker = std::make_unique<Worker>(db->url(), config);
+  worker->handle(
+      "deaf",
+      [&](JobContext&) {
+        gate.wait();
+        return Outcome::complete();
+      },
+      deaf_kind(0));
+  std::thread running([&] { worker->run(); });
+  const bool failed = test::wait_until(
+      [&] { return db->scalar("SELECT state::text FROM docket.jobs WHERE id = " + deaf) == "failed"; }, 10s);
+  const auto t0 = std::chrono::steady_clock::now();
+  worker->request_stop();
+  running.join();
+  const auto stopped_in = std::chrono::steady_clock::now() - t0;
+  gate.release();
+  std::this_thread::sleep_for(200ms);  // the abandoned thread returns before the worker goes
+  worker.reset();
+  ASSERT_TRUE(failed);  // max_retries 0: the timeout written without the handler fails it
+  EXPECT_LT(stopped_in, 5s);
+  EXPECT_EQ(db->scalar("SELECT errors -> 0 ->> 'error' FROM docket.jobs WHERE id = " + deaf), kStuckError);
 }

@@ -155,6 +155,7 @@ bool JobExecutor::write_without_handler(const std::shared_ptr<RunningJob>& rj, c
                         ? Outcome::retry("timed out after " + format_duration(timeout) + " (" + why + ")")
                         : Outcome::cancel("cancelled on request while running (" + why + ")");
   const double duration_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - rj->started).count();
+  abandoned_.fetch_add(1);
   hooks_.finish({rj->worker, finish_item(*rj, entry, outcome), rj->kind, rj->queue, duration_ms});
   return true;
 }
@@ -194,6 +195,7 @@ void JobExecutor::run(const std::shared_ptr<RunningJob>& rj, const db::ClaimedJo
                                      {"kind", rj->kind},
                                      {"attempt", rj->attempt},
                                      {"action", "outcome dropped (written without it); its slot is free again"}});
+    abandoned_.fetch_sub(1);
     hooks_.freed(slots_.release(claimed.queue));
     return;
   }

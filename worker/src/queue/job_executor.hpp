@@ -4,6 +4,7 @@
 // shutdown and lost-lease stops) and knows nothing of claims or the database: what it produces
 // leaves through its Hooks. The mapping from a run to its outcome is pure functions (job_of,
 // run_handler, after_run), unit-tested with the executor itself in tests/unit/job_executor_test.cpp.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -94,6 +95,9 @@ class JobExecutor {
   /// At shutdown: the runs stopped for their timeout or a cancel whose handlers have not returned
   /// get their outcome written now, without them (the process is about to exit). How many.
   std::size_t settle_stopped();
+  /// Runs whose outcome was written without them and whose handlers have not returned yet (they
+  /// still hold their slots): a shutdown does not wait for them.
+  int abandoned() const { return abandoned_.load(); }
   /// No new runs; waits up to `timeout` for the pool's threads. False if a run ignores its stop
   /// token: its threads are abandoned (the process exits anyway; its job was handed back).
   bool stop(std::chrono::milliseconds timeout);
@@ -118,6 +122,7 @@ class JobExecutor {
   /// Held across settle() and the push of an outcome written without its handler, so that once
   /// settle_stopped returns no such push is still on its way to the completer.
   std::mutex write_without_mutex_;
+  std::atomic<int> abandoned_{0};
   Running running_;                // after the members its stuck hook uses
   std::unique_ptr<RunPool> pool_;  // last: its threads use the members above
 };

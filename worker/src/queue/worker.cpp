@@ -100,7 +100,7 @@ void Worker::Impl::freed(const SlotFreed& f) {
   } else if (f.wake) {
     producer->poke();
   }
-  if (f.running == 0 && stopping.load()) {
+  if (stopping.load() && f.running <= executor->abandoned()) {
     std::lock_guard lock(stop_mutex);
     stop_cv.notify_all();
   }
@@ -191,9 +191,16 @@ void Worker::Impl::run() {
   maintainer->mark_stopping();
   {
     std::unique_lock lock(stop_mutex);
-    stop_cv.wait_for(lock, cfg.shutdown_timeout, [&] { return slots.running() == 0; });
+    // Stuck runs whose outcome is written already hold slots until their handlers return: not
+    // worth waiting for. (Looked at every 100 ms too: a run found stuck meanwhile wakes nobody.)
+    const auto done = [&] { return slots.running() <= executor->abandoned(); };
+    const auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      stop_cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)),
+                         done);
+    }
   }
-  if (slots.running() > 0) {
+  if (slots.running() > executor->abandoned()) {
     // Hand back what did not finish, without charging the attempt; stop the jobs (commands get
     // SIGTERM, then SIGKILL). Their late outcomes are dropped.
     for (const auto& rj : executor->stop_all(StopReason::shutdown)) {
@@ -204,7 +211,7 @@ void Worker::Impl::run() {
     if (const auto n = executor->settle_stopped(); n > 0) log::warn("worker.stopped_runs_settled", {{"jobs", n}});
     // Commands got SIGTERM and exit with the process at the latest (their shims see it go).
     std::unique_lock lock(stop_mutex);
-    stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return slots.running() == 0; });
+    stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return slots.running() <= executor->abandoned(); });
   }
   completer->drain(std::max<Millis>(Millis(5000), cfg.lease));
   maintainer->finish();
