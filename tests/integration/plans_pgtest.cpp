@@ -584,9 +584,13 @@ TEST(KeyedPlans, TheKeyedClaimUsesTheKeyIndexWith100kJobsOver1000Keys) {
     for (const auto& s : found) {
       used.insert(s.index);
       EXPECT_NE(s.node, "Seq Scan") << query << " scans docket.jobs sequentially in:\n" << s.statement;
-      if (s.index == index) EXPECT_TRUE(s.has_cond || s.under_limit) << query << " walks all of " << index;
+      if (s.index == index) {
+        EXPECT_TRUE(s.has_cond || s.under_limit) << query << " walks all of " << index;
+      }
     }
-    if (std::string(query) != "kind_limits") EXPECT_TRUE(used.contains(index)) << query;
+    if (std::string(query) != "kind_limits") {
+      EXPECT_TRUE(used.contains(index)) << query;
+    }
     // The claim counts each open key's running jobs through their own index, never the table.
     if (query == "job_claim") {
       EXPECT_TRUE(used.contains("jobs_partition_running_idx")) << query;

@@ -3,11 +3,15 @@
 // limited kind has room for are kept for it while the open kinds fill the rest of the claim.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "db/queries.hpp"
 #include "db/session.hpp"
+#include "docket/handler.hpp"
 #include "docket/job.hpp"
+#include "docket/worker.hpp"
 #include "pg.hpp"
 
 using namespace docket;
@@ -179,5 +183,43 @@ TEST_F(QuotaClaim, TheOpenClaimStepsOverNoOtherKindsJobsAndLocksOnlyWhatItClaims
         0)
         << (open ? "open" : "docket.claim") << " locked jobs it did not claim";
     tx.abort();
+  }
+}
+
+// A worker's finishing writes claim the freed slots' next jobs (Refill) only while one of its
+// kinds has a quota: there a freed slot is a claim, saved a round trip. A rate or a keyed limit
+// alone gains nothing from it and would lose the producer's claims running beside the completer's
+// writes (docket bench rate and keyed drained faster without it), so those claim as open kinds do.
+TEST(QuotaRefill, OnlyAKindWithAQuotaMakesTheWorkersFinishingWritesClaim) {
+  for (const std::string limit : {"rate", "keyed", "quota"}) {
+    SCOPED_TRACE(limit);
+    auto db = PgCluster::shared().fresh_database();
+    if (limit == "rate") db->query("SELECT docket.set_rate('r', '1000000/1s')");
+    if (limit == "keyed") db->query("SELECT docket.set_partition('r', 'args.t', 1)");
+    if (limit == "quota") db->query("SELECT docket.set_limit('r', 4)");
+    db->query(
+        "INSERT INTO docket.jobs (kind, args) SELECT 'r', jsonb_build_object('t', g % 50) FROM generate_series(1, "
+        "400) g");
+    WorkerConfig config;
+    config.concurrency = 4;
+    config.poll_interval = Millis(50);
+    Worker worker(db->url(), config);
+    worker.handle("r", [](JobContext&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return Outcome::complete();
+    });
+    std::thread running([&] { worker.run(); });
+    const bool done =
+        test::wait_until([&] { return db->count("SELECT count(*) FROM docket.jobs WHERE state = 'completed'") == 400; },
+                         std::chrono::seconds(60));
+    const auto stats = worker.stats();
+    worker.request_stop();
+    running.join();
+    ASSERT_TRUE(done);
+    if (limit == "quota") {
+      EXPECT_GT(stats.refill_claims, 0U);
+    } else {
+      EXPECT_EQ(stats.refill_claims, 0U);
+    }
   }
 }

@@ -20,6 +20,9 @@ struct WorkerStats {
   std::uint64_t cancelled = 0;
   std::uint64_t snoozed = 0;
   std::uint64_t stale = 0;  ///< finishing writes refused because the job was no longer ours
+  /// Finishing writes that also claimed the freed slots' next jobs (only while a kind this worker
+  /// claims has a quota, max_running).
+  std::uint64_t refill_claims = 0;
   int running = 0;
 };
 

@@ -517,6 +517,13 @@ bool Session::listen_for_jobs(const std::string& queues_literal, const std::stri
   });
 }
 
+bool Session::any_quota(const std::string& kinds_literal) {
+  return guarded(*this, impl_->conn, [&](pqxx::connection& c) {
+    auto res = DOCKET_RUN(q::kind_any_quota, kinds_literal);
+    return !res.empty() && !res[0][0].is_null() && res[0][0].as<bool>();
+  });
+}
+
 std::optional<JobRecord> Session::job_by_key(const std::string& key) {
   return guarded(*this, impl_->conn, [&](pqxx::connection& c) -> std::optional<JobRecord> {
     auto res = DOCKET_RUN(q::job_by_key, key);

@@ -271,6 +271,8 @@ class Session {
   /// docket.listen_for_jobs: marks the queues (array literal) as slept on, so the next enqueue into
   /// one of them sends docket_jobs; true when one already holds an available job of the kinds.
   bool listen_for_jobs(const std::string& queues_literal, const std::string& kinds_literal);
+  /// Whether any of the kinds (array literal) has a quota (docket.kinds.max_running).
+  bool any_quota(const std::string& kinds_literal);
   /// The socket to poll for incoming notifications (-1 when not connected).
   int socket() const;
   /// Reads what arrived on the socket (non-blocking) and returns the notifications.

@@ -252,6 +252,7 @@ bool Completer::write(db::Session& session, std::vector<PendingFinish>& batch, b
     for (auto i : indexes) items.push_back(batch[i].item);
     std::optional<Refill::Claim> claim;
     if (claim_too && refill_.begin) claim = refill_.begin(worker);
+    const bool claims_too = claim.has_value();
     std::vector<db::Finished> done;
     if (claim) {
       db::FinishedAndClaimed both;
@@ -367,6 +368,7 @@ bool Completer::write(db::Session& session, std::vector<PendingFinish>& batch, b
     }
     std::lock_guard lock(mutex_);
     ++counters_.writes;
+    if (claims_too) ++counters_.refills;
     counters_.completed += add.completed;
     counters_.retried += add.retried;
     counters_.failed += add.failed;

@@ -24,7 +24,8 @@ namespace docket {
 
 struct CompleterCounters {
   std::uint64_t completed = 0, retried = 0, failed = 0, cancelled = 0, snoozed = 0, released = 0, stale = 0;
-  std::uint64_t writes = 0;  ///< finish round trips (batches)
+  std::uint64_t writes = 0;   ///< finish round trips (batches)
+  std::uint64_t refills = 0;  ///< of those, the ones that also claimed (Refill: kinds with a quota)
 };
 
 /// Lets a batch of outcomes also claim the jobs that take the freed slots, in the same round trip

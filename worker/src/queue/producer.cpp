@@ -200,6 +200,7 @@ void Producer::loop(const std::stop_token& stop) {
   constexpr auto kClaimWindow = std::chrono::milliseconds(5);
   auto deferred_since = SteadyClock::time_point::max();
   bool listening = false;  // our queues are marked in docket.queue_listeners (see below)
+  bool any_quota = true;   // one of our limited kinds has a quota (asked when the path turns quota)
   // An enqueue checks for a mark in its trigger and commits later (a few statements later, through
   // a pooler a few round trips): one that checked just before our mark was visible and commits
   // after we looked for jobs would wait for the poll. Looking again this much later closes all but
@@ -258,11 +259,22 @@ void Producer::loop(const std::stop_token& stop) {
         if (n <= 0) continue;
         const std::string worker_id = identity_.get();
         std::optional<double> rate_wait_s;
+        const auto path_before = claim_path;
         auto jobs = claim_across(literals_, slots_, n, [&](const std::string& queues, int limit) {
           return session.claim(worker_id, queues, kinds_literal_, limit, claim_path, &rate_wait_s);
         });
         claims_.fetch_add(1);
-        quota_claims_ = claim_path == db::Session::ClaimPath::quota;
+        const bool quota_path = claim_path == db::Session::ClaimPath::quota;
+        // The limits may have changed whenever the open path found a limited kind again (at each
+        // poll, and after a control notice): ask then whether one of them is a quota.
+        if (quota_path && path_before == db::Session::ClaimPath::open) {
+          try {
+            any_quota = session.any_quota(kinds_literal_);
+          } catch (const std::exception& e) {
+            log::warn("claim.quota_lookup_failed", {{"error", e.what()}});  // keeps the last answer
+          }
+        }
+        quota_claims_ = quota_path && any_quota;
         last_full = static_cast<int>(jobs.size()) == n;
         want = last_full;  // a full batch: there may be more
         next_poll = next_poll_after(SteadyClock::now());

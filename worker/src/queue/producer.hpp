@@ -132,7 +132,9 @@ class Producer {
   std::mutex claim_mutex_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> flushed_{false};  ///< there may be more jobs: claim at the next turn
-  /// The producer's last claim went by the quota path: completions then claim their replacements.
+  /// The producer's last claim went by the quota path and one of its kinds has a quota:
+  /// completions then claim their replacements (Completer refill). Rates and keyed limits alone
+  /// keep the producer's claims beside the completer's writes, as open kinds do.
   std::atomic<bool> quota_claims_{false};
   /// A claim met an empty rate-limit bucket: a short refill by the completer then wakes the
   /// producer, whose claim learns when the next token comes (docket.rate_wait).

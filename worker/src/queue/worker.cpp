@@ -303,6 +303,7 @@ WorkerStats Worker::stats() const {
     s.cancelled = c.cancelled;
     s.snoozed = c.snoozed;
     s.stale = c.stale;
+    s.refill_claims = c.refills;
   }
   return s;
 }
