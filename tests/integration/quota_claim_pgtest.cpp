@@ -13,6 +13,7 @@
 #include "docket/job.hpp"
 #include "docket/worker.hpp"
 #include "pg.hpp"
+#include "queue/completer.hpp"
 
 using namespace docket;
 using docket::test::PgCluster;
@@ -222,4 +223,21 @@ TEST(QuotaRefill, OnlyAKindWithAQuotaMakesTheWorkersFinishingWritesClaim) {
       EXPECT_EQ(stats.refill_claims, 0U);
     }
   }
+}
+
+// A stuck handler of an earlier attempt may report progress after its job was claimed again by
+// the same worker: the newer attempt's pending progress must be the one written (the database
+// refuses the older one by attempt).
+TEST(CompleterProgress, AnEarlierAttemptsLateProgressDoesNotReplaceTheNewerOnesPending) {
+  auto db = PgCluster::shared().fresh_database();
+  db::Session session(db->url(), "test");
+  const std::string worker = session.register_worker({.name = "w", .queues = {"default"}, .kinds = {"k"}});
+  const auto id = db->scalar(
+      "INSERT INTO docket.jobs (kind, state, attempt, started_at, worker) VALUES ('k', 'running', 2, now(), '" +
+      worker + "') RETURNING id");
+  Completer completer(db->url(), nullptr, nullptr);
+  completer.progress(worker, std::stoll(id), 2, R"({"attempt":2})");
+  completer.progress(worker, std::stoll(id), 1, R"({"attempt":1})");
+  completer.drain(std::chrono::seconds(10));
+  EXPECT_EQ(db->scalar("SELECT progress::text FROM docket.jobs WHERE id = " + id), R"({"attempt": 2})");
 }
